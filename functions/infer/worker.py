@@ -1,0 +1,109 @@
+"""Long-lived infer worker (EC2 mode): K processes, each long-polling SQS and running micro-batches.
+
+Run as `python -m functions.infer.worker [--processes K]`. SIGTERM or Ctrl-C: every process finishes the
+batch in hand, settles its messages and exits; a process that dies is restarted by the supervisor.
+"""
+from __future__ import annotations
+
+import argparse
+import logging
+import multiprocessing
+import os
+import signal
+import sys
+import time
+
+log = logging.getLogger("cxr.worker")
+RESTART_BACKOFF_SECONDS = 1.0
+
+
+def consume(stop_all) -> None:
+    """One worker process: load the model once, then batch after batch until asked to stop."""
+    import threading
+
+    from aws_lambda_powertools import Metrics
+
+    from cxr_core.bootstrap import runtime
+    from cxr_core.services.infer import process_batch
+    from cxr_core.sqs_consumer import SqsBatchSource
+    from cxr_core.telemetry import record_batch
+
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the supervisor decides; it forwards SIGTERM
+    stop_me = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop_me.set())
+
+    def stop_requested() -> bool:
+        return stop_me.is_set() or stop_all.is_set()
+
+    rt = runtime()
+    config = rt.settings
+    deps = rt.infer_deps()
+    identity = rt.predictor.identity
+    log.warning("worker %d ready: model %s engine %s weights %s%s", os.getpid(), identity.get("name"),
+                identity.get("engine"), identity.get("weights"),
+                " - RANDOM-INIT WEIGHTS, NOT FOR CLINICAL USE" if identity.get("weights") != "real" else "")
+    source = SqsBatchSource(rt.sqs, config.queue_url, config.infer_batch_size, config.infer_batch_window_seconds,
+                            config.visibility_timeout_seconds)
+    metrics = Metrics()
+    while not stop_requested():
+        try:
+            batch = source.next_batch(stop_requested)
+            if not batch:
+                continue
+            with source.kept_alive(batch):
+                report = process_batch(batch, deps)
+            source.settle(report)
+            record_batch(metrics, report)
+            metrics.flush_metrics()
+        except Exception:
+            log.exception("batch loop error; messages not settled will be redelivered")
+            time.sleep(RESTART_BACKOFF_SECONDS)
+
+
+def supervise(processes: int) -> int:
+    context = multiprocessing.get_context("spawn")
+    stop = context.Event()
+    children: dict[int, multiprocessing.Process] = {}
+
+    def start(slot: int) -> None:
+        child = context.Process(target=consume, args=(stop,), name=f"infer-worker-{slot}", daemon=False)
+        child.start()
+        children[slot] = child
+
+    def request_stop(*_):
+        stop.set()
+        for child in children.values():
+            if child.is_alive():
+                os.kill(child.pid, signal.SIGTERM)
+
+    signal.signal(signal.SIGTERM, request_stop)
+    signal.signal(signal.SIGINT, request_stop)
+    for slot in range(processes):
+        start(slot)
+    log.warning("supervisor %d: %d worker processes", os.getpid(), processes)
+    while not stop.is_set():
+        time.sleep(0.5)
+        for slot, child in list(children.items()):
+            if not child.is_alive() and not stop.is_set():
+                log.error("worker %s exited with %s; restarting", child.pid, child.exitcode)
+                time.sleep(RESTART_BACKOFF_SECONDS)
+                start(slot)
+    for child in children.values():
+        child.join()
+    log.warning("supervisor %d: all workers drained", os.getpid())
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    from cxr_core.config import settings
+
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--processes", type=int, default=settings().worker_processes,
+                        help="worker processes (default WORKER_PROCESSES, else one per core)")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    return supervise(max(1, args.processes))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,44 @@
+"""GET /v1/jobs/{id}, /v1/jobs/{id}/result and /v1/ops/*: read-only views of jobs and the service."""
+from aws_lambda_powertools import Logger, Metrics
+from aws_lambda_powertools.event_handler import APIGatewayHttpResolver
+
+from cxr_core.bootstrap import runtime
+from cxr_core.http import install_error_handlers, json_response
+from cxr_core.services import ops
+from cxr_core.services.jobs import get_job, get_result, job_view, result_view
+
+logger = Logger()
+metrics = Metrics()
+app = APIGatewayHttpResolver()
+install_error_handlers(app, logger)
+
+
+@app.get("/v1/jobs/<job_id>")
+def job_status(job_id: str):
+    return json_response(200, job_view(get_job(runtime().jobs, job_id)))
+
+
+@app.get("/v1/jobs/<job_id>/result")
+def job_result(job_id: str):
+    return json_response(200, result_view(get_result(runtime().jobs, job_id)))
+
+
+@app.get("/v1/ops/health")
+def health():
+    return json_response(200, ops.health(runtime().model_identity))
+
+
+@app.get("/v1/ops/metrics")
+def service_metrics():
+    return json_response(200, ops.metrics(runtime().jobs, runtime().queue))
+
+
+@app.get("/v1/ops/dlq")
+def dead_letters():
+    return json_response(200, ops.dead_letters(runtime().jobs, runtime().queue))
+
+
+@logger.inject_lambda_context
+@metrics.log_metrics
+def lambda_handler(event, context):
+    return app.resolve(event, context)

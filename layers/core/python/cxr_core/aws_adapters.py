@@ -1,0 +1,41 @@
+"""ImageStore on S3 and JobQueue on SQS; the boto3 clients are made by bootstrap and injected."""
+from __future__ import annotations
+
+import json
+
+from cxr_core.domain import JobMessage
+
+
+class S3ImageStore:
+    def __init__(self, s3_client, bucket: str):
+        self._s3 = s3_client
+        self._bucket = bucket
+
+    def put(self, key: str, data: bytes, content_type: str) -> None:
+        self._s3.put_object(Bucket=self._bucket, Key=key, Body=data, ContentType=content_type,
+                            ServerSideEncryption="AES256")
+
+    def get(self, key: str) -> bytes:
+        return self._s3.get_object(Bucket=self._bucket, Key=key)["Body"].read()
+
+
+class SqsJobQueue:
+    def __init__(self, sqs_client, queue_url: str, dlq_url: str | None = None):
+        self._sqs = sqs_client
+        self._queue_url = queue_url
+        self._dlq_url = dlq_url
+
+    def send(self, message: JobMessage) -> None:
+        self._sqs.send_message(QueueUrl=self._queue_url, MessageBody=json.dumps(message.to_dict()))
+
+    def _count(self, url: str) -> dict:
+        attributes = self._sqs.get_queue_attributes(QueueUrl=url, AttributeNames=[
+            "ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"])["Attributes"]
+        return {"visible": int(attributes.get("ApproximateNumberOfMessages", 0)),
+                "in_flight": int(attributes.get("ApproximateNumberOfMessagesNotVisible", 0))}
+
+    def depth(self) -> dict:
+        depth = self._count(self._queue_url)
+        if self._dlq_url:
+            depth["dead_letter"] = self._count(self._dlq_url)["visible"]
+        return depth

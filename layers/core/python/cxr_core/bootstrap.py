@@ -1,0 +1,62 @@
+"""One wiring per process: settings, AWS clients made once, the adapters, and the model on first use."""
+from __future__ import annotations
+
+import os
+from concurrent.futures import ThreadPoolExecutor
+from functools import cached_property, lru_cache
+
+import boto3
+from botocore.config import Config
+
+from cxr_core.aws_adapters import S3ImageStore, SqsJobQueue
+from cxr_core.config import Settings, settings
+from cxr_core.dynamo_store import DynamoJobStore
+from cxr_core.services.infer import InferDeps
+from cxr_core.services.submit import SubmitDeps
+
+
+class Runtime:
+    def __init__(self, config: Settings):
+        self.settings = config
+        client_config = Config(retries={"max_attempts": 4, "mode": "standard"}, max_pool_connections=32)
+        self.s3 = boto3.client("s3", region_name=config.region, endpoint_url=config.aws_endpoint_url,
+                               config=client_config)
+        self.sqs = boto3.client("sqs", region_name=config.region, endpoint_url=config.aws_endpoint_url,
+                                config=client_config)
+        self.jobs = DynamoJobStore(region=config.region, ttl_days=config.job_ttl_days)
+        self.images = S3ImageStore(self.s3, config.images_bucket)
+        self.queue = SqsJobQueue(self.sqs, config.queue_url, config.dlq_url or None)
+
+    @cached_property
+    def model_identity(self) -> dict:
+        """The model's identity without loading the network (submit and poll never run it)."""
+        from cxr_model import read_identity
+        return read_identity(self.settings.model_dir, name=self.settings.model_name,
+                             engine=self.settings.model_engine, preprocess_mode=self.settings.preprocess_mode)
+
+    @cached_property
+    def predictor(self):
+        from cxr_model import load_predictor
+        return load_predictor(self.settings.model_dir, engine=self.settings.model_engine,
+                              threads=self.settings.model_threads, preprocess_mode=self.settings.preprocess_mode,
+                              name=self.settings.model_name)
+
+    def submit_deps(self) -> SubmitDeps:
+        from cxr_model import check_image
+        return SubmitDeps(jobs=self.jobs, images=self.images, queue=self.queue,
+                          model_id=self.model_identity["model_id"], check_image=check_image)
+
+    @cached_property
+    def _executor(self) -> ThreadPoolExecutor:
+        return ThreadPoolExecutor(max_workers=min(8, self.settings.infer_batch_size), thread_name_prefix="fetch")
+
+    def infer_deps(self) -> InferDeps:
+        return InferDeps(jobs=self.jobs, images=self.images, predictor=self.predictor, executor=self._executor,
+                         max_receive_count=self.settings.max_receive_count,
+                         lease_seconds=self.settings.visibility_timeout_seconds)
+
+
+@lru_cache(maxsize=1)
+def runtime() -> Runtime:
+    os.environ.setdefault("AWS_DEFAULT_REGION", settings().region)
+    return Runtime(settings())

@@ -1,0 +1,64 @@
+"""Every setting of the service, read from environment variables declared in template.yaml."""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from functools import lru_cache
+
+
+@dataclass(frozen=True)
+class Settings:
+    stage: str
+    jobs_table: str
+    results_table: str
+    images_bucket: str
+    queue_url: str
+    dlq_url: str
+    aws_endpoint_url: str | None
+    region: str
+    max_upload_bytes: int
+    job_ttl_days: int
+    max_receive_count: int
+    model_name: str
+    model_dir: str
+    model_engine: str
+    model_threads: int
+    preprocess_mode: str
+    infer_batch_size: int
+    infer_batch_window_seconds: float
+    visibility_timeout_seconds: int
+    worker_processes: int
+    stuck_job_seconds: int
+
+
+def _int(name: str, default: int) -> int:
+    return int(os.environ.get(name, default))
+
+
+@lru_cache(maxsize=1)
+def settings() -> Settings:
+    """The process-wide settings; read once."""
+    env = os.environ.get
+    return Settings(
+        stage=env("STAGE", "local"),
+        jobs_table=env("JOBS_TABLE", "cxr-local-jobs"),
+        results_table=env("RESULTS_TABLE", "cxr-local-results"),
+        images_bucket=env("IMAGES_BUCKET", "cxr-local-images"),
+        queue_url=env("QUEUE_URL", ""),
+        dlq_url=env("DLQ_URL", ""),
+        aws_endpoint_url=env("AWS_ENDPOINT_URL") or None,
+        region=env("AWS_REGION") or env("AWS_DEFAULT_REGION") or "us-east-1",
+        max_upload_bytes=_int("MAX_UPLOAD_BYTES", 10 * 1024 * 1024),
+        job_ttl_days=_int("JOB_TTL_DAYS", 30),
+        max_receive_count=_int("MAX_RECEIVE_COUNT", 3),
+        model_name=env("MODEL_NAME", "densenet121-res224-all"),
+        model_dir=env("MODEL_DIR", "/opt/weights"),
+        model_engine=env("MODEL_ENGINE", "onnxruntime"),
+        model_threads=_int("MODEL_THREADS", 1),
+        preprocess_mode=env("PREPROCESS_MODE", "fast"),
+        infer_batch_size=_int("INFER_BATCH_SIZE", 8),
+        infer_batch_window_seconds=float(env("INFER_BATCH_WINDOW_SECONDS", "1")),
+        visibility_timeout_seconds=_int("VISIBILITY_TIMEOUT_SECONDS", 360),
+        worker_processes=_int("WORKER_PROCESSES", os.cpu_count() or 1),
+        stuck_job_seconds=_int("STUCK_JOB_SECONDS", 900),
+    )

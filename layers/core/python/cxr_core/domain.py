@@ -1,0 +1,145 @@
+"""Jobs, cache entries, queue messages and the errors the service can answer with."""
+from __future__ import annotations
+
+import enum
+import hashlib
+import uuid
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+
+
+class JobStatus(str, enum.Enum):
+    QUEUED = "QUEUED"
+    IN_PROGRESS = "IN_PROGRESS"
+    COMPLETED = "COMPLETED"
+    FAILED = "FAILED"
+
+    @property
+    def is_final(self) -> bool:
+        return self in (JobStatus.COMPLETED, JobStatus.FAILED)
+
+
+def utc_now() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+def iso(moment: datetime) -> str:
+    """ISO-8601 UTC with milliseconds and a Z suffix: sorts as text, as the status index needs."""
+    return moment.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
+
+
+def parse_iso(text: str) -> datetime:
+    return datetime.fromisoformat(text.replace("Z", "+00:00"))
+
+
+def new_job_id() -> str:
+    return str(uuid.uuid4())
+
+
+def sha256_hex(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def cache_key(image_sha256: str, model_id: str) -> str:
+    """The result-cache key: the same bytes under another model must not share an answer."""
+    return f"{image_sha256}#{model_id}"
+
+
+@dataclass
+class Job:
+    job_id: str
+    status: JobStatus
+    image_sha256: str
+    image_key: str
+    model_id: str
+    created_at: str
+    updated_at: str
+    started_at: str | None = None
+    finished_at: str | None = None
+    attempts: int = 0
+    error: str | None = None
+    cached: bool = False
+    result: dict | None = None
+    client_id: str | None = None
+
+    @property
+    def cache_key(self) -> str:
+        return cache_key(self.image_sha256, self.model_id)
+
+
+@dataclass
+class CacheEntry:
+    """A result-cache row: PENDING while its job is in flight (the dedup record), DONE with the result."""
+    cache_key: str
+    job_id: str
+    done: bool
+    result: dict | None = None
+
+
+@dataclass(frozen=True)
+class JobMessage:
+    """The small SQS body: never the image."""
+    job_id: str
+    image_key: str
+    image_sha256: str
+    model_id: str
+
+    def to_dict(self) -> dict:
+        return {"job_id": self.job_id, "image_key": self.image_key,
+                "image_sha256": self.image_sha256, "model_id": self.model_id}
+
+    @classmethod
+    def from_dict(cls, body: dict) -> "JobMessage":
+        return cls(job_id=str(body["job_id"]), image_key=str(body["image_key"]),
+                   image_sha256=str(body["image_sha256"]), model_id=str(body["model_id"]))
+
+
+@dataclass
+class Upload:
+    data: bytes
+    content_type: str | None = None
+    filename: str | None = None
+
+
+@dataclass
+class ServiceError(Exception):
+    """A failure the API reports as {"error", "code"} with an HTTP status."""
+    status: int
+    code: str
+    message: str
+    headers: dict = field(default_factory=dict)
+
+    def __str__(self) -> str:
+        return f"{self.code}: {self.message}"
+
+
+def no_image(message: str = "no image in the request: send multipart field 'image' or raw image bytes") -> ServiceError:
+    return ServiceError(400, "NO_IMAGE", message)
+
+
+def bad_request(message: str) -> ServiceError:
+    return ServiceError(400, "BAD_REQUEST", message)
+
+
+def too_large(limit: int) -> ServiceError:
+    return ServiceError(413, "PAYLOAD_TOO_LARGE", f"image is larger than the {limit}-byte limit")
+
+
+def unsupported_media(message: str) -> ServiceError:
+    return ServiceError(415, "UNSUPPORTED_MEDIA_TYPE", message)
+
+
+def undecodable(message: str) -> ServiceError:
+    return ServiceError(422, "UNDECODABLE_IMAGE", message)
+
+
+def job_not_found(job_id: str) -> ServiceError:
+    return ServiceError(404, "JOB_NOT_FOUND", f"no job with id {job_id}")
+
+
+def result_not_ready(job_id: str, status: JobStatus) -> ServiceError:
+    return ServiceError(409, "RESULT_NOT_READY", f"job {job_id} is {status.value}; the result exists once it is COMPLETED")
+
+
+def unavailable(message: str) -> ServiceError:
+    return ServiceError(503, "SERVICE_UNAVAILABLE", message, {"Retry-After": "1"})

@@ -1,0 +1,51 @@
+"""The small interfaces the services need: job storage, image storage, the queue."""
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass
+from typing import Iterable, Protocol
+
+from cxr_core.domain import CacheEntry, Job, JobMessage, JobStatus
+
+
+class CacheKeyTaken(Exception):
+    """Another upload of the same image claimed the result-cache key first."""
+
+
+class ClaimState(str, enum.Enum):
+    CLAIMED = "CLAIMED"    # ours now: run it
+    FINAL = "FINAL"        # already COMPLETED or FAILED: acknowledge, do nothing
+    BUSY = "BUSY"          # IN_PROGRESS under a live lease elsewhere: leave the message for later
+    MISSING = "MISSING"    # no such job: nothing can ever run it
+
+
+@dataclass
+class Claim:
+    state: ClaimState
+    job: Job | None = None
+
+
+class JobStore(Protocol):
+    def get_job(self, job_id: str) -> Job | None: ...
+    def get_cache(self, key: str) -> CacheEntry | None: ...
+    def put_job(self, job: Job) -> None: ...
+    def create_job(self, job: Job, stale_job_id: str | None = None) -> None:
+        """Write the QUEUED job and its PENDING cache entry atomically; CacheKeyTaken if the key is held
+        (by anything other than stale_job_id's entry)."""
+    def abandon_job(self, job: Job) -> None:
+        """Undo create_job (the message could not be sent)."""
+    def claim_jobs(self, job_ids: Iterable[str], token: str, lease_seconds: int) -> dict[str, Claim]: ...
+    def complete_job(self, job: Job, token: str, result: dict) -> bool: ...
+    def release_job(self, job: Job, token: str, error: str) -> None: ...
+    def fail_job(self, job: Job, token: str | None, error: str) -> None: ...
+    def jobs_by_status(self, status: JobStatus, since: str, limit: int | None = None) -> list[Job]: ...
+
+
+class ImageStore(Protocol):
+    def put(self, key: str, data: bytes, content_type: str) -> None: ...
+    def get(self, key: str) -> bytes: ...
+
+
+class JobQueue(Protocol):
+    def send(self, message: JobMessage) -> None: ...
+    def depth(self) -> dict: ...

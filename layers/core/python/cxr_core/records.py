@@ -1,0 +1,57 @@
+"""pynamodb models of the jobs table and the result-cache table (names from settings)."""
+from __future__ import annotations
+
+from pynamodb.attributes import (BooleanAttribute, JSONAttribute, NumberAttribute, TTLAttribute,
+                                 UnicodeAttribute)
+from pynamodb.indexes import AllProjection, GlobalSecondaryIndex
+from pynamodb.models import Model
+
+from cxr_core.config import settings
+
+
+class StatusUpdatedIndex(GlobalSecondaryIndex):
+    class Meta:
+        index_name = "status-updated-index"
+        projection = AllProjection()
+
+    status = UnicodeAttribute(hash_key=True)
+    updated_at = UnicodeAttribute(range_key=True)
+
+
+class JobRecord(Model):
+    class Meta:
+        table_name = settings().jobs_table
+        region = settings().region
+
+    job_id = UnicodeAttribute(hash_key=True)
+    status = UnicodeAttribute()
+    image_sha256 = UnicodeAttribute()
+    image_key = UnicodeAttribute()
+    model_id = UnicodeAttribute()
+    created_at = UnicodeAttribute()
+    updated_at = UnicodeAttribute()
+    started_at = UnicodeAttribute(null=True)
+    finished_at = UnicodeAttribute(null=True)
+    attempts = NumberAttribute(default=0)
+    error = UnicodeAttribute(null=True)
+    cached = BooleanAttribute(default=False)
+    result = JSONAttribute(null=True)
+    client_id = UnicodeAttribute(null=True)
+    claim_token = UnicodeAttribute(null=True)
+    lease_until = NumberAttribute(null=True)
+    expires_at = TTLAttribute(null=True)
+
+    status_index = StatusUpdatedIndex()
+
+
+class CacheRecord(Model):
+    class Meta:
+        table_name = settings().results_table
+        region = settings().region
+
+    cache_key = UnicodeAttribute(hash_key=True)
+    job_id = UnicodeAttribute()
+    state = UnicodeAttribute()  # PENDING | DONE
+    result = JSONAttribute(null=True)
+    updated_at = UnicodeAttribute()
+    expires_at = TTLAttribute(null=True)

@@ -1,0 +1,1 @@
+"""Service functions: what the handlers and the worker call, written against the ports only."""

@@ -1,0 +1,148 @@
+"""One micro-batch: claim the jobs, fetch the images, one forward pass, write each result."""
+from __future__ import annotations
+
+import json
+import logging
+import time
+import uuid
+from concurrent.futures import Executor
+from dataclasses import dataclass, field
+from typing import Protocol, Sequence
+
+from cxr_core.domain import Job, JobMessage, iso, parse_iso, utc_now
+from cxr_core.ports import ClaimState, ImageStore, JobStore
+
+logger = logging.getLogger(__name__)
+
+
+class Prediction(Protocol):
+    output: dict
+    top_label: str
+
+
+class Predictor(Protocol):
+    identity: dict
+    model_id: str
+
+    def preprocess(self, data: bytes): ...
+    def predict(self, images: list) -> Sequence[Prediction]: ...
+
+
+@dataclass
+class InboundMessage:
+    message_id: str
+    body: str
+    receive_count: int = 1
+    sent_at_epoch_ms: float | None = None
+
+
+@dataclass
+class BatchReport:
+    succeeded: list[str] = field(default_factory=list)   # message ids to acknowledge (delete)
+    failed: list[str] = field(default_factory=list)      # message ids to leave for redelivery / the DLQ
+    retry_after: dict[str, int] = field(default_factory=dict)  # failed ids worth retrying sooner than the timeout
+    completed_jobs: list[str] = field(default_factory=list)
+    failed_jobs: list[str] = field(default_factory=list)
+    forward_ms: float = 0.0
+    batch_size: int = 0
+    queue_wait_ms: list[float] = field(default_factory=list)
+    end_to_end_ms: list[float] = field(default_factory=list)
+
+
+@dataclass
+class InferDeps:
+    jobs: JobStore
+    images: ImageStore
+    predictor: Predictor
+    executor: Executor
+    max_receive_count: int
+    lease_seconds: int
+
+
+@dataclass
+class _Work:
+    job: Job
+    message_ids: list[str]
+    receive_count: int
+    tensor: object = None
+
+
+def _parse(messages: list[InboundMessage], report: BatchReport) -> dict[str, list[InboundMessage]]:
+    by_job: dict[str, list[InboundMessage]] = {}
+    now_ms = time.time() * 1000
+    for message in messages:
+        try:
+            job_message = JobMessage.from_dict(json.loads(message.body))
+        except (ValueError, KeyError, TypeError):
+            logger.error("malformed message %s: it will reach the DLQ", message.message_id)
+            report.failed.append(message.message_id)
+            continue
+        if message.sent_at_epoch_ms:
+            report.queue_wait_ms.append(max(0.0, now_ms - message.sent_at_epoch_ms))
+        by_job.setdefault(job_message.job_id, []).append(message)
+    return by_job
+
+
+def _give_back(work: _Work, deps: InferDeps, token: str, reason: str, report: BatchReport) -> None:
+    """Retry through the queue; on the last allowed delivery the job ends FAILED and the message goes to the DLQ."""
+    if work.receive_count >= deps.max_receive_count:
+        logger.error("job %s failed for good after %d deliveries: %s", work.job.job_id, work.receive_count, reason)
+        deps.jobs.fail_job(work.job, token, reason)
+        report.failed_jobs.append(work.job.job_id)
+    else:
+        logger.warning("job %s will be retried (delivery %d): %s", work.job.job_id, work.receive_count, reason)
+        deps.jobs.release_job(work.job, token, reason)
+        for message_id in work.message_ids:
+            report.retry_after[message_id] = min(60, 2 ** work.receive_count)
+    report.failed.extend(work.message_ids)
+
+
+def _load(work: _Work, deps: InferDeps) -> None:
+    work.tensor = deps.predictor.preprocess(deps.images.get(work.job.image_key))
+
+
+def process_batch(messages: list[InboundMessage], deps: InferDeps) -> BatchReport:
+    report = BatchReport()
+    by_job = _parse(messages, report)
+    if not by_job:
+        return report
+    token = uuid.uuid4().hex
+    claims = deps.jobs.claim_jobs(by_job, token, deps.lease_seconds)
+    work: list[_Work] = []
+    for job_id, job_messages in by_job.items():
+        claim = claims[job_id]
+        ids = [m.message_id for m in job_messages]
+        if claim.state is ClaimState.CLAIMED:
+            work.append(_Work(claim.job, ids, max(m.receive_count for m in job_messages)))
+        elif claim.state is ClaimState.BUSY:
+            report.failed.extend(ids)  # running elsewhere: look again after the visibility timeout
+        else:
+            report.succeeded.extend(ids)  # already final, or no job: nothing left to do
+    loaded = []
+    for item, future in [(item, deps.executor.submit(_load, item, deps)) for item in work]:
+        try:
+            future.result()
+            loaded.append(item)
+        except Exception as error:
+            _give_back(item, deps, token, f"{type(error).__name__}: {getattr(error, 'message', None) or error}", report)
+    if not loaded:
+        return report
+    report.batch_size = len(loaded)
+    started = time.perf_counter()
+    try:
+        predictions = deps.predictor.predict([item.tensor for item in loaded])
+    except Exception as error:
+        logger.exception("forward pass failed for %d jobs", len(loaded))
+        for item in loaded:
+            _give_back(item, deps, token, f"inference failed: {type(error).__name__}: {error}", report)
+        return report
+    report.forward_ms = (time.perf_counter() - started) * 1000
+    finished = utc_now()
+    for item, prediction in zip(loaded, predictions):
+        result = {"top_label": prediction.top_label, "output": prediction.output,
+                  "model": deps.predictor.identity, "created_at": iso(finished)}
+        if deps.jobs.complete_job(item.job, token, result):
+            report.completed_jobs.append(item.job.job_id)
+            report.end_to_end_ms.append((finished - parse_iso(item.job.created_at)).total_seconds() * 1000)
+        report.succeeded.extend(item.message_ids)
+    return report

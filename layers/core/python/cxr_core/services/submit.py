@@ -1,0 +1,91 @@
+"""POST /v1/jobs: validate, answer from the SHA-256 cache, or store, record and enqueue a new job."""
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from typing import Callable
+
+from cxr_core.domain import (Job, JobMessage, JobStatus, ServiceError, Upload, iso, new_job_id, sha256_hex,
+                             undecodable, unavailable, unsupported_media, utc_now)
+from cxr_core.ports import CacheKeyTaken, ImageStore, JobQueue, JobStore
+
+logger = logging.getLogger(__name__)
+
+_MEDIA_TYPES = {"png": "image/png", "jpeg": "image/jpeg", "dicom": "application/dicom"}
+_DEDUP_ATTEMPTS = 3
+
+
+@dataclass
+class SubmitDeps:
+    jobs: JobStore
+    images: ImageStore
+    queue: JobQueue
+    model_id: str
+    check_image: Callable[[bytes], object]  # returns info with .format; raises cxr_model.ImageError
+
+
+@dataclass
+class SubmitOutcome:
+    job: Job
+    created: bool  # True: a new job was queued (201); False: an existing or cached answer (200)
+
+
+def _image_format(data: bytes, check_image: Callable[[bytes], object]) -> str:
+    try:
+        return check_image(data).format
+    except ServiceError:
+        raise
+    except Exception as error:  # cxr_model.ImageError: typed, with a code and a message
+        code = getattr(error, "code", "UNDECODABLE_IMAGE")
+        message = getattr(error, "message", None) or str(error) or "image could not be decoded"
+        if code == "UNSUPPORTED_MEDIA_TYPE":
+            raise unsupported_media(message) from error
+        raise undecodable(message) from error
+
+
+def _cached_copy(entry_result: dict, template: Job) -> Job:
+    """A cache hit gets a job of its own (COMPLETED at once), so every client polls its own id."""
+    result = dict(entry_result)
+    result["job_id"] = template.job_id
+    template.status = JobStatus.COMPLETED
+    template.cached = True
+    template.result = result
+    template.finished_at = template.updated_at
+    return template
+
+
+def submit_image(upload: Upload, deps: SubmitDeps, client_id: str | None = None) -> SubmitOutcome:
+    image_format = _image_format(upload.data, deps.check_image)
+    digest = sha256_hex(upload.data)
+    moment = iso(utc_now())
+    job = Job(job_id=new_job_id(), status=JobStatus.QUEUED, image_sha256=digest,
+              image_key=f"images/{digest}", model_id=deps.model_id, created_at=moment, updated_at=moment,
+              client_id=client_id)
+    stale_job_id = None
+    stored = False
+    for _ in range(_DEDUP_ATTEMPTS):
+        entry = deps.jobs.get_cache(job.cache_key)
+        if entry is not None and entry.done:
+            copy = _cached_copy(entry.result, job)
+            deps.jobs.put_job(copy)
+            return SubmitOutcome(copy, created=False)
+        if entry is not None:
+            running = deps.jobs.get_job(entry.job_id)
+            if running is not None and not running.status.is_final:
+                return SubmitOutcome(running, created=False)
+            stale_job_id = entry.job_id  # its job failed or vanished: take the key over
+        if not stored:
+            deps.images.put(job.image_key, upload.data, _MEDIA_TYPES[image_format])
+            stored = True
+        try:
+            deps.jobs.create_job(job, stale_job_id=stale_job_id)
+        except CacheKeyTaken:
+            continue  # a racing identical upload won: answer with its job on the next pass
+        try:
+            deps.queue.send(JobMessage(job.job_id, job.image_key, job.image_sha256, job.model_id))
+        except Exception as error:
+            logger.exception("enqueue failed for job %s; removing it", job.job_id)
+            deps.jobs.abandon_job(job)
+            raise unavailable("the job queue is unavailable; no job was created, try again") from error
+        return SubmitOutcome(job, created=True)
+    raise unavailable("could not settle a concurrent upload of the same image; try again")

@@ -1,0 +1,87 @@
+"""The worker's side of SQS: fill a micro-batch within a window, delete what succeeded, keep the rest alive."""
+from __future__ import annotations
+
+import threading
+import time
+from contextlib import contextmanager
+from typing import Callable
+
+from cxr_core.services.infer import BatchReport, InboundMessage
+
+SQS_MAX_BATCH = 10
+
+
+class SqsBatchSource:
+    def __init__(self, sqs_client, queue_url: str, batch_size: int, window_seconds: float,
+                 visibility_seconds: int, poll_seconds: int = 2):
+        self._sqs = sqs_client
+        self._url = queue_url
+        self.batch_size = batch_size
+        self.window_seconds = window_seconds
+        self.visibility_seconds = visibility_seconds
+        self._poll_seconds = poll_seconds
+        self._receipts: dict[str, str] = {}
+
+    def _receive(self, limit: int, wait_seconds: int) -> list[InboundMessage]:
+        response = self._sqs.receive_message(
+            QueueUrl=self._url, MaxNumberOfMessages=min(SQS_MAX_BATCH, limit), WaitTimeSeconds=wait_seconds,
+            MessageSystemAttributeNames=["ApproximateReceiveCount", "SentTimestamp"])
+        messages = []
+        for raw in response.get("Messages", []):
+            self._receipts[raw["MessageId"]] = raw["ReceiptHandle"]
+            attributes = raw.get("Attributes", {})
+            messages.append(InboundMessage(
+                message_id=raw["MessageId"], body=raw["Body"],
+                receive_count=int(attributes.get("ApproximateReceiveCount", 1)),
+                sent_at_epoch_ms=float(attributes["SentTimestamp"]) if "SentTimestamp" in attributes else None))
+        return messages
+
+    def next_batch(self, should_stop: Callable[[], bool]) -> list[InboundMessage]:
+        """Long-poll for a first message, then gather more until the batch is full or the window closes."""
+        batch = self._receive(self.batch_size, self._poll_seconds)
+        deadline = time.monotonic() + self.window_seconds
+        while batch and len(batch) < self.batch_size and not should_stop():
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                break
+            more = self._receive(self.batch_size - len(batch), 1 if remaining >= 1 else 0)
+            batch.extend(more)
+            if not more and remaining < 1:
+                break
+        return batch
+
+    def settle(self, report: BatchReport) -> None:
+        """Delete acknowledged messages; bring retryable failures back sooner than the visibility timeout."""
+        done = [m for m in report.succeeded if m in self._receipts]
+        for start in range(0, len(done), SQS_MAX_BATCH):
+            chunk = done[start:start + SQS_MAX_BATCH]
+            self._sqs.delete_message_batch(QueueUrl=self._url, Entries=[
+                {"Id": str(i), "ReceiptHandle": self._receipts[m]} for i, m in enumerate(chunk)])
+        retry = [(m, s) for m, s in report.retry_after.items() if m in self._receipts]
+        for start in range(0, len(retry), SQS_MAX_BATCH):
+            chunk = retry[start:start + SQS_MAX_BATCH]
+            self._sqs.change_message_visibility_batch(QueueUrl=self._url, Entries=[
+                {"Id": str(i), "ReceiptHandle": self._receipts[m], "VisibilityTimeout": s}
+                for i, (m, s) in enumerate(chunk)])
+        self._receipts.clear()
+
+    @contextmanager
+    def kept_alive(self, messages: list[InboundMessage]):
+        """While a batch runs, renew its visibility at a third of the timeout so no one else gets it."""
+        stop = threading.Event()
+
+        def renew():
+            while not stop.wait(self.visibility_seconds / 3):
+                held = [m.message_id for m in messages if m.message_id in self._receipts]
+                for start in range(0, len(held), SQS_MAX_BATCH):
+                    self._sqs.change_message_visibility_batch(QueueUrl=self._url, Entries=[
+                        {"Id": str(i), "ReceiptHandle": self._receipts[m], "VisibilityTimeout": self.visibility_seconds}
+                        for i, m in enumerate(held[start:start + SQS_MAX_BATCH])])
+
+        thread = threading.Thread(target=renew, name="visibility", daemon=True)
+        thread.start()
+        try:
+            yield
+        finally:
+            stop.set()
+            thread.join(timeout=1)

@@ -1,0 +1,171 @@
+"""In-memory stand-ins for the ports, with the same conditional semantics as the DynamoDB store."""
+from __future__ import annotations
+
+import copy
+import threading
+import time
+from dataclasses import dataclass
+
+from cxr_core.domain import CacheEntry, Job, JobMessage, JobStatus, iso, utc_now
+from cxr_core.ports import CacheKeyTaken, Claim, ClaimState
+
+
+class InMemoryJobStore:
+    def __init__(self):
+        self.jobs: dict[str, Job] = {}
+        self.cache: dict[str, CacheEntry] = {}
+        self.tokens: dict[str, tuple[str, float]] = {}
+        self._lock = threading.Lock()
+
+    def get_job(self, job_id):
+        return copy.deepcopy(self.jobs.get(job_id))
+
+    def get_cache(self, key):
+        return copy.deepcopy(self.cache.get(key))
+
+    def put_job(self, job):
+        assert job.job_id not in self.jobs
+        self.jobs[job.job_id] = copy.deepcopy(job)
+
+    def create_job(self, job, stale_job_id=None):
+        with self._lock:
+            held = self.cache.get(job.cache_key)
+            if held is not None and not (stale_job_id and held.job_id == stale_job_id and not held.done):
+                raise CacheKeyTaken(job.cache_key)
+            self.jobs[job.job_id] = copy.deepcopy(job)
+            self.cache[job.cache_key] = CacheEntry(job.cache_key, job.job_id, done=False)
+
+    def abandon_job(self, job):
+        self.jobs.pop(job.job_id, None)
+        if self.cache.get(job.cache_key) and self.cache[job.cache_key].job_id == job.job_id:
+            del self.cache[job.cache_key]
+
+    def claim_jobs(self, job_ids, token, lease_seconds):
+        claims = {}
+        with self._lock:
+            for job_id in dict.fromkeys(job_ids):
+                job = self.jobs.get(job_id)
+                if job is None:
+                    claims[job_id] = Claim(ClaimState.MISSING)
+                elif job.status.is_final:
+                    claims[job_id] = Claim(ClaimState.FINAL, copy.deepcopy(job))
+                elif job.status is JobStatus.IN_PROGRESS and self.tokens.get(job_id, ("", 0))[1] > time.time():
+                    claims[job_id] = Claim(ClaimState.BUSY, copy.deepcopy(job))
+                else:
+                    job.status, job.attempts = JobStatus.IN_PROGRESS, job.attempts + 1
+                    job.started_at = job.updated_at = iso(utc_now())
+                    self.tokens[job_id] = (token, time.time() + lease_seconds)
+                    claims[job_id] = Claim(ClaimState.CLAIMED, copy.deepcopy(job))
+        return claims
+
+    def _holds(self, job, token):
+        return self.jobs[job.job_id].status is JobStatus.IN_PROGRESS and self.tokens.get(job.job_id, ("",))[0] == token
+
+    def complete_job(self, job, token, result):
+        with self._lock:
+            if not self._holds(job, token):
+                return False
+            stored = self.jobs[job.job_id]
+            stored.status, stored.result = JobStatus.COMPLETED, result
+            stored.finished_at = stored.updated_at = iso(utc_now())
+            self.cache[job.cache_key] = CacheEntry(job.cache_key, job.job_id, done=True, result=result)
+            return True
+
+    def release_job(self, job, token, error):
+        with self._lock:
+            if self._holds(job, token):
+                self.jobs[job.job_id].status = JobStatus.QUEUED
+                self.jobs[job.job_id].error = error
+                self.tokens.pop(job.job_id, None)
+
+    def fail_job(self, job, token, error):
+        with self._lock:
+            stored = self.jobs[job.job_id]
+            if stored.status.is_final or (token and not self._holds(job, token)):
+                return
+            stored.status, stored.error = JobStatus.FAILED, error
+            stored.finished_at = stored.updated_at = iso(utc_now())
+            entry = self.cache.get(job.cache_key)
+            if entry and entry.job_id == job.job_id and not entry.done:
+                del self.cache[job.cache_key]
+
+    def jobs_by_status(self, status, since, limit=None):
+        found = sorted((j for j in self.jobs.values() if j.status is status and j.updated_at >= since),
+                       key=lambda j: j.updated_at, reverse=True)
+        return copy.deepcopy(found[:limit] if limit else found)
+
+
+class InMemoryImageStore:
+    def __init__(self, fail_gets: int = 0):
+        self.objects: dict[str, bytes] = {}
+        self.fail_gets = fail_gets
+
+    def put(self, key, data, content_type):
+        self.objects[key] = data
+
+    def get(self, key):
+        if self.fail_gets:
+            self.fail_gets -= 1
+            raise ConnectionError("injected S3 read error")
+        return self.objects[key]
+
+
+class InMemoryQueue:
+    def __init__(self, fail_sends: bool = False):
+        self.messages: list[JobMessage] = []
+        self.fail_sends = fail_sends
+
+    def send(self, message):
+        if self.fail_sends:
+            raise ConnectionError("injected SQS send error")
+        self.messages.append(message)
+
+    def depth(self):
+        return {"visible": len(self.messages), "in_flight": 0, "dead_letter": 0}
+
+
+@dataclass
+class FakePrediction:
+    output: dict
+    top_label: str
+
+
+class FakePredictor:
+    """Deterministic scores from the bytes: enough to follow results through the service."""
+    identity = {"name": "fake", "weights": "fake", "engine": "fake"}
+    model_id = "fake@0000"
+    LABELS = ("A", "B")
+
+    def __init__(self, poison: bytes = b"POISON"):
+        self.poison = poison
+        self.batches: list[int] = []
+
+    def preprocess(self, data):
+        if data.startswith(self.poison):
+            raise ValueError("poison image")
+        return data
+
+    def predict(self, images):
+        self.batches.append(len(images))
+        outputs = []
+        for data in images:
+            a = (sum(data) % 100) / 100
+            outputs.append(FakePrediction({"A": a, "B": 1 - a}, "A" if a >= 0.5 else "B"))
+        return outputs
+
+
+@dataclass
+class FakeImageInfo:
+    format: str
+    width: int = 8
+    height: int = 8
+
+
+def fake_check_image(data: bytes) -> FakeImageInfo:
+    """PNG magic means PNG; 'BROKEN' means undecodable; anything else is not an image."""
+    from cxr_core.domain import undecodable, unsupported_media
+    if data.startswith(b"\x89PNG"):
+        if b"BROKEN" in data:
+            raise undecodable("truncated PNG")
+        return FakeImageInfo("png")
+    raise unsupported_media("not a PNG, JPEG or DICOM image")

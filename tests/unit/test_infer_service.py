@@ -1,0 +1,89 @@
+"""Infer batch with in-memory ports: one forward pass, exactly-once effects, retries and final failure."""
+import json
+from concurrent.futures import ThreadPoolExecutor
+
+import pytest
+
+from cxr_core.domain import JobStatus, Upload
+from cxr_core.services.infer import InboundMessage, InferDeps, process_batch
+from cxr_core.services.submit import SubmitDeps, submit_image
+from tests.fakes import FakePredictor, InMemoryImageStore, InMemoryJobStore, InMemoryQueue, fake_check_image
+
+
+@pytest.fixture
+def world():
+    jobs, images, queue = InMemoryJobStore(), InMemoryImageStore(), InMemoryQueue()
+    submit = SubmitDeps(jobs=jobs, images=images, queue=queue, model_id="m@1", check_image=fake_check_image)
+    predictor = FakePredictor(poison=b"\x89PNG\r\n\x1a\nPOISON")
+    infer = InferDeps(jobs=jobs, images=images, predictor=predictor, executor=ThreadPoolExecutor(4),
+                      max_receive_count=3, lease_seconds=60)
+    return jobs, images, queue, submit, infer, predictor
+
+
+def submit_all(world, payloads):
+    jobs, images, queue, submit, *_ = world
+    for payload in payloads:
+        submit_image(Upload(b"\x89PNG\r\n\x1a\n" + payload), submit)
+    messages = [InboundMessage(f"m{i}", json.dumps(m.to_dict())) for i, m in enumerate(queue.messages)]
+    queue.messages.clear()
+    return messages
+
+
+def test_batch_runs_one_forward_pass_and_completes_every_job(world):
+    messages = submit_all(world, [b"a", b"b", b"c"])
+    report = process_batch(messages, world[4])
+    assert world[5].batches == [3]
+    assert sorted(report.succeeded) == ["m0", "m1", "m2"] and report.failed == []
+    for job_id in report.completed_jobs:
+        job = world[0].get_job(job_id)
+        assert job.status is JobStatus.COMPLETED and set(job.result["output"]) == {"A", "B"}
+
+
+def test_duplicate_delivery_does_no_second_forward_pass(world):
+    messages = submit_all(world, [b"a"])
+    process_batch(messages, world[4])
+    again = process_batch(messages, world[4])
+    assert world[5].batches == [1]
+    assert again.succeeded == ["m0"] and again.completed_jobs == []
+
+
+def test_same_job_twice_in_one_batch_runs_once(world):
+    messages = submit_all(world, [b"a"])
+    twin = InboundMessage("m0-copy", messages[0].body)
+    report = process_batch(messages + [twin], world[4])
+    assert world[5].batches == [1] and sorted(report.succeeded) == ["m0", "m0-copy"]
+
+
+def test_job_in_progress_elsewhere_is_left_for_later(world):
+    messages = submit_all(world, [b"a"])
+    job_id = json.loads(messages[0].body)["job_id"]
+    world[0].claim_jobs([job_id], "other-worker", 60)
+    report = process_batch(messages, world[4])
+    assert report.failed == ["m0"] and world[5].batches == []
+
+
+def test_poison_is_retried_then_fails_with_a_reason(world):
+    messages = submit_all(world, [b"POISON", b"fine"])
+    poison, fine = messages
+    report = process_batch([poison, fine], world[4])
+    assert report.failed == ["m0"] and report.succeeded == ["m1"] and report.retry_after["m0"] >= 1
+    job_id = json.loads(poison.body)["job_id"]
+    assert world[0].get_job(job_id).status is JobStatus.QUEUED
+    poison.receive_count = 3
+    final = process_batch([poison], world[4])
+    assert final.failed == ["m0"] and final.failed_jobs == [job_id]
+    job = world[0].get_job(job_id)
+    assert job.status is JobStatus.FAILED and "poison image" in job.error
+
+
+def test_transient_read_error_is_retried_and_then_succeeds(world):
+    messages = submit_all(world, [b"a"])
+    world[1].fail_gets = 1
+    assert process_batch(messages, world[4]).failed == ["m0"]
+    messages[0].receive_count = 2
+    assert process_batch(messages, world[4]).succeeded == ["m0"]
+
+
+def test_malformed_message_is_never_acknowledged(world):
+    report = process_batch([InboundMessage("bad", "not json")], world[4])
+    assert report.failed == ["bad"] and report.succeeded == []

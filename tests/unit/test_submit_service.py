@@ -1,0 +1,110 @@
+"""Submit service with in-memory ports: new jobs, cache hits, in-flight dedup, nothing half-created."""
+import threading
+
+import pytest
+
+from cxr_core.domain import JobStatus, ServiceError, Upload
+from cxr_core.services.infer import InboundMessage, InferDeps, process_batch
+from cxr_core.services.submit import SubmitDeps, submit_image
+from tests.fakes import (FakePredictor, InMemoryImageStore, InMemoryJobStore, InMemoryQueue,
+                         fake_check_image)
+from concurrent.futures import ThreadPoolExecutor
+import json
+
+PNG = b"\x89PNG\r\n\x1a\n" + b"pixels-1"
+
+
+@pytest.fixture
+def ports():
+    return InMemoryJobStore(), InMemoryImageStore(), InMemoryQueue()
+
+
+def deps_for(ports, model_id="model@1"):
+    jobs, images, queue = ports
+    return SubmitDeps(jobs=jobs, images=images, queue=queue, model_id=model_id, check_image=fake_check_image)
+
+
+def run_queue(ports):
+    jobs, images, queue = ports
+    messages = [InboundMessage(str(i), json.dumps(m.to_dict())) for i, m in enumerate(queue.messages)]
+    queue.messages.clear()
+    deps = InferDeps(jobs=jobs, images=images, predictor=FakePredictor(), executor=ThreadPoolExecutor(2),
+                     max_receive_count=3, lease_seconds=60)
+    return process_batch(messages, deps)
+
+
+def test_new_image_is_stored_recorded_and_queued(ports):
+    outcome = submit_image(Upload(PNG), deps_for(ports))
+    jobs, images, queue = ports
+    assert outcome.created and outcome.job.status is JobStatus.QUEUED
+    assert images.objects[outcome.job.image_key] == PNG
+    assert [m.job_id for m in queue.messages] == [outcome.job.job_id]
+    assert jobs.get_job(outcome.job.job_id).status is JobStatus.QUEUED
+
+
+def test_same_image_while_queued_returns_that_job(ports):
+    first = submit_image(Upload(PNG), deps_for(ports))
+    second = submit_image(Upload(PNG), deps_for(ports))
+    assert not second.created and second.job.job_id == first.job.job_id
+    assert len(ports[2].messages) == 1
+
+
+def test_completed_image_is_a_cache_hit_with_its_own_completed_job(ports):
+    first = submit_image(Upload(PNG), deps_for(ports))
+    run_queue(ports)
+    hit = submit_image(Upload(PNG), deps_for(ports))
+    assert not hit.created and hit.job.cached and hit.job.status is JobStatus.COMPLETED
+    assert hit.job.job_id != first.job.job_id
+    assert hit.job.result["output"] == ports[0].get_job(first.job.job_id).result["output"]
+    assert ports[2].messages == []
+
+
+def test_another_model_does_not_serve_the_old_answer(ports):
+    submit_image(Upload(PNG), deps_for(ports, "model@1"))
+    run_queue(ports)
+    other = submit_image(Upload(PNG), deps_for(ports, "model@2"))
+    assert other.created and not other.job.cached
+
+
+def test_racing_identical_uploads_make_one_job(ports):
+    results = []
+    barrier = threading.Barrier(8)
+
+    def upload():
+        barrier.wait()
+        results.append(submit_image(Upload(PNG), deps_for(ports)))
+
+    threads = [threading.Thread(target=upload) for _ in range(8)]
+    [t.start() for t in threads]
+    [t.join() for t in threads]
+    assert len({r.job.job_id for r in results}) == 1
+    assert sum(r.created for r in results) == 1
+    assert len(ports[2].messages) == 1
+
+
+@pytest.mark.parametrize("data, status, code", [
+    (b"hello, not an image", 415, "UNSUPPORTED_MEDIA_TYPE"),
+    (b"\x89PNG\r\n\x1a\nBROKEN", 422, "UNDECODABLE_IMAGE"),
+])
+def test_rejected_upload_writes_nothing(ports, data, status, code):
+    with pytest.raises(ServiceError) as raised:
+        submit_image(Upload(data), deps_for(ports))
+    assert (raised.value.status, raised.value.code) == (status, code)
+    jobs, images, queue = ports
+    assert not jobs.jobs and not jobs.cache and not images.objects and not queue.messages
+
+
+def test_queue_failure_leaves_no_job_and_no_dedup_record(ports):
+    jobs, images, _ = ports
+    broken = (jobs, images, InMemoryQueue(fail_sends=True))
+    with pytest.raises(ServiceError) as raised:
+        submit_image(Upload(PNG), deps_for(broken))
+    assert raised.value.status == 503
+    assert not jobs.jobs and not jobs.cache
+
+
+def test_failed_job_does_not_block_a_fresh_upload(ports):
+    first = submit_image(Upload(PNG), deps_for(ports))
+    ports[0].fail_job(first.job, None, "poison")
+    again = submit_image(Upload(PNG), deps_for(ports))
+    assert again.created and again.job.job_id != first.job.job_id

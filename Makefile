@@ -1,0 +1,41 @@
+# cxr-serverless: `make run` starts the whole service locally, `make test` runs the tests.
+# Both create the virtual environment they need on first use.
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+MODEL_DIR ?= layers/model/weights
+
+.PHONY: venv model run test test-unit test-integration test-e2e bench clean
+
+$(STAMP): requirements/core.txt requirements/model.txt requirements/dev.txt pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -r requirements/dev.txt
+	$(PY) -m pip install -q --no-deps -e .
+	touch $(STAMP)
+
+venv: $(STAMP)
+
+## Weights (real if present under MODEL_DIR, else a clearly labelled random-init stand-in) + ONNX export.
+model: venv
+	$(PY) -m cxr_model.build --model-dir $(MODEL_DIR) --allow-random-init
+
+## The embedded local stack: moto on loopback, resources from template.yaml, HTTP API, infer workers.
+run: model
+	$(PY) -m cxr_local $(ARGS)
+
+test: model
+	$(PY) -m pytest $(PYTEST_ARGS)
+
+test-unit: venv
+	$(PY) -m pytest tests/unit $(PYTEST_ARGS)
+
+test-integration: model
+	$(PY) -m pytest tests/integration $(PYTEST_ARGS)
+
+test-e2e: model
+	$(PY) -m pytest tests/e2e $(PYTEST_ARGS)
+
+clean:
+	rm -rf $(VENV) $(MODEL_DIR) .pytest_cache bench/results

@@ -1,0 +1,8 @@
+"""Model layer: image validation, torchxrayvision-exact preprocessing and DenseNet inference (torch or onnxruntime)."""
+from .decode import ImageInfo, check_image, sniff_format
+from .errors import UNDECODABLE_IMAGE, UNSUPPORTED_MEDIA_TYPE, ImageError
+from .predictor import ModelArtifactsMissing, Prediction, Predictor, load_predictor
+from .specs import LABELS
+
+__all__ = ["LABELS", "ImageError", "ImageInfo", "ModelArtifactsMissing", "Prediction", "Predictor",
+           "UNDECODABLE_IMAGE", "UNSUPPORTED_MEDIA_TYPE", "check_image", "load_predictor", "sniff_format"]

@@ -1,0 +1,28 @@
+"""onnxruntime engine: sigmoid network in the graph, op_norm in NumPy. Imports no torch."""
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import onnxruntime as ort
+
+from .calibration import op_norm
+
+
+class OnnxEngine:
+    name = "onnxruntime"
+
+    def __init__(self, onnx_path: str, threads: int = 1):
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = threads
+        options.inter_op_num_threads = 1
+        options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        self.session = ort.InferenceSession(onnx_path, sess_options=options, providers=["CPUExecutionProvider"])
+        self.metadata = dict(self.session.get_modelmeta().custom_metadata_map)
+        self.op_threshs = np.array(json.loads(self.metadata["cxr_model.op_threshs"]), dtype=np.float32)
+        self._input = self.session.get_inputs()[0].name
+
+    def run(self, batch: np.ndarray) -> np.ndarray:
+        probs = self.session.run(None, {self._input: np.ascontiguousarray(batch, dtype=np.float32)})[0]
+        return op_norm(probs, self.op_threshs)

@@ -1,0 +1,22 @@
+"""Typed image errors that the service maps to HTTP 415 / 422."""
+from __future__ import annotations
+
+UNSUPPORTED_MEDIA_TYPE = "UNSUPPORTED_MEDIA_TYPE"
+UNDECODABLE_IMAGE = "UNDECODABLE_IMAGE"
+
+
+class ImageError(Exception):
+    """An upload that is not a supported image or cannot be turned into a model input."""
+
+    def __init__(self, code: str, message: str):
+        super().__init__(message)
+        self.code = code
+        self.message = message
+
+    @classmethod
+    def unsupported(cls, message: str) -> "ImageError":
+        return cls(UNSUPPORTED_MEDIA_TYPE, message)
+
+    @classmethod
+    def undecodable(cls, message: str) -> "ImageError":
+        return cls(UNDECODABLE_IMAGE, message)

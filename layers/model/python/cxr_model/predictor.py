@@ -1,0 +1,96 @@
+"""load_predictor: identity + preprocessing + one batched forward pass per call, for either engine."""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+import numpy as np
+
+from .artifacts import RANDOM_INIT, RANDOM_INIT_WARNING, ArtifactPaths, read_provenance, weights_kind
+from .engines import ENGINES
+from .preprocess import PREPROCESS_MODES, preprocess
+from .specs import get_spec
+
+
+@dataclass(frozen=True)
+class Prediction:
+    output: dict[str, float]
+    top_label: str
+
+
+class ModelArtifactsMissing(RuntimeError):
+    """The build step has not been run for this model directory."""
+
+
+class Predictor:
+    def __init__(self, engine, labels: tuple[str, ...], identity: dict, preprocess_mode: str):
+        self.engine = engine
+        self.labels = labels
+        self.identity = identity
+        self.model_id = f"{identity['name']}@{identity['weights_sha256'][:16]}"
+        self.preprocess_mode = preprocess_mode
+
+    def preprocess(self, data: bytes) -> np.ndarray:
+        return preprocess(data, self.preprocess_mode)
+
+    def predict(self, images: list[np.ndarray]) -> list[Prediction]:
+        if not images:
+            return []
+        scores = self.engine.run(np.stack(images).astype(np.float32, copy=False))
+        return [self._prediction(row) for row in scores]
+
+    def _prediction(self, row: np.ndarray) -> Prediction:
+        output = {label: float(value) for label, value in zip(self.labels, row) if label}
+        return Prediction(output=output, top_label=max(output, key=output.get))
+
+
+def _identity(name: str, sha256: str, weights: str, engine: str, preprocess_mode: str) -> dict:
+    identity = {"name": name, "weights_sha256": sha256, "weights": weights, "engine": engine,
+                "preprocess": preprocess_mode}
+    if weights == RANDOM_INIT:
+        identity["warning"] = RANDOM_INIT_WARNING
+    return identity
+
+
+def load_predictor(model_dir: str, engine: str = "onnxruntime", threads: int = 1,
+                   preprocess_mode: str = "exact", name: str = "densenet121-res224-all") -> Predictor:
+    if engine not in ENGINES:
+        raise ValueError(f"unknown engine {engine!r}; expected one of {ENGINES}")
+    if preprocess_mode not in PREPROCESS_MODES:
+        raise ValueError(f"unknown preprocess mode {preprocess_mode!r}; expected one of {PREPROCESS_MODES}")
+    spec = get_spec(name)
+    paths = ArtifactPaths(os.path.abspath(model_dir), spec)
+    record = read_provenance(paths) or {}
+    if engine == "onnxruntime":
+        if not os.path.isfile(paths.onnx):
+            raise ModelArtifactsMissing(f"{paths.onnx} missing: run python -m cxr_model.build --model-dir {model_dir}")
+        from .engines.onnx_engine import OnnxEngine
+
+        runner = OnnxEngine(paths.onnx, threads)
+        sha256 = runner.metadata["cxr_model.weights_sha256"]
+        kind = weights_kind(runner.metadata.get("cxr_model.weights"), record.get("weights"))
+    else:
+        if not os.path.isfile(paths.weights):
+            raise ModelArtifactsMissing(f"{paths.weights} missing: run python -m cxr_model.build --model-dir {model_dir}")
+        from .artifacts import sha256_file
+        from .engines.torch_engine import TorchEngine
+
+        runner = TorchEngine.load(paths.model_dir, name, threads)
+        sha256 = sha256_file(paths.weights)
+        onnx_marker = _onnx_weights_marker(paths.onnx, sha256)
+        kind = weights_kind(record.get("weights") if record.get("sha256") == sha256 else None, onnx_marker)
+    return Predictor(runner, spec.labels, _identity(name, sha256, kind, engine, preprocess_mode), preprocess_mode)
+
+
+def _onnx_weights_marker(onnx_path: str, sha256: str) -> str | None:
+    """The random-init flag an ONNX export of these same weights carries, read without building a session."""
+    if not os.path.isfile(onnx_path):
+        return None
+    try:
+        import onnx
+
+        proto = onnx.load(onnx_path, load_external_data=False)
+    except Exception:
+        return None
+    props = {entry.key: entry.value for entry in proto.metadata_props}
+    return props.get("cxr_model.weights") if props.get("cxr_model.weights_sha256") == sha256 else None

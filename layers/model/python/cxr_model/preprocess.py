@@ -1,0 +1,49 @@
+"""Image bytes -> the (1, 224, 224) float32 tensor torchxrayvision's DenseNet expects."""
+from __future__ import annotations
+
+import numpy as np
+
+from .decode import Pixels, dicom_pixels, raster_pixels, sniff_format
+from .errors import ImageError
+from .resize import center_crop_box, resize_square
+
+PREPROCESS_MODES = ("exact", "fast")
+
+
+def normalize(array: np.ndarray, maxval: int) -> np.ndarray:
+    """xrv.utils.normalize: [0, maxval] -> [-1024, 1024] in float32, same arithmetic."""
+    return (2 * (array.astype(np.float32) / maxval) - 1.0) * 1024
+
+
+def _check_range(pixels: Pixels) -> None:
+    if np.iinfo(pixels.array.dtype).max > pixels.maxval and pixels.array.max() > pixels.maxval:
+        raise ImageError.undecodable(f"pixel values exceed the declared bit depth (max {pixels.maxval})")
+
+
+def _cropped_single_channel(pixels: Pixels) -> np.ndarray:
+    """normalize -> mean over RGB -> XRayCenterCrop, computed on the crop only (all three are per-pixel or slicing)."""
+    top, left, size = center_crop_box(*pixels.array.shape[:2])
+    image = normalize(pixels.array[top:top + size, left:left + size], pixels.maxval)
+    if image.ndim == 3:
+        image = image.mean(2)
+    return image
+
+
+def preprocess_exact(data: bytes, size: int = 224) -> np.ndarray:
+    """torchxrayvision's recommended pipeline, numerically identical up to float rounding (~1e-4)."""
+    fmt = sniff_format(data)
+    if fmt is None:
+        raise ImageError.unsupported("the upload is not a PNG, JPEG or DICOM image")
+    pixels = dicom_pixels(data) if fmt == "dicom" else raster_pixels(data, fmt)
+    _check_range(pixels)
+    return resize_square(_cropped_single_channel(pixels), size)[None, ...]
+
+
+def preprocess(data: bytes, mode: str = "exact", size: int = 224) -> np.ndarray:
+    if mode == "exact":
+        return preprocess_exact(data, size)
+    if mode == "fast":
+        from .fast import preprocess_fast
+
+        return preprocess_fast(data, size)
+    raise ValueError(f"unknown preprocess mode {mode!r}; expected one of {PREPROCESS_MODES}")

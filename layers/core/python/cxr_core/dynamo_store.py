@@ -181,7 +181,7 @@ class DynamoJobStore:
             pass
 
     def jobs_by_status(self, status: JobStatus, since: str, limit: int | None = None) -> list[Job]:
-        query = JobRecord.status_index.query(status.value, JobRecord.updated_at >= since,
-                                             scan_index_forward=False, limit=limit)
+        condition = JobRecord.updated_at >= since if since else None
+        query = JobRecord.status_index.query(status.value, condition, scan_index_forward=False, limit=limit)
         return [_to_job(record) for record in query]
 

@@ -1,0 +1,73 @@
+"""A moto server on loopback with the resources template.yaml declares, and a Runtime wired to it."""
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from dataclasses import replace
+from pathlib import Path
+
+import boto3
+import pytest
+
+from cxr_local.processes import free_port, start_moto, stop, wait_for_http
+from cxr_local.resources import create_stack_resources
+from cxr_local.intrinsics import StackIdentity
+from cxr_local.template import StackTemplate
+
+REPO = Path(__file__).resolve().parents[2]
+AWS_ENV = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing", "AWS_DEFAULT_REGION": "us-east-1",
+           "AWS_REGION": "us-east-1"}
+
+
+@pytest.fixture(scope="session")
+def moto_endpoint():
+    port = free_port()
+    env = {**os.environ, **AWS_ENV}
+    process = start_moto("127.0.0.1", port, env=env, cwd=REPO, log=subprocess.DEVNULL)
+    endpoint = f"http://127.0.0.1:{port}"
+    try:
+        wait_for_http(endpoint + "/moto-api/", process, timeout_s=30)
+        yield endpoint
+    finally:
+        stop(process, grace_s=5)
+
+
+@pytest.fixture(scope="session")
+def stack_env(moto_endpoint):
+    """The infer function's environment from template.yaml (Stage=local), pointed at moto."""
+    os.environ.update(AWS_ENV)
+    os.environ["AWS_ENDPOINT_URL"] = moto_endpoint
+    template = StackTemplate(REPO / "template.yaml", {"Stage": "local"},
+                             StackIdentity(stack_name="cxr-local", queue_url_base=moto_endpoint))
+    session = boto3.session.Session(region_name="us-east-1")
+    original_client = session.client
+    session.client = lambda service, **kw: original_client(service, endpoint_url=moto_endpoint, **kw)
+    create_stack_resources(template, session)
+    env = dict(template.function("InferFunction").environment)
+    env.update(AWS_ENV, AWS_ENDPOINT_URL=moto_endpoint, MODEL_DIR=str(REPO / "layers/model/weights"))
+    return env
+
+
+@pytest.fixture(scope="session")
+def runtime(stack_env):
+    """A Runtime on moto; the pynamodb models were named from the same template defaults (Stage=local)."""
+    from cxr_core.bootstrap import Runtime
+    from cxr_core.config import settings
+    from cxr_core.records import CacheRecord, JobRecord
+
+    assert JobRecord.Meta.table_name == stack_env["JOBS_TABLE"]
+    assert CacheRecord.Meta.table_name == stack_env["RESULTS_TABLE"]
+    config = replace(settings(), images_bucket=stack_env["IMAGES_BUCKET"], queue_url=stack_env["QUEUE_URL"],
+                     dlq_url=stack_env["DLQ_URL"], aws_endpoint_url=stack_env["AWS_ENDPOINT_URL"],
+                     model_dir=stack_env["MODEL_DIR"], max_receive_count=int(stack_env["MAX_RECEIVE_COUNT"]))
+    return Runtime(config)
+
+
+def purge_queue(runtime) -> None:
+    for url in (runtime.settings.queue_url, runtime.settings.dlq_url):
+        runtime.sqs.purge_queue(QueueUrl=url)
+
+
+def python_with(env: dict) -> tuple[list[str], dict]:
+    return [sys.executable], {**os.environ, **env, "PYTHONPATH": str(REPO)}

@@ -1,0 +1,88 @@
+"""`python -m cxr_local`: start the embedded local stack (no Docker) and run until Ctrl-C or SIGTERM."""
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import signal
+import sys
+import threading
+from pathlib import Path
+
+from .stack import LocalStack, Options, say
+
+
+def _pairs(values: list[str], flag: str) -> dict[str, str]:
+    pairs = {}
+    for item in values:
+        key, sep, value = item.partition("=")
+        if not sep:
+            raise SystemExit(f"{flag} expects KEY=VALUE, got {item!r}")
+        pairs[key] = value
+    return pairs
+
+
+def _find_repo_root() -> Path:
+    for candidate in [Path.cwd(), *Path.cwd().parents, Path(__file__).resolve().parents[2]]:
+        if (candidate / "template.yaml").is_file() and (candidate / "functions").is_dir():
+            return candidate
+    raise SystemExit("cannot find the repository root (a folder with template.yaml and functions/)")
+
+
+def parse_args(argv: list[str] | None = None) -> Options:
+    env = os.environ.get
+    parser = argparse.ArgumentParser(prog="python -m cxr_local", description=__doc__)
+    parser.add_argument("--host", default=env("CXR_LOCAL_HOST", "127.0.0.1"))
+    parser.add_argument("--port", type=int, default=int(env("CXR_LOCAL_PORT", "8080")),
+                        help="API port (0: any free port; default 8080 or $CXR_LOCAL_PORT)")
+    parser.add_argument("--moto-port", type=int, default=int(env("CXR_LOCAL_MOTO_PORT", "0")),
+                        help="moto server port (default: a free port, or $CXR_LOCAL_MOTO_PORT)")
+    parser.add_argument("--workers", type=int, default=int(env("CXR_LOCAL_WORKERS", str(os.cpu_count() or 1))),
+                        help="infer worker processes (default: one per core, or $CXR_LOCAL_WORKERS; 0: none)")
+    parser.add_argument("--no-build", action="store_true", help="do not run the model build before starting")
+    parser.add_argument("--param", action="append", default=[], metavar="NAME=VALUE",
+                        help="template parameter override, e.g. --param InferBatchSize=4 (Stage defaults to local)")
+    parser.add_argument("--env", action="append", default=[], metavar="KEY=VALUE",
+                        help="extra environment for the handlers and workers, applied after the template's")
+    parser.add_argument("--template", type=Path, default=None, help="default: <repo>/template.yaml")
+    parser.add_argument("--ready-file", type=Path, default=None,
+                        help="write a JSON {url, moto_endpoint, weights, ...} here once ready (removed on stop)")
+    parser.add_argument("--log-dir", type=Path, default=None, help="moto and worker output go here (default: console)")
+    parser.add_argument("--max-instances", type=int, default=4, help="concurrent instances per HTTP function")
+    parser.add_argument("--access-log", action="store_true", help="log every HTTP request")
+    args = parser.parse_args(argv)
+    root = _find_repo_root()
+    return Options(repo_root=root, template=(args.template or root / "template.yaml").resolve(), host=args.host,
+                   port=args.port, moto_port=args.moto_port, workers=args.workers, build_model=not args.no_build,
+                   params=_pairs(args.param, "--param"), env=_pairs(args.env, "--env"),
+                   max_instances=args.max_instances, ready_file=args.ready_file, access_log=args.access_log,
+                   log_dir=args.log_dir)
+
+
+def main(argv: list[str] | None = None) -> int:
+    logging.basicConfig(level=logging.INFO, format="[cxr_local] %(levelname)s %(name)s: %(message)s")
+    options = parse_args(argv)
+    stack = LocalStack(options)
+    stop_requested = threading.Event()
+
+    def request_stop(signum, _frame):
+        say(f"received {signal.Signals(signum).name}")
+        stop_requested.set()
+
+    signal.signal(signal.SIGINT, request_stop)
+    signal.signal(signal.SIGTERM, request_stop)
+    try:
+        stack.start()
+        say("press Ctrl-C to stop")
+        while not stop_requested.wait(1):
+            pass
+        return 0
+    except Exception as error:  # noqa: BLE001 - report, then still stop every child
+        say(f"FAILED: {error}")
+        return 1
+    finally:
+        stack.stop()
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,138 @@
+"""A threaded HTTP/1.1 server that plays API Gateway for the template's HttpApi routes (plus static web files)."""
+from __future__ import annotations
+
+import logging
+import mimetypes
+import traceback
+import uuid
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Callable
+from urllib.parse import unquote, urlsplit
+
+from .apigw import PAYLOAD_LIMIT_BYTES, HttpResponse, Router, build_event, error_response, map_result
+
+log = logging.getLogger("cxr_local.http")
+
+
+class _BodyTooLarge(Exception):
+    pass
+
+
+class ApiServer(ThreadingHTTPServer):
+    daemon_threads = True
+    allow_reuse_address = True
+    request_queue_size = 256
+
+    def __init__(self, address: tuple[str, int], router: Router, invoke: Callable[[str, dict, str], object],
+                 stage: str, static_root: Path | None, api_id: str, account_id: str, access_log: bool) -> None:
+        super().__init__(address, _Handler)
+        self.router, self.invoke, self.stage = router, invoke, stage
+        self.static_root = static_root.resolve() if static_root and static_root.is_dir() else None
+        self.api_id, self.account_id, self.access_log = api_id, account_id, access_log
+
+
+class _Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    disable_nagle_algorithm = True
+    server: ApiServer
+
+    def do_GET(self) -> None: self._dispatch()  # noqa: E704
+    def do_POST(self) -> None: self._dispatch()  # noqa: E704
+    def do_PUT(self) -> None: self._dispatch()  # noqa: E704
+    def do_PATCH(self) -> None: self._dispatch()  # noqa: E704
+    def do_DELETE(self) -> None: self._dispatch()  # noqa: E704
+    def do_OPTIONS(self) -> None: self._dispatch()  # noqa: E704
+    def do_HEAD(self) -> None: self._dispatch()  # noqa: E704
+
+    def log_message(self, format: str, *args: object) -> None:  # noqa: A002 - stdlib signature
+        if self.server.access_log:
+            log.info("%s %s", self.address_string(), format % args)
+
+    def _dispatch(self) -> None:
+        parts = urlsplit(self.path)
+        raw_path, raw_query = parts.path or "/", parts.query
+        route_path, stage = raw_path, "$default"
+        prefix = f"/{self.server.stage}/"
+        if raw_path.startswith(prefix):  # the deployed URL form: https://host/<stage>/v1/...
+            route_path, stage = raw_path[len(prefix) - 1:], self.server.stage
+        match, path_known = self.server.router.match(self.command, unquote(route_path))
+        if match is None:
+            response = self._static(route_path) if self.command in ("GET", "HEAD") and not path_known else None
+            if response is None:
+                response = (error_response(405, "METHOD_NOT_ALLOWED", f"{self.command} not allowed on {route_path}")
+                            if path_known else error_response(404, "NOT_FOUND", f"no route for {route_path}"))
+            self._drain_body()
+            self._send(response)
+            return
+        try:
+            body = self._read_body()
+        except _BodyTooLarge:
+            self.close_connection = True  # the unread rest of the body makes the connection unusable
+            self._send(error_response(413, "PAYLOAD_TOO_LARGE",
+                                      f"request body exceeds the API Gateway limit of {PAYLOAD_LIMIT_BYTES} bytes"))
+            return
+        request_id = str(uuid.uuid4())
+        event = build_event(method=self.command, raw_path=raw_path, raw_query=raw_query,
+                            headers=list(self.headers.items()), body=body, match=match,
+                            source_ip=self.client_address[0], stage=stage, api_id=self.server.api_id,
+                            account_id=self.server.account_id, domain_name=self.headers.get("Host", "localhost"),
+                            request_id=request_id)
+        try:
+            result = self.server.invoke(match.route.function, event, request_id)
+            response = map_result(result)
+        except Exception:  # noqa: BLE001 - a crashing Lambda is a 500, as on API Gateway
+            log.error("%s raised:\n%s", match.route.function, traceback.format_exc())
+            response = error_response(500, "INTERNAL_ERROR", "Internal Server Error")
+        response.headers.append(("apigw-requestid", request_id))
+        self._send(response)
+
+    def _read_body(self) -> bytes:
+        if "chunked" in (self.headers.get("Transfer-Encoding") or "").lower():
+            chunks, total = [], 0
+            while True:
+                size = int(self.rfile.readline().split(b";", 1)[0].strip() or b"0", 16)
+                if size == 0:
+                    while self.rfile.readline() not in (b"\r\n", b"\n", b""):
+                        pass
+                    return b"".join(chunks)
+                total += size
+                if total > PAYLOAD_LIMIT_BYTES:
+                    raise _BodyTooLarge
+                chunks.append(self.rfile.read(size))
+                self.rfile.readline()
+        length = int(self.headers.get("Content-Length") or 0)
+        if length > PAYLOAD_LIMIT_BYTES:
+            raise _BodyTooLarge
+        return self.rfile.read(length) if length else b""
+
+    def _drain_body(self) -> None:
+        try:
+            self._read_body()
+        except _BodyTooLarge:
+            self.close_connection = True
+
+    def _static(self, path: str) -> HttpResponse | None:
+        root = self.server.static_root
+        if root is None:
+            return None
+        relative = unquote(path).lstrip("/") or "index.html"
+        target = (root / relative).resolve()
+        if target.is_dir():
+            target = target / "index.html"
+        if not target.is_relative_to(root) or not target.is_file():
+            return None
+        content_type = mimetypes.guess_type(target.name)[0] or "application/octet-stream"
+        return HttpResponse(200, [("Content-Type", content_type)], target.read_bytes())
+
+    def _send(self, response: HttpResponse) -> None:
+        self.send_response(response.status)
+        for name, value in response.headers:
+            if name.lower() not in ("content-length", "connection", "transfer-encoding"):
+                self.send_header(name, value)
+        self.send_header("Content-Length", str(len(response.body)))
+        if self.close_connection:
+            self.send_header("Connection", "close")
+        self.end_headers()
+        if self.command != "HEAD":
+            self.wfile.write(response.body)

@@ -1,0 +1,230 @@
+"""The embedded local stack: model artifacts, moto, template resources, the API adapter and infer workers."""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import urllib.request
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import boto3
+
+from . import processes
+from .apigw import Router
+from .http_api import ApiServer
+from .intrinsics import StackIdentity
+from .lambdas import FunctionPool
+from .resources import create_stack_resources
+from .template import StackTemplate
+from .weights import weights_status
+
+REGION = "us-east-1"
+LOCAL_AWS_ENV = {
+    "AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing", "AWS_DEFAULT_REGION": REGION,
+    "AWS_REGION": REGION, "AWS_EC2_METADATA_DISABLED": "true",
+    "POWERTOOLS_TRACE_DISABLED": "true",  # no X-Ray daemon locally
+}
+
+
+@dataclass
+class Options:
+    repo_root: Path
+    template: Path
+    host: str = "127.0.0.1"
+    port: int = 8080
+    moto_port: int = 0  # 0: a free port
+    workers: int = os.cpu_count() or 1  # infer worker processes; 0 = none
+    build_model: bool = True
+    params: dict[str, str] = field(default_factory=dict)
+    env: dict[str, str] = field(default_factory=dict)
+    max_instances: int = 4  # concurrent warm instances per HTTP function
+    ready_file: Path | None = None
+    access_log: bool = False
+    log_dir: Path | None = None
+
+
+def say(message: str) -> None:
+    print(f"[cxr_local] {message}", flush=True)
+
+
+class LocalStack:
+    def __init__(self, options: Options) -> None:
+        self.options = options
+        self.moto: subprocess.Popen | None = None
+        self.worker: subprocess.Popen | None = None
+        self.server: ApiServer | None = None
+        self.stopping = threading.Event()
+        self._logs: list = []
+        self.info: dict = {}
+
+    # ---- start -----------------------------------------------------------------------------
+    def start(self) -> dict:
+        started = time.monotonic()
+        opts = self.options
+        moto_port = opts.moto_port or processes.free_port(opts.host)
+        moto_endpoint = f"http://{opts.host}:{moto_port}"
+        base_env = {**os.environ, **LOCAL_AWS_ENV, "AWS_ENDPOINT_URL": moto_endpoint}
+        base_env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(opts.repo_root), os.environ.get("PYTHONPATH")]))
+        self.moto = processes.start_moto(opts.host, moto_port, env=base_env, cwd=opts.repo_root,
+                                         log=self._log_file("moto", default_to_file=True))
+        build = self._start_model_build(base_env)
+
+        template = StackTemplate(opts.template, opts.params,
+                                 StackIdentity(stack_name=f"cxr-{opts.params.get('Stage', 'local')}",
+                                               region=REGION, queue_url_base=moto_endpoint))
+        model_dir = str((opts.repo_root / "layers" / "model" / "weights").resolve())
+        functions = template.functions()
+        routes = template.http_routes()
+        http_env = _merged_environment([functions[name].environment for name in {r.function for r in routes}])
+        os.environ.update({**LOCAL_AWS_ENV, "AWS_ENDPOINT_URL": moto_endpoint, **http_env, "MODEL_DIR": model_dir,
+                           **opts.env})
+
+        processes.wait_for_http(f"{moto_endpoint}/moto-api/", self.moto, timeout_s=60)
+        session = boto3.session.Session(region_name=REGION, aws_access_key_id="testing",
+                                        aws_secret_access_key="testing")
+        created = _with_endpoint(session, moto_endpoint, lambda s: create_stack_resources(template, s))
+        say(f"moto server {moto_endpoint}: created {_summary(created)} from {opts.template.name}")
+
+        if build is not None:
+            if build.wait() != 0:
+                raise RuntimeError(f"model build failed with exit code {build.returncode} (see its output above)")
+        weights = weights_status(model_dir)
+
+        pools = {name: FunctionPool(functions[name], opts.max_instances, REGION, template.resolver.identity.account_id)
+                 for name in {route.function for route in routes}}
+        for pool in pools.values():
+            pool.warm()
+        infer = functions.get("InferFunction")
+        if opts.workers > 0 and infer is not None:
+            worker_env = {**base_env, **infer.environment, "MODEL_DIR": model_dir,
+                          "WORKER_PROCESSES": str(opts.workers), **opts.env}
+            self.worker = processes.spawn([sys.executable, "-m", "functions.infer.worker"], env=worker_env,
+                                          cwd=opts.repo_root, log=self._log_file("worker"))
+            threading.Thread(target=self._watch_worker, args=(worker_env,), daemon=True).start()
+
+        self.server = ApiServer((opts.host, opts.port), Router(routes),
+                                lambda name, event, request_id: pools[name].invoke(event, request_id),
+                                stage=template.parameters.get("Stage", "local"),
+                                static_root=opts.repo_root / "clients" / "web",
+                                api_id=str(template.resolver.ref("HttpApi")) if "HttpApi" in template.resolver.resources
+                                else "local", account_id=template.resolver.identity.account_id,
+                                access_log=opts.access_log)
+        threading.Thread(target=self.server.serve_forever, kwargs={"poll_interval": 0.2}, daemon=True).start()
+        url = f"http://{opts.host}:{self.server.server_address[1]}"
+        health = _get_status(f"{url}/v1/ops/health")
+        self.info = {**self.info, "url": url, "moto_endpoint": moto_endpoint, "pid": os.getpid(), "weights": weights,
+                     "workers": opts.workers if self.worker else 0, "health_status": health,
+                     "ready_seconds": round(time.monotonic() - started, 3), "resources": created,
+                     "routes": [route.route_key for route in routes]}
+        self._announce()
+        return self.info
+
+    def _start_model_build(self, env: dict[str, str]) -> subprocess.Popen | None:
+        if not self.options.build_model:
+            return None
+        command = [sys.executable, "-m", "cxr_model.build", "--model-dir", "layers/model/weights",
+                   "--allow-random-init"]
+        say("model artifacts: " + " ".join(command[1:]))
+        return processes.spawn(command, env=env, cwd=self.options.repo_root, log=None)
+
+    def _announce(self) -> None:
+        info, weights = self.info, self.info["weights"]
+        if weights["random_init"]:
+            banner = "!" * 78
+            say(banner)
+            say("WEIGHTS: RANDOM-INIT - scores are meaningless, NOT FOR CLINICAL USE")
+            say(f"  ({weights['detail']})")
+            say(banner)
+        else:
+            say(f"weights: {weights['detail']}")
+        say(f"infer workers: {info['workers'] and self.options.workers} process(es)"
+            + ("" if self.worker else " (none started: jobs stay QUEUED)"))
+        say(f"routes: {', '.join(info['routes'])}")
+        for name, path in info.get("logs", {}).items():
+            say(f"{name} log: {path}")
+        if info["health_status"] != 200:
+            say(f"WARNING: GET /v1/ops/health answered {info['health_status']}")
+        say(f"ready in {info['ready_seconds']:.2f}s - API listening on {info['url']} (moto {info['moto_endpoint']})")
+        if self.options.ready_file:
+            tmp = self.options.ready_file.with_suffix(".tmp")
+            tmp.write_text(json.dumps(info, indent=2))
+            tmp.replace(self.options.ready_file)
+
+    def _watch_worker(self, env: dict[str, str]) -> None:
+        """The worker supervisor restarts its own children; if the supervisor itself dies, start it again."""
+        while not self.stopping.is_set():
+            worker = self.worker
+            if worker is not None and worker.poll() is not None and not self.stopping.is_set():
+                say(f"WARNING: infer worker exited with code {worker.returncode}; restarting in 2s")
+                if self.stopping.wait(2):
+                    return
+                self.worker = processes.spawn([sys.executable, "-m", "functions.infer.worker"], env=env,
+                                              cwd=self.options.repo_root, log=self._log_file("worker"))
+            self.stopping.wait(0.5)
+
+    def _log_file(self, name: str, default_to_file: bool = False):
+        log_dir = self.options.log_dir
+        if log_dir is None:
+            if not default_to_file:
+                return None
+            log_dir = Path(tempfile.gettempdir()) / f"cxr_local-{os.getpid()}"
+        log_dir.mkdir(parents=True, exist_ok=True)
+        self.info.setdefault("logs", {})[name] = str(log_dir / f"{name}.log")
+        handle = open(log_dir / f"{name}.log", "ab")  # noqa: SIM115 - closed in stop()
+        self._logs.append(handle)
+        return handle
+
+    # ---- stop ------------------------------------------------------------------------------
+    def stop(self) -> None:
+        """Workers first (SIGTERM: they finish the batch in hand), then the API, then moto."""
+        if self.stopping.is_set():
+            return
+        self.stopping.set()
+        say("stopping: infer workers, API, moto")
+        processes.stop(self.worker, grace_s=30)
+        if self.server is not None:
+            self.server.shutdown()
+            self.server.server_close()
+        processes.stop(self.moto, grace_s=5)
+        for handle in self._logs:
+            handle.close()
+        if self.options.ready_file:
+            self.options.ready_file.unlink(missing_ok=True)
+        say("stopped")
+
+
+def _merged_environment(environments: list[dict[str, str]]) -> dict[str, str]:
+    """The HTTP functions share one process here, so they share one environment: it must not conflict."""
+    merged: dict[str, str] = {}
+    for environment in environments:
+        for key, value in environment.items():
+            if merged.get(key, value) != value:
+                raise RuntimeError(f"functions served in one process disagree on {key}: {merged[key]!r} vs {value!r}")
+            merged[key] = value
+    return merged
+
+
+def _with_endpoint(session: boto3.session.Session, endpoint: str, action):
+    class _Session:
+        def client(self, service: str):
+            return session.client(service, endpoint_url=endpoint)
+    return action(_Session())
+
+
+def _summary(created: dict[str, dict]) -> str:
+    return ", ".join(f"{len(items)} {kind}" for kind, items in created.items())
+
+
+def _get_status(url: str) -> int:
+    try:
+        with urllib.request.urlopen(url, timeout=30) as response:
+            return response.status
+    except urllib.error.HTTPError as error:
+        return error.code
+    except OSError:
+        return 0

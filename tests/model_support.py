@@ -1,0 +1,97 @@
+"""Shared helpers for the model-layer tests: sample files, synthetic images, built artifacts, xrv reference."""
+from __future__ import annotations
+
+import functools
+import io
+import os
+from pathlib import Path
+
+import numpy as np
+
+REPO = Path(__file__).resolve().parents[1]
+SAMPLES_DIR = Path(os.environ.get("CXR_SAMPLES_DIR", REPO.parent / "shared" / "data" / "xrays"))
+SAMPLE_FILES = sorted(p for p in SAMPLES_DIR.glob("*") if p.suffix.lower() in (".png", ".jpg", ".jpeg", ".dcm"))
+REPO_MODEL_DIR = REPO / "layers" / "model" / "weights"
+MODEL_NAME = "densenet121-res224-all"
+
+
+@functools.lru_cache(maxsize=1)
+def built_model_dir(tmp_root: str) -> str:
+    """The repo's model dir when the build step finds it up to date (no torch import), else a fresh build in tmp."""
+    from cxr_model.build import build
+
+    for candidate in (str(REPO_MODEL_DIR), os.path.join(tmp_root, "weights")):
+        try:
+            build(candidate, MODEL_NAME, allow_random_init=True)
+            return candidate
+        except OSError:
+            continue  # read-only checkout: fall through to the tmp dir
+    raise RuntimeError("could not build model artifacts")
+
+
+def png_bytes(array: np.ndarray, **save_args) -> bytes:
+    from PIL import Image
+
+    buffer = io.BytesIO()
+    Image.fromarray(array).save(buffer, format="PNG", **save_args)
+    return buffer.getvalue()
+
+
+def jpeg_bytes(array: np.ndarray, quality: int = 95, mode: str | None = None) -> bytes:
+    from PIL import Image
+
+    buffer = io.BytesIO()
+    image = Image.fromarray(array)
+    (image.convert(mode) if mode else image).save(buffer, format="JPEG", quality=quality)
+    return buffer.getvalue()
+
+
+def dicom_bytes(array: np.ndarray, photometric: str = "MONOCHROME2", bits_stored: int | None = None,
+                preamble: bool = True) -> bytes:
+    """An uncompressed (explicit VR little endian) single-frame DICOM holding `array`."""
+    from pydicom.dataset import Dataset, FileMetaDataset
+    from pydicom.uid import ExplicitVRLittleEndian, SecondaryCaptureImageStorage, generate_uid
+
+    meta = FileMetaDataset()
+    meta.MediaStorageSOPClassUID = SecondaryCaptureImageStorage
+    meta.MediaStorageSOPInstanceUID = generate_uid()
+    meta.TransferSyntaxUID = ExplicitVRLittleEndian
+    ds = Dataset()
+    ds.file_meta = meta
+    ds.SOPClassUID = meta.MediaStorageSOPClassUID
+    ds.SOPInstanceUID = meta.MediaStorageSOPInstanceUID
+    ds.Modality = "DX"
+    ds.set_pixel_data(array, photometric, bits_stored or array.dtype.itemsize * 8)
+    buffer = io.BytesIO()
+    ds.save_as(buffer, enforce_file_format=preamble)
+    return buffer.getvalue()
+
+
+def synthetic_radiograph(height: int, width: int, maxval: int, seed: int = 0) -> np.ndarray:
+    """Smooth anatomy-like field with fine texture, integer-valued in [0, maxval]."""
+    rng = np.random.default_rng(seed)
+    yy, xx = np.mgrid[0:height, 0:width].astype(np.float32)
+    field = 0.5 + 0.25 * np.sin(xx / width * 6.0 + rng.uniform(0, 3)) * np.cos(yy / height * 4.0)
+    field += 0.2 * np.exp(-(((xx - width * 0.35) / (width * 0.15)) ** 2 + ((yy - height * 0.5) / (height * 0.3)) ** 2))
+    field += rng.normal(0, 0.02, size=field.shape).astype(np.float32)
+    return (np.clip(field, 0, 1) * maxval).round().astype(np.uint16 if maxval > 255 else np.uint8)
+
+
+def xrv_reference(data: bytes, tmp_dir: Path) -> np.ndarray:
+    """torchxrayvision's recommended pipeline on the same bytes: its own functions end to end."""
+    import skimage.io
+    import torchxrayvision as xrv
+
+    path = tmp_dir / "reference_input"
+    path.write_bytes(data)
+    if data[128:132] == b"DICM":
+        image = xrv.utils.read_xray_dcm(str(path))
+    else:
+        image = skimage.io.imread(str(path))
+        if image.ndim == 3 and image.shape[2] == 4:
+            image = image[:, :, :3]  # cxr_model drops alpha; the reference is compared on colour only
+        image = xrv.datasets.normalize(image, 255 if image.dtype == np.uint8 else 65535)
+        if image.ndim == 3:
+            image = image.mean(2)
+    image = xrv.datasets.XRayCenterCrop()(image[None, ...])
+    return xrv.datasets.XRayResizer(224)(image)

@@ -15,8 +15,11 @@ from .apigw import PAYLOAD_LIMIT_BYTES, HttpResponse, Router, build_event, error
 log = logging.getLogger("cxr_local.http")
 
 
+_DRAIN_LIMIT_BYTES = 64 * 1024 * 1024
+
+
 class _BodyTooLarge(Exception):
-    pass
+    """args[0] is True when the body was read to its end, so the connection can stay open."""
 
 
 class ApiServer(ThreadingHTTPServer):
@@ -67,8 +70,9 @@ class _Handler(BaseHTTPRequestHandler):
             return
         try:
             body = self._read_body()
-        except _BodyTooLarge:
-            self.close_connection = True  # the unread rest of the body makes the connection unusable
+        except _BodyTooLarge as error:
+            # an unread rest of the body would make the connection unusable
+            self.close_connection = not (error.args and error.args[0])
             self._send(error_response(413, "PAYLOAD_TOO_LARGE",
                                       f"request body exceeds the API Gateway limit of {PAYLOAD_LIMIT_BYTES} bytes"))
             return
@@ -103,14 +107,21 @@ class _Handler(BaseHTTPRequestHandler):
                 self.rfile.readline()
         length = int(self.headers.get("Content-Length") or 0)
         if length > PAYLOAD_LIMIT_BYTES:
+            if length <= _DRAIN_LIMIT_BYTES:  # read and drop it, so the client gets the 413 instead of a reset
+                while length > 0:
+                    chunk = self.rfile.read(min(length, 1 << 20))
+                    if not chunk:
+                        break
+                    length -= len(chunk)
+                raise _BodyTooLarge(True)
             raise _BodyTooLarge
         return self.rfile.read(length) if length else b""
 
     def _drain_body(self) -> None:
         try:
             self._read_body()
-        except _BodyTooLarge:
-            self.close_connection = True
+        except _BodyTooLarge as error:
+            self.close_connection = not (error.args and error.args[0])
 
     def _static(self, path: str) -> HttpResponse | None:
         root = self.server.static_root

@@ -1,0 +1,92 @@
+"""The local stack created exactly the tables, queues and buckets template.yaml declares (asked of moto itself)."""
+from __future__ import annotations
+
+import json
+import os
+import signal
+import time
+
+import psutil
+import pytest
+
+from cxr_local.template import declared_resources
+
+from .conftest import REPO, start_stack, stop_stack
+
+pytestmark = pytest.mark.e2e
+
+
+def test_tables_match_the_template(local_stack):
+    declared = declared_resources(REPO / "template.yaml", {"Stage": "local"})["tables"]
+    dynamodb = local_stack.aws("dynamodb")
+    assert set(dynamodb.list_tables()["TableNames"]) == set(declared)
+    for name, table in declared.items():
+        actual = dynamodb.describe_table(TableName=name)["Table"]
+        assert actual["KeySchema"] == table["key_schema"]
+        assert sorted(actual["AttributeDefinitions"], key=str) == sorted(table["attribute_definitions"], key=str)
+        assert {index["IndexName"]: index["KeySchema"] for index in actual.get("GlobalSecondaryIndexes", [])} \
+            == table["global_secondary_indexes"]
+        assert actual["BillingModeSummary"]["BillingMode"] == table["billing_mode"]
+        ttl = dynamodb.describe_time_to_live(TableName=name)["TimeToLiveDescription"]
+        assert (ttl.get("AttributeName") if ttl["TimeToLiveStatus"] == "ENABLED" else None) == table["ttl_attribute"]
+
+
+def test_queues_match_the_template(local_stack):
+    declared = declared_resources(REPO / "template.yaml", {"Stage": "local"})["queues"]
+    sqs = local_stack.aws("sqs")
+    urls = sqs.list_queues().get("QueueUrls", [])
+    assert {url.rsplit("/", 1)[-1] for url in urls} == set(declared)
+    for name, queue in declared.items():
+        attributes = sqs.get_queue_attributes(QueueUrl=sqs.get_queue_url(QueueName=name)["QueueUrl"],
+                                              AttributeNames=["All"])["Attributes"]
+        for key in ("VisibilityTimeout", "MessageRetentionPeriod", "DelaySeconds", "ReceiveMessageWaitTimeSeconds"):
+            if key in queue["attributes"]:
+                assert attributes[key] == queue["attributes"][key], key
+        if queue["redrive"] is None:
+            assert "RedrivePolicy" not in attributes
+            continue
+        redrive = json.loads(attributes["RedrivePolicy"])
+        assert int(redrive["maxReceiveCount"]) == queue["redrive"]["max_receive_count"]
+        assert redrive["deadLetterTargetArn"].rsplit(":", 1)[-1] == queue["redrive"]["dead_letter_queue"]
+        assert queue["redrive"]["dead_letter_queue"] in declared
+
+
+def test_buckets_match_the_template(local_stack):
+    declared = declared_resources(REPO / "template.yaml", {"Stage": "local"})["buckets"]
+    s3 = local_stack.aws("s3")
+    assert {bucket["Name"] for bucket in s3.list_buckets()["Buckets"]} == set(declared)
+    for name, bucket in declared.items():
+        props = bucket["properties"]
+        if "BucketEncryption" in props:
+            rules = s3.get_bucket_encryption(Bucket=name)["ServerSideEncryptionConfiguration"]["Rules"]
+            assert rules[0]["ApplyServerSideEncryptionByDefault"]["SSEAlgorithm"] == \
+                props["BucketEncryption"]["ServerSideEncryptionConfiguration"][0][
+                    "ServerSideEncryptionByDefault"]["SSEAlgorithm"]
+        for rule in (props.get("LifecycleConfiguration") or {}).get("Rules", []):
+            actual = s3.get_bucket_lifecycle_configuration(Bucket=name)["Rules"]
+            match = next(item for item in actual if item.get("ID") == rule.get("Id"))
+            if "ExpirationInDays" in rule:
+                assert match["Expiration"]["Days"] == int(rule["ExpirationInDays"])
+
+
+def test_handlers_got_the_template_settings(local_stack):
+    """The settings the running handlers report match what the template resolves for Stage=local."""
+    info = local_stack.info
+    declared = declared_resources(REPO / "template.yaml", {"Stage": "local"})
+    assert set(info["resources"]["tables"].values()) == set(declared["tables"])
+    assert {url.rsplit("/", 1)[-1] for url in info["resources"]["queues"].values()} == set(declared["queues"])
+    assert info["weights"]["random_init"] is True
+
+
+@pytest.mark.slow
+def test_sigterm_stops_every_process(tmp_path):
+    stack = start_stack(tmp_path, "--no-build", workers=1)
+    parent = psutil.Process(stack.process.pid)
+    time.sleep(1)  # let the worker supervisor start its children
+    children = parent.children(recursive=True)
+    assert len(children) >= 2, children  # moto + the worker (and the worker's own processes)
+    assert stop_stack(stack.process) == 0, stack.log_tail()
+    gone, alive = psutil.wait_procs(children, timeout=10)
+    assert not alive, f"left running: {alive}\n{stack.log_tail()}"
+    assert not (tmp_path / "ready.json").exists()
+    assert "stopped" in stack.log_tail()

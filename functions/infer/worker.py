@@ -17,6 +17,11 @@ log = logging.getLogger("cxr.worker")
 RESTART_BACKOFF_SECONDS = 1.0
 
 
+def configure_logging() -> None:
+    logging.basicConfig(level=logging.INFO, stream=sys.stdout,
+                        format="%(asctime)s %(processName)s %(name)s %(levelname)s %(message)s")
+
+
 def consume(stop_all) -> None:
     """One worker process: load the model once, then batch after batch until asked to stop."""
     import threading
@@ -28,6 +33,7 @@ def consume(stop_all) -> None:
     from cxr_core.sqs_consumer import SqsBatchSource
     from cxr_core.telemetry import record_batch
 
+    configure_logging()
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the supervisor decides; it forwards SIGTERM
     stop_me = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop_me.set())
@@ -101,7 +107,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--processes", type=int, default=settings().worker_processes,
                         help="worker processes (default WORKER_PROCESSES, else one per core)")
     args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    configure_logging()
     return supervise(max(1, args.processes))
 
 

@@ -16,6 +16,9 @@ from cxr_local.intrinsics import StackIdentity
 from cxr_local.template import StackTemplate
 
 REPO = Path(__file__).resolve().parents[2]
+STACK_PARAMETERS = {"Stage": "local"}
+# A short visibility timeout so redelivery after a killed worker shows within a test's time.
+TEST_VISIBILITY_SECONDS = 6
 AWS_ENV = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing", "AWS_DEFAULT_REGION": "us-east-1",
            "AWS_REGION": "us-east-1"}
 
@@ -38,14 +41,17 @@ def stack_env(moto_endpoint):
     """The infer function's environment from template.yaml (Stage=local), pointed at moto."""
     os.environ.update(AWS_ENV)
     os.environ["AWS_ENDPOINT_URL"] = moto_endpoint
-    template = StackTemplate(REPO / "template.yaml", {"Stage": "local"},
+    template = StackTemplate(REPO / "template.yaml", STACK_PARAMETERS,
                              StackIdentity(stack_name="cxr-local", queue_url_base=moto_endpoint))
     session = boto3.session.Session(region_name="us-east-1")
     original_client = session.client
     session.client = lambda service, **kw: original_client(service, endpoint_url=moto_endpoint, **kw)
-    create_stack_resources(template, session)
+    created = create_stack_resources(template, session)
+    session.client("sqs").set_queue_attributes(QueueUrl=created["queues"]["JobsQueue"],
+                                               Attributes={"VisibilityTimeout": str(TEST_VISIBILITY_SECONDS)})
     env = dict(template.function("InferFunction").environment)
-    env.update(AWS_ENV, AWS_ENDPOINT_URL=moto_endpoint, MODEL_DIR=str(REPO / "layers/model/weights"))
+    env.update(AWS_ENV, AWS_ENDPOINT_URL=moto_endpoint, MODEL_DIR=str(REPO / "layers/model/weights"),
+               VISIBILITY_TIMEOUT_SECONDS=str(TEST_VISIBILITY_SECONDS))
     return env
 
 
@@ -65,8 +71,11 @@ def runtime(stack_env):
 
 
 def purge_queue(runtime) -> None:
+    """Delete every visible message (PurgeQueue is allowed once a minute only)."""
     for url in (runtime.settings.queue_url, runtime.settings.dlq_url):
-        runtime.sqs.purge_queue(QueueUrl=url)
+        while messages := runtime.sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10).get("Messages"):
+            runtime.sqs.delete_message_batch(QueueUrl=url, Entries=[
+                {"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]} for i, m in enumerate(messages)])
 
 
 def python_with(env: dict) -> tuple[list[str], dict]:

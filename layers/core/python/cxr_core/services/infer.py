@@ -142,6 +142,7 @@ def process_batch(messages: list[InboundMessage], deps: InferDeps) -> BatchRepor
         result = {"top_label": prediction.top_label, "output": prediction.output,
                   "model": deps.predictor.identity, "created_at": iso(finished)}
         if deps.jobs.complete_job(item.job, token, result):
+            logger.info("job %s completed", item.job.job_id)
             report.completed_jobs.append(item.job.job_id)
             report.end_to_end_ms.append((finished - parse_iso(item.job.created_at)).total_seconds() * 1000)
         report.succeeded.extend(item.message_ids)

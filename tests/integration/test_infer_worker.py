@@ -1,0 +1,144 @@
+"""The EC2-mode worker as real processes against moto: kill -9, duplicates, poison, SIGTERM drain."""
+from __future__ import annotations
+
+import json
+import os
+import re
+import signal
+import subprocess
+import time
+from pathlib import Path
+
+import psutil
+import pytest
+
+from cxr_core.domain import Job, JobMessage, JobStatus, Upload, iso, utc_now
+from tests.images import perturbed_png
+from tests.integration.conftest import REPO, purge_queue, python_with
+
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
+COMPLETED_LINE = re.compile(r"job ([0-9a-f-]{36}) completed")
+
+
+@pytest.fixture
+def submit(runtime):
+    from cxr_core.services.submit import submit_image
+    purge_queue(runtime)
+    deps = runtime.submit_deps()
+    seeds = iter(range(10_000 * os.getpid(), 10_000 * os.getpid() + 10_000))
+
+    def _submit(count: int) -> list[str]:
+        return [submit_image(Upload(perturbed_png(next(seeds) + int(time.time() * 1000))), deps).job.job_id
+                for _ in range(count)]
+    return _submit
+
+
+class Worker:
+    def __init__(self, stack_env: dict, log_path: Path, processes: int = 1, **settings: str):
+        command, env = python_with({**stack_env, "VISIBILITY_TIMEOUT_SECONDS": "6",
+                                    "INFER_BATCH_WINDOW_SECONDS": "0.2", "POWERTOOLS_METRICS_DISABLED": "true",
+                                    **settings})
+        self.log_path = log_path
+        self.process = subprocess.Popen(command + ["-m", "functions.infer.worker", "--processes", str(processes)],
+                                        cwd=REPO, env=env, stdout=log_path.open("w"), stderr=subprocess.STDOUT)
+
+    def children(self) -> list[psutil.Process]:
+        return psutil.Process(self.process.pid).children()
+
+    def completions(self) -> list[str]:
+        return COMPLETED_LINE.findall(self.log_path.read_text())
+
+    def stop(self, timeout: float = 30) -> int:
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+        return self.process.wait(timeout)
+
+
+def wait_for(predicate, timeout: float, interval: float = 0.2):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(interval)
+    raise AssertionError(f"condition not met within {timeout} s")
+
+
+def statuses(runtime, job_ids) -> dict[str, JobStatus]:
+    return {job_id: runtime.jobs.get_job(job_id).status for job_id in job_ids}
+
+
+def all_final(runtime, job_ids) -> bool:
+    return all(status.is_final for status in statuses(runtime, job_ids).values())
+
+
+def test_jobs_complete_exactly_once_when_a_worker_is_killed_mid_batch(runtime, stack_env, submit, tmp_path):
+    job_ids = submit(12)
+    worker = Worker(stack_env, tmp_path / "worker.log", processes=1, INFER_BATCH_SIZE="4")
+    try:
+        child = wait_for(lambda: worker.children(), 30)[0]
+        wait_for(lambda: any(s is JobStatus.IN_PROGRESS for s in statuses(runtime, job_ids).values()), 60, 0.02)
+        child.kill()  # SIGKILL mid-batch: its claimed jobs keep their lease, their messages reappear later
+        wait_for(lambda: all_final(runtime, job_ids), 120)
+        assert set(statuses(runtime, job_ids).values()) == {JobStatus.COMPLETED}
+        completions = worker.completions()
+        assert sorted(c for c in completions if c in job_ids) == sorted(job_ids)  # each exactly once
+        assert wait_for(lambda: [p for p in worker.children() if p.pid != child.pid], 10)  # restarted
+    finally:
+        assert worker.stop() == 0
+
+
+def test_duplicate_messages_for_one_job_give_one_result(runtime, stack_env, submit, tmp_path):
+    [job_id] = submit(1)
+    job = runtime.jobs.get_job(job_id)
+    body = json.dumps(JobMessage(job.job_id, job.image_key, job.image_sha256, job.model_id).to_dict())
+    for _ in range(3):
+        runtime.sqs.send_message(QueueUrl=runtime.settings.queue_url, MessageBody=body)
+    worker = Worker(stack_env, tmp_path / "worker.log", processes=2, INFER_BATCH_SIZE="1")
+    try:
+        wait_for(lambda: all_final(runtime, [job_id]), 60)
+        wait_for(lambda: runtime.queue.depth()["visible"] + runtime.queue.depth()["in_flight"] == 0, 60)
+        assert worker.completions().count(job_id) == 1
+        assert runtime.jobs.get_job(job_id).status is JobStatus.COMPLETED
+    finally:
+        assert worker.stop() == 0
+
+
+def test_poison_image_ends_failed_with_a_reason_and_reaches_the_dlq(runtime, stack_env, tmp_path):
+    purge_queue(runtime)
+    poison = b"\x89PNG\r\n\x1a\n" + os.urandom(64)  # what upload validation would never let through
+    digest = __import__("hashlib").sha256(poison).hexdigest()
+    moment = iso(utc_now())
+    job = Job(job_id=f"{os.urandom(4).hex()}-poison-0000-0000-000000000000"[:36], status=JobStatus.QUEUED,
+              image_sha256=digest, image_key=f"images/{digest}", model_id="densenet121-res224-all@test",
+              created_at=moment, updated_at=moment)
+    runtime.images.put(job.image_key, poison, "image/png")
+    runtime.jobs.create_job(job)
+    runtime.queue.send(JobMessage(job.job_id, job.image_key, job.image_sha256, job.model_id))
+    worker = Worker(stack_env, tmp_path / "worker.log", processes=1)
+    try:
+        failed = wait_for(lambda: (j := runtime.jobs.get_job(job.job_id)).status is JobStatus.FAILED and j, 90)
+        assert failed.error and failed.attempts == runtime.settings.max_receive_count
+        wait_for(lambda: runtime.queue.depth()["dead_letter"] == 1, 60)
+    finally:
+        assert worker.stop() == 0
+    from cxr_core.services.ops import dead_letters
+    listed = dead_letters(runtime.jobs, runtime.queue)
+    assert job.job_id in [entry["id"] for entry in listed["failed_jobs"]]
+
+
+def test_sigterm_finishes_the_batch_in_hand_and_loses_nothing(runtime, stack_env, submit, tmp_path):
+    job_ids = submit(10)
+    worker = Worker(stack_env, tmp_path / "worker.log", processes=1, INFER_BATCH_SIZE="4")
+    wait_for(lambda: any(s is JobStatus.IN_PROGRESS for s in statuses(runtime, job_ids).values()), 60, 0.02)
+    assert worker.stop() == 0
+    after_stop = statuses(runtime, job_ids)
+    assert JobStatus.IN_PROGRESS not in after_stop.values()  # the batch in hand was finished and settled
+    assert JobStatus.FAILED not in after_stop.values()
+    second = Worker(stack_env, tmp_path / "worker2.log", processes=1)
+    try:
+        wait_for(lambda: all_final(runtime, job_ids), 120)
+        assert set(statuses(runtime, job_ids).values()) == {JobStatus.COMPLETED}
+        assert sorted(worker.completions() + second.completions()) == sorted(job_ids)
+    finally:
+        assert second.stop() == 0

@@ -1,0 +1,142 @@
+"""template.yaml's data resources, IAM, queue wiring and alarms: least privilege and the operational settings."""
+from __future__ import annotations
+
+import pytest
+
+from .template_support import as_list, raw, resources_of_type, role_actions, role_statements, translated
+
+# Actions AWS offers no resource-level permission for; the only ones allowed on Resource "*".
+UNSCOPED_ACTIONS = {"xray:PutTraceSegments", "xray:PutTelemetryRecords", "ecr:GetAuthorizationToken"}
+LOGGING = {"logs:CreateLogStream", "logs:PutLogEvents", "xray:PutTraceSegments", "xray:PutTelemetryRecords"}
+
+
+def test_no_wildcard_actions_and_no_unscoped_data_access():
+    template = translated()
+    policies = [spec["Properties"]["PolicyDocument"] for spec in resources_of_type(template, "AWS::IAM::ManagedPolicy").values()]
+    for role in resources_of_type(template, "AWS::IAM::Role").values():
+        policies += [policy["PolicyDocument"] for policy in role["Properties"].get("Policies", [])]
+    statements = [s for policy in policies for s in as_list(policy["Statement"]) if s["Effect"] == "Allow"]
+    assert statements
+    for statement in statements:
+        actions = set(as_list(statement["Action"]))
+        assert not any("*" in action for action in actions), statement
+        if "*" in as_list(statement["Resource"]):
+            assert actions <= UNSCOPED_ACTIONS, statement
+
+
+def test_functions_use_only_the_template_roles_and_no_aws_managed_policies():
+    template = translated()
+    roles = resources_of_type(template, "AWS::IAM::Role")
+    for name, function in resources_of_type(template, "AWS::Lambda::Function").items():
+        assert function["Properties"]["Role"] == {"Fn::GetAtt": [f"{name}Role", "Arn"]}
+    for role in roles.values():
+        assert all("Ref" in arn for arn in role["Properties"].get("ManagedPolicyArns", [])), "AWS managed policy"
+
+
+@pytest.mark.parametrize("role, expected", [
+    ("PollFunctionRole", {"dynamodb:GetItem", "dynamodb:Query", "sqs:GetQueueAttributes"}),
+    ("SubmitFunctionRole", {"dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:DeleteItem",
+                            "dynamodb:ConditionCheckItem", "s3:PutObject", "sqs:SendMessage"}),
+    ("InferFunctionRole", {"dynamodb:GetItem", "dynamodb:BatchGetItem", "dynamodb:UpdateItem", "dynamodb:PutItem",
+                           "dynamodb:DeleteItem", "dynamodb:ConditionCheckItem", "s3:GetObject",
+                           "sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:ChangeMessageVisibility",
+                           "sqs:GetQueueAttributes"}),
+])
+def test_each_function_role_grants_exactly_its_data_actions(role, expected):
+    assert role_actions(translated(), role) - LOGGING == expected
+
+
+def test_poll_reads_only_the_jobs_index_it_queries():
+    statements = role_statements(translated(), "PollFunctionRole")
+    query = [s for s in statements if "dynamodb:Query" in as_list(s["Action"])]
+    assert {"Fn::Sub": "${JobsTable.Arn}/index/status-updated-index"} in query[0]["Resource"]
+    assert not any("ResultsTable" in str(s["Resource"]) and "dynamodb:Query" in s["Action"] for s in statements)
+
+
+def test_logs_go_only_to_each_functions_own_group():
+    for function in ("Submit", "Poll", "Infer"):
+        statements = role_statements(translated(), f"{function}FunctionRole")
+        logs = [s for s in statements if "logs:PutLogEvents" in as_list(s["Action"])]
+        assert [s["Resource"] for s in logs] == [{"Fn::GetAtt": [f"{function}LogGroup", "Arn"]}]
+
+
+def test_tables_are_on_demand_with_ttl_pitr_and_the_shared_key_schemas():
+    resources = raw()["Resources"]
+    jobs, results = resources["JobsTable"]["Properties"], resources["ResultsTable"]["Properties"]
+    for table in (jobs, results):
+        assert table["BillingMode"] == "PAY_PER_REQUEST"
+        assert table["TimeToLiveSpecification"] == {"AttributeName": "expires_at", "Enabled": True}
+        assert table["PointInTimeRecoverySpecification"] == {"PointInTimeRecoveryEnabled": True}
+    assert jobs["KeySchema"] == [{"AttributeName": "job_id", "KeyType": "HASH"}]
+    assert jobs["GlobalSecondaryIndexes"][0]["IndexName"] == "status-updated-index"
+    assert jobs["GlobalSecondaryIndexes"][0]["KeySchema"] == [{"AttributeName": "status", "KeyType": "HASH"},
+                                                              {"AttributeName": "updated_at", "KeyType": "RANGE"}]
+    assert results["KeySchema"] == [{"AttributeName": "cache_key", "KeyType": "HASH"}]
+
+
+def test_bucket_is_encrypted_private_expiring_and_tls_only():
+    resources = raw()["Resources"]
+    bucket = resources["ImagesBucket"]["Properties"]
+    assert bucket["BucketEncryption"]["ServerSideEncryptionConfiguration"][0]["ServerSideEncryptionByDefault"]
+    assert set(bucket["PublicAccessBlockConfiguration"].values()) == {True}
+    assert len(bucket["PublicAccessBlockConfiguration"]) == 4
+    assert bucket["LifecycleConfiguration"]["Rules"][0]["ExpirationInDays"] == {"Ref": "JobTtlDays"}
+    policy = resources["ImagesBucketPolicy"]["Properties"]
+    assert policy["Bucket"] == {"Ref": "ImagesBucket"}
+    deny = [s for s in policy["PolicyDocument"]["Statement"] if s["Effect"] == "Deny"]
+    assert deny and deny[0]["Condition"] == {"Bool": {"aws:SecureTransport": "false"}}
+    assert deny[0]["Action"] == "s3:*" and deny[0]["Principal"] == "*"
+    assert len(deny[0]["Resource"]) == 2  # the bucket and its objects
+
+
+def test_visibility_timeout_is_at_least_six_infer_timeouts_for_every_allowed_timeout():
+    template = raw()
+    allowed = {str(value) for value in template["Parameters"]["InferTimeoutSeconds"]["AllowedValues"]}
+    table = template["Mappings"]["InferTimeouts"]
+    assert set(table) == allowed
+    for timeout, row in table.items():
+        assert row["VisibilityTimeout"] >= 6 * int(timeout)
+        assert row["VisibilityTimeout"] <= 43200  # SQS maximum
+    lookup = {"Fn::FindInMap": ["InferTimeouts", {"Ref": "InferTimeoutSeconds"}, "VisibilityTimeout"]}
+    resources = template["Resources"]
+    assert resources["JobsQueue"]["Properties"]["VisibilityTimeout"] == lookup
+    assert template["Globals"]["Function"]["Environment"]["Variables"]["VISIBILITY_TIMEOUT_SECONDS"] == lookup
+    assert resources["InferFunction"]["Properties"]["Timeout"] == {"Ref": "InferTimeoutSeconds"}
+
+
+def test_queue_redrives_to_the_dead_letter_queue():
+    resources = raw()["Resources"]
+    redrive = resources["JobsQueue"]["Properties"]["RedrivePolicy"]
+    assert redrive == {"deadLetterTargetArn": {"Fn::GetAtt": ["JobsDeadLetterQueue", "Arn"]},
+                       "maxReceiveCount": {"Ref": "MaxReceiveCount"}}
+    assert resources["JobsDeadLetterQueue"]["Properties"]["MessageRetentionPeriod"] == 1209600
+
+
+def test_event_source_mapping_is_parameterised_and_reports_partial_failures():
+    mapping = resources_of_type(translated(), "AWS::Lambda::EventSourceMapping")
+    assert len(mapping) == 1
+    props = next(iter(mapping.values()))["Properties"]
+    assert props["EventSourceArn"] == {"Fn::GetAtt": ["JobsQueue", "Arn"]}
+    assert props["BatchSize"] == {"Ref": "InferBatchSize"}
+    assert props["MaximumBatchingWindowInSeconds"] == {"Ref": "InferBatchWindowSeconds"}
+    assert props["FunctionResponseTypes"] == ["ReportBatchItemFailures"]
+    assert props["ScalingConfig"] == {"MaximumConcurrency": {"Ref": "InferMaxConcurrency"}}
+    assert props["Enabled"] == {"Fn::If": ["UseEc2Workers", False, True]}
+
+
+def test_api_is_throttled_by_parameters():
+    stage = next(iter(resources_of_type(translated(), "AWS::ApiGatewayV2::Stage").values()))["Properties"]
+    assert stage["DefaultRouteSettings"] == {"ThrottlingBurstLimit": {"Ref": "ApiThrottlingBurstLimit"},
+                                             "ThrottlingRateLimit": {"Ref": "ApiThrottlingRateLimit"}}
+
+
+def test_alarms_watch_dead_letter_depth_and_queue_age():
+    alarms = {spec["Properties"]["MetricName"]: spec["Properties"]
+              for spec in resources_of_type(raw(), "AWS::CloudWatch::Alarm").values()}
+    dlq = alarms["ApproximateNumberOfMessagesVisible"]
+    assert dlq["Dimensions"] == [{"Name": "QueueName", "Value": {"Fn::GetAtt": ["JobsDeadLetterQueue", "QueueName"]}}]
+    assert (dlq["Threshold"], dlq["ComparisonOperator"]) == (0, "GreaterThanThreshold")
+    age = alarms["ApproximateAgeOfOldestMessage"]
+    assert age["Dimensions"] == [{"Name": "QueueName", "Value": {"Fn::GetAtt": ["JobsQueue", "QueueName"]}}]
+    assert age["Threshold"] == {"Ref": "QueueAgeAlarmSeconds"}
+    assert all(alarm["AlarmActions"] == [{"Ref": "AlarmTopic"}] for alarm in alarms.values())

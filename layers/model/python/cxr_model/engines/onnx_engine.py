@@ -18,6 +18,8 @@ class OnnxEngine:
         options.inter_op_num_threads = 1
         options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        # Memory patterns pre-plan one block per batch shape: ~80 MB more peak RSS at batch 8 for ~3% speed.
+        options.enable_mem_pattern = False
         self.session = ort.InferenceSession(onnx_path, sess_options=options, providers=["CPUExecutionProvider"])
         self.metadata = dict(self.session.get_modelmeta().custom_metadata_map)
         self.op_threshs = np.array(json.loads(self.metadata["cxr_model.op_threshs"]), dtype=np.float32)

@@ -73,7 +73,8 @@ def runtime(stack_env):
 def purge_queue(runtime) -> None:
     """Delete every visible message (PurgeQueue is allowed once a minute only)."""
     for url in (runtime.settings.queue_url, runtime.settings.dlq_url):
-        while messages := runtime.sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10).get("Messages"):
+        while messages := runtime.sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10,
+                                                             WaitTimeSeconds=0).get("Messages"):
             runtime.sqs.delete_message_batch(QueueUrl=url, Entries=[
                 {"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]} for i, m in enumerate(messages)])
 

@@ -1,6 +1,7 @@
 """GET /v1/jobs/{id}, /v1/jobs/{id}/result and /v1/ops/*: read-only views of jobs and the service."""
 from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.event_handler import APIGatewayHttpResolver
+from aws_lambda_powertools.metrics import MetricUnit
 
 from cxr_core.bootstrap import runtime
 from cxr_core.http import install_error_handlers, json_response
@@ -41,4 +42,5 @@ def dead_letters():
 @logger.inject_lambda_context
 @metrics.log_metrics
 def lambda_handler(event, context):
+    metrics.add_metric(name="PollRequests", unit=MetricUnit.Count, value=1)
     return app.resolve(event, context)

@@ -89,8 +89,24 @@ class InMemoryJobStore:
             if entry and entry.job_id == job.job_id and not entry.done:
                 del self.cache[job.cache_key]
 
-    def jobs_by_status(self, status, since, limit=None):
-        found = sorted((j for j in self.jobs.values() if j.status is status and j.updated_at >= since),
+    def touch_queued(self, job):
+        stored = self.jobs[job.job_id]
+        if stored.status is not JobStatus.QUEUED:
+            return False
+        stored.updated_at = iso(utc_now())
+        return True
+
+    def reset_to_queued(self, job):
+        stored = self.jobs[job.job_id]
+        if stored.status is not JobStatus.IN_PROGRESS or self.tokens.get(job.job_id, ("", 0))[1] > time.time():
+            return False
+        stored.status, stored.updated_at = JobStatus.QUEUED, iso(utc_now())
+        self.tokens.pop(job.job_id, None)
+        return True
+
+    def jobs_by_status(self, status, since, limit=None, before=None):
+        found = sorted((j for j in self.jobs.values() if j.status is status and j.updated_at >= since
+                        and (before is None or j.updated_at < before)),
                        key=lambda j: j.updated_at, reverse=True)
         return copy.deepcopy(found[:limit] if limit else found)
 

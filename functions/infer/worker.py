@@ -66,7 +66,22 @@ def consume(stop_all) -> None:
             time.sleep(RESTART_BACKOFF_SECONDS)
 
 
-def supervise(processes: int) -> int:
+def recover_periodically(stop, interval_seconds: float) -> None:
+    """The recovery pass, run by the supervisor: see cxr_core.services.recovery for what it covers."""
+    from cxr_core.bootstrap import runtime
+    from cxr_core.services.recovery import recover_stuck_jobs
+
+    while not stop.wait(interval_seconds):
+        try:
+            rt = runtime()
+            recover_stuck_jobs(rt.jobs, rt.queue, rt.settings.stuck_job_seconds, rt.settings.max_receive_count)
+        except Exception:
+            log.exception("recovery pass failed; it runs again in %.0f s", interval_seconds)
+
+
+def supervise(processes: int, recovery_interval: float) -> int:
+    import threading
+
     context = multiprocessing.get_context("spawn")
     stop = context.Event()
     children: dict[int, multiprocessing.Process] = {}
@@ -86,6 +101,9 @@ def supervise(processes: int) -> int:
     signal.signal(signal.SIGINT, request_stop)
     for slot in range(processes):
         start(slot)
+    if recovery_interval > 0:
+        threading.Thread(target=recover_periodically, args=(stop, recovery_interval), name="recovery",
+                         daemon=True).start()
     log.warning("supervisor %d: %d worker processes", os.getpid(), processes)
     while not stop.is_set():
         time.sleep(0.5)
@@ -106,9 +124,11 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--processes", type=int, default=settings().worker_processes,
                         help="worker processes (default WORKER_PROCESSES, else one per core)")
+    parser.add_argument("--recovery-interval", type=float, default=min(60.0, settings().stuck_job_seconds / 3),
+                        help="seconds between recovery passes (0: none; default min(60, STUCK_JOB_SECONDS/3))")
     args = parser.parse_args(argv)
     configure_logging()
-    return supervise(max(1, args.processes))
+    return supervise(max(1, args.processes), args.recovery_interval)
 
 
 if __name__ == "__main__":

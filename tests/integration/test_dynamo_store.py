@@ -83,3 +83,19 @@ def test_fail_frees_the_dedup_record_and_lists_in_the_status_index(runtime):
     failed = runtime.jobs.jobs_by_status(JobStatus.FAILED, "")
     assert job.job_id in [j.job_id for j in failed]
     assert [j for j in failed if j.job_id == job.job_id][0].error == "poison image"
+
+
+def test_recovery_pass_on_dynamodb_requeues_the_orphan_once(runtime):
+    from cxr_core.services.recovery import recover_stuck_jobs
+    from tests.integration.conftest import purge_queue
+    purge_queue(runtime)
+    orphan = new_job()
+    runtime.jobs.create_job(orphan)  # as if the submitter died before sending its message
+    first = recover_stuck_jobs(runtime.jobs, runtime.queue, older_than_seconds=-1, max_attempts=3)
+    assert orphan.job_id in first.requeued
+    again = recover_stuck_jobs(runtime.jobs, runtime.queue, older_than_seconds=60, max_attempts=3)
+    assert orphan.job_id not in again.requeued  # touched: not re-sent on every pass
+    bodies = [m["Body"] for m in runtime.sqs.receive_message(QueueUrl=runtime.settings.queue_url,
+                                                             MaxNumberOfMessages=10, WaitTimeSeconds=0)["Messages"]]
+    assert sum(orphan.job_id in body for body in bodies) == 1
+    purge_queue(runtime)

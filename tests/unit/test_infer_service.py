@@ -87,3 +87,20 @@ def test_transient_read_error_is_retried_and_then_succeeds(world):
 def test_malformed_message_is_never_acknowledged(world):
     report = process_batch([InboundMessage("bad", "not json")], world[4])
     assert report.failed == ["bad"] and report.succeeded == []
+
+
+def test_recovery_requeues_a_job_left_without_a_message_and_fails_an_abandoned_one(world):
+    from cxr_core.services.recovery import recover_stuck_jobs
+    jobs, images, queue, submit, infer, predictor = world
+    orphan_id = json.loads(submit_all(world, [b"orphan"])[0].body)["job_id"]  # its message was lost
+    abandoned_id = json.loads(submit_all(world, [b"abandoned"])[0].body)["job_id"]
+    for attempt in range(3):  # claimed three times, each worker died; the lease is over
+        jobs.tokens.pop(abandoned_id, None)
+        jobs.claim_jobs([abandoned_id], f"dead-{attempt}", -1)
+    report = recover_stuck_jobs(jobs, queue, older_than_seconds=-1, max_attempts=3)
+    assert report.requeued == [orphan_id] and report.failed == [abandoned_id]
+    assert [m.job_id for m in queue.messages] == [orphan_id]
+    assert jobs.get_job(abandoned_id).status is JobStatus.FAILED
+    assert "abandoned" in jobs.get_job(abandoned_id).error
+    process = process_batch([InboundMessage("again", json.dumps(queue.messages[0].to_dict()))], infer)
+    assert process.completed_jobs == [orphan_id]

@@ -180,8 +180,35 @@ class DynamoJobStore:
         except DeleteError:
             pass
 
-    def jobs_by_status(self, status: JobStatus, since: str, limit: int | None = None) -> list[Job]:
-        condition = JobRecord.updated_at >= since if since else None
+    def touch_queued(self, job: Job) -> bool:
+        """Mark a QUEUED job as re-enqueued now, so the next recovery pass leaves it alone."""
+        try:
+            JobRecord(job.job_id).update(actions=[JobRecord.updated_at.set(iso(utc_now()))],
+                                         condition=JobRecord.status == JobStatus.QUEUED.value)
+            return True
+        except UpdateError:
+            return False
+
+    def reset_to_queued(self, job: Job) -> bool:
+        """An IN_PROGRESS job whose lease ran out long ago (its worker died on the last delivery) goes back."""
+        moment = iso(utc_now())
+        try:
+            JobRecord(job.job_id).update(actions=[
+                JobRecord.status.set(JobStatus.QUEUED.value), JobRecord.updated_at.set(moment),
+                JobRecord.claim_token.remove(), JobRecord.lease_until.remove(),
+            ], condition=(JobRecord.status == JobStatus.IN_PROGRESS.value) & (JobRecord.lease_until < time.time()))
+            return True
+        except UpdateError:
+            return False
+
+    def jobs_by_status(self, status: JobStatus, since: str, limit: int | None = None,
+                       before: str | None = None) -> list[Job]:
+        if since and before:
+            condition = JobRecord.updated_at.between(since, before)
+        elif before:
+            condition = JobRecord.updated_at < before
+        else:
+            condition = JobRecord.updated_at >= since if since else None
         query = JobRecord.status_index.query(status.value, condition, scan_index_forward=False, limit=limit)
         return [_to_job(record) for record in query]
 

@@ -1,0 +1,36 @@
+# EC2 infer worker image: CPU-only onnxruntime (no torch), weights + ONNX export baked in, non-root.
+# Build from the repository root once the model build step has produced layers/model/weights/*.onnx:
+#   python -m cxr_model.build --model-dir layers/model/weights --allow-random-init   # or `make model`
+#   docker build --platform linux/amd64 -t cxr-worker .
+# Settings come from the environment as template.yaml declares them (the launch template writes an --env-file).
+FROM python:3.12-slim-bookworm
+
+ENV PYTHONUNBUFFERED=1 \
+    PYTHONDONTWRITEBYTECODE=1 \
+    PYTHONPATH=/app \
+    PIP_NO_CACHE_DIR=1 \
+    PIP_DISABLE_PIP_VERSION_CHECK=1
+
+COPY requirements/core.txt requirements/model.txt /tmp/requirements/
+RUN pip install --only-binary=:all: -r /tmp/requirements/core.txt -r /tmp/requirements/model.txt \
+    && rm -rf /tmp/requirements \
+    && groupadd --system --gid 10001 cxr \
+    && useradd --system --uid 10001 --gid 10001 --no-create-home --shell /usr/sbin/nologin cxr
+
+# The onnxruntime engine needs the ONNX export and its provenance record only (no torch weights file).
+COPY layers/model/weights/*.onnx layers/model/weights/*.weights.json /opt/weights/
+WORKDIR /app
+COPY layers/core/python/cxr_core ./cxr_core
+COPY layers/model/python/cxr_model ./cxr_model
+COPY functions/__init__.py ./functions/__init__.py
+COPY functions/infer ./functions/infer
+COPY infra/worker_healthcheck.py ./infra/worker_healthcheck.py
+RUN python -m compileall -q /app
+
+USER 10001:10001
+# Healthy = all WORKER_PROCESSES workers alive and none restarting in a loop (see infra/worker_healthcheck.py).
+HEALTHCHECK --interval=30s --timeout=10s --start-period=90s --retries=3 \
+    CMD ["python", "/app/infra/worker_healthcheck.py"]
+# SIGTERM: every worker finishes the batch in hand, settles its messages and exits.
+STOPSIGNAL SIGTERM
+CMD ["python", "-m", "functions.infer.worker"]

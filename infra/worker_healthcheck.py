@@ -1,0 +1,75 @@
+"""Docker HEALTHCHECK of the EC2 infer worker: every worker process is up and none is in a crash-restart loop.
+
+The supervisor (`python -m functions.infer.worker`) restarts a dead worker after a second, so a worker that keeps
+crashing (missing weights, bad settings) shows as a process younger than MIN_AGE_SECONDS at every check.
+Exit 0 healthy, 1 unhealthy (reason on stdout). Reads /proc only; no network.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+
+MIN_AGE_SECONDS = 20.0
+SUPERVISOR_MARKER = "functions.infer.worker"
+WORKER_MARKER = "multiprocessing.spawn"
+
+
+def _cmdline(pid: str) -> str:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+    except OSError:
+        return ""
+
+
+def _parent(pid: str) -> str | None:
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("PPid:"):
+                return line.split()[1]
+    except OSError:
+        return None
+    return None
+
+
+def _age_seconds(pid: str) -> float:
+    start_ticks = int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[19])
+    uptime = float(Path("/proc/uptime").read_text().split()[0])
+    return uptime - start_ticks / os.sysconf("SC_CLK_TCK")
+
+
+def check(expected_workers: int, min_age: float = MIN_AGE_SECONDS,
+          supervisors: list[str] | None = None) -> tuple[bool, str]:
+    pids = [entry for entry in os.listdir("/proc") if entry.isdigit()]
+    if supervisors is None:
+        supervisors = [pid for pid in pids if SUPERVISOR_MARKER in _cmdline(pid) and WORKER_MARKER not in _cmdline(pid)]
+    supervisors = [pid for pid in supervisors if _cmdline(pid)]
+    if not supervisors:
+        return False, "no worker supervisor process"
+    workers = [pid for pid in pids if _parent(pid) in supervisors and "spawn_main" in _cmdline(pid)]
+    if len(workers) < expected_workers:
+        return False, f"{len(workers)} of {expected_workers} worker processes running"
+    young = [pid for pid in workers if _age_seconds(pid) < min_age]
+    if young:
+        return False, f"worker(s) {young} younger than {min_age:.0f}s: restarting after crashes?"
+    return True, f"{len(workers)} worker processes up"
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--workers", type=int, default=None, help="expected workers (default: WORKER_PROCESSES)")
+    parser.add_argument("--min-age", type=float, default=MIN_AGE_SECONDS)
+    parser.add_argument("--supervisor-pid", help="check this supervisor only (default: find it by command line)")
+    args = parser.parse_args(argv)
+    if args.workers is None:
+        from cxr_core.config import settings
+        args.workers = settings().worker_processes
+    supervisors = [args.supervisor_pid] if args.supervisor_pid else None
+    healthy, reason = check(args.workers, args.min_age, supervisors)
+    print(reason)
+    return 0 if healthy else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

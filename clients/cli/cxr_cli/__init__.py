@@ -1,0 +1,1 @@
+"""`cxr`: a command-line client for the cxr-serverless chest X-ray API."""

@@ -34,16 +34,24 @@ def test_functions_use_only_the_template_roles_and_no_aws_managed_policies():
 
 
 @pytest.mark.parametrize("role, expected", [
-    ("PollFunctionRole", {"dynamodb:GetItem", "dynamodb:Query", "sqs:GetQueueAttributes"}),
-    ("SubmitFunctionRole", {"dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:DeleteItem",
+    ("PollFunctionRole", {"dynamodb:GetItem", "dynamodb:Query", "sqs:GetQueueAttributes", "dynamodb:UpdateItem"}),
+    ("SubmitFunctionRole", {"dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:DeleteItem", "dynamodb:UpdateItem",
                             "dynamodb:ConditionCheckItem", "s3:PutObject", "sqs:SendMessage"}),
     ("InferFunctionRole", {"dynamodb:GetItem", "dynamodb:BatchGetItem", "dynamodb:UpdateItem", "dynamodb:PutItem",
                            "dynamodb:DeleteItem", "dynamodb:ConditionCheckItem", "s3:GetObject",
                            "sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:ChangeMessageVisibility",
-                           "sqs:GetQueueAttributes"}),
+                           "sqs:GetQueueAttributes", "dynamodb:Query", "sqs:SendMessage"}),
 ])
 def test_each_function_role_grants_exactly_its_data_actions(role, expected):
     assert role_actions(translated(), role) - LOGGING == expected
+
+
+def test_poll_writes_nothing_but_its_rate_limit_counter():
+    statements = role_statements(translated(), "PollFunctionRole")
+    writes = [s for s in statements if {"dynamodb:UpdateItem", "dynamodb:PutItem", "dynamodb:DeleteItem",
+                                        "sqs:SendMessage", "s3:PutObject"} & set(as_list(s["Action"]))]
+    assert [(s["Action"], s["Resource"]) for s in writes] == [
+        ("dynamodb:UpdateItem", {"Fn::GetAtt": ["RateLimitsTable", "Arn"]})]
 
 
 def test_poll_reads_only_the_jobs_index_it_queries():

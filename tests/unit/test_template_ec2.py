@@ -1,0 +1,115 @@
+"""The EC2 worker fleet in template.yaml: switched by InferPath, scaling on backlog per instance, same settings."""
+from __future__ import annotations
+
+import re
+
+import pytest
+
+from cxr_local.template import StackTemplate
+
+from .template_support import TEMPLATE, as_list, raw, role_actions, role_statements, translated
+
+FLEET = ("WorkerLogGroup", "WorkerSecurityGroup", "WorkerInstanceRole", "WorkerInstanceProfile",
+         "WorkerLaunchTemplate", "WorkerGroup", "WorkerBacklogScalingPolicy")
+# Settings the worker image fixes on purpose: its own weights path, and no torch in the image.
+IMAGE_FIXED = {"MODEL_DIR": "/opt/weights", "MODEL_ENGINE": "onnxruntime"}
+
+
+def user_data_env() -> tuple[dict[str, str], dict]:
+    text, variables = raw()["Resources"]["WorkerLaunchTemplate"]["Properties"]["LaunchTemplateData"]["UserData"][
+        "Fn::Base64"]["Fn::Sub"]
+    block = text.split("<<'EOF'\n", 1)[1].split("\nEOF", 1)[0]
+    return dict(line.split("=", 1) for line in block.splitlines()), variables
+
+
+def test_fleet_exists_only_with_ec2_workers_and_the_repository_always():
+    resources = raw()["Resources"]
+    assert raw()["Conditions"]["UseEc2Workers"] == {"Fn::Equals": [{"Ref": "InferPath"}, "ec2"]}
+    for name in FLEET:
+        assert resources[name]["Condition"] == "UseEc2Workers", name
+    assert "Condition" not in resources["WorkerRepository"]  # push an image before switching
+
+
+@pytest.mark.parametrize("path, mapping_enabled, schedule_state, fleet", [
+    ("lambda", True, "ENABLED", False), ("ec2", False, "DISABLED", True)])
+def test_infer_path_switches_the_consumer(path, mapping_enabled, schedule_state, fleet):
+    params = {"InferPath": path, "WorkerImageTag": "abc123", "WorkerVpcId": "vpc-0123456789abcdef0",
+              "WorkerSubnetIds": "subnet-0123456789abcdef0"}
+    stack = StackTemplate(TEMPLATE, params)
+    events = stack.resolver.resolve(stack.raw["Resources"]["InferFunction"]["Properties"]["Events"])
+    assert events["JobsQueueEvent"]["Properties"]["Enabled"] is mapping_enabled
+    assert events["RecoverySchedule"]["Properties"]["State"] == schedule_state
+    assert bool(stack.logical_ids("AWS::AutoScaling::AutoScalingGroup")) is fleet
+
+
+def test_ec2_path_demands_image_and_network_parameters():
+    rule = raw()["Rules"]["Ec2WorkersNeedImageAndNetwork"]
+    assert rule["RuleCondition"] == {"Fn::Equals": [{"Ref": "InferPath"}, "ec2"]}
+    asserted = str(rule["Assertions"])
+    assert all(name in asserted for name in ("WorkerImageTag", "WorkerVpcId", "WorkerSubnetIds"))
+
+
+def test_scaling_tracks_queue_backlog_per_in_service_instance():
+    resources = raw()["Resources"]
+    config = resources["WorkerBacklogScalingPolicy"]["Properties"]
+    assert config["PolicyType"] == "TargetTrackingScaling"
+    tracking = config["TargetTrackingConfiguration"]
+    assert tracking["TargetValue"] == {"Ref": "WorkerTargetBacklogPerInstance"}
+    metrics = {m["Id"]: m for m in tracking["CustomizedMetricSpecification"]["Metrics"]}
+    queued = metrics["queued"]["MetricStat"]["Metric"]
+    instances = metrics["instances"]["MetricStat"]["Metric"]
+    assert (queued["Namespace"], queued["MetricName"]) == ("AWS/SQS", "ApproximateNumberOfMessagesVisible")
+    assert queued["Dimensions"] == [{"Name": "QueueName", "Value": {"Fn::GetAtt": ["JobsQueue", "QueueName"]}}]
+    assert (instances["Namespace"], instances["MetricName"]) == ("AWS/AutoScaling", "GroupInServiceInstances")
+    assert instances["Dimensions"] == [{"Name": "AutoScalingGroupName", "Value": {"Ref": "WorkerGroup"}}]
+    assert metrics["backlog_per_instance"]["Expression"] == "queued / instances"
+    assert [m["Id"] for m in metrics.values() if m["ReturnData"]] == ["backlog_per_instance"]
+    group = resources["WorkerGroup"]["Properties"]
+    assert "GroupInServiceInstances" in group["MetricsCollection"][0]["Metrics"]
+    assert raw()["Parameters"]["WorkerTargetBacklogPerInstance"]["Default"] == 100
+
+
+def test_instances_need_imdsv2_and_accept_no_inbound_traffic():
+    data = raw()["Resources"]["WorkerLaunchTemplate"]["Properties"]["LaunchTemplateData"]
+    assert data["MetadataOptions"]["HttpTokens"] == "required"
+    assert all(device["Ebs"]["Encrypted"] for device in data["BlockDeviceMappings"])
+    group = raw()["Resources"]["WorkerSecurityGroup"]["Properties"]
+    assert "SecurityGroupIngress" not in group
+    assert [(rule["FromPort"], rule["ToPort"]) for rule in group["SecurityGroupEgress"]] == [(443, 443)]
+
+
+def test_instance_role_has_the_infer_data_policy_plus_image_pull_and_its_log_group():
+    template = translated()
+    assert role_actions(template, "WorkerInstanceRole") == role_actions(template, "InferFunctionRole") - {
+        "logs:CreateLogStream", "logs:PutLogEvents", "xray:PutTraceSegments", "xray:PutTelemetryRecords"} | {
+        "ecr:GetAuthorizationToken", "ecr:BatchGetImage", "ecr:GetDownloadUrlForLayer",
+        "ecr:BatchCheckLayerAvailability", "logs:CreateLogStream", "logs:PutLogEvents"}
+    pulls = [s for s in role_statements(template, "WorkerInstanceRole") if "ecr:BatchGetImage" in as_list(s["Action"])]
+    assert pulls[0]["Resource"] == {"Fn::GetAtt": ["WorkerRepository", "Arn"]}
+    trust = template["Resources"]["WorkerInstanceRole"]["Properties"]["AssumeRolePolicyDocument"]["Statement"][0]
+    assert trust["Principal"] == {"Service": "ec2.amazonaws.com"}
+
+
+def test_worker_container_gets_every_setting_the_functions_get():
+    env, variables = user_data_env()
+    globals_env = raw()["Globals"]["Function"]["Environment"]["Variables"]
+    assert set(globals_env) <= set(env)
+    for key, value in globals_env.items():
+        if key in IMAGE_FIXED:
+            assert env[key] == IMAGE_FIXED[key]
+        elif isinstance(value, dict) and "Ref" in value:
+            assert env[key] == "${%s}" % value["Ref"], key
+        elif isinstance(value, dict) and "Fn::FindInMap" in value:
+            name = re.fullmatch(r"\$\{(\w+)\}", env[key]).group(1)
+            assert variables[name] == value, key
+        else:
+            assert env[key] == str(value), key
+
+
+def test_worker_runs_the_repository_image_at_the_given_tag():
+    text, variables = raw()["Resources"]["WorkerLaunchTemplate"]["Properties"]["LaunchTemplateData"]["UserData"][
+        "Fn::Base64"]["Fn::Sub"]
+    assert "docker run" in text and "--env-file /etc/cxr-worker.env" in text and text.rstrip().endswith("${Image}")
+    assert variables["Image"] == {"Fn::Sub": "${AWS::AccountId}.dkr.ecr.${AWS::Region}.${AWS::URLSuffix}/"
+                                             "${WorkerRepository}:${WorkerImageTag}"}
+    assert raw()["Resources"]["WorkerRepository"]["Properties"]["ImageTagMutability"] == "IMMUTABLE"

@@ -49,6 +49,8 @@ def parse_args(argv: list[str] | None = None) -> Options:
                         help="write a JSON {url, moto_endpoint, weights, ...} here once ready (removed on stop)")
     parser.add_argument("--log-dir", type=Path, default=None, help="moto and worker output go here (default: console)")
     parser.add_argument("--max-instances", type=int, default=4, help="concurrent instances per HTTP function")
+    parser.add_argument("--api-key", default=env("CXR_LOCAL_API_KEY"),
+                        help="operator API key to register when AuthMode=api_key (default on loopback: cxr_local_dev_key)")
     parser.add_argument("--access-log", action="store_true", help="log every HTTP request")
     args = parser.parse_args(argv)
     root = _find_repo_root()
@@ -56,7 +58,7 @@ def parse_args(argv: list[str] | None = None) -> Options:
                    port=args.port, moto_port=args.moto_port, workers=args.workers, build_model=not args.no_build,
                    params=_pairs(args.param, "--param"), env=_pairs(args.env, "--env"),
                    max_instances=args.max_instances, ready_file=args.ready_file, access_log=args.access_log,
-                   log_dir=args.log_dir)
+                   log_dir=args.log_dir, api_key=args.api_key)
 
 
 def main(argv: list[str] | None = None) -> int:

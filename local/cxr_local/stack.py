@@ -24,6 +24,7 @@ from .template import StackTemplate
 from .weights import weights_status
 
 REGION = "us-east-1"
+LOCAL_DEV_API_KEY = "cxr_local_dev_key"  # only on loopback; any other --host gets a random key unless --api-key
 LOCAL_AWS_ENV = {
     "AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing", "AWS_DEFAULT_REGION": REGION,
     "AWS_REGION": REGION, "AWS_EC2_METADATA_DISABLED": "true",
@@ -46,6 +47,7 @@ class Options:
     ready_file: Path | None = None
     access_log: bool = False
     log_dir: Path | None = None
+    api_key: str | None = None  # the operator key registered when AuthMode=api_key
 
 
 def say(message: str) -> None:
@@ -90,6 +92,7 @@ class LocalStack:
         created = _with_endpoint(session, moto_endpoint, lambda s: create_stack_resources(template, s))
         say(f"moto server {moto_endpoint}: created {_summary(created)} from {opts.template.name}")
 
+        api_key = self._mint_api_key(template)
         if build is not None:
             if build.wait() != 0:
                 raise RuntimeError(f"model build failed with exit code {build.returncode} (see its output above)")
@@ -116,13 +119,24 @@ class LocalStack:
                                 access_log=opts.access_log)
         threading.Thread(target=self.server.serve_forever, kwargs={"poll_interval": 0.2}, daemon=True).start()
         url = f"http://{opts.host}:{self.server.server_address[1]}"
-        health = _get_status(f"{url}/v1/ops/health")
-        self.info = {**self.info, "url": url, "moto_endpoint": moto_endpoint, "pid": os.getpid(), "weights": weights,
+        health = _get_status(f"{url}/v1/ops/health", {"x-api-key": api_key} if api_key else {})
+        self.info = {**self.info, "url": url, "api_key": api_key, "moto_endpoint": moto_endpoint,
+                     "pid": os.getpid(), "weights": weights,
                      "workers": opts.workers if self.worker else 0, "health_status": health,
                      "ready_seconds": round(time.monotonic() - started, 3), "resources": created,
                      "routes": [route.route_key for route in routes]}
         self._announce()
         return self.info
+
+    def _mint_api_key(self, template: StackTemplate) -> str | None:
+        """With AuthMode=api_key every route wants an X-Api-Key: register one operator key for local use."""
+        if str(template.parameters.get("AuthMode", "none")) != "api_key":
+            return None
+        from cxr_core.auth import ApiKeyStore  # after the environment is set: its tables are named from it
+
+        api_key = self.options.api_key or (LOCAL_DEV_API_KEY if self.options.host in ("127.0.0.1", "localhost")
+                                           else None)
+        return ApiKeyStore.create("local-dev", label="cxr_local", api_key=api_key, operator=True)
 
     def _start_model_build(self, env: dict[str, str]) -> subprocess.Popen | None:
         if not self.options.build_model:
@@ -145,6 +159,8 @@ class LocalStack:
         say(f"infer workers: {info['workers'] and self.options.workers} process(es)"
             + ("" if self.worker else " (none started: jobs stay QUEUED)"))
         say(f"routes: {', '.join(info['routes'])}")
+        if info["api_key"]:
+            say(f"API key (operator, send as x-api-key): {info['api_key']}")
         for name, path in info.get("logs", {}).items():
             say(f"{name} log: {path}")
         if info["health_status"] != 200:
@@ -220,9 +236,9 @@ def _summary(created: dict[str, dict]) -> str:
     return ", ".join(f"{len(items)} {kind}" for kind, items in created.items())
 
 
-def _get_status(url: str) -> int:
+def _get_status(url: str, headers: dict[str, str]) -> int:
     try:
-        with urllib.request.urlopen(url, timeout=30) as response:
+        with urllib.request.urlopen(urllib.request.Request(url, headers=headers), timeout=30) as response:
             return response.status
     except urllib.error.HTTPError as error:
         return error.code

@@ -33,6 +33,11 @@ class RunningStack:
         return boto3.client(service, endpoint_url=self.moto_endpoint, region_name="us-east-1",
                             aws_access_key_id="testing", aws_secret_access_key="testing")
 
+    @property
+    def auth_headers(self) -> dict[str, str]:
+        """The operator key the stack registered (AuthMode=api_key), else nothing."""
+        return {"x-api-key": self.info["api_key"]} if self.info.get("api_key") else {}
+
     def log_tail(self, lines: int = 60) -> str:
         return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
 
@@ -57,7 +62,7 @@ def start_stack(tmp_dir: Path, *extra_args: str, workers: int = 1) -> RunningSta
         time.sleep(0.1)
     info = json.loads(ready_file.read_text())
     stack = RunningStack(info["url"], info["moto_endpoint"], info, process, log_path)
-    health = requests.get(f"{stack.base_url}/v1/ops/health", timeout=30)
+    health = requests.get(f"{stack.base_url}/v1/ops/health", headers=stack.auth_headers, timeout=30)
     if health.status_code != 200:
         stop_stack(process)
         raise RuntimeError(f"GET /v1/ops/health -> {health.status_code} {health.text}\n{stack.log_tail()}")
@@ -90,8 +95,10 @@ def base_url(local_stack) -> str:
 
 
 @pytest.fixture
-def http():
+def http(local_stack):
+    """A client of the local stack, authenticated with the operator key it registered."""
     with requests.Session() as session:
+        session.headers.update(local_stack.auth_headers)
         yield session
 
 

@@ -155,7 +155,8 @@ def test_project_template_declares_the_designed_resources():
     jobs_queue = next(q for q in declared["queues"].values() if q["redrive"])
     assert jobs_queue["redrive"]["dead_letter_queue"] in declared["queues"]
     assert jobs_queue["redrive"]["max_receive_count"] >= 1
-    assert all(table["ttl_attribute"] for table in declared["tables"].values())
+    by_logical_id = {table["logical_id"]: table for table in declared["tables"].values()}
+    assert by_logical_id["JobsTable"]["ttl_attribute"] and by_logical_id["ResultsTable"]["ttl_attribute"]
     assert len(declared["buckets"]) == 1
     assert {route.route_key for route in StackTemplate(TEMPLATE).http_routes()} >= {
         "POST /v1/jobs", "GET /v1/jobs/{id}", "GET /v1/jobs/{id}/result", "GET /v1/ops/health"}

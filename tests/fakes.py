@@ -27,8 +27,11 @@ class InMemoryJobStore:
         assert job.job_id not in self.jobs
         self.jobs[job.job_id] = copy.deepcopy(job)
 
-    def create_job(self, job, stale_job_id=None):
+    def create_job(self, job, stale_job_id=None, claim_cache=True):
         with self._lock:
+            if not claim_cache:
+                self.jobs[job.job_id] = copy.deepcopy(job)
+                return
             held = self.cache.get(job.cache_key)
             if held is not None and not (stale_job_id and held.job_id == stale_job_id and not held.done):
                 raise CacheKeyTaken(job.cache_key)

@@ -4,7 +4,7 @@ from aws_lambda_powertools.event_handler import APIGatewayHttpResolver
 from aws_lambda_powertools.metrics import MetricUnit
 
 from cxr_core.bootstrap import runtime
-from cxr_core.http import install_error_handlers, json_response
+from cxr_core.http import caller, install_error_handlers, json_response
 from cxr_core.services import ops
 from cxr_core.services.jobs import get_job, get_result, job_view, result_view
 
@@ -16,12 +16,14 @@ install_error_handlers(app, logger)
 
 @app.get("/v1/jobs/<job_id>")
 def job_status(job_id: str):
-    return json_response(200, job_view(get_job(runtime().jobs, job_id)))
+    client_id = caller(app, runtime().auth).client_id
+    return json_response(200, job_view(get_job(runtime().jobs, job_id, client_id)))
 
 
 @app.get("/v1/jobs/<job_id>/result")
 def job_result(job_id: str):
-    return json_response(200, result_view(get_result(runtime().jobs, job_id)))
+    client_id = caller(app, runtime().auth).client_id
+    return json_response(200, result_view(get_result(runtime().jobs, job_id, client_id)))
 
 
 @app.get("/v1/ops/health")
@@ -31,11 +33,13 @@ def health():
 
 @app.get("/v1/ops/metrics")
 def service_metrics():
+    caller(app, runtime().auth).require_operator()
     return json_response(200, ops.metrics(runtime().jobs, runtime().queue))
 
 
 @app.get("/v1/ops/dlq")
 def dead_letters():
+    caller(app, runtime().auth).require_operator()
     return json_response(200, ops.dead_letters(runtime().jobs, runtime().queue))
 
 

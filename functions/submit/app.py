@@ -1,12 +1,13 @@
-"""POST /v1/jobs: parse the upload, submit it, answer 201 (queued) or 200 (cached or already running)."""
+"""POST /v1/jobs and POST /v1/uploads: authenticate, rate-limit, submit; 201 queued or 200 cached/running."""
 from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.event_handler import APIGatewayHttpResolver
 from aws_lambda_powertools.metrics import MetricUnit
 
 from cxr_core.bootstrap import runtime
-from cxr_core.http import install_error_handlers, json_response
+from cxr_core.http import caller, install_error_handlers, json_body, json_response
 from cxr_core.services.jobs import submit_view
 from cxr_core.services.submit import submit_image
+from cxr_core.services.uploads import create_upload, discard_upload, take_upload
 from cxr_core.upload import body_bytes, parse_upload
 
 logger = Logger()
@@ -15,15 +16,38 @@ app = APIGatewayHttpResolver()
 install_error_handlers(app, logger)
 
 
+def _is_json(content_type: str | None) -> bool:
+    return (content_type or "").split(";")[0].strip().lower() == "application/json"
+
+
 @app.post("/v1/jobs")
 def submit_job():
+    rt = runtime()
+    client_id = caller(app, rt.auth).client_id
+    rt.rate_limiter.hit(client_id)
     event = app.current_event
-    data = body_bytes(event.body, event.is_base64_encoded)
-    upload = parse_upload(event.headers.get("content-type"), data, runtime().settings.max_upload_bytes)
-    outcome = submit_image(upload, runtime().submit_deps())
+    content_type = event.headers.get("content-type")
+    upload_id = json_body(app).get("upload_id") if _is_json(content_type) else None
+    if upload_id is not None:
+        upload = take_upload(rt.images, client_id, upload_id, rt.upload_settings)
+    else:
+        upload = parse_upload(content_type, body_bytes(event.body, event.is_base64_encoded),
+                              rt.settings.max_upload_bytes)
+    outcome = submit_image(upload, rt.submit_deps(), client_id)
+    if upload_id is not None:
+        discard_upload(rt.images, client_id, upload_id)
     metrics.add_metric(name="JobsCreated" if outcome.created else "JobsAnsweredFromCache",
                        unit=MetricUnit.Count, value=1)
     return json_response(201 if outcome.created else 200, submit_view(outcome.job, outcome.created))
+
+
+@app.post("/v1/uploads")
+def new_upload():
+    rt = runtime()
+    client_id = caller(app, rt.auth).client_id
+    rt.rate_limiter.hit(client_id)
+    content_type = json_body(app).get("content_type") if _is_json(app.current_event.headers.get("content-type")) else None
+    return json_response(201, create_upload(rt.images, client_id, content_type, rt.upload_settings))
 
 
 @logger.inject_lambda_context

@@ -108,3 +108,17 @@ def test_failed_job_does_not_block_a_fresh_upload(ports):
     ports[0].fail_job(first.job, None, "poison")
     again = submit_image(Upload(PNG), deps_for(ports))
     assert again.created and again.job.job_id != first.job.job_id
+
+
+def test_another_clients_job_is_never_handed_out(ports):
+    from cxr_core.services.jobs import get_job
+    first = submit_image(Upload(PNG), deps_for(ports), client_id="hospital-a")
+    other = submit_image(Upload(PNG), deps_for(ports), client_id="hospital-b")
+    assert other.created and other.job.job_id != first.job.job_id
+    assert len(ports[2].messages) == 2
+    with pytest.raises(ServiceError) as raised:
+        get_job(ports[0], first.job.job_id, "hospital-b")
+    assert raised.value.status == 404
+    run_queue(ports)
+    hit = submit_image(Upload(PNG), deps_for(ports), client_id="hospital-b")
+    assert hit.job.cached and hit.job.client_id == "hospital-b"

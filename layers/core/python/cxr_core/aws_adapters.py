@@ -18,6 +18,23 @@ class S3ImageStore:
     def get(self, key: str) -> bytes:
         return self._s3.get_object(Bucket=self._bucket, Key=key)["Body"].read()
 
+    def size(self, key: str) -> int | None:
+        try:
+            return int(self._s3.head_object(Bucket=self._bucket, Key=key)["ContentLength"])
+        except self._s3.exceptions.ClientError as error:
+            if error.response.get("Error", {}).get("Code") in ("404", "NoSuchKey", "NotFound"):
+                return None
+            raise
+
+    def delete(self, key: str) -> None:
+        self._s3.delete_object(Bucket=self._bucket, Key=key)
+
+    def presign_put(self, key: str, content_type: str, expires_seconds: int) -> str:
+        return self._s3.generate_presigned_url(
+            "put_object", ExpiresIn=expires_seconds, HttpMethod="PUT",
+            Params={"Bucket": self._bucket, "Key": key, "ContentType": content_type,
+                    "ServerSideEncryption": "AES256"})
+
 
 class SqsJobQueue:
     def __init__(self, sqs_client, queue_url: str, dlq_url: str | None = None):

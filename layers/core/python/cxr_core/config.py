@@ -29,6 +29,13 @@ class Settings:
     visibility_timeout_seconds: int
     worker_processes: int
     stuck_job_seconds: int
+    auth_mode: str
+    api_keys_table: str
+    rate_limits_table: str
+    rate_limit_per_minute: int
+    auth_cache_seconds: int
+    upload_url_seconds: int
+    max_presigned_upload_bytes: int
 
 
 def _int(name: str, default: int) -> int:
@@ -61,4 +68,11 @@ def settings() -> Settings:
         visibility_timeout_seconds=_int("VISIBILITY_TIMEOUT_SECONDS", 360),
         worker_processes=_int("WORKER_PROCESSES", os.cpu_count() or 1),
         stuck_job_seconds=_int("STUCK_JOB_SECONDS", 900),
+        auth_mode=env("AUTH_MODE", "api_key"),
+        api_keys_table=env("API_KEYS_TABLE", "cxr-local-api-keys"),
+        rate_limits_table=env("RATE_LIMITS_TABLE", "cxr-local-rate-limits"),
+        rate_limit_per_minute=_int("RATE_LIMIT_PER_MINUTE", 600),
+        auth_cache_seconds=_int("AUTH_CACHE_SECONDS", 30),
+        upload_url_seconds=_int("UPLOAD_URL_SECONDS", 900),
+        max_presigned_upload_bytes=_int("MAX_PRESIGNED_UPLOAD_BYTES", 200 * 1024 * 1024),
     )

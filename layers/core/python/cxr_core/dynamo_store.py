@@ -61,7 +61,10 @@ class DynamoJobStore:
     def put_job(self, job: Job) -> None:
         self._record(job).save(condition=JobRecord.job_id.does_not_exist())
 
-    def create_job(self, job: Job, stale_job_id: str | None = None) -> None:
+    def create_job(self, job: Job, stale_job_id: str | None = None, claim_cache: bool = True) -> None:
+        if not claim_cache:
+            self.put_job(job)
+            return
         free = CacheRecord.cache_key.does_not_exist()
         if stale_job_id:
             free = free | ((CacheRecord.job_id == stale_job_id) & (CacheRecord.state == PENDING))
@@ -75,9 +78,11 @@ class DynamoJobStore:
             raise
 
     def abandon_job(self, job: Job) -> None:
-        with TransactWrite(connection=self._connection) as tx:
-            tx.delete(JobRecord(job.job_id))
-            tx.delete(CacheRecord(job.cache_key), condition=CacheRecord.job_id == job.job_id)
+        JobRecord(job.job_id).delete()
+        try:
+            CacheRecord(job.cache_key).delete(condition=(CacheRecord.job_id == job.job_id) & (CacheRecord.state == PENDING))
+        except DeleteError:
+            pass  # not ours to free
 
     def claim_jobs(self, job_ids: Iterable[str], token: str, lease_seconds: int) -> dict[str, Claim]:
         """Read all jobs in one consistent batch, then claim the runnable ones in one transaction."""

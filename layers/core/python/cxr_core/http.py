@@ -18,6 +18,23 @@ def error_response(error: ServiceError) -> Response:
     return json_response(error.status, {"error": error.message, "code": error.code}, error.headers)
 
 
+def caller(app, authenticator):
+    """The authenticated client of the current request (ServiceError 401 otherwise)."""
+    event = app.current_event
+    return authenticator.client(event.headers or {}, event.raw_event.get("requestContext") or {})
+
+
+def json_body(app) -> dict:
+    event = app.current_event
+    try:
+        body = json.loads(event.decoded_body or "{}")
+    except ValueError as error:
+        raise ServiceError(400, "BAD_REQUEST", "request body is not valid JSON") from error
+    if not isinstance(body, dict):
+        raise ServiceError(400, "BAD_REQUEST", "request body must be a JSON object")
+    return body
+
+
 def install_error_handlers(app, logger: logging.Logger) -> None:
     """Domain errors keep their status; anything else is a logged 500 with no internals in the body."""
 

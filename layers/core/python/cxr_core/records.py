@@ -55,3 +55,28 @@ class CacheRecord(Model):
     result = JSONAttribute(null=True)
     updated_at = UnicodeAttribute()
     expires_at = TTLAttribute(null=True)
+
+
+class ApiKeyRecord(Model):
+    """One client's API key, stored only as its SHA-256."""
+    class Meta:
+        table_name = settings().api_keys_table
+        region = settings().region
+
+    key_hash = UnicodeAttribute(hash_key=True)
+    client_id = UnicodeAttribute()
+    role = UnicodeAttribute(default="client")  # client | operator (operators may read /v1/ops/metrics and /dlq)
+    label = UnicodeAttribute(null=True)
+    created_at = UnicodeAttribute()
+    revoked_at = UnicodeAttribute(null=True)
+
+
+class RateLimitRecord(Model):
+    """Requests of one client in one minute; expires by TTL."""
+    class Meta:
+        table_name = settings().rate_limits_table
+        region = settings().region
+
+    window_key = UnicodeAttribute(hash_key=True)
+    hits = NumberAttribute(default=0)
+    expires_at = TTLAttribute(null=True)

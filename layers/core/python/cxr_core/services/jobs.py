@@ -28,14 +28,14 @@ def result_view(job: Job) -> dict:
             "model": result.get("model", {}), "created_at": result.get("created_at", job.finished_at)}
 
 
-def get_job(jobs: JobStore, job_id: str, client_id: str | None = None) -> Job:
+def get_job(jobs: JobStore, job_id: str, client_id: str | None) -> Job:
     job = jobs.get_job(job_id)
-    if job is None or (client_id is not None and job.client_id not in (None, client_id)):
+    if job is None or job.client_id != client_id:  # another client's job is as good as unknown
         raise job_not_found(job_id)
     return job
 
 
-def get_result(jobs: JobStore, job_id: str, client_id: str | None = None) -> Job:
+def get_result(jobs: JobStore, job_id: str, client_id: str | None) -> Job:
     job = get_job(jobs, job_id, client_id)
     if job.status is not JobStatus.COMPLETED:
         raise result_not_ready(job_id, job.status)

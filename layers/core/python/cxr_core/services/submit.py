@@ -62,6 +62,7 @@ def submit_image(upload: Upload, deps: SubmitDeps, client_id: str | None = None)
               image_key=f"images/{digest}", model_id=deps.model_id, created_at=moment, updated_at=moment,
               client_id=client_id)
     stale_job_id = None
+    claim_cache = True
     stored = False
     for _ in range(_DEDUP_ATTEMPTS):
         entry = deps.jobs.get_cache(job.cache_key)
@@ -72,13 +73,16 @@ def submit_image(upload: Upload, deps: SubmitDeps, client_id: str | None = None)
         if entry is not None:
             running = deps.jobs.get_job(entry.job_id)
             if running is not None and not running.status.is_final:
-                return SubmitOutcome(running, created=False)
-            stale_job_id = entry.job_id  # its job failed or vanished: take the key over
+                if running.client_id == client_id:
+                    return SubmitOutcome(running, created=False)
+                claim_cache = False  # another client's job: never hand out its id; run this one on its own
+            else:
+                stale_job_id = entry.job_id  # its job failed or vanished: take the key over
         if not stored:
             deps.images.put(job.image_key, upload.data, _MEDIA_TYPES[image_format])
             stored = True
         try:
-            deps.jobs.create_job(job, stale_job_id=stale_job_id)
+            deps.jobs.create_job(job, stale_job_id=stale_job_id, claim_cache=claim_cache)
         except CacheKeyTaken:
             continue  # a racing identical upload won: answer with its job on the next pass
         try:

@@ -1,0 +1,36 @@
+"""Operator commands for API keys: `python -m cxr_core.admin keys create|revoke|list`."""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+from cxr_core.auth import ApiKeyStore, hash_key
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m cxr_core.admin", description=__doc__)
+    commands = parser.add_subparsers(dest="command", required=True)
+    keys = commands.add_parser("keys", help="manage API keys").add_subparsers(dest="action", required=True)
+    create = keys.add_parser("create", help="create a key for a client and print it once (only its hash is stored)")
+    create.add_argument("--client", required=True, help="client id: jobs are visible to this client only")
+    create.add_argument("--label", default=None)
+    create.add_argument("--operator", action="store_true", help="may read /v1/ops/metrics and /v1/ops/dlq")
+    revoke = keys.add_parser("revoke", help="revoke a key (by the key or its SHA-256)")
+    revoke.add_argument("key")
+    keys.add_parser("list", help="list keys (hashes only)")
+    args = parser.parse_args(argv)
+    if args.action == "create":
+        api_key = ApiKeyStore.create(args.client, label=args.label, operator=args.operator)
+        print(json.dumps({"client_id": args.client, "api_key": api_key, "key_hash": hash_key(api_key)}))
+    elif args.action == "revoke":
+        if not ApiKeyStore.revoke(args.key):
+            print("no such key", file=sys.stderr)
+            return 1
+        print("revoked")
+    else:
+        print(json.dumps(ApiKeyStore.list(), indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,146 @@
+"""Who is calling: per-client API keys (hashed at rest, revocable) or an API Gateway-validated JWT; rate limits."""
+from __future__ import annotations
+
+import hashlib
+import re
+import secrets
+import time
+from dataclasses import dataclass
+from datetime import timedelta
+
+from pynamodb.exceptions import UpdateError
+
+from cxr_core.domain import ServiceError, iso, utc_now
+from cxr_core.records import ApiKeyRecord, RateLimitRecord
+
+API_KEY_HEADER = "x-api-key"
+KEY_PREFIX = "cxr_"
+
+
+def hash_key(api_key: str) -> str:
+    """Keys are 256-bit random tokens, so a plain SHA-256 is enough to make the stored value useless."""
+    return hashlib.sha256(api_key.encode("utf-8")).hexdigest()
+
+
+def new_api_key() -> str:
+    return KEY_PREFIX + secrets.token_urlsafe(32)
+
+
+def unauthorized(message: str = "missing or invalid API key: send it in the x-api-key header") -> ServiceError:
+    return ServiceError(401, "UNAUTHORIZED", message, {"WWW-Authenticate": "ApiKey"})
+
+
+def forbidden(message: str) -> ServiceError:
+    return ServiceError(403, "FORBIDDEN", message)
+
+
+def throttled(retry_after: int) -> ServiceError:
+    return ServiceError(429, "THROTTLED", f"rate limit reached; retry in {retry_after} s",
+                        {"Retry-After": str(retry_after)})
+
+
+OPERATOR = "operator"
+OPS_SCOPE = "cxr/ops"
+
+
+@dataclass(frozen=True)
+class Client:
+    client_id: str
+    operator: bool = False
+
+    def require_operator(self) -> None:
+        if not self.operator:
+            raise forbidden("this route is for operators: it shows other clients' jobs")
+
+
+class ApiKeyStore:
+    """DynamoDB-backed keys with a short in-process cache: a revocation takes effect within cache_seconds."""
+
+    def __init__(self, cache_seconds: int):
+        self._cache_seconds = cache_seconds
+        self._cache: dict[str, tuple[float, Client | None]] = {}
+
+    def client_for(self, api_key: str) -> Client | None:
+        digest = hash_key(api_key)
+        cached = self._cache.get(digest)
+        if cached and cached[0] > time.monotonic():
+            return cached[1]
+        try:
+            record = ApiKeyRecord.get(digest)
+            client = None if record.revoked_at else Client(record.client_id, record.role == OPERATOR)
+        except ApiKeyRecord.DoesNotExist:
+            client = None
+        self._cache[digest] = (time.monotonic() + self._cache_seconds, client)
+        return client
+
+    @staticmethod
+    def create(client_id: str, label: str | None = None, api_key: str | None = None, operator: bool = False) -> str:
+        api_key = api_key or new_api_key()
+        ApiKeyRecord(hash_key(api_key), client_id=client_id, role=OPERATOR if operator else "client", label=label,
+                     created_at=iso(utc_now())).save()
+        return api_key
+
+    @staticmethod
+    def revoke(api_key_or_hash: str) -> bool:
+        digest = api_key_or_hash if re.fullmatch("[0-9a-f]{64}", api_key_or_hash) else hash_key(api_key_or_hash)
+        try:
+            ApiKeyRecord(digest).update(actions=[ApiKeyRecord.revoked_at.set(iso(utc_now()))],
+                                        condition=ApiKeyRecord.key_hash.exists())
+            return True
+        except UpdateError:
+            return False
+
+    @staticmethod
+    def list() -> list[dict]:
+        return [{"key_hash": r.key_hash, "client_id": r.client_id, "role": r.role, "label": r.label,
+                 "created_at": r.created_at,
+                 "revoked_at": r.revoked_at} for r in ApiKeyRecord.scan()]
+
+
+class Authenticator:
+    def __init__(self, mode: str, keys: ApiKeyStore):
+        if mode not in ("api_key", "jwt", "none"):
+            raise ValueError(f"AUTH_MODE must be api_key, jwt or none, not {mode!r}")
+        self.mode = mode
+        self._keys = keys
+
+    def client(self, headers: dict, request_context: dict) -> Client:
+        """The calling client, or ServiceError 401."""
+        if self.mode == "none":
+            return Client("anonymous", operator=True)
+        if self.mode == "jwt":  # API Gateway's JWT authorizer has already checked the token
+            jwt = (request_context.get("authorizer") or {}).get("jwt") or {}
+            claims = jwt.get("claims") or {}
+            if not claims.get("sub"):
+                raise unauthorized("missing or invalid bearer token")
+            scopes = jwt.get("scopes") or str(claims.get("scope", "")).split()
+            return Client(str(claims["sub"]), operator=OPS_SCOPE in scopes)
+        api_key = headers.get(API_KEY_HEADER)
+        if not api_key:
+            raise unauthorized()
+        client = self._keys.client_for(api_key)
+        if client is None:
+            raise unauthorized("unknown or revoked API key")
+        return client
+
+
+class RateLimiter:
+    """A fixed one-minute window per client: one conditional ADD per request."""
+
+    def __init__(self, per_minute: int):
+        self.per_minute = per_minute
+
+    def hit(self, client_id: str) -> None:
+        if self.per_minute <= 0:
+            return
+        now = time.time()
+        window = int(now // 60)
+        try:
+            RateLimitRecord(f"{client_id}#{window}").update(
+                actions=[RateLimitRecord.hits.add(1),
+                         RateLimitRecord.expires_at.set(utc_now() + timedelta(minutes=5))],
+                condition=RateLimitRecord.hits.does_not_exist() | (RateLimitRecord.hits < self.per_minute))
+        except UpdateError as error:
+            if getattr(error, "cause_response_code", None) == "ConditionalCheckFailedException":
+                raise throttled(max(1, int((window + 1) * 60 - now) + 1)) from error
+            raise

@@ -1,0 +1,84 @@
+"""Authentication modes and the presigned-upload service, with in-memory stand-ins."""
+import pytest
+
+from cxr_core.auth import Authenticator, Client, hash_key, new_api_key
+from cxr_core.domain import ServiceError
+from cxr_core.services.uploads import UploadSettings, create_upload, take_upload
+
+
+class KeyTable:
+    def __init__(self, keys):
+        self.keys = {hash_key(k): c for k, c in keys.items()}
+
+    def client_for(self, api_key):
+        return self.keys.get(hash_key(api_key))
+
+
+def test_api_key_mode_maps_keys_to_clients_and_rejects_the_rest():
+    auth = Authenticator("api_key", KeyTable({"k1": Client("hospital-a"), "k2": Client("ops", operator=True)}))
+    assert auth.client({"x-api-key": "k1"}, {}).client_id == "hospital-a"
+    assert auth.client({"x-api-key": "k2"}, {}).operator
+    for headers in ({}, {"x-api-key": "wrong"}):
+        with pytest.raises(ServiceError) as raised:
+            auth.client(headers, {})
+        assert raised.value.status == 401 and raised.value.code == "UNAUTHORIZED"
+
+
+def test_non_operators_are_refused_ops_routes():
+    with pytest.raises(ServiceError) as raised:
+        Client("hospital-a").require_operator()
+    assert raised.value.status == 403
+    Client("ops", operator=True).require_operator()
+
+
+def test_jwt_mode_trusts_the_gateway_validated_claims():
+    auth = Authenticator("jwt", KeyTable({}))
+    context = {"authorizer": {"jwt": {"claims": {"sub": "user-7"}, "scopes": ["cxr/ops"]}}}
+    client = auth.client({}, context)
+    assert client.client_id == "user-7" and client.operator
+    with pytest.raises(ServiceError):
+        auth.client({"x-api-key": "anything"}, {})
+
+
+def test_generated_keys_are_long_random_and_stored_only_hashed():
+    a, b = new_api_key(), new_api_key()
+    assert a != b and len(a) > 40
+    assert hash_key(a) != a and len(hash_key(a)) == 64
+
+
+class Bucket:
+    def __init__(self):
+        self.objects = {}
+
+    def presign_put(self, key, content_type, seconds):
+        return f"http://s3.local/{key}?ct={content_type}&ttl={seconds}"
+
+    def size(self, key):
+        return len(self.objects[key]) if key in self.objects else None
+
+    def get(self, key):
+        return self.objects[key]
+
+    def delete(self, key):
+        self.objects.pop(key, None)
+
+
+def test_presigned_upload_is_scoped_to_its_client_and_size_checked():
+    bucket, settings = Bucket(), UploadSettings(url_seconds=600, max_bytes=10)
+    grant = create_upload(bucket, "hospital-a", "application/dicom", settings)
+    assert grant["method"] == "PUT" and grant["headers"] == {"Content-Type": "application/dicom"}
+    key = f"uploads/hospital-a/{grant['upload_id']}"
+    assert key in grant["url"]
+    with pytest.raises(ServiceError) as missing:
+        take_upload(bucket, "hospital-a", grant["upload_id"], settings)
+    assert missing.value.status == 400
+    bucket.objects[key] = b"DICM-bytes"
+    with pytest.raises(ServiceError):  # another client cannot use it
+        take_upload(bucket, "hospital-b", grant["upload_id"], settings)
+    assert take_upload(bucket, "hospital-a", grant["upload_id"], settings).data == b"DICM-bytes"
+    bucket.objects[key] = b"x" * 11
+    with pytest.raises(ServiceError) as large:
+        take_upload(bucket, "hospital-a", grant["upload_id"], settings)
+    assert large.value.status == 413 and key not in bucket.objects
+    with pytest.raises(ServiceError):
+        take_upload(bucket, "hospital-a", "../../etc/passwd", settings)

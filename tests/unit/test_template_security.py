@@ -36,7 +36,8 @@ def test_functions_use_only_the_template_roles_and_no_aws_managed_policies():
 @pytest.mark.parametrize("role, expected", [
     ("PollFunctionRole", {"dynamodb:GetItem", "dynamodb:Query", "sqs:GetQueueAttributes", "dynamodb:UpdateItem"}),
     ("SubmitFunctionRole", {"dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:DeleteItem", "dynamodb:UpdateItem",
-                            "dynamodb:ConditionCheckItem", "s3:PutObject", "sqs:SendMessage"}),
+                            "dynamodb:ConditionCheckItem", "s3:PutObject", "s3:GetObject", "s3:DeleteObject",
+                            "s3:ListBucket", "sqs:SendMessage"}),
     ("InferFunctionRole", {"dynamodb:GetItem", "dynamodb:BatchGetItem", "dynamodb:UpdateItem", "dynamodb:PutItem",
                            "dynamodb:DeleteItem", "dynamodb:ConditionCheckItem", "s3:GetObject",
                            "sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:ChangeMessageVisibility",
@@ -59,6 +60,16 @@ def test_poll_reads_only_the_jobs_index_it_queries():
     query = [s for s in statements if "dynamodb:Query" in as_list(s["Action"])]
     assert {"Fn::Sub": "${JobsTable.Arn}/index/status-updated-index"} in query[0]["Resource"]
     assert not any("ResultsTable" in str(s["Resource"]) and "dynamodb:Query" in s["Action"] for s in statements)
+
+
+def test_object_access_is_scoped_to_prefixes():
+    """Infer reads stored images only; submit may read and delete only presigned uploads, never stored images."""
+    template = translated()
+    infer = [s for s in role_statements(template, "InferFunctionRole") if "s3:GetObject" in as_list(s["Action"])]
+    assert [s["Resource"] for s in infer] == [{"Fn::Sub": "${ImagesBucket.Arn}/images/*"}]
+    submit = role_statements(template, "SubmitFunctionRole")
+    takes = [s for s in submit if {"s3:GetObject", "s3:DeleteObject"} & set(as_list(s["Action"]))]
+    assert [s["Resource"] for s in takes] == [{"Fn::Sub": "${ImagesBucket.Arn}/uploads/*"}]
 
 
 def test_logs_go_only_to_each_functions_own_group():

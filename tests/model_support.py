@@ -95,3 +95,31 @@ def xrv_reference(data: bytes, tmp_dir: Path) -> np.ndarray:
             image = image.mean(2)
     image = xrv.datasets.XRayCenterCrop()(image[None, ...])
     return xrv.datasets.XRayResizer(224)(image)
+
+
+@functools.lru_cache(maxsize=1)
+def large_radiographs() -> dict[str, bytes]:
+    """Clinical-size inputs: the samples upscaled to 2,400-3,000 px with quantum-like noise, in every format."""
+    from PIL import Image
+
+    rng = np.random.default_rng(42)
+    chest = Image.open(SAMPLES_DIR / "00000001_000.png").convert("L")
+    padchest = Image.open(SAMPLES_DIR / "16747_3_1.jpg").convert("RGB")
+
+    def noisy(image, maxval: int) -> np.ndarray:
+        values = np.asarray(image, dtype=np.float32) * (maxval / 255.0)
+        return np.clip(values + rng.normal(0, 0.01 * maxval, values.shape), 0, maxval).round()
+
+    rgb = noisy(padchest.resize((2400, 2050), Image.BICUBIC), 255).astype(np.uint8)
+    rgb_square = noisy(padchest.crop((75, 0, 960, 885)).resize((2400, 2400), Image.BICUBIC), 255).astype(np.uint8)
+    return {
+        "jpeg_rgb_2400x2050": jpeg_bytes(rgb, quality=92),
+        "jpeg_rgb_2400x2400": jpeg_bytes(rgb_square, quality=92),
+        "jpeg_grey_2600x2600": jpeg_bytes(noisy(chest.resize((2600, 2600), Image.BICUBIC), 255).astype(np.uint8)),
+        "png8_2800x2800": png_bytes(noisy(chest.resize((2800, 2800), Image.BICUBIC), 255).astype(np.uint8)),
+        "png16_2500x3000": png_bytes(noisy(chest.resize((2500, 3000), Image.BICUBIC), 65535).astype(np.uint16)),
+        "dicom16_3000x2500_mono2": dicom_bytes(noisy(chest.resize((2500, 3000), Image.BICUBIC), 65535)
+                                               .astype(np.uint16)),
+        "dicom12_3000x2500_mono1": dicom_bytes(noisy(chest.resize((2500, 3000), Image.BICUBIC), 4095)
+                                               .astype(np.uint16), "MONOCHROME1", bits_stored=12),
+    }

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from cxr_model import ImageError, check_image, sniff_format
-from cxr_model.preprocess import preprocess_exact
+from cxr_model.preprocess import preprocess, preprocess_exact
 from tests.model_support import SAMPLES_DIR, dicom_bytes, jpeg_bytes, png_bytes, synthetic_radiograph
 
 UNSUPPORTED, UNDECODABLE = "UNSUPPORTED_MEDIA_TYPE", "UNDECODABLE_IMAGE"
@@ -88,11 +88,12 @@ def test_bad_upload_is_rejected_by_check_image(name):
     assert error.value.message and "Traceback" not in error.value.message
 
 
+@pytest.mark.parametrize("mode", ["exact", "fast"])
 @pytest.mark.parametrize("name", sorted(BAD))
-def test_bad_upload_never_escapes_preprocess_as_a_foreign_exception(name):
+def test_bad_upload_never_escapes_preprocess_as_a_foreign_exception(name, mode):
     data, code = BAD[name]
     with pytest.raises(ImageError) as error:
-        preprocess_exact(data)
+        preprocess(data, mode)
     assert error.value.code == code
 
 
@@ -114,7 +115,7 @@ def test_fuzzed_bytes_raise_only_image_errors():
         data_bytes = rng.integers(0, 256, size=20, dtype=np.uint8)
         for position, value in zip(positions, data_bytes):
             data[position] = value
-        for call in (check_image, preprocess_exact):
+        for call in (check_image, preprocess_exact, lambda data: preprocess(data, "fast")):
             try:
                 call(bytes(data))
             except ImageError as error:

@@ -20,13 +20,13 @@ def _check_range(pixels: Pixels) -> None:
         raise ImageError.undecodable(f"pixel values exceed the declared bit depth (max {pixels.maxval})")
 
 
-def _cropped_single_channel(pixels: Pixels) -> np.ndarray:
-    """normalize -> mean over RGB -> XRayCenterCrop, computed on the crop only (all three are per-pixel or slicing)."""
-    top, left, size = center_crop_box(*pixels.array.shape[:2])
-    image = normalize(pixels.array[top:top + size, left:left + size], pixels.maxval)
-    if image.ndim == 3:
-        image = image.mean(2)
-    return image
+def _single_channel(pixels: Pixels):
+    """normalize then mean over RGB, as xrv does; applied block by block (both are per pixel)."""
+    def prepare(block: np.ndarray) -> np.ndarray:
+        image = normalize(block, pixels.maxval)
+        return image.mean(2) if image.ndim == 3 else image
+
+    return prepare
 
 
 def preprocess_exact(data: bytes, size: int = 224) -> np.ndarray:
@@ -34,9 +34,14 @@ def preprocess_exact(data: bytes, size: int = 224) -> np.ndarray:
     fmt = sniff_format(data)
     if fmt is None:
         raise ImageError.unsupported("the upload is not a PNG, JPEG or DICOM image")
-    pixels = dicom_pixels(data) if fmt == "dicom" else raster_pixels(data, fmt)
+    return exact_from_pixels(dicom_pixels(data) if fmt == "dicom" else raster_pixels(data, fmt), size)
+
+
+def exact_from_pixels(pixels: Pixels, size: int = 224) -> np.ndarray:
+    """normalize -> mean over RGB -> XRayCenterCrop -> XRayResizer, cropping first (the first two are per pixel)."""
     _check_range(pixels)
-    return resize_square(_cropped_single_channel(pixels), size)[None, ...]
+    top, left, crop = center_crop_box(*pixels.array.shape[:2])
+    return resize_square(pixels.array[top:top + crop, left:left + crop], size, _single_channel(pixels))[None, ...]
 
 
 def preprocess(data: bytes, mode: str = "exact", size: int = 224) -> np.ndarray:

@@ -1,0 +1,322 @@
+// CXR triage page: upload X-rays to the v1 API, poll each job, draw its 18 scores; plain JS, no build step.
+"use strict";
+
+const THRESHOLD = 0.5; // op_norm calibrates every label so that its operating point is 0.5
+const POLL_FIRST_MS = 300;
+const POLL_MAX_MS = 2000;
+const WAIT_LIMIT_MS = 5 * 60 * 1000;
+const HISTORY_KEY = "cxr.history.v1";
+const MEDIA_TYPES = { png: "image/png", jpg: "image/jpeg", jpeg: "image/jpeg", dcm: "application/dicom", dicom: "application/dicom" };
+const STEPS = ["UPLOADING", "QUEUED", "IN_PROGRESS", "COMPLETED"];
+
+const $ = (id) => document.getElementById(id);
+const jobs = new Map(); // local key -> job view-model, in submission order
+let currentKey = null;
+
+// ---- settings: ?api= beats the Settings panel beats config.js; the key lives in sessionStorage only ----
+function apiBase() {
+  const fromQuery = new URLSearchParams(location.search).get("api");
+  const saved = localStorage.getItem("cxr.apiBase");
+  const configured = (window.CXR_CONFIG && window.CXR_CONFIG.apiBase) || "";
+  return (fromQuery || saved || configured).replace(/\/+$/, "");
+}
+function apiHeaders(extra) {
+  const headers = Object.assign({}, extra);
+  const key = sessionStorage.getItem("cxr.apiKey");
+  if (key) headers["x-api-key"] = key;
+  return headers;
+}
+
+class ApiError extends Error {
+  constructor(message, status, code) { super(message); this.status = status; this.code = code; }
+}
+async function api(path, options) {
+  let response;
+  try {
+    response = await fetch(apiBase() + path, options);
+  } catch (error) {
+    throw new ApiError(`cannot reach the API at ${apiBase() || location.origin} (${error.message})`, 0, "NETWORK");
+  }
+  let body = null;
+  try { body = await response.json(); } catch (_) { /* a non-JSON error page */ }
+  if (!response.ok) {
+    const message = (body && (body.error || body.message)) || response.statusText || "request failed";
+    throw new ApiError(`${message} (HTTP ${response.status}${body && body.code ? ", " + body.code : ""})`,
+                       response.status, body && body.code);
+  }
+  return body;
+}
+
+// ---- files ----
+async function mediaType(file) {
+  const head = new Uint8Array(await file.slice(0, 132).arrayBuffer());
+  const starts = (...bytes) => bytes.every((b, i) => head[i] === b);
+  if (starts(0x89, 0x50, 0x4e, 0x47)) return "image/png";
+  if (starts(0xff, 0xd8, 0xff)) return "image/jpeg";
+  if (head.length >= 132 && String.fromCharCode(...head.slice(128, 132)) === "DICM") return "application/dicom";
+  const extension = file.name.split(".").pop().toLowerCase();
+  return MEDIA_TYPES[extension] || null;
+}
+
+async function submitFiles(fileList) {
+  for (const file of Array.from(fileList)) {
+    // one at a time keeps the status line readable; the server works on earlier jobs meanwhile
+    await submitFile(file);
+  }
+}
+
+async function submitFile(file) {
+  const key = `local-${Date.now()}-${Math.random().toString(16).slice(2)}`;
+  const job = { key, file: file.name, size: file.size, status: "UPLOADING", submittedAt: new Date().toISOString(),
+                previewUrl: null, isDicom: false, id: null, result: null, error: null, cached: false };
+  jobs.set(key, job);
+  select(key);
+  const type = await mediaType(file);
+  if (!type) {
+    return update(job, { status: "ERROR", error: `${file.name} is not a PNG, JPEG or DICOM file` });
+  }
+  job.isDicom = type === "application/dicom";
+  if (!job.isDicom) job.previewUrl = URL.createObjectURL(file);
+  update(job, {});
+  try {
+    const body = await api("/v1/jobs", { method: "POST", body: file, headers: apiHeaders({ "Content-Type": type }) });
+    update(job, { id: body.id, status: body.status, cached: Boolean(body.cached), result: body.result || null });
+    if (job.status !== "COMPLETED" || !job.result) await follow(job);
+  } catch (error) {
+    update(job, { status: "ERROR", error: error.message });
+  }
+}
+
+async function follow(job) {
+  const started = Date.now();
+  let interval = POLL_FIRST_MS;
+  for (;;) {
+    const body = await api(`/v1/jobs/${encodeURIComponent(job.id)}`, { headers: apiHeaders() });
+    if (body.status === "FAILED") return update(job, { status: "FAILED", error: body.error || "the job failed" });
+    if (body.status === "COMPLETED") {
+      const result = await api(`/v1/jobs/${encodeURIComponent(job.id)}/result`, { headers: apiHeaders() });
+      return update(job, { status: "COMPLETED", result, finishedMs: Date.now() - started });
+    }
+    if (body.status !== job.status) update(job, { status: body.status });
+    if (Date.now() - started > WAIT_LIMIT_MS) {
+      return update(job, { status: "ERROR", error: `still ${body.status} after ${WAIT_LIMIT_MS / 60000} minutes` });
+    }
+    await new Promise((resolve) => setTimeout(resolve, interval));
+    interval = Math.min(interval * 1.5, POLL_MAX_MS);
+  }
+}
+
+// ---- state -> page ----
+function update(job, changes) {
+  Object.assign(job, changes);
+  saveHistory();
+  renderHistory();
+  if (job.key === currentKey) renderJob(job);
+}
+
+function select(key) {
+  currentKey = key;
+  renderHistory();
+  renderJob(jobs.get(key));
+}
+
+function statusText(job) {
+  const name = job.file;
+  switch (job.status) {
+    case "UPLOADING": return `Uploading ${name}…`;
+    case "QUEUED": return `${name}: queued, waiting for a worker…`;
+    case "IN_PROGRESS": return `${name}: the model is reading the image…`;
+    case "COMPLETED":
+      return `${name}: completed${job.cached ? " (same image seen before: cached result)" : ""}` +
+             `${job.finishedMs ? ` in ${(job.finishedMs / 1000).toFixed(1)} s` : ""}. Top finding: ${job.result.top_label}.`;
+    case "FAILED": return `${name}: the job failed: ${job.error}`;
+    default: return `${name}: ${job.error || "error"}`;
+  }
+}
+
+function renderJob(job) {
+  const status = $("status");
+  status.textContent = statusText(job);
+  status.classList.toggle("error", job.status === "FAILED" || job.status === "ERROR");
+  renderSteps(job);
+  renderPreview(job);
+  renderResult(job);
+}
+
+function renderSteps(job) {
+  const reached = STEPS.indexOf(job.status);
+  for (const item of $("steps").children) {
+    const index = STEPS.indexOf(item.dataset.step);
+    const broken = (job.status === "FAILED" || job.status === "ERROR");
+    item.classList.toggle("done", reached >= 0 && index < reached || job.status === "COMPLETED");
+    item.classList.toggle("failed", broken && index === (job.id ? 2 : 0));
+    if (index === reached && job.status !== "COMPLETED") item.setAttribute("aria-current", "step");
+    else item.removeAttribute("aria-current");
+  }
+}
+
+function renderPreview(job) {
+  const image = $("preview-image"), placeholder = $("preview-placeholder");
+  const sizeKb = job.size ? ` (${Math.round(job.size / 1024)} KB)` : "";
+  if (job.previewUrl) {
+    image.src = job.previewUrl;
+    image.alt = `Uploaded X-ray ${job.file}`;
+    image.hidden = false;
+    placeholder.hidden = true;
+    $("preview-caption").textContent = `${job.file}${sizeKb}`;
+  } else {
+    image.hidden = true;
+    image.removeAttribute("src");
+    placeholder.hidden = false;
+    placeholder.textContent = job.isDicom ? `DICOM file ${job.file}: browsers cannot display DICOM; scores below`
+                                          : `${job.file}: preview not available`;
+    $("preview-caption").textContent = `${job.file}${sizeKb}`;
+  }
+}
+
+function renderResult(job) {
+  const result = job.result;
+  const section = $("result");
+  const banner = $("model-banner");
+  if (!result) {
+    section.hidden = true;
+    banner.hidden = true;
+    return;
+  }
+  const model = result.model || {};
+  banner.hidden = model.weights !== "random-init";
+  if (model.warning) $("model-banner-detail").textContent = `The model says: ${model.warning}.`;
+  const rows = Object.entries(result.output).sort((a, b) => b[1] - a[1] || a[0].localeCompare(b[0]));
+  const positives = rows.filter(([, score]) => score >= THRESHOLD).length;
+  $("result-summary").textContent =
+    `Top finding: ${result.top_label}. ${positives} of ${rows.length} findings at or above the calibrated threshold ${THRESHOLD}.`;
+  const body = $("chart-body");
+  body.replaceChildren(...rows.map(([label, score], index) => chartRow(label, score, index === 0)));
+  $("model-info").textContent = `Model ${model.name || "?"}, weights ${model.weights || "?"}, engine ${model.engine || "?"}` +
+    `${model.weights_sha256 ? `, weights SHA-256 ${model.weights_sha256.slice(0, 12)}…` : ""}; job ${job.id}.`;
+  section.hidden = false;
+}
+
+function chartRow(label, score, isTop) {
+  const positive = score >= THRESHOLD;
+  const row = document.createElement("tr");
+  if (isTop) row.className = "top";
+  const name = document.createElement("th");
+  name.scope = "row";
+  name.textContent = label;
+  const value = document.createElement("td");
+  value.className = "value";
+  value.textContent = score.toFixed(3);
+  const barCell = document.createElement("td");
+  barCell.className = "bar-cell";
+  barCell.setAttribute("aria-hidden", "true"); // the score and decision cells carry the same facts as text
+  const track = document.createElement("div");
+  track.className = "score-track";
+  const bar = document.createElement("div");
+  bar.className = `bar ${positive ? "positive" : "negative"}`;
+  bar.style.width = `${(Math.min(Math.max(score, 0), 1) * 100).toFixed(1)}%`;
+  bar.dataset.label = label;
+  bar.dataset.score = String(score);
+  const mark = document.createElement("div");
+  mark.className = "threshold";
+  mark.title = `calibrated threshold ${THRESHOLD}`;
+  track.append(bar, mark);
+  barCell.append(track);
+  const decision = document.createElement("td");
+  decision.className = `decision ${positive ? "positive" : "negative"}`;
+  decision.textContent = positive ? "positive" : "negative";
+  row.append(name, value, barCell, decision);
+  return row;
+}
+
+function renderHistory() {
+  const body = $("history-body");
+  const focusedKey = body.contains(document.activeElement) ? document.activeElement.closest("tr").dataset.key : null;
+  const items = Array.from(jobs.values()).reverse(); // newest first
+  $("history").hidden = items.length === 0;
+  $("history-empty").hidden = items.length > 0;
+  body.replaceChildren(...items.map((job) => {
+    const row = document.createElement("tr");
+    row.dataset.key = job.key;
+    if (job.key === currentKey) row.setAttribute("aria-current", "true");
+    const cells = [job.file, job.status + (job.cached ? " (cached)" : ""),
+                   job.result ? `${job.result.top_label} ${job.result.output[job.result.top_label].toFixed(3)}` : "-",
+                   new Date(job.submittedAt).toLocaleTimeString()];
+    for (const text of cells) {
+      const cell = document.createElement("td");
+      cell.textContent = text;
+      row.append(cell);
+    }
+    const action = document.createElement("td");
+    const button = document.createElement("button");
+    button.type = "button";
+    button.className = "button secondary";
+    button.textContent = "Show";
+    button.setAttribute("aria-label", `Show job for ${job.file}`);
+    button.addEventListener("click", () => select(job.key));
+    action.append(button);
+    row.append(action);
+    return row;
+  }));
+  if (focusedKey) { // rebuilding the rows must not throw a keyboard user's focus back to the top of the page
+    const again = body.querySelector(`tr[data-key="${focusedKey}"] button`);
+    if (again) again.focus();
+  }
+}
+
+// ---- session history survives a reload of this tab (previews do not: object URLs die with the page) ----
+function saveHistory() {
+  const plain = Array.from(jobs.values()).map(({ previewUrl, ...rest }) => rest);
+  try { sessionStorage.setItem(HISTORY_KEY, JSON.stringify(plain)); } catch (_) { /* storage full or disabled */ }
+}
+function loadHistory() {
+  let saved = [];
+  try { saved = JSON.parse(sessionStorage.getItem(HISTORY_KEY) || "[]"); } catch (_) { saved = []; }
+  for (const job of saved) {
+    jobs.set(job.key, Object.assign(job, { previewUrl: null }));
+    if (job.id && (job.status === "QUEUED" || job.status === "IN_PROGRESS")) {
+      follow(job).catch((error) => update(job, { status: "ERROR", error: error.message }));
+    }
+  }
+  renderHistory();
+}
+
+// ---- wiring ----
+function wireUpload() {
+  const zone = $("drop-zone"), input = $("file-input");
+  input.addEventListener("change", () => {
+    const files = Array.from(input.files);
+    input.value = ""; // choosing the same file again should submit again
+    submitFiles(files);
+  });
+  for (const type of ["dragenter", "dragover"]) {
+    zone.addEventListener(type, (event) => { event.preventDefault(); zone.classList.add("dragging"); });
+  }
+  for (const type of ["dragleave", "drop"]) {
+    zone.addEventListener(type, () => zone.classList.remove("dragging"));
+  }
+  zone.addEventListener("drop", (event) => {
+    event.preventDefault();
+    if (event.dataTransfer && event.dataTransfer.files.length) submitFiles(event.dataTransfer.files);
+  });
+  // a file dropped beside the zone must not make the browser navigate away from the page
+  window.addEventListener("dragover", (event) => event.preventDefault());
+  window.addEventListener("drop", (event) => event.preventDefault());
+}
+
+function wireSettings() {
+  $("api-base").value = localStorage.getItem("cxr.apiBase") || "";
+  $("api-base").placeholder = (window.CXR_CONFIG && window.CXR_CONFIG.apiBase) || "same origin";
+  $("api-key").value = sessionStorage.getItem("cxr.apiKey") || "";
+  $("settings-form").addEventListener("submit", (event) => {
+    event.preventDefault();
+    const base = $("api-base").value.trim(), key = $("api-key").value;
+    if (base) localStorage.setItem("cxr.apiBase", base); else localStorage.removeItem("cxr.apiBase");
+    if (key) sessionStorage.setItem("cxr.apiKey", key); else sessionStorage.removeItem("cxr.apiKey");
+    $("status").textContent = `Settings saved. API: ${apiBase() || "same origin"}.`;
+  });
+}
+
+wireUpload();
+wireSettings();
+loadHistory();

@@ -1,0 +1,30 @@
+"""Byte-unique copies of the sample X-rays for the client tests: same pixels, a new SHA-256, so each run makes
+fresh jobs and never turns another e2e test's first upload of a sample into a cache hit."""
+from __future__ import annotations
+
+import struct
+import uuid
+import zlib
+from pathlib import Path
+
+from .conftest import XRAYS
+
+
+def unique_copy(name: str, folder: Path, new_name: str | None = None) -> Path:
+    """Copy XRAYS/name into folder with a random tag in a spot every decoder ignores."""
+    data = (XRAYS / name).read_bytes()
+    tag = f"cxr-client-test {uuid.uuid4()}".encode()
+    if data.startswith(b"\x89PNG\r\n\x1a\n"):
+        ihdr_end = 8 + 4 + 4 + 13 + 4  # signature, then the IHDR chunk (length, type, 13 data bytes, CRC)
+        payload = b"Comment\x00" + tag
+        chunk = struct.pack(">I", len(payload)) + b"tEXt" + payload + struct.pack(">I", zlib.crc32(b"tEXt" + payload))
+        data = data[:ihdr_end] + chunk + data[ihdr_end:]
+    elif data.startswith(b"\xff\xd8"):
+        data = data[:2] + b"\xff\xfe" + struct.pack(">H", len(tag) + 2) + tag + data[2:]  # a JPEG COM segment
+    elif data[128:132] == b"DICM":
+        data = tag.ljust(128, b"\x00")[:128] + data[128:]  # the 128-byte preamble is free for applications
+    else:
+        raise ValueError(f"{name}: not a PNG, JPEG or DICOM sample")
+    target = folder / (new_name or name)
+    target.write_bytes(data)
+    return target

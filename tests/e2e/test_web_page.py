@@ -1,0 +1,144 @@
+"""Issue 8: the web page (clients/web) in a real headless Chromium, driven by Playwright, against the local stack."""
+from __future__ import annotations
+
+import base64
+import os
+import re
+from pathlib import Path
+
+import pytest
+
+from .clients_samples import unique_copy
+from .conftest import COMPLETION_SLA_S, REPO
+
+pytestmark = [pytest.mark.e2e, pytest.mark.slow]
+
+CHROMIUM = Path(os.environ.get("CXR_CHROMIUM", "/usr/bin/chromium"))
+# the closed network here refuses Chromium's background connections; these flags stop it from trying
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
+                 "--disable-component-update", "--disable-sync", "--disable-dev-shm-usage"]
+ARTIFACTS = Path(os.environ.get("CXR_TEST_ARTIFACTS") or REPO / "tests" / "artifacts")
+WAIT_MS = int(COMPLETION_SLA_S * 1000)
+LABEL_COUNT = 18
+
+
+def _browser_missing() -> str | None:
+    try:
+        import playwright.sync_api  # noqa: F401
+    except ImportError:
+        return "the pip package playwright is not installed (requirements/dev.txt)"
+    if not CHROMIUM.exists():
+        return f"{CHROMIUM} is missing (Debian: apt-get install -y chromium chromium-driver)"
+    return None
+
+
+@pytest.fixture(scope="module")
+def browser():
+    problem = _browser_missing()
+    if problem:
+        if os.environ.get("CXR_REQUIRE_BROWSER") == "1":
+            pytest.fail(f"CXR_REQUIRE_BROWSER=1 but {problem}", pytrace=False)
+        pytest.skip(f"no browser for the page test: {problem} (set CXR_REQUIRE_BROWSER=1 to make this a failure)")
+    from playwright.sync_api import sync_playwright
+    with sync_playwright() as playwright:
+        # Playwright gives every launch a new, empty profile (--user-data-dir) of its own
+        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS, headless=True)
+        yield browser
+        browser.close()
+
+
+@pytest.fixture
+def page(browser, local_stack):
+    context = browser.new_context(viewport={"width": 1280, "height": 1000}, base_url=local_stack.base_url)
+    page = context.new_page()
+    page.problems = []  # console errors and uncaught exceptions: a working page has none
+    page.on("console", lambda message: message.type == "error" and page.problems.append(message.text))
+    page.on("pageerror", lambda error: page.problems.append(str(error)))
+    yield page
+    context.close()
+
+
+def _drop(page, path: Path) -> None:
+    """Drop a file on the drop zone as a user's drag from the desktop would: a DataTransfer with one File."""
+    page.evaluate("""([name, encoded]) => {
+        const bytes = Uint8Array.from(atob(encoded), (c) => c.charCodeAt(0));
+        const transfer = new DataTransfer();
+        transfer.items.add(new File([bytes], name));
+        const zone = document.getElementById("drop-zone");
+        for (const type of ["dragenter", "dragover", "drop"]) {
+            zone.dispatchEvent(new DragEvent(type, { bubbles: true, cancelable: true, dataTransfer: transfer }));
+        }
+    }""", [path.name, base64.b64encode(path.read_bytes()).decode()])
+
+
+def _chart(page) -> list[tuple[str, float, str]]:
+    return page.eval_on_selector_all("#chart-body tr", """rows => rows.map(row => [
+        row.querySelector("th").textContent, Number(row.querySelector(".bar").dataset.score),
+        row.querySelector(".decision").textContent])""")
+
+
+def test_upload_shows_image_progress_chart_banner_and_history(page, local_stack, http, tmp_path):
+    from playwright.sync_api import expect
+
+    page.goto("/")
+    expect(page).to_have_title(re.compile("CXR triage"))
+    api_key = local_stack.info.get("api_key")
+    if api_key:  # the stack wants x-api-key: enter it the way a user would, in Settings
+        page.get_by_text("Settings").click()
+        page.get_by_label("API key").fill(api_key)
+        page.get_by_role("button", name="Save").click()
+
+    # keyboard: Tab from the top reaches the file chooser (after the skip link)
+    page.locator("body").focus()
+    for _ in range(4):
+        page.keyboard.press("Tab")
+        if page.evaluate("document.activeElement.id") == "file-input":
+            break
+    assert page.evaluate("document.activeElement.id") == "file-input", "the file chooser is not keyboard reachable"
+
+    png = unique_copy("00000001_000.png", tmp_path)  # same pixels as the sample, bytes of its own: a fresh job
+    page.set_input_files("#file-input", str(png))
+    status = page.locator("#status")
+    expect(status).to_have_attribute("aria-live", "polite")
+    expect(status).to_contain_text("completed", timeout=WAIT_MS)
+    bars = page.locator("#chart-body .bar")
+    expect(bars).to_have_count(LABEL_COUNT)
+    expect(page.locator("#chart-body .threshold")).to_have_count(LABEL_COUNT)
+    banner = page.locator("#model-banner")
+    expect(banner).to_be_visible()
+    expect(banner).to_contain_text(re.compile("random-init weights, not for clinical use", re.I))
+    preview = page.locator("#preview-image")
+    expect(preview).to_be_visible()
+    assert page.evaluate("document.getElementById('preview-image').naturalWidth") == 512
+
+    job_id = re.search(r"job ([0-9a-f-]{36})", page.locator("#model-info").text_content())[1]
+    headers = {"x-api-key": api_key} if api_key else {}
+    result = http.get(f"{local_stack.base_url}/v1/jobs/{job_id}/result", headers=headers, timeout=10).json()
+    chart = _chart(page)
+    assert [label for label, _, _ in chart] == sorted(result["output"], key=lambda k: (-result["output"][k], k))
+    assert [score for _, score, _ in chart] == pytest.approx(sorted(result["output"].values(), reverse=True))
+    assert all(decision == ("positive" if score >= 0.5 else "negative") for _, score, decision in chart)
+    widths = page.eval_on_selector_all("#chart-body .bar", "bars => bars.map(b => b.getBoundingClientRect().width)")
+    track = page.eval_on_selector("#chart-body .score-track", "t => t.getBoundingClientRect().width")
+    assert [w / track for w in widths] == pytest.approx([s for _, s, _ in chart], abs=0.01)  # drawn to scale
+
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / "web_page_png_result.png"), full_page=True)
+
+    dicom = unique_copy("siim_pneumothorax_sample.dcm", tmp_path)
+    _drop(page, dicom)
+    expect(status).to_contain_text(f"{dicom.name}: completed", timeout=WAIT_MS)
+    expect(page.locator("#preview-placeholder")).to_contain_text("DICOM")
+    expect(bars).to_have_count(LABEL_COUNT)
+    history = page.locator("#history-body tr")
+    expect(history).to_have_count(2)
+    expect(history.first).to_contain_text(dicom.name)  # newest first
+
+    show_png = page.get_by_role("button", name=f"Show job for {png.name}")
+    show_png.focus()
+    page.keyboard.press("Enter")
+    expect(status).to_contain_text(f"{png.name}: completed")
+    expect(preview).to_be_visible()
+    expect(show_png).to_be_focused()  # re-rendering the history keeps the keyboard user's place
+    page.screenshot(path=str(ARTIFACTS / "web_page_history.png"), full_page=True)
+    assert page.problems == [], page.problems

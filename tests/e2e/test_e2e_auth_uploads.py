@@ -120,3 +120,18 @@ def test_a_revoked_key_stops_working(strict_stack):
     listed = json.loads(admin(strict_stack, "list").stdout)
     assert all("api_key" not in entry for entry in listed)  # only hashes are stored
     assert [e for e in listed if e["key_hash"] == created["key_hash"]][0]["revoked_at"]
+
+
+def test_stored_dicom_keeps_no_patient_identity(local_stack, http):
+    import hashlib
+    data = SAMPLE_FILES["dicom"].read_bytes()
+    patient_id = str(pydicom.dcmread(SAMPLE_FILES["dicom"]).PatientID).encode()
+    response = http.post(f"{local_stack.base_url}/v1/jobs", data=data,
+                         headers={"Content-Type": "application/dicom"}, timeout=30)
+    assert response.status_code in (200, 201), response.text
+    s3 = local_stack.aws("s3")
+    [bucket] = [b["Name"] for b in s3.list_buckets()["Buckets"]]
+    stored = s3.get_object(Bucket=bucket, Key=f"images/{hashlib.sha256(data).hexdigest()}")
+    body = stored["Body"].read()
+    assert patient_id in data and patient_id not in body
+    assert stored["ServerSideEncryption"] == "AES256"

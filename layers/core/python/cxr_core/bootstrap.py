@@ -49,8 +49,10 @@ class Runtime:
 
     def submit_deps(self) -> SubmitDeps:
         from cxr_model import check_image
+        from cxr_model.privacy import deidentify_dicom
         return SubmitDeps(jobs=self.jobs, images=self.images, queue=self.queue,
-                          model_id=self.model_identity["model_id"], check_image=check_image)
+                          model_id=self.model_identity["model_id"], check_image=check_image,
+                          deidentify_dicom=deidentify_dicom)
 
     @cached_property
     def _executor(self) -> ThreadPoolExecutor:

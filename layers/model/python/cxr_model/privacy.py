@@ -30,8 +30,9 @@ def deidentify_dicom(data: bytes) -> bytes:
         if keyword in ds:
             delattr(ds, keyword)
     ds.remove_private_tags()
-    if "file_meta" in ds and "MediaStorageSOPInstanceUID" in ds.file_meta:
-        del ds.file_meta.MediaStorageSOPInstanceUID
+    file_meta = getattr(ds, "file_meta", None)
+    if file_meta is not None and "MediaStorageSOPInstanceUID" in file_meta:
+        del file_meta.MediaStorageSOPInstanceUID
     out = io.BytesIO()
     ds.save_as(out, enforce_file_format=False)
     return out.getvalue()

@@ -22,6 +22,7 @@ class SubmitDeps:
     queue: JobQueue
     model_id: str
     check_image: Callable[[bytes], object]  # returns info with .format; raises cxr_model.ImageError
+    deidentify_dicom: Callable[[bytes], bytes] = lambda data: data  # what is stored keeps no patient identity
 
 
 @dataclass
@@ -79,7 +80,8 @@ def submit_image(upload: Upload, deps: SubmitDeps, client_id: str | None = None)
             else:
                 stale_job_id = entry.job_id  # its job failed or vanished: take the key over
         if not stored:
-            deps.images.put(job.image_key, upload.data, _MEDIA_TYPES[image_format])
+            stored_bytes = deps.deidentify_dicom(upload.data) if image_format == "dicom" else upload.data
+            deps.images.put(job.image_key, stored_bytes, _MEDIA_TYPES[image_format])
             stored = True
         try:
             deps.jobs.create_job(job, stale_job_id=stale_job_id, claim_cache=claim_cache)

@@ -1,0 +1,190 @@
+"""The seed's Locust load test against the local stack at 10, 20 and 50 users, with the seed's figures beside ours.
+
+Run:  .venv/bin/python bench/bench_load.py [--full] [--users 10 20 50] [--duration 45] [--env KEY=VALUE ...]
+Starts a fresh local stack per user level, runs Locust headless in its own process, prints the seed-format
+tables and writes bench/results/bench_load-<UTC>.{json,csv} and bench_load-<UTC>.png.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import psutil
+import requests
+
+from common import (RESULTS, SEED_LOAD, SEED_SUBMIT_P50_MS, TARGETS, LocalStack, batch_sizes, fmt_ms, image_pool,
+                    multipart_body, summarize, utc_stamp, write_csv, write_json)
+
+LOCUSTFILE = Path(__file__).with_name("locustfile.py")
+HIT_SEED = 900_001
+MISS_SHARE, MEAN_WAIT_S = 0.7, 2.0
+# All Locust users share one API key; the per-client limit (600/min) models one hospital system, not 50. The
+# limiter still does its conditional write on every submit, so its cost stays in the figures.
+BENCH_PARAMS = {"RateLimitPerMinute": "100000000"}
+
+
+def pool_size(users: int, duration_s: int) -> int:
+    """Distinct images a run may use: 0.7 misses per task, a task every ~2 s per user, 70 % margin."""
+    return int(users * duration_s * MISS_SHARE / MEAN_WAIT_S * 1.7) + 50
+
+
+def prime_hit(url: str, api_key: str | None, image: Path) -> None:
+    """Make the cache_hit image a cache entry before the run, as the seed's warm cache was."""
+    body, content_type = multipart_body(image.read_bytes())
+    auth = {"x-api-key": api_key} if api_key else {}
+    answer = requests.post(f"{url}/v1/jobs", data=body, headers={**auth, "Content-Type": content_type}, timeout=30)
+    job = answer.json()
+    if answer.status_code not in (200, 201):
+        raise RuntimeError(f"priming the cache_hit image: {answer.status_code} {job}")
+    deadline = time.monotonic() + 120
+    while requests.get(f"{url}/v1/jobs/{job['id']}", headers=auth, timeout=10).json()["status"] != "COMPLETED":
+        if time.monotonic() > deadline:
+            raise RuntimeError("the cache_hit image did not complete")
+        time.sleep(0.1)
+
+
+def cpu_seconds(pids: dict[str, list[int]]) -> dict[str, float]:
+    totals = {}
+    for role, ids in pids.items():
+        total = 0.0
+        for pid in ids:
+            try:
+                times = psutil.Process(pid).cpu_times()
+                total += times.user + times.system
+            except psutil.NoSuchProcess:
+                pass
+        totals[role] = total
+    return totals
+
+
+def run_level(users: int, duration_s: int, pool: list[Path], hit: Path, env: dict[str, str], workers: int,
+              stamp: str, launcher: str | None = None) -> dict:
+    level_dir = RESULTS / f"bench_load-{stamp}" / f"{users}u"
+    with LocalStack(level_dir / "stack", workers=workers, env=env, params=BENCH_PARAMS, launcher=launcher) as stack:
+        prime_hit(stack.url, stack.info.get("api_key"), hit)
+        samples_out = level_dir / "samples.json"
+        command = [sys.executable, "-m", "locust", "-f", str(LOCUSTFILE), "--headless", "-u", str(users),
+                   "-r", str(users), "-t", f"{duration_s}s", "--stop-timeout", "30", "--host", stack.url,
+                   "--csv", str(level_dir / "locust"), "--only-summary", "--loglevel", "WARNING"]
+        env_locust = {**os.environ, "BENCH_POOL_DIR": str(pool[0].parent), "BENCH_POOL_LIMIT": str(len(pool)),
+                      "BENCH_HIT_IMAGE": str(hit), "BENCH_SAMPLES_OUT": str(samples_out),
+                      "BENCH_API_KEY": stack.info.get("api_key") or ""}
+        batches_before = len(batch_sizes(stack.worker_log))
+        load_before = os.getloadavg()[0]
+        with open(level_dir / "locust.log", "wb") as log:
+            locust = subprocess.Popen(command, env=env_locust, stdout=log, stderr=subprocess.STDOUT,
+                                      cwd=LOCUSTFILE.parent)
+            pids = {**stack.pids(), "locust": [locust.pid]}
+            cpu_before, began = cpu_seconds(pids), time.monotonic()
+            time.sleep(duration_s)  # locust's own -t; sample CPU over the measured window only
+            cpu_after, wall = cpu_seconds(pids), time.monotonic() - began
+            locust.wait(timeout=duration_s + 120)
+        sizes = batch_sizes(stack.worker_log)[batches_before:]
+    raw = json.loads(samples_out.read_text())
+    samples, failures = raw["samples"], raw["failures"]
+
+    def stats(key: str) -> dict:
+        row = summarize(samples.get(key, []))
+        row["failures"] = failures.get(key, 0)
+        return row
+
+    e2e = {scenario: stats(f"E2E {scenario}") for scenario in ("cache_miss", "cache_hit")}
+    submit_all = samples.get("POST /v1/jobs [cache_miss]", []) + samples.get("POST /v1/jobs [cache_hit]", [])
+    requests_total = sum(len(v) for k, v in samples.items() if not k.startswith("E2E"))
+    request_failures = sum(v for k, v in failures.items() if not k.startswith("E2E"))
+    return {
+        "users": users, "duration_s": duration_s, "e2e": e2e,
+        "submit": summarize(submit_all), "submit_miss": stats("POST /v1/jobs [cache_miss]"),
+        "submit_hit": stats("POST /v1/jobs [cache_hit]"), "poll": stats("GET /v1/jobs/{id}"),
+        "http_requests": requests_total, "http_failures": request_failures,
+        "failures": request_failures + sum(row["failures"] for row in e2e.values()),
+        "jobs_per_s": (e2e["cache_miss"]["n"] + e2e["cache_hit"]["n"]) / duration_s,
+        "inferred_per_s": e2e["cache_miss"]["n"] / duration_s,
+        "http_requests_per_s": requests_total / duration_s,
+        "mean_batch_size": sum(sizes) / len(sizes) if sizes else None, "batches": len(sizes),
+        "cpu_share": {role: (cpu_after[role] - cpu_before[role]) / wall for role in cpu_before},
+        "load_avg_1m": [load_before, os.getloadavg()[0]], "pool_used": raw["misses_used"],
+        "stack_start_s": stack.info.get("start_s"),
+    }
+
+
+def print_report(levels: list[dict], env: dict[str, str], launcher: str | None = None) -> None:
+    print(f"\nLoad test, local stack on this {os.cpu_count()}-core shared host (load generator on the same cores); "
+          f"seed: EC2 t3.large. Settings: {env or 'template defaults'}"
+          + (f"; stack launched through {launcher} (prototype)" if launcher else ""))
+    for level in levels:
+        seed = SEED_LOAD.get(level["users"])
+        print(f"\n### {level['users']} users ({level['duration_s']} s)")
+        print("| scenario | p50 | p95 | p99 | n | failures | seed p50 | seed p95 | seed/ours p50 |")
+        print("|---|---|---|---|---|---|---|---|---|")
+        for scenario, row in level["e2e"].items():
+            seed_row = seed[scenario] if seed else None
+            ratio = f"{seed_row['p50'] / row['p50']:.1f}x" if seed_row and row["p50"] else "-"
+            print(f"| {scenario} | {fmt_ms(row['p50'])} ms | {fmt_ms(row['p95'])} ms | {fmt_ms(row['p99'])} ms | "
+                  f"{row['n']} | {row['failures']} | {fmt_ms(seed_row['p50']) if seed_row else '-'} | "
+                  f"{fmt_ms(seed_row['p95']) if seed_row else '-'} | {ratio} |")
+        cpu = ", ".join(f"{k} {v:.2f}" for k, v in level["cpu_share"].items())
+        print(f"submit p50 {fmt_ms(level['submit']['p50'])} ms / p95 {fmt_ms(level['submit']['p95'])} ms "
+              f"(miss {fmt_ms(level['submit_miss']['p50'])}, hit {fmt_ms(level['submit_hit']['p50'])}; "
+              f"seed p50 {SEED_SUBMIT_P50_MS:.0f}); poll p50 {fmt_ms(level['poll']['p50'])} ms; "
+              f"failures {level['failures']} of {level['http_requests']} requests")
+        print(f"throughput {level['jobs_per_s']:.1f} jobs/s ({level['inferred_per_s']:.1f} inferred/s), "
+              f"{level['http_requests_per_s']:.0f} HTTP req/s; mean batch {level['mean_batch_size'] or 0:.2f}; "
+              f"CPU cores used: {cpu}; load avg {level['load_avg_1m'][0]:.1f}->{level['load_avg_1m'][1]:.1f}")
+    twenty = next((lv for lv in levels if lv["users"] == 20), None)
+    if twenty:
+        miss, hit = twenty["e2e"]["cache_miss"], twenty["e2e"]["cache_hit"]
+        checks = [("20u miss p50 <= 300 ms", miss["p50"], TARGETS["miss_p50_ms_20"]),
+                  ("20u miss p95 <= 800 ms", miss["p95"], TARGETS["miss_p95_ms_20"]),
+                  ("20u hit p50 <= 20 ms", hit["p50"], TARGETS["hit_p50_ms_20"]),
+                  ("submit p50 <= 15 ms (20u)", twenty["submit"]["p50"], TARGETS["submit_p50_ms"])]
+        print("\nTargets: " + "; ".join(f"{name}: {fmt_ms(value)} {'MET' if value is not None and value <= limit else 'MISSED'}"
+                                        for name, value, limit in checks))
+    print("Failures: " + ", ".join(f"{lv['users']}u {lv['failures']}" for lv in levels))
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--users", type=int, nargs="+", default=[10, 20, 50])
+    parser.add_argument("--duration", type=int, default=45, help="seconds per user level (default 45)")
+    parser.add_argument("--full", action="store_true", help="120 s per level, as the seed ran it")
+    parser.add_argument("--workers", type=int, default=os.cpu_count() or 1)
+    parser.add_argument("--launcher", help="run the stack through this script instead of `-m cxr_local` "
+                        "(a scratch copy with a prototype fix)")
+    parser.add_argument("--env", action="append", default=[], metavar="KEY=VALUE",
+                        help="stack setting override, e.g. INFER_BATCH_WINDOW_SECONDS=0")
+    args = parser.parse_args()
+    duration = 120 if args.full else args.duration
+    env = dict(item.split("=", 1) for item in args.env)
+    stamp = utc_stamp()
+    pool = image_pool(pool_size(max(args.users), duration))
+    hit = image_pool(1, first_seed=HIT_SEED)[0]
+    levels = []
+    for users in args.users:
+        print(f"running {users} users for {duration} s ...", flush=True)
+        levels.append(run_level(users, duration, pool, hit, env, args.workers, stamp, args.launcher))
+    print_report(levels, env, args.launcher)
+    report = {"when": stamp, "cpus": os.cpu_count(), "workers": args.workers, "env": env, "levels": levels,
+              "launcher": args.launcher,
+              "seed": {"load": SEED_LOAD, "submit_p50_ms": SEED_SUBMIT_P50_MS}}
+    write_json(RESULTS / f"bench_load-{stamp}.json", report)
+    rows = [{"users": lv["users"], "scenario": s, **{k: lv["e2e"][s][k] for k in ("n", "p50", "p95", "p99", "failures")},
+             "seed_p50": (SEED_LOAD.get(lv["users"]) or {}).get(s, {}).get("p50"),
+             "seed_p95": (SEED_LOAD.get(lv["users"]) or {}).get(s, {}).get("p95"),
+             "submit_p50": lv["submit"]["p50"], "submit_p95": lv["submit"]["p95"], "jobs_per_s": lv["jobs_per_s"],
+             "failures_total": lv["failures"]} for lv in levels for s in ("cache_miss", "cache_hit")]
+    write_csv(RESULTS / f"bench_load-{stamp}.csv", rows)
+    from plots import plot_load
+
+    png = plot_load(levels, RESULTS / f"bench_load-{stamp}.png")
+    print(f"wrote bench/results/bench_load-{stamp}.json, .csv, {png.name}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

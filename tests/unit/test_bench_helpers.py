@@ -1,0 +1,82 @@
+"""bench/common.py's pure helpers: percentiles, CSV rows, multipart bodies, worker-log parsing, the sweep plan."""
+from __future__ import annotations
+
+import csv
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "bench"))
+
+import common  # noqa: E402
+from bench_saturation import CompletionTail, plan  # noqa: E402
+
+from cxr_core.upload import parse_upload  # noqa: E402
+
+
+@pytest.mark.parametrize("values", [[5.0], [3.0, 1.0, 2.0], list(range(1, 101)), [0.5, 100.0, 7.25, 7.25, 9.0]])
+@pytest.mark.parametrize("q", [0, 50, 95, 99, 100])
+def test_percentile_matches_numpy_linear(values, q):
+    assert common.percentile(values, q) == pytest.approx(float(np.percentile(values, q)))
+
+
+def test_percentile_and_summary_of_nothing():
+    assert common.percentile([], 50) is None
+    assert common.summarize([]) == {"n": 0, "p50": None, "p95": None, "p99": None, "mean": None, "max": None}
+
+
+def test_summary_of_known_values():
+    stats = common.summarize([10.0, 20.0, 30.0, 40.0])
+    assert (stats["n"], stats["p50"], stats["mean"], stats["max"]) == (4, 25.0, 25.0, 40.0)
+
+
+def test_write_csv_takes_the_union_of_columns(tmp_path):
+    path = common.write_csv(tmp_path / "out" / "rows.csv", [{"users": 10, "p50": 1.5}, {"users": 20, "p95": 9.0}])
+    with open(path, newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    assert rows == [{"users": "10", "p50": "1.5", "p95": ""}, {"users": "20", "p50": "", "p95": "9.0"}]
+
+
+def test_multipart_body_is_what_the_submit_parser_reads():
+    image = b"\x89PNG\r\n\x1a\n" + bytes(range(256)) * 4
+    body, content_type = common.multipart_body(image)
+    upload = parse_upload(content_type, body, 10 * 1024 * 1024)
+    assert upload.data == image
+
+
+WORKER_LOG = """2026-11-28 10:25:40,001 infer-worker-0 cxr.worker WARNING worker 11 ready: model m
+2026-11-28 10:25:41,250 infer-worker-1 cxr_core.services.infer INFO job aaa completed
+{"_aws":{},"BatchSize":[2.0],"JobsCompleted":[2.0]}
+{"_aws":{},"BatchSize":[0.0],"JobsCompleted":[0.0]}
+2026-11-28 10:25:41,750 infer-worker-0 cxr_core.services.infer INFO job bbb completed
+2026-11-28 10:25:42,000 infer-worker-0 cxr_core.services.infer ERROR job ccc failed for good after 3 deliveries
+"""
+
+
+def test_worker_log_completions_and_batch_sizes(tmp_path):
+    log = tmp_path / "worker.log"
+    log.write_text(WORKER_LOG)
+    done = common.completions(log)
+    assert [job for _, job in done] == ["aaa", "bbb"]
+    assert done[1][0] - done[0][0] == pytest.approx(0.5)
+    assert common.batch_sizes(log) == [2]
+    assert common.completions(tmp_path / "missing.log") == []
+
+
+def test_completion_tail_counts_only_whole_new_lines(tmp_path):
+    log = tmp_path / "worker.log"
+    log.write_text(WORKER_LOG + "2026-11-28 10:25:43,000 infer-worker-0 cxr_core.services.infer INFO job ddd comp")
+    tail = CompletionTail(log)
+    assert tail.poll() == 2
+    with open(log, "a") as handle:
+        handle.write("leted\n")
+    assert tail.poll() == 3
+    assert tail.poll() == 3
+
+
+def test_sweep_plan():
+    assert plan([1, 2, 4, 8], [0.0, 0.05, 1.0], grid=False) == [(1, 0.0), (2, 0.0), (4, 0.0), (8, 0.0), (8, 0.05),
+                                                                 (8, 1.0)]
+    assert len(plan([1, 2, 4, 8], [0.0, 0.05, 0.2, 1.0], grid=True)) == 16

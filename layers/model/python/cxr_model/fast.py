@@ -8,6 +8,7 @@ the reference's own anti-aliasing blur (reduction_budget), which keeps the devia
 """
 from __future__ import annotations
 
+import functools
 import math
 
 import numpy as np
@@ -18,24 +19,31 @@ from .preprocess import _check_range, exact_from_pixels, normalize
 from .resize import apply_separable, center_crop_box, resize_matrix
 
 
+SAFETY = 1.5  # measured: budget/1 gives mean |diff| ~3.1 on 2,500-3,000 px textured images, budget/1.5 ~1.3
+
+
 def reduction_budget(crop: int, size: int = 224) -> float:
-    """Largest reduction factor whose own blur stays inside the reference's anti-aliasing blur.
+    """Largest reduction factor whose own blur stays well inside the reference's anti-aliasing blur.
 
     A block of s pixels held flat and read back through bilinear weights acts like a box of variance about
     (s^2 - 1)/12 + s^2/6 full-resolution pixels^2; the reference blurs with sigma_full^2 = ((S/224 - 1)/2)^2.
     """
     sigma_full = max(0.0, (crop / size - 1) / 2)
-    return 2 * math.sqrt(sigma_full ** 2 + 1 / 12)
+    return 2 * math.sqrt(sigma_full ** 2 + 1 / 12) / SAFETY
 
 
+@functools.lru_cache(maxsize=64)  # radiographs come in a handful of detector sizes
 def _block_operator(reduced_len: int, factor: int, offset: int, crop: int, size: int) -> np.ndarray:
     """size x reduced_len: the reference operator on [offset, offset + crop), summed over blocks of `factor`."""
+    reference = resize_matrix(crop, size)
     full = np.zeros((size, reduced_len * factor))
     stop = min(offset + crop, full.shape[1])
-    full[:, offset:stop] = resize_matrix(crop, size)[:, :stop - offset]
+    full[:, offset:stop] = reference[:, :stop - offset]
     if stop < offset + crop:  # pixels trimmed off the last partial block: credit them to the last block
-        full[:, stop - 1] += resize_matrix(crop, size)[:, stop - offset:].sum(axis=1)
-    return full.reshape(size, reduced_len, factor).sum(axis=2)
+        full[:, stop - 1] += reference[:, stop - offset:].sum(axis=1)
+    operator = full.reshape(size, reduced_len, factor).sum(axis=2)
+    operator.flags.writeable = False
+    return operator
 
 
 def _block_mean(crop: np.ndarray, factor: int) -> np.ndarray:
@@ -70,7 +78,7 @@ def _fast_jpeg(data: bytes, size: int) -> np.ndarray:
     scale = 2 ** min(2, int(math.log2(reduction_budget(crop, size))))
     if scale < 2:
         return exact_from_pixels(raster_pixels(data, "jpeg"), size)
-    pixels = raster_pixels(data, "jpeg", draft_size=(math.ceil(width / scale), math.ceil(height / scale)))
+    pixels = raster_pixels(data, "jpeg", draft_size=(width // scale, height // scale))  # PIL: scale = orig // req
     scale = 2 ** round(math.log2(width / pixels.array.shape[1]))  # what libjpeg actually did
     reduced = pixels.array.astype(np.float32)
     if reduced.ndim == 3:

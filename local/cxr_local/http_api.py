@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import logging
 import mimetypes
+import time
 import traceback
 import uuid
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -82,12 +83,16 @@ class _Handler(BaseHTTPRequestHandler):
                             source_ip=self.client_address[0], stage=stage, api_id=self.server.api_id,
                             account_id=self.server.account_id, domain_name=self.headers.get("Host", "localhost"),
                             request_id=request_id)
+        began = time.perf_counter()
         try:
             result = self.server.invoke(match.route.function, event, request_id)
             response = map_result(result)
         except Exception:  # noqa: BLE001 - a crashing Lambda is a 500, as on API Gateway
             log.error("%s raised:\n%s", match.route.function, traceback.format_exc())
             response = error_response(500, "INTERNAL_ERROR", "Internal Server Error")
+        if self.server.access_log:  # Lambda's own REPORT line, so the handler's share of a request shows
+            log.info("REPORT RequestId: %s Function: %s Duration: %.2f ms", request_id, match.route.function,
+                     (time.perf_counter() - began) * 1000)
         response.headers.append(("apigw-requestid", request_id))
         self._send(response)
 

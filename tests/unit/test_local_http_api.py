@@ -1,0 +1,104 @@
+"""cxr_local's HTTP server on loopback with a recording stand-in for the Lambda invoke: routing, limits, keep-alive."""
+from __future__ import annotations
+
+import base64
+import http.client
+import json
+import threading
+
+import pytest
+
+from cxr_local.apigw import PAYLOAD_LIMIT_BYTES, Router
+from cxr_local.http_api import ApiServer
+from cxr_local.template import Route
+
+ROUTES = [Route("POST", "/v1/jobs", "Submit"), Route("GET", "/v1/jobs/{id}", "Poll")]
+
+
+@pytest.fixture
+def server(tmp_path):
+    (tmp_path / "web").mkdir()
+    (tmp_path / "web" / "index.html").write_text("<h1>cxr</h1>")
+    (tmp_path / "secret.txt").write_text("outside the web root")
+    events = []
+
+    def invoke(function, event, request_id):
+        events.append((function, event))
+        if event["rawPath"].endswith("/boom"):
+            raise RuntimeError("handler crashed")
+        body = base64.b64decode(event["body"]) if event.get("isBase64Encoded") else (event.get("body") or "").encode()
+        return {"statusCode": 201, "headers": {"X-Function": function}, "body": json.dumps({"bytes": len(body)})}
+
+    api = ApiServer(("127.0.0.1", 0), Router(ROUTES), invoke, stage="local", static_root=tmp_path / "web",
+                    api_id="test", account_id="123456789012", access_log=False)
+    threading.Thread(target=api.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
+    yield api, events
+    api.shutdown()
+    api.server_close()
+
+
+def _connection(api):
+    return http.client.HTTPConnection("127.0.0.1", api.server_address[1], timeout=10)
+
+
+def _request(conn, method, path, body=None, headers=None):
+    conn.request(method, path, body=body, headers=headers or {})
+    response = conn.getresponse()
+    return response.status, dict(response.getheaders()), response.read()
+
+
+def test_routes_reach_the_function_with_a_v2_event_over_one_keep_alive_connection(server):
+    api, events = server
+    conn = _connection(api)
+    status, headers, body = _request(conn, "POST", "/v1/jobs?x=1", b"\x89PNG\x00\xff", {"Content-Type": "image/png"})
+    assert status == 201 and json.loads(body) == {"bytes": 6} and headers["X-Function"] == "Submit"
+    status, _, _ = _request(conn, "GET", "/v1/jobs/42")
+    assert status == 201
+    function, event = events[-1]
+    assert function == "Poll" and event["pathParameters"] == {"id": "42"} and event["routeKey"] == "GET /v1/jobs/{id}"
+    assert events[0][1]["isBase64Encoded"] is True and events[0][1]["queryStringParameters"] == {"x": "1"}
+    _, event = events[-1]
+    assert event["requestContext"]["stage"] == "$default"
+    _request(conn, "GET", "/local/v1/jobs/7")  # the deployed URL form keeps its stage, as on API Gateway
+    assert events[-1][1]["rawPath"] == "/local/v1/jobs/7" and events[-1][1]["requestContext"]["stage"] == "local"
+
+
+def test_unknown_route_404_wrong_method_405_crash_500_all_json(server):
+    api, _ = server
+    conn = _connection(api)
+    for method, path, status, code in [("GET", "/v1/nothing", 404, "NOT_FOUND"),
+                                       ("DELETE", "/v1/jobs/1", 405, "METHOD_NOT_ALLOWED"),
+                                       ("GET", "/v1/jobs/boom", 500, "INTERNAL_ERROR")]:
+        got, headers, body = _request(conn, method, path)
+        assert got == status and headers["Content-Type"] == "application/json"
+        assert json.loads(body)["code"] == code and json.loads(body)["error"]
+
+
+def test_oversize_body_is_413_before_the_function_runs(server):
+    api, events = server
+    conn = _connection(api)
+    status, _, body = _request(conn, "POST", "/v1/jobs", b"x" * (PAYLOAD_LIMIT_BYTES + 1),
+                               {"Content-Type": "image/png"})
+    assert status == 413 and json.loads(body)["code"] == "PAYLOAD_TOO_LARGE" and events == []
+    status, _, _ = _request(conn, "POST", "/v1/jobs", b"ok", {"Content-Type": "image/png"})  # connection still usable
+    assert status == 201
+
+
+def test_chunked_upload_is_reassembled(server):
+    api, events = server
+    conn = _connection(api)
+    conn.request("POST", "/v1/jobs", body=iter([b"abc", b"defg"]), headers={"Content-Type": "image/png"},
+                 encode_chunked=True)
+    response = conn.getresponse()
+    assert response.status == 201 and json.loads(response.read()) == {"bytes": 7}
+
+
+def test_static_web_client_files_and_no_escape(server):
+    api, _ = server
+    conn = _connection(api)
+    status, headers, body = _request(conn, "GET", "/")
+    assert status == 200 and body == b"<h1>cxr</h1>" and headers["Content-Type"] == "text/html"
+    status, _, _ = _request(conn, "GET", "/../secret.txt")
+    assert status == 404
+    status, _, _ = _request(conn, "GET", "/%2e%2e/secret.txt")
+    assert status == 404

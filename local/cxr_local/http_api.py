@@ -11,7 +11,8 @@ from pathlib import Path
 from typing import Callable
 from urllib.parse import unquote, urlsplit
 
-from .apigw import PAYLOAD_LIMIT_BYTES, HttpResponse, Router, build_event, error_response, map_result
+from .apigw import (LAMBDA_INVOKE_LIMIT_BYTES, PAYLOAD_LIMIT_BYTES, HttpResponse, Router, build_event,
+                    error_response, event_too_large_for_lambda, map_result)
 
 log = logging.getLogger("cxr_local.http")
 
@@ -83,6 +84,11 @@ class _Handler(BaseHTTPRequestHandler):
                             source_ip=self.client_address[0], stage=stage, api_id=self.server.api_id,
                             account_id=self.server.account_id, domain_name=self.headers.get("Host", "localhost"),
                             request_id=request_id)
+        if event_too_large_for_lambda(event):
+            self._send(error_response(413, "PAYLOAD_TOO_LARGE",
+                                      f"request too large for a Lambda invocation ({LAMBDA_INVOKE_LIMIT_BYTES} bytes "
+                                      "of event; binary bodies are base64-encoded): use a presigned upload"))
+            return
         began = time.perf_counter()
         try:
             result = self.server.invoke(match.route.function, event, request_id)

@@ -102,3 +102,13 @@ def test_static_web_client_files_and_no_escape(server):
     assert status == 404
     status, _, _ = _request(conn, "GET", "/%2e%2e/secret.txt")
     assert status == 404
+
+
+def test_body_past_lambdas_invoke_limit_is_413_though_under_the_gateway_quota(server):
+    """5 MB of binary is 6.7 MB of base64 event: Lambda refuses it, so the adapter answers 413 as AWS would."""
+    api, events = server
+    conn = _connection(api)
+    status, _, body = _request(conn, "POST", "/v1/jobs", b"\x00" * (5 * 1024 * 1024), {"Content-Type": "image/png"})
+    assert status == 413 and json.loads(body)["code"] == "PAYLOAD_TOO_LARGE" and events == []
+    status, _, body = _request(conn, "POST", "/v1/jobs", b"\x00" * (4 * 1024 * 1024), {"Content-Type": "image/png"})
+    assert status == 201 and json.loads(body) == {"bytes": 4 * 1024 * 1024}

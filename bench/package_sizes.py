@@ -1,9 +1,11 @@
-"""Builds the Lambda layers as `infra/build_layers.py` does and prints unzipped/zipped MB per layer and function.
+"""Builds the Lambda layers as `infra/build_layers.py` does and prints unzipped/zipped MiB per layer and function.
 
-Lambda's limit is 250 MB unzipped for a function plus all its layers (a container image may be 10 GB).
+Lambda's limit is 250 MB (= 250 MiB, 262,144,000 bytes) unzipped for a function plus all its layers
+(a container image may be 10 GB).
 Run: python bench/package_sizes.py [--reuse] [--import-check]
   --reuse         measure build/layers as it is instead of rebuilding it
-  --import-check  load the model layer with a local python3.12 and run one prediction from /opt-style paths
+  --import-check  with a local python3.12: import each handler with only its layers (+ the runtime's boto3),
+                  and run sample radiographs through the model layer alone
 """
 from __future__ import annotations
 
@@ -21,7 +23,7 @@ sys.path.insert(0, str(REPO / "infra"))
 from build_layers import BUILD_ROOT, LAYERS, build_layer, find_python312  # noqa: E402
 
 LAMBDA_UNZIPPED_LIMIT = 262_144_000  # 250 MB as Lambda counts it
-SAMPLES = Path("/work/shared/data/xrays")
+SAMPLES = Path(os.environ.get("CXR_SAMPLES_DIR", REPO.parent / "shared" / "data" / "xrays"))
 MB = 1_048_576  # MiB: Lambda's 250 MB limit is 250 MiB
 
 
@@ -31,7 +33,8 @@ def tree_bytes(root: Path) -> tuple[int, int]:
     buffer = io.BytesIO()
     with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED, compresslevel=6) as archive:
         for path in sorted(root.rglob("*")):
-            if path.is_file() and not path.name.endswith(".cpython-311.pyc"):
+            stale_bytecode = path.suffix == ".pyc" and ".cpython-312." not in path.name  # local caches, not shipped
+            if path.is_file() and not stale_bytecode:
                 unzipped += path.stat().st_size
                 archive.write(path, path.relative_to(root))
     return unzipped, buffer.tell()
@@ -99,12 +102,12 @@ def main(argv: list[str] | None = None) -> int:
         for name in LAYERS:
             build_layer(name, BUILD_ROOT, python312=python312)
     layer_sizes = {f"{name.capitalize()}Layer": tree_bytes(BUILD_ROOT / name) for name in LAYERS}
-    print(f"{'artifact':<28}{'unzipped MB':>12}{'zipped MB':>11}")
+    print(f"{'artifact':<28}{'unzipped':>12}{'zipped':>11}   (MiB)")
     for layer, (unzipped, zipped) in layer_sizes.items():
         print(f"{layer:<28}{unzipped / MB:>12.1f}{zipped / MB:>11.1f}")
     weights = sum(p.stat().st_size for p in (BUILD_ROOT / "model" / "weights").glob("*"))
     print(f"{'  of which ModelLayer weights':<28}{weights / MB:>12.1f}")
-    print(f"\n{'function (+ its layers)':<28}{'code MB':>12}{'total MB':>11}{'limit MB':>10}  fits")
+    print(f"\n{'function (+ its layers)':<28}{'code':>12}{'total':>11}{'limit':>10}  fits")
     worst = 0
     for function, (code_dir, layers) in function_layers().items():
         code, _ = tree_bytes(code_dir)
@@ -112,7 +115,7 @@ def main(argv: list[str] | None = None) -> int:
         worst = max(worst, total)
         print(f"{function:<28}{code / MB:>12.2f}{total / MB:>11.1f}{LAMBDA_UNZIPPED_LIMIT / MB:>10.0f}  "
               f"{'yes' if total <= LAMBDA_UNZIPPED_LIMIT else 'NO'}  ({' + '.join(layers) or 'no layers'})")
-    print(f"\nheadroom of the largest function: {(LAMBDA_UNZIPPED_LIMIT - worst) / MB:.1f} MB; "
+    print(f"\nheadroom of the largest function: {(LAMBDA_UNZIPPED_LIMIT - worst) / MB:.1f} MiB; "
           f"byte code compiled with {python312 or 'nothing (no local python3.12)'}")
     if args.import_check:
         if python312 is None:

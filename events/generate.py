@@ -9,11 +9,12 @@ import base64
 import hashlib
 import io
 import json
+import os
 import sys
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-SAMPLE = Path("/work/shared/data/xrays/00000001_000.png")
+SAMPLE = Path(os.environ.get("CXR_SAMPLES_DIR", HERE.parents[1] / "shared" / "data" / "xrays")) / "00000001_000.png"
 STAGE, REGION, ACCOUNT, API_ID = "dev", "us-east-1", "123456789012", "a1b2c3d4e5"
 TIME_EPOCH_MS = 1796032800000  # 2026-11-30T10:00:00Z, fixed so the files do not change on every run
 JOB_ID = "3f6c1c8e-2d4b-4f7e-9a51-0c8f2b7d6e14"

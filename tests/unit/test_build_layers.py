@@ -1,0 +1,59 @@
+"""infra/build_layers.py's pruning: runtime-provided SDK distributions and test/tooling folders leave the layer."""
+from __future__ import annotations
+
+import sys
+
+from .template_support import REPO
+
+sys.path.insert(0, str(REPO / "infra"))
+import build_layers  # noqa: E402
+
+
+def make_distribution(site, name: str, files: dict[str, str]) -> None:
+    dist_info = site / f"{name.replace('-', '_')}-1.0.dist-info"
+    dist_info.mkdir(parents=True)
+    (dist_info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {name}\nVersion: 1.0\n")
+    for relative, text in files.items():
+        (site / relative).parent.mkdir(parents=True, exist_ok=True)
+        (site / relative).write_text(text)
+    record = [f"{relative},," for relative in files] + [f"{dist_info.name}/METADATA,,", f"{dist_info.name}/RECORD,,"]
+    (dist_info / "RECORD").write_text("\n".join(record) + "\n")
+
+
+def test_runtime_provided_distributions_are_removed_file_by_file(tmp_path):
+    make_distribution(tmp_path, "botocore", {"botocore/__init__.py": "", "botocore/data/s3.json": "{}"})
+    make_distribution(tmp_path, "python-dateutil", {"dateutil/__init__.py": ""})
+    make_distribution(tmp_path, "pynamodb", {"pynamodb/__init__.py": ""})
+    dropped = build_layers.drop_distributions(tmp_path, build_layers.RUNTIME_PROVIDED)
+    assert sorted(dropped) == ["botocore", "python-dateutil"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["pynamodb", "pynamodb-1.0.dist-info"]
+
+
+def test_prune_drops_tests_tooling_scripts_and_local_bytecode(tmp_path):
+    keep = ["numpy/core.py", "onnxruntime/capi/session.py", "pydicom/data/urls.json"]
+    drop = ["numpy/tests/test_x.py", "numpy/_core/tests/t.py", "onnxruntime/transformers/opt.py",
+            "onnxruntime/quantization/q.py", "onnxruntime/tools/t.py", "bin/f2py", "numpy/__pycache__/a.pyc"]
+    for relative in keep + drop:
+        (tmp_path / relative).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / relative).write_text("x")
+    build_layers.prune(tmp_path)
+    assert all((tmp_path / relative).exists() for relative in keep)
+    assert not any((tmp_path / relative).exists() for relative in drop)
+
+
+def test_weights_copy_takes_the_onnx_export_and_provenance_only(tmp_path):
+    source = tmp_path / "weights"
+    source.mkdir()
+    for name in ("m.onnx", "m.weights.json", "torch-weights.pt"):
+        (source / name).write_text("x")
+    copied = build_layers.copy_weights(source, tmp_path / "layer" / "weights", allow_missing=False)
+    assert copied == ["m.onnx", "m.weights.json"]
+
+
+def test_layers_match_the_template_and_target_the_lambda_runtime():
+    assert build_layers.LAMBDA_PYTHON == "3.12"
+    assert set(build_layers.LAYERS) == {"core", "model"}
+    assert {"boto3", "botocore"} <= build_layers.RUNTIME_PROVIDED
+    assert not build_layers.LAYERS["model"].drop_distributions
+    found = build_layers.find_python312()
+    assert found is None or "3.12" in found or found.endswith("python3.12")

@@ -143,6 +143,20 @@ def _multiframe_dicom() -> bytes:
     return _dicom_bytes(ds)
 
 
+def _dicom_surgery() -> dict[str, bytes]:
+    """Byte edits of a valid DICOM that hypothesis found escaping check_image (see tests/unit/test_hostile_decoder.py)."""
+    base = _dicom_bytes(_dicom_base(np.asarray(_xray(96), dtype=np.uint8)))
+    rows = base.index(b"\x28\x00\x10\x00US")  # (0028,0010) Rows, US, 2 bytes
+    photometric = base.index(b"\x28\x00\x04\x00CS")
+    syntax = base.index(b"\x02\x00\x10\x00UI")
+    return {
+        "dicom_rows_empty_string.dcm": base[:rows] + b"\x28\x00\x10\x00IS\x02\x00  " + base[rows + 10:],
+        "dicom_unknown_vr.dcm": base[:photometric + 4] + b"C\x00" + base[photometric + 6:],
+        "dicom_unknown_transfer_syntax.dcm": base.replace(b"1.2.840.10008.1.2.1\x00", b"1.2.840.10008.9.9.9\x00", 1),
+        "dicom_no_transfer_syntax.dcm": base[:syntax] + b"\x02\x00\x11\x00UI" + base[syntax + 6:],
+    }
+
+
 def _zip() -> bytes:
     out = io.BytesIO()
     with zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as archive:
@@ -198,6 +212,9 @@ def build() -> dict[str, tuple[bytes, dict]]:
         "dicom_no_pixel_data.dcm": (_dicom_without_pixels(), UNDECODABLE("DICOM header without pixel data")),
         "dicom_rgb.dcm": (_rgb_dicom(), UNDECODABLE("RGB DICOM: only MONOCHROME1/2 radiographs are read")),
         "dicom_multiframe.dcm": (_multiframe_dicom(), UNDECODABLE("3 frames: a 3-D volume, not one radiograph")),
+        **{name: (data, UNDECODABLE(reason)) for (name, data), reason in zip(_dicom_surgery().items(), [
+            "Rows re-typed IS with an empty value", "PhotometricInterpretation with an unknown VR",
+            "TransferSyntaxUID that names no transfer syntax", "file meta without TransferSyntaxUID"])},
         "dicom_magic_only.dcm": (bytes(128) + b"DICM", UNDECODABLE("preamble and DICM and nothing else")),
         "polyglot_png_html.png": (png[:33] + b"<html><script>alert(1)</script></html>",
                                   UNDECODABLE("PNG signature + IHDR, then HTML")),

@@ -75,20 +75,31 @@ SCRIPT = textwrap.dedent("""
         sample = "3f6c1c8e-2d4b-4f7e-9a51-0c8f2b7d6e14"
         return json.loads(json.dumps(data).replace(sample, job_id)) if job_id else data
 
+    import os, time
+    from tests.images import perturbed_png
+    seed = os.getpid() * 100_000 + int(time.time()) % 100_000
+
+    def png_event(data):  # a fresh image each run: a cached answer would skip the calls worth checking
+        request = event("submit_png.json")
+        request["body"] = base64.b64encode(data).decode()
+        request["headers"]["content-length"] = str(len(data))
+        return request
+
     submit, poll, infer = handler("submit"), handler("poll"), handler("infer")
-    job = json.loads(submit(event("submit_png.json"))["body"])
+    created = submit(png_event(perturbed_png(seed)))
+    assert created["statusCode"] == 201, created
+    job = json.loads(created["body"])
     upload_request = event("submit_png.json")
     upload_request.update(body=json.dumps({"content_type": "image/png"}), isBase64Encoded=False,
                           routeKey="POST /v1/uploads", rawPath="/dev/v1/uploads")
     upload_request["requestContext"]["http"]["path"] = "/dev/v1/uploads"
     upload_request["headers"]["content-type"] = "application/json"
     upload = json.loads(submit(upload_request)["body"])
-    png = base64.b64decode(event("submit_png.json")["body"])
-    assert requests.put(upload["url"], data=png[:-1] + bytes([png[-1]]), headers=upload["headers"]).ok
+    assert requests.put(upload["url"], data=perturbed_png(seed + 1), headers=upload["headers"]).ok
     by_upload = event("submit_png.json")
     by_upload.update(body=json.dumps({"upload_id": upload["upload_id"]}), isBase64Encoded=False)
     by_upload["headers"]["content-type"] = "application/json"
-    submit(by_upload)
+    assert submit(by_upload)["statusCode"] == 201
 
     sqs = event("infer_sqs.json")
     body = json.loads(sqs["Records"][0]["body"])

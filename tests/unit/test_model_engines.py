@@ -164,3 +164,13 @@ def test_build_refuses_to_invent_weights_without_the_flag(tmp_path):
 def test_threads_setting_reaches_onnxruntime(model_dir):
     predictor = load_predictor(model_dir, engine="onnxruntime", threads=2)
     assert predictor.engine.session.get_session_options().intra_op_num_threads == 2
+
+
+def test_read_identity_agrees_with_the_loaded_predictors(model_dir, predictors):
+    """Submit/poll read the identity without an engine; it must name the same model the worker runs."""
+    from cxr_model import read_identity
+
+    for engine, predictor in predictors.items():
+        identity = read_identity(model_dir, name=MODEL_NAME, engine=engine, preprocess_mode="exact")
+        assert identity["model_id"] == predictor.model_id
+        assert {k: v for k, v in identity.items() if k != "model_id"} == predictor.identity

@@ -80,9 +80,7 @@ def stop_stack(process: subprocess.Popen, grace_s: float = 60) -> int | None:
     return process.returncode
 
 
-@pytest.fixture(scope="session")
-def local_stack(tmp_path_factory) -> RunningStack:
-    """One stack for the e2e session; tests upload distinct images, so the cache state they expect is their own."""
+def _stack_fixture(tmp_path_factory):
     stack = start_stack(tmp_path_factory.mktemp("cxr_local"), workers=int(os.environ.get("CXR_E2E_WORKERS", "1")))
     yield stack
     code = stop_stack(stack.process)
@@ -90,6 +88,21 @@ def local_stack(tmp_path_factory) -> RunningStack:
 
 
 @pytest.fixture(scope="session")
+def local_stack(tmp_path_factory) -> RunningStack:
+    """One stack shared by the e2e session: do not assume an empty cache or idle workers on it."""
+    yield from _stack_fixture(tmp_path_factory)
+
+
+@pytest.fixture(scope="module")
+def fresh_stack(tmp_path_factory) -> RunningStack:
+    """A stack of the module's own, for tests whose expectations need an empty cache.
+
+    A module opts in by overriding local_stack with it (see test_e2e_core.py), so `http` and every other
+    fixture built on local_stack use it too."""
+    yield from _stack_fixture(tmp_path_factory)
+
+
+@pytest.fixture
 def base_url(local_stack) -> str:
     return local_stack.base_url
 

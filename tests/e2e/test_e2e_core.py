@@ -14,6 +14,13 @@ from .conftest import XRAYS, assert_json_error, wait_for_terminal_status
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
+
+@pytest.fixture(scope="module")
+def local_stack(fresh_stack):
+    """This module's own stack: its first upload of each real sample must be a new job, whatever ran before."""
+    return fresh_stack
+
+
 LABEL_COUNT = 18
 MEDIA_TYPES = {".png": "image/png", ".jpg": "image/jpeg", ".dcm": "application/dicom"}
 # each sample is uploaded by exactly one case, so its first upload is a new job and its second a cache hit

@@ -195,7 +195,7 @@ class LocalStack:
         found: dict[str, list[int]] = {"api": [root.pid], "moto": [], "worker": []}
         for child in root.children(recursive=True):
             line = " ".join(child.cmdline())
-            if "moto.server" in line:
+            if "moto" in line:
                 found["moto"].append(child.pid)
             elif "multiprocessing" in line and "spawn_main" in line:
                 found["worker"].append(child.pid)

@@ -159,3 +159,19 @@ def test_alarms_watch_dead_letter_depth_and_queue_age():
     assert age["Dimensions"] == [{"Name": "QueueName", "Value": {"Fn::GetAtt": ["JobsQueue", "QueueName"]}}]
     assert age["Threshold"] == {"Ref": "QueueAgeAlarmSeconds"}
     assert all(alarm["AlarmActions"] == [{"Ref": "AlarmTopic"}] for alarm in alarms.values())
+
+
+def test_cors_is_off_by_default_and_allows_exactly_the_given_origin():
+    from samtranslator.translator.transform import transform
+
+    from .template_support import NoManagedPolicies, raw as fresh, with_s3_code_uris
+
+    def cors(parameters: dict) -> dict:
+        body = transform(with_s3_code_uris(fresh()), parameters, NoManagedPolicies())["Resources"]["HttpApi"]
+        return body["Properties"]["Body"]["x-amazon-apigateway-cors"]
+
+    assert raw()["Conditions"]["HasCorsOrigin"] == {"Fn::Not": [{"Fn::Equals": [{"Ref": "CorsAllowOrigin"}, ""]}]}
+    condition, when_set, otherwise = cors({"CorsAllowOrigin": "https://viewer.example.org"})["Fn::If"]
+    assert condition == "HasCorsOrigin" and otherwise == {"Ref": "AWS::NoValue"}
+    assert when_set["allowOrigins"] == ["https://viewer.example.org"]
+    assert {"content-type", "x-api-key"} <= set(when_set["allowHeaders"])

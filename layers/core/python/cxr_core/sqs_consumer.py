@@ -9,6 +9,7 @@ from typing import Callable
 from cxr_core.services.infer import BatchReport, InboundMessage
 
 SQS_MAX_BATCH = 10
+IDLE_NAP_SECONDS = 0.02
 
 
 class SqsBatchSource:
@@ -37,17 +38,19 @@ class SqsBatchSource:
         return messages
 
     def next_batch(self, should_stop: Callable[[], bool]) -> list[InboundMessage]:
-        """Long-poll for a first message, then gather more until the batch is full or the window closes."""
+        """Long-poll for a first message, take whatever else is already waiting, and wait for more only while
+        the batching window is open (on a CPU a bigger batch saves little, so the default window is short)."""
         batch = self._receive(self.batch_size, self._poll_seconds)
         deadline = time.monotonic() + self.window_seconds
         while batch and len(batch) < self.batch_size and not should_stop():
+            more = self._receive(self.batch_size - len(batch), 0)
+            if more:
+                batch.extend(more)
+                continue
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 break
-            more = self._receive(self.batch_size - len(batch), 1 if remaining >= 1 else 0)
-            batch.extend(more)
-            if not more and remaining < 1:
-                break
+            time.sleep(min(IDLE_NAP_SECONDS, remaining))
         return batch
 
     def settle(self, report: BatchReport) -> None:

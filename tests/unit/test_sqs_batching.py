@@ -1,0 +1,59 @@
+"""The worker's batching policy: fill from what is waiting, wait only inside the window, settle precisely."""
+import time
+
+from cxr_core.services.infer import BatchReport
+from cxr_core.sqs_consumer import SqsBatchSource
+
+
+class ScriptedSqs:
+    """Hands out messages that 'arrive' at given times; records deletes and visibility changes."""
+
+    def __init__(self, arrivals):
+        self.start = time.monotonic()
+        self.pending = sorted(arrivals)
+        self.deleted, self.visibility = [], []
+
+    def receive_message(self, QueueUrl, MaxNumberOfMessages, WaitTimeSeconds, **_):
+        deadline = time.monotonic() + WaitTimeSeconds
+        while True:
+            now = time.monotonic() - self.start
+            ready = [a for a in self.pending if a[0] <= now][:MaxNumberOfMessages]
+            if ready or time.monotonic() >= deadline:
+                break
+            time.sleep(0.005)
+        for item in ready:
+            self.pending.remove(item)
+        return {"Messages": [{"MessageId": mid, "ReceiptHandle": f"rh-{mid}", "Body": "{}",
+                              "Attributes": {"ApproximateReceiveCount": "1"}} for _, mid in ready]}
+
+    def delete_message_batch(self, QueueUrl, Entries):
+        self.deleted.extend(e["ReceiptHandle"] for e in Entries)
+
+    def change_message_visibility_batch(self, QueueUrl, Entries):
+        self.visibility.extend((e["ReceiptHandle"], e["VisibilityTimeout"]) for e in Entries)
+
+
+def source(sqs, batch_size=8, window=0.0):
+    return SqsBatchSource(sqs, "q", batch_size, window, visibility_seconds=30, poll_seconds=1)
+
+
+def test_no_window_takes_what_is_waiting_and_goes():
+    sqs = ScriptedSqs([(0, "a"), (0, "b"), (0, "c"), (0.3, "late")])
+    batch = source(sqs).next_batch(lambda: False)
+    assert [m.message_id for m in batch] == ["a", "b", "c"]
+
+
+def test_window_waits_for_late_messages_but_not_past_a_full_batch():
+    sqs = ScriptedSqs([(0, "a"), (0.1, "b"), (0.15, "c"), (2.0, "too-late")])
+    started = time.monotonic()
+    batch = source(sqs, batch_size=3, window=1.0).next_batch(lambda: False)
+    assert [m.message_id for m in batch] == ["a", "b", "c"]
+    assert time.monotonic() - started < 0.9  # full before the window closed
+
+
+def test_settle_deletes_successes_and_brings_retries_back_early():
+    sqs = ScriptedSqs([(0, "ok"), (0, "retry"), (0, "busy")])
+    src = source(sqs)
+    src.next_batch(lambda: False)
+    src.settle(BatchReport(succeeded=["ok"], failed=["retry", "busy"], retry_after={"retry": 4}))
+    assert sqs.deleted == ["rh-ok"] and sqs.visibility == [("rh-retry", 4)]

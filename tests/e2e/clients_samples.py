@@ -2,10 +2,13 @@
 fresh jobs and never turns another e2e test's first upload of a sample into a cache hit."""
 from __future__ import annotations
 
+import io
 import struct
 import uuid
 import zlib
 from pathlib import Path
+
+import pydicom
 
 from .conftest import XRAYS
 
@@ -22,9 +25,19 @@ def unique_copy(name: str, folder: Path, new_name: str | None = None) -> Path:
     elif data.startswith(b"\xff\xd8"):
         data = data[:2] + b"\xff\xfe" + struct.pack(">H", len(tag) + 2) + tag + data[2:]  # a JPEG COM segment
     elif data[128:132] == b"DICM":
-        data = tag.ljust(128, b"\x00")[:128] + data[128:]  # the 128-byte preamble is free for applications
+        data = _tag_dicom(data, tag.decode())
     else:
         raise ValueError(f"{name}: not a PNG, JPEG or DICOM sample")
     target = folder / (new_name or name)
     target.write_bytes(data)
     return target
+
+
+def _tag_dicom(data: bytes, tag: str) -> bytes:
+    """A tag in DerivationDescription: the service de-identifies DICOM before hashing it, which drops the preamble,
+    private tags and identifying attributes, but keeps this non-identifying one."""
+    dataset = pydicom.dcmread(io.BytesIO(data))
+    dataset.DerivationDescription = tag
+    out = io.BytesIO()
+    dataset.save_as(out, enforce_file_format=True)
+    return out.getvalue()

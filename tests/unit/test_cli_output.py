@@ -2,11 +2,11 @@
 from __future__ import annotations
 
 import io
+import re
 import shutil
+import struct
 import subprocess
 import sys
-import re
-import struct
 import zlib
 from pathlib import Path
 

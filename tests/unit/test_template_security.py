@@ -93,6 +93,13 @@ def test_tables_are_on_demand_with_ttl_pitr_and_the_shared_key_schemas():
     assert results["KeySchema"] == [{"AttributeName": "cache_key", "KeyType": "HASH"}]
 
 
+def test_client_data_survives_stack_deletion_and_replacement():
+    resources = raw()["Resources"]
+    for name in ("JobsTable", "ResultsTable", "ApiKeysTable", "ImagesBucket"):
+        assert resources[name]["DeletionPolicy"] == "RetainExceptOnCreate", name
+        assert resources[name]["UpdateReplacePolicy"] == "Retain", name
+
+
 def test_bucket_is_encrypted_private_expiring_and_tls_only():
     resources = raw()["Resources"]
     bucket = resources["ImagesBucket"]["Properties"]

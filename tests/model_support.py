@@ -67,6 +67,24 @@ def dicom_bytes(array: np.ndarray, photometric: str = "MONOCHROME2", bits_stored
     return buffer.getvalue()
 
 
+def dicom_jpeg_bytes(array: np.ndarray, photometric: str = "MONOCHROME2", quality: int = 92) -> bytes:
+    """An 8-bit greyscale image as a baseline-JPEG encapsulated DICOM (what many archives send)."""
+    import pydicom
+    from pydicom.encaps import encapsulate
+    from pydicom.uid import JPEGBaseline8Bit
+
+    ds = pydicom.dcmread(io.BytesIO(dicom_bytes(np.zeros((8, 8), np.uint8))))
+    ds.file_meta.TransferSyntaxUID = JPEGBaseline8Bit
+    ds.Rows, ds.Columns = array.shape
+    ds.PixelData = encapsulate([jpeg_bytes(array, quality=quality)])
+    ds["PixelData"].VR = "OB"
+    ds.PhotometricInterpretation = photometric
+    ds.LossyImageCompression = "01"
+    buffer = io.BytesIO()
+    ds.save_as(buffer, enforce_file_format=True)
+    return buffer.getvalue()
+
+
 def synthetic_radiograph(height: int, width: int, maxval: int, seed: int = 0) -> np.ndarray:
     """Smooth anatomy-like field with fine texture, integer-valued in [0, maxval]."""
     rng = np.random.default_rng(seed)
@@ -120,6 +138,8 @@ def large_radiographs() -> dict[str, bytes]:
         "png16_2500x3000": png_bytes(noisy(chest.resize((2500, 3000), Image.BICUBIC), 65535).astype(np.uint16)),
         "dicom16_3000x2500_mono2": dicom_bytes(noisy(chest.resize((2500, 3000), Image.BICUBIC), 65535)
                                                .astype(np.uint16)),
+        "dicom_jpeg_2600x2600_mono1": dicom_jpeg_bytes(noisy(chest.resize((2600, 2600), Image.BICUBIC), 255)
+                                                       .astype(np.uint8), "MONOCHROME1"),
         "dicom12_3000x2500_mono1": dicom_bytes(noisy(chest.resize((2500, 3000), Image.BICUBIC), 4095)
                                                .astype(np.uint16), "MONOCHROME1", bits_stored=12),
     }

@@ -8,7 +8,7 @@ import pytest
 
 from cxr_model import ImageError, check_image, sniff_format
 from cxr_model.preprocess import preprocess, preprocess_exact
-from tests.model_support import SAMPLES_DIR, dicom_bytes, jpeg_bytes, png_bytes, synthetic_radiograph
+from tests.model_support import SAMPLES_DIR, dicom_bytes, dicom_jpeg_bytes, jpeg_bytes, png_bytes, synthetic_radiograph
 
 UNSUPPORTED, UNDECODABLE = "UNSUPPORTED_MEDIA_TYPE", "UNDECODABLE_IMAGE"
 
@@ -37,6 +37,11 @@ def test_samples_are_sniffed_and_accepted(name, fmt, size):
     assert (info.width, info.height) == size
 
 
+def test_jpeg_encapsulated_dicom_is_accepted():
+    info = check_image(dicom_jpeg_bytes(synthetic_radiograph(300, 280, 255), "MONOCHROME1"))
+    assert (info.format, info.width, info.height, info.mode) == ("dicom", 280, 300, "MONOCHROME1")
+
+
 def test_preamble_less_dicom_is_recognised():
     data = dicom_bytes(synthetic_radiograph(64, 64, 255), preamble=False)
     assert data[128:132] != b"DICM"
@@ -52,6 +57,7 @@ def _bad_inputs():
     Image.new("1", (8000, 8000)).save(bomb, format="PNG")  # 64 MP in a few kB
     cmyk = jpeg_bytes(synthetic_radiograph(64, 64, 255), mode="CMYK")
     uncompressed = dicom_bytes(synthetic_radiograph(64, 64, 255))
+    jpeg_dicom = dicom_jpeg_bytes(synthetic_radiograph(256, 256, 255))
     return {
         "text": (b"hello, this is not an image\n" * 10, UNSUPPORTED),
         "empty": (b"", UNSUPPORTED),
@@ -71,6 +77,7 @@ def _bad_inputs():
         "dicom_three_samples": (_pydicom_rewrite(uncompressed, lambda ds: setattr(ds, "SamplesPerPixel", 3)),
                                 UNDECODABLE),
         "dicom_truncated_pixels": (uncompressed[:-2000], UNDECODABLE),
+        "dicom_jpeg_truncated": (jpeg_dicom[:-3000], UNDECODABLE),
         "dicom_bomb_header": (_pydicom_rewrite(uncompressed, lambda ds: (setattr(ds, "Rows", 10000),
                                                                          setattr(ds, "Columns", 10000))), UNDECODABLE),
     }

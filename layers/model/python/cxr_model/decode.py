@@ -118,20 +118,25 @@ def check_image(data: bytes) -> ImageInfo:
     if fmt == "dicom":
         ds = _read_dicom(data)
         width, height = _check_dicom(ds)
+        frame = dicom_jpeg_frame(ds)
+        if frame is not None:  # baseline JPEG inside: verify it as cheaply as a plain JPEG upload
+            _verify_raster(_open_raster(frame, "jpeg"), "jpeg")
         return ImageInfo(fmt, width, height, str(ds.PhotometricInterpretation))
     image = _open_raster(data, fmt)
-    info = ImageInfo(fmt, image.size[0], image.size[1], image.mode)
+    info = ImageInfo(fmt, image.size[0], image.size[1], image.mode)  # before a draft decode shrinks the image
+    _verify_raster(image, fmt)
+    return info
+
+
+def _verify_raster(image: Image.Image, fmt: str) -> None:
     try:
         if fmt == "png":
             image.verify()  # walks every chunk and checks CRCs: catches truncation without inflating pixels
         else:
-            image.draft("L", (max(1, info.width // 8), max(1, info.height // 8)))
+            image.draft("L", (max(1, image.size[0] // 8), max(1, image.size[1] // 8)))
             image.load()  # a 1/8-scale decode still parses the whole entropy-coded stream
-    except ImageError:
-        raise
     except Exception as exc:
         raise ImageError.undecodable(f"{fmt.upper()} data is corrupt or truncated ({type(exc).__name__})") from None
-    return info
 
 
 @dataclass
@@ -170,9 +175,27 @@ def dicom_dataset(data: bytes):
     return ds
 
 
+def dicom_jpeg_frame(ds) -> bytes | None:
+    """The single 8-bit baseline JPEG frame of an encapsulated DICOM (for reduced-scale decoding), else None."""
+    from pydicom.encaps import generate_frames
+    from pydicom.uid import JPEGBaseline8Bit
+
+    file_meta = getattr(ds, "file_meta", None)
+    if file_meta is None or file_meta.get("TransferSyntaxUID") != JPEGBaseline8Bit or int(ds.BitsStored) > 8:
+        return None
+    try:
+        frame = next(generate_frames(ds.PixelData, number_of_frames=1))
+    except Exception:
+        return None
+    return frame if frame.startswith(_JPEG_MAGIC) else None
+
+
 def dicom_pixels(data: bytes) -> Pixels:
+    return dataset_pixels(dicom_dataset(data))
+
+
+def dataset_pixels(ds) -> Pixels:
     """xrv.utils.read_xray_dcm's pixels before normalisation: MONOCHROME1 inverted, maxval 2**BitsStored - 1."""
-    ds = dicom_dataset(data)
     maxval = 2 ** int(ds.BitsStored) - 1
     try:
         with warnings.catch_warnings():

@@ -4,6 +4,7 @@ from __future__ import annotations
 import base64
 import os
 import re
+import socket
 from pathlib import Path
 
 import pytest
@@ -142,3 +143,28 @@ def test_upload_shows_image_progress_chart_banner_and_history(page, local_stack,
     expect(show_png).to_be_focused()  # re-rendering the history keeps the keyboard user's place
     page.screenshot(path=str(ARTIFACTS / "web_page_history.png"), full_page=True)
     assert page.problems == [], page.problems
+
+
+def test_rejected_files_and_an_unreachable_api_are_reported_in_the_status(page, local_stack, tmp_path):
+    from playwright.sync_api import expect
+
+    not_an_image = tmp_path / "notes.txt"
+    not_an_image.write_text("hello")
+    page.goto("/")
+    page.set_input_files("#file-input", str(not_an_image))
+    status = page.locator("#status")
+    expect(status).to_contain_text("notes.txt is not a PNG, JPEG or DICOM file")
+    expect(status).to_have_class(re.compile(r"\berror\b"))
+    expect(page.locator("#model-banner")).to_be_hidden()
+    expect(page.locator("#history-body tr")).to_have_count(1)
+    expect(page.locator("#history-body tr").first).to_contain_text("ERROR")
+
+    with socket.socket() as closed:  # ?api= points the page at another API base: here one nobody listens on
+        closed.bind(("127.0.0.1", 0))
+        port = closed.getsockname()[1]
+    page.goto(f"/?api=http://127.0.0.1:{port}")
+    page.set_input_files("#file-input", str(unique_copy("16747_3_1.jpg", tmp_path)))
+    expect(status).to_contain_text(f"cannot reach the API at http://127.0.0.1:{port}")
+    expect(page.locator("#result")).to_be_hidden()
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / "web_page_errors.png"), full_page=True)

@@ -149,6 +149,32 @@ def test_print_env_points_the_service_at_the_endpoint(endpoint, hook_run):
     assert set(raw()["Globals"]["Function"]["Environment"]["Variables"]) <= set(env)
 
 
+HOOK = REPO / "localstack" / "init" / "ready.d" / "10-cxr-resources.py"
+
+
+def run_ready_hook(endpoint: str, stage: str) -> subprocess.CompletedProcess:
+    """The ready.d script as LocalStack runs it: executed inside an already running interpreter, not as __main__."""
+    env = {**os.environ, "CXR_ROOT": str(REPO), "CXR_ENDPOINT": endpoint, "CXR_ACCOUNT_ID": MOTO_ACCOUNT,
+           "CXR_STAGE": stage, "AWS_DEFAULT_REGION": "us-east-1", "AWS_ACCESS_KEY_ID": "test",
+           "AWS_SECRET_ACCESS_KEY": "test"}
+    code = (f"import runpy, sys; runpy.run_path({str(HOOK)!r}); "
+            "print('interpreter still running after the hook')")
+    return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=120)
+
+
+def test_ready_hook_runs_in_process_and_raises_instead_of_exiting(endpoint, hook_run):
+    done = run_ready_hook(endpoint, "hooktest")
+    assert done.returncode == 0, done.stderr
+    assert "interpreter still running after the hook" in done.stdout
+    assert "cxr-hooktest-jobs" in client(endpoint, "dynamodb").list_tables()["TableNames"]
+    sqs = client(endpoint, "sqs")
+    url = sqs.get_queue_url(QueueName="cxr-hooktest-jobs-dlq")["QueueUrl"]
+    sqs.set_queue_attributes(QueueUrl=url, Attributes={"MessageRetentionPeriod": "60"})
+    drifted = run_ready_hook(endpoint, "hooktest")
+    assert drifted.returncode != 0 and "RuntimeError: cxr: LocalStack resources differ" in drifted.stderr
+    assert "MessageRetentionPeriod=60" in drifted.stderr
+
+
 def test_compose_mounts_what_the_hook_reads_and_enables_the_three_services():
     compose = yaml.safe_load((REPO / "localstack" / "docker-compose.yml").read_text())
     service = compose["services"]["localstack"]
@@ -157,6 +183,8 @@ def test_compose_mounts_what_the_hook_reads_and_enables_the_three_services():
               for source, target, *_ in (volume.split(":") for volume in service["volumes"])}
     assert all(path.exists() for path in mounts.values()), mounts
     assert mounts["/etc/localstack/init/ready.d"] == (REPO / "localstack/init/ready.d").resolve()
-    hook = (REPO / "localstack/init/ready.d/10-cxr-resources.py").read_text()
-    for used in re.findall(r'"(/opt/cxr/[^"]+)"', hook):
-        assert any(used == target or used.startswith(target + "/") for target in mounts), used
+    hook = HOOK.read_text()
+    root = re.search(r'"CXR_ROOT", "([^"]+)"', hook).group(1)
+    for used in re.findall(r'f"\{root\}(/[^"]+)"', hook):
+        assert any(root + used == target or (root + used).startswith(target + "/") for target in mounts), used
+    assert {f"{root}/template.yaml", f"{root}/local/cxr_local", f"{root}/localstack/create_resources.py"} <= set(mounts)

@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 MODEL_DIR ?= layers/model/weights
 
-.PHONY: venv model run test test-unit test-integration test-e2e bench clean
+.PHONY: venv model browser run test test-unit test-integration test-e2e bench clean
 
 $(STAMP): requirements/core.txt requirements/model.txt requirements/dev.txt pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -21,12 +21,18 @@ venv: $(STAMP)
 model: venv
 	$(PY) -m cxr_model.build --model-dir $(MODEL_DIR) --allow-random-init
 
+## Debian's Chromium for the web page test (Playwright drives it; no browser download). Needs root or sudo.
+browser:
+	@command -v chromium >/dev/null 2>&1 || { \
+	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+	  $$SUDO apt-get update -qq && $$SUDO apt-get install -y -qq chromium >/dev/null; }
+
 ## The embedded local stack: moto on loopback, resources from template.yaml, HTTP API, infer workers.
 run: model
 	$(PY) -m cxr_local $(ARGS)
 
-test: model
-	$(PY) -m pytest $(PYTEST_ARGS)
+test: model browser
+	CXR_REQUIRE_BROWSER=1 $(PY) -m pytest $(PYTEST_ARGS)
 
 test-unit: venv
 	$(PY) -m pytest tests/unit $(PYTEST_ARGS)
@@ -34,8 +40,8 @@ test-unit: venv
 test-integration: model
 	$(PY) -m pytest tests/integration $(PYTEST_ARGS)
 
-test-e2e: model
-	$(PY) -m pytest tests/e2e $(PYTEST_ARGS)
+test-e2e: model browser
+	CXR_REQUIRE_BROWSER=1 $(PY) -m pytest tests/e2e $(PYTEST_ARGS)
 
 clean:
 	rm -rf $(VENV) $(MODEL_DIR) .pytest_cache bench/results

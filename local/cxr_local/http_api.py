@@ -13,6 +13,7 @@ from urllib.parse import unquote, urlsplit
 
 from .apigw import (LAMBDA_INVOKE_LIMIT_BYTES, PAYLOAD_LIMIT_BYTES, HttpResponse, Router, build_event,
                     error_response, event_too_large_for_lambda, map_result)
+from .lambdas import LambdaError
 
 log = logging.getLogger("cxr_local.http")
 
@@ -93,6 +94,10 @@ class _Handler(BaseHTTPRequestHandler):
         try:
             result = self.server.invoke(match.route.function, event, request_id)
             response = map_result(result)
+        except LambdaError as error:
+            log.error("%s failed (request %s):\n%s", match.route.function, request_id, error)
+            response = (error_response(504, "GATEWAY_TIMEOUT", "the function timed out") if error.timed_out
+                        else error_response(500, "INTERNAL_ERROR", "Internal Server Error"))
         except Exception:  # noqa: BLE001 - a crashing Lambda is a 500, as on API Gateway
             log.error("%s raised:\n%s", match.route.function, traceback.format_exc())
             response = error_response(500, "INTERNAL_ERROR", "Internal Server Error")

@@ -1,87 +1,186 @@
-"""Loads Lambda handlers from their code folders and runs them, one request per loaded instance at a time."""
+"""Lambda execution environments for the HTTP functions: one process per warm instance, one event at a time."""
 from __future__ import annotations
 
 import importlib.util
-import itertools
+import multiprocessing
+import os
+import signal
 import sys
 import threading
+import time
+import traceback
 from pathlib import Path
 from typing import Any, Callable
 
 from .apigw import LambdaContext
 from .template import FunctionSpec
 
-_instance_numbers = itertools.count(1)
-_import_lock = threading.Lock()
+_spawn = multiprocessing.get_context("spawn")
+
+
+class LambdaError(RuntimeError):
+    """The handler raised, timed out, or its sandbox died: API Gateway answers 500 (or 503 when it timed out)."""
+
+    def __init__(self, message: str, timed_out: bool = False) -> None:
+        super().__init__(message)
+        self.timed_out = timed_out
 
 
 def load_handler(spec: FunctionSpec) -> Callable[[dict, Any], Any]:
-    """Import <CodeUri>/<module>.py by file path under a unique module name (every function has an app.py)."""
+    """Import <CodeUri>/<module>.py by file path (every function has an app.py), its folder first on sys.path."""
     module_name, _, attribute = spec.handler.rpartition(".")
     source = Path(spec.code_dir) / (module_name.replace(".", "/") + ".py")
-    unique = f"cxr_local_lambda_{spec.logical_id}_{next(_instance_numbers)}"
-    with _import_lock:
-        before = set(sys.modules)
-        sys.path.insert(0, str(spec.code_dir))
-        try:
-            loader_spec = importlib.util.spec_from_file_location(unique, source)
-            if loader_spec is None or loader_spec.loader is None:
-                raise ImportError(f"cannot load {source}")
-            module = importlib.util.module_from_spec(loader_spec)
-            sys.modules[unique] = module
-            loader_spec.loader.exec_module(module)
-        finally:
-            sys.path.remove(str(spec.code_dir))
-            # sibling modules of this function folder stay private to this instance, as in its own sandbox
-            for name in set(sys.modules) - before:
-                origin = getattr(sys.modules[name], "__file__", None) or ""
-                if name != unique and origin.startswith(str(spec.code_dir)):
-                    del sys.modules[name]
+    unique = f"cxr_lambda_{spec.logical_id}"
+    sys.path.insert(0, str(spec.code_dir))
+    loader_spec = importlib.util.spec_from_file_location(unique, source)
+    if loader_spec is None or loader_spec.loader is None:
+        raise ImportError(f"cannot load {source}")
+    module = importlib.util.module_from_spec(loader_spec)
+    sys.modules[unique] = module
+    loader_spec.loader.exec_module(module)
     return getattr(module, attribute)
 
 
+def _sandbox_main(spec: FunctionSpec, region: str, account_id: str, conn) -> None:
+    """The body of one execution environment: load the handler once (cold start), then serve events in turn."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the stack decides when its sandboxes stop
+    os.environ.update(spec.environment)
+    try:
+        handler = load_handler(spec)
+    except BaseException:  # noqa: BLE001 - an init error is reported to the caller, as Lambda does
+        conn.send(("init_error", traceback.format_exc()))
+        return
+    conn.send(("ready", None))
+    while True:
+        try:
+            event, request_id = conn.recv()
+        except (EOFError, OSError):  # the stack is gone
+            return
+        context = LambdaContext(spec.name, spec.memory_mb, spec.timeout_s, region, account_id)
+        context.aws_request_id = request_id
+        try:
+            conn.send(("ok", handler(event, context)))
+        except Exception:  # noqa: BLE001
+            conn.send(("error", traceback.format_exc()))
+
+
+class _Sandbox:
+    def __init__(self, spec: FunctionSpec, region: str, account_id: str) -> None:
+        self.conn, child_conn = _spawn.Pipe()
+        self.process = _spawn.Process(target=_sandbox_main, args=(spec, region, account_id, child_conn),
+                                      name=f"lambda-{spec.logical_id}", daemon=True)
+        self.process.start()
+        child_conn.close()
+        kind, detail = self.conn.recv()
+        if kind != "ready":
+            self.close()
+            raise LambdaError(f"{spec.logical_id} failed to initialise:\n{detail}")
+
+    def invoke(self, event: dict, request_id: str, timeout_s: float) -> Any:
+        self.conn.send((event, request_id))
+        if not self.conn.poll(timeout_s):
+            self.close()
+            raise LambdaError(f"Task timed out after {timeout_s:.2f} seconds", timed_out=True)
+        kind, payload = self.conn.recv()
+        if kind == "error":
+            raise LambdaError(payload)
+        return payload
+
+    def close(self) -> None:
+        if self.process.is_alive():
+            self.process.kill()
+        self.process.join(5)
+        self.conn.close()
+
+
 class FunctionPool:
-    """Warm instances of one function; like Lambda, an instance serves one event at a time."""
+    """Warm execution environments of one function; a busy pool starts another, up to max_instances."""
 
     def __init__(self, spec: FunctionSpec, max_instances: int, region: str, account_id: str) -> None:
         self.spec = spec
-        self.max_instances = max_instances
+        self.max_instances = max(1, max_instances)
         self.region, self.account_id = region, account_id
-        self._idle: list[Callable] = []
-        self._count = 0
-        self._available = threading.Condition()
+        self._idle: list[_Sandbox] = []
+        self._all: list[_Sandbox] = []
+        self._starting = 0
+        self.init_error: LambdaError | None = None
+        self._changed = threading.Condition()
+        self._closed = False
 
     def warm(self) -> None:
-        """Load one instance now, so import errors and cold-start time show at start-up."""
-        handler = load_handler(self.spec)
-        with self._available:
-            self._count += 1
-            self._idle.append(handler)
-
-    def invoke(self, event: dict, request_id: str | None = None) -> Any:
-        handler = self._acquire()
+        """Start one environment now, so init errors and the cold start show before the stack says ready."""
         try:
-            context = LambdaContext(self.spec.name, self.spec.memory_mb, self.spec.timeout_s,
-                                    self.region, self.account_id)
-            if request_id:
-                context.aws_request_id = request_id
-            return handler(event, context)
-        finally:
-            with self._available:
-                self._idle.append(handler)
-                self._available.notify()
+            self._add(_Sandbox(self.spec, self.region, self.account_id))
+        except LambdaError as error:
+            self.init_error = error
 
-    def _acquire(self) -> Callable:
-        with self._available:
-            while not self._idle and self._count >= self.max_instances:
-                self._available.wait()
-            if self._idle:
-                return self._idle.pop()
-            self._count += 1
+    def invoke(self, event: dict, request_id: str) -> Any:
+        sandbox = self._acquire()
         try:
-            return load_handler(self.spec)
-        except BaseException:
-            with self._available:
-                self._count -= 1
-                self._available.notify()
-            raise
+            result = sandbox.invoke(event, request_id, self.spec.timeout_s)
+        except LambdaError as error:
+            if sandbox.process.is_alive():
+                self._release(sandbox)
+            else:
+                self._forget(sandbox)
+            raise error
+        except (EOFError, OSError) as error:
+            self._forget(sandbox)
+            raise LambdaError(f"{self.spec.logical_id} execution environment died: {error!r}") from error
+        self._release(sandbox)
+        return result
+
+    def close(self) -> None:
+        with self._changed:
+            self._closed = True
+            sandboxes, self._all, self._idle = list(self._all), [], []
+            self._changed.notify_all()
+        for sandbox in sandboxes:
+            sandbox.close()
+
+    def _acquire(self) -> _Sandbox:
+        with self._changed:
+            while True:
+                if self._closed:
+                    raise LambdaError("the local stack is stopping")
+                if self._idle:
+                    return self._idle.pop()
+                if len(self._all) + self._starting < self.max_instances:
+                    self._starting += 1
+                    threading.Thread(target=self._start_one, daemon=True).start()
+                self._changed.wait(1)
+
+    def _start_one(self) -> None:
+        try:
+            sandbox = _Sandbox(self.spec, self.region, self.account_id)
+        except BaseException as error:  # noqa: BLE001
+            with self._changed:
+                self._starting -= 1
+                self._changed.notify_all()
+            print(f"[cxr_local] {self.spec.logical_id}: {error}", file=sys.stderr, flush=True)
+            time.sleep(1)
+            return
+        with self._changed:
+            self._starting -= 1
+        self._add(sandbox)
+
+    def _add(self, sandbox: _Sandbox) -> None:
+        with self._changed:
+            if self._closed:
+                sandbox.close()
+                return
+            self._all.append(sandbox)
+            self._idle.append(sandbox)
+            self._changed.notify()
+
+    def _release(self, sandbox: _Sandbox) -> None:
+        with self._changed:
+            self._idle.append(sandbox)
+            self._changed.notify()
+
+    def _forget(self, sandbox: _Sandbox) -> None:
+        sandbox.close()
+        with self._changed:
+            if sandbox in self._all:
+                self._all.remove(sandbox)
+            self._changed.notify_all()

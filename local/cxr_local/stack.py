@@ -9,7 +9,7 @@ import tempfile
 import threading
 import time
 import urllib.request
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import boto3
@@ -43,7 +43,7 @@ class Options:
     build_model: bool = True
     params: dict[str, str] = field(default_factory=dict)
     env: dict[str, str] = field(default_factory=dict)
-    max_instances: int = 4  # concurrent warm instances per HTTP function
+    max_instances: int = 2  # execution environments (processes) per HTTP function, as Lambda's concurrency
     ready_file: Path | None = None
     access_log: bool = False
     log_dir: Path | None = None
@@ -60,6 +60,7 @@ class LocalStack:
         self.moto: subprocess.Popen | None = None
         self.worker: subprocess.Popen | None = None
         self.server: ApiServer | None = None
+        self.pools: dict[str, FunctionPool] = {}
         self.stopping = threading.Event()
         self._logs: list = []
         self.info: dict = {}
@@ -98,10 +99,14 @@ class LocalStack:
                 raise RuntimeError(f"model build failed with exit code {build.returncode} (see its output above)")
         weights = weights_status(model_dir)
 
-        pools = {name: FunctionPool(functions[name], opts.max_instances, REGION, template.resolver.identity.account_id)
-                 for name in {route.function for route in routes}}
-        for pool in pools.values():
-            pool.warm()
+        local_overrides = {**LOCAL_AWS_ENV, "AWS_ENDPOINT_URL": moto_endpoint, "MODEL_DIR": model_dir, **opts.env}
+        self.pools = {name: FunctionPool(replace(functions[name],
+                                                 environment={**functions[name].environment, **local_overrides}),
+                                         opts.max_instances, REGION, template.resolver.identity.account_id)
+                      for name in sorted({route.function for route in routes})}
+        warming = [threading.Thread(target=pool.warm) for pool in self.pools.values()]
+        for thread in warming:
+            thread.start()
         infer = functions.get("InferFunction")
         if opts.workers > 0 and infer is not None:
             worker_env = {**base_env, **infer.environment, "MODEL_DIR": model_dir,
@@ -110,8 +115,13 @@ class LocalStack:
                                           cwd=opts.repo_root, log=self._log_file("worker"))
             threading.Thread(target=self._watch_worker, args=(worker_env,), daemon=True).start()
 
+        for thread in warming:
+            thread.join()
+        for name, pool in self.pools.items():
+            if pool.init_error:
+                raise RuntimeError(f"{name} could not start: {pool.init_error}")
         self.server = ApiServer((opts.host, opts.port), Router(routes),
-                                lambda name, event, request_id: pools[name].invoke(event, request_id),
+                                lambda name, event, request_id: self.pools[name].invoke(event, request_id),
                                 stage=template.parameters.get("Stage", "local"),
                                 static_root=opts.repo_root / "clients" / "web",
                                 api_id=str(template.resolver.ref("HttpApi")) if "HttpApi" in template.resolver.resources
@@ -206,6 +216,8 @@ class LocalStack:
         if self.server is not None:
             self.server.shutdown()
             self.server.server_close()
+        for pool in self.pools.values():
+            pool.close()
         processes.stop(self.moto, grace_s=5)
         for handle in self._logs:
             handle.close()
@@ -215,13 +227,12 @@ class LocalStack:
 
 
 def _merged_environment(environments: list[dict[str, str]]) -> dict[str, str]:
-    """The HTTP functions share one process here, so they share one environment: it must not conflict."""
+    """The union of the HTTP functions' settings, for this process's own cxr_core use (API key registration);
+    each function's sandbox gets exactly its own environment."""
     merged: dict[str, str] = {}
     for environment in environments:
         for key, value in environment.items():
-            if merged.get(key, value) != value:
-                raise RuntimeError(f"functions served in one process disagree on {key}: {merged[key]!r} vs {value!r}")
-            merged[key] = value
+            merged.setdefault(key, value)
     return merged
 
 

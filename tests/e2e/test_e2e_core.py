@@ -73,15 +73,24 @@ def test_upload_poll_result_then_cache_hit(local_stack, http, filename, how):
 
 
 def test_identical_uploads_racing_make_one_job(local_stack, http):
+    """8 identical uploads at once: one 201; the rest answer with that job, or (if it finished meanwhile) its result."""
     data = _new_png_bytes(seed=1)
     with ThreadPoolExecutor(8) as pool:
         responses = list(pool.map(lambda _: post_image(http, local_stack.base_url, data, "race.png", "raw"),
                                   range(8)))
-    assert sorted(r.status_code for r in responses).count(201) == 1, [(r.status_code, r.text) for r in responses]
-    assert all(r.status_code in (200, 201) for r in responses)
-    assert len({r.json()["id"] for r in responses}) == 1
-    final, _ = wait_for_terminal_status(http, local_stack.base_url, responses[0].json()["id"])
+    statuses = [(r.status_code, r.text) for r in responses]
+    assert all(r.status_code in (200, 201) for r in responses), statuses
+    created = [r.json() for r in responses if r.status_code == 201]
+    assert len(created) == 1, statuses
+    job_id = created[0]["id"]
+    final, _ = wait_for_terminal_status(http, local_stack.base_url, job_id)
     assert final["status"] == "COMPLETED"
+    output = http.get(f"{local_stack.base_url}/v1/jobs/{job_id}/result", timeout=10).json()["output"]
+    for body in (r.json() for r in responses if r.status_code == 200):
+        if body["id"] != job_id:  # a straggler that arrived after the job completed: a cache hit of it
+            assert body["status"] == "COMPLETED" and body["cached"] is True, body
+            assert body["result"]["output"] == output
+    assert sum(r.json()["id"] == job_id for r in responses) >= 2, statuses  # the race did overlap
 
 
 def test_unknown_job_is_404(base_url, http):

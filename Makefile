@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 MODEL_DIR ?= layers/model/weights
 
-.PHONY: venv model browser run test test-unit test-integration test-e2e bench clean
+.PHONY: venv model browser run test test-unit test-integration test-e2e layers sizes clean
 
 $(STAMP): requirements/core.txt requirements/model.txt requirements/dev.txt pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -42,6 +42,13 @@ test-integration: model
 
 test-e2e: model browser
 	CXR_REQUIRE_BROWSER=1 $(PY) -m pytest tests/e2e $(PYTEST_ARGS)
+
+## Lambda layers for `sam build && sam deploy --guided` (docs/deploy.md), and their unzipped sizes.
+layers: model
+	$(PY) infra/build_layers.py
+
+sizes: model
+	$(PY) bench/package_sizes.py --import-check
 
 clean:
 	rm -rf $(VENV) $(MODEL_DIR) .pytest_cache bench/results

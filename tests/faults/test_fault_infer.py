@@ -6,7 +6,7 @@ import time
 import pytest
 import requests
 
-from tests.faults.harness import (Ledger, consistency_problems, jobs_table, report, wait_final)
+from tests.faults.checks import Ledger, cache_table, consistency_problems, jobs_table, report, wait_final
 from tests.images import perturbed_png
 
 pytestmark = [pytest.mark.faults, pytest.mark.slow]
@@ -57,3 +57,24 @@ def test_infer_faults_finish_every_job_exactly_once(fault_stack):
     assert all(status in ("COMPLETED", "FAILED") for status in leftovers.values()), leftovers
     time.sleep(1)
     assert worker.process.poll() is None and len(worker.children()) == 2
+
+
+def test_completion_whose_answer_is_lost_still_gives_one_result(fault_stack):
+    """The completing transaction lands but its answer is lost: the job is COMPLETED once, its result and cache kept.
+
+    (Real DynamoDB replays the retry's ClientRequestToken; moto fails it on its own condition: either way one result.)"""
+    stack, ledger = fault_stack, Ledger()
+    _upload(stack, ledger, [810_001])
+    stack.control.set({"service": "dynamodb", "operation": "TransactWriteItems", "fault": "delay", "seconds": 0,
+                       "times": 1},  # the claim goes through
+                      {"service": "dynamodb", "operation": "TransactWriteItems", "fault": "drop_after", "times": 1})
+    stack.start_worker(processes=1)
+    statuses = wait_final(stack, ledger.accepted, timeout_s=40)
+    time.sleep(2)  # any redelivery would have shown by now
+    row = report("completion answer lost", stack, ledger, statuses,
+                 {"completion log lines": sum(stack.completions().values())})
+    assert row["lost"] == 0 and row["completed"] == 1 and row["duplicated"] == 0
+    [job] = [jobs_table(stack)[job_id] for job_id in ledger.accepted]
+    assert job["status"] == "COMPLETED" and job["result"]
+    assert not consistency_problems(stack)
+    assert any(entry["state"] == "DONE" for entry in cache_table(stack))

@@ -7,7 +7,8 @@ import time
 import pytest
 import requests
 
-from tests.faults.harness import STUCK_JOB_S, Ledger, consistency_problems, jobs_table, report, wait_final
+from tests.faults.checks import Ledger, consistency_problems, jobs_table, report, wait_final
+from tests.faults.harness import STUCK_JOB_S
 from tests.images import perturbed_png
 
 pytestmark = [pytest.mark.faults, pytest.mark.slow]

@@ -57,7 +57,7 @@ def test_exact_matches_torchxrayvision_on_synthetic_formats(name, tmp_path):
 
 def test_readme_reference_pixels_of_the_dicom_samples():
     """torchxrayvision's own test facts, reproduced through cxr_model's decoder and normaliser."""
-    from cxr_model.decode import dicom_pixels
+    from cxr_model.dicom import dicom_pixels
     from cxr_model.preprocess import normalize
 
     siim = dicom_pixels((SAMPLES_DIR / "siim_pneumothorax_sample.dcm").read_bytes())

@@ -13,7 +13,8 @@ import math
 
 import numpy as np
 
-from .decode import _open_raster, dataset_pixels, dicom_dataset, dicom_jpeg_frame, raster_pixels, sniff_format
+from .decode import _open_raster, raster_pixels, sniff_format
+from .dicom import dataset_pixels, dicom_dataset, dicom_jpeg_frame
 from .errors import ImageError
 from .preprocess import _check_range, exact_from_pixels, normalize
 from .resize import apply_separable, center_crop_box, resize_matrix

@@ -3,7 +3,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from .decode import Pixels, dicom_pixels, raster_pixels, sniff_format
+from .decode import raster_pixels, sniff_format
+from .dicom import dicom_pixels
+from .pixels import Pixels
 from .errors import ImageError
 from .resize import center_crop_box, resize_square
 

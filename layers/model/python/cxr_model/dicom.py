@@ -1,0 +1,118 @@
+"""DICOM parsing, validation and pixels, with xrv.utils.read_xray_dcm's semantics."""
+from __future__ import annotations
+
+import io
+import warnings
+
+from .errors import ImageError
+from .pixels import JPEG_MAGIC, Pixels, check_size
+
+_MONOCHROME = ("MONOCHROME1", "MONOCHROME2")
+
+
+def read_dicom(data: bytes, quiet: bool = False):
+    import pydicom
+
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            ds = pydicom.dcmread(io.BytesIO(data), force=True)
+            ds.get("Rows")  # force parsing of the leading elements
+    except Exception as exc:
+        if quiet:
+            return None
+        raise ImageError.undecodable(f"DICOM file could not be parsed ({type(exc).__name__})") from None
+    try:
+        has_dimensions = "Rows" in ds and "Columns" in ds
+    except Exception:
+        has_dimensions = False
+    if not has_dimensions:
+        if quiet:
+            return None
+        raise ImageError.undecodable("DICOM file has no image dimensions")
+    return ds
+
+
+def check_dicom(ds) -> tuple[int, int]:
+    """Structural checks; pydicom parses lazily, so any error it raises on the way is a 422, never a crash."""
+    try:
+        return _check_dicom(ds)
+    except ImageError:
+        raise
+    except Exception as exc:
+        raise ImageError.undecodable(f"DICOM header is malformed ({type(exc).__name__})") from None
+
+
+def _check_dicom(ds) -> tuple[int, int]:
+    from pydicom.pixels import get_decoder
+
+    height, width = int(ds.Rows), int(ds.Columns)
+    check_size(width, height)
+    if "PixelData" not in ds:
+        raise ImageError.undecodable("DICOM file has no pixel data")
+    photometric = str(ds.get("PhotometricInterpretation", ""))
+    if photometric not in _MONOCHROME:
+        raise ImageError.undecodable(f"DICOM photometric interpretation {photometric or 'missing'} is not supported")
+    if int(ds.get("SamplesPerPixel", 1)) != 1 or int(ds.get("NumberOfFrames", 1) or 1) != 1:
+        raise ImageError.undecodable("DICOM image must be a single 2-D greyscale frame")
+    bits_stored, bits_allocated = int(ds.get("BitsStored", 0)), int(ds.get("BitsAllocated", 0))
+    if bits_allocated not in (8, 16) or not 1 <= bits_stored <= bits_allocated:
+        raise ImageError.undecodable(f"DICOM bit depth {bits_stored}/{bits_allocated} is not supported")
+    file_meta = getattr(ds, "file_meta", None)
+    syntax = file_meta.get("TransferSyntaxUID") if file_meta is not None else None
+    if syntax is None:
+        raise ImageError.undecodable("DICOM file meta has no transfer syntax")
+    if not syntax.is_transfer_syntax:
+        raise ImageError.undecodable("DICOM transfer syntax UID names no transfer syntax")
+    if syntax.is_compressed:
+        try:
+            available = get_decoder(syntax).is_available
+        except Exception:
+            available = False
+        if not available:
+            raise ImageError.undecodable(f"DICOM transfer syntax {syntax.name} cannot be decoded here")
+    elif len(ds.PixelData) < width * height * bits_allocated // 8:
+        raise ImageError.undecodable("DICOM pixel data is truncated")
+    return width, height
+
+
+def dicom_dataset(data: bytes):
+    ds = read_dicom(data)
+    check_dicom(ds)
+    return ds
+
+
+def dicom_jpeg_frame(ds) -> bytes | None:
+    """The single 8-bit baseline JPEG frame of an encapsulated DICOM (for reduced-scale decoding), else None."""
+    from pydicom.encaps import generate_frames
+    from pydicom.uid import JPEGBaseline8Bit
+
+    file_meta = getattr(ds, "file_meta", None)
+    if file_meta is None or file_meta.get("TransferSyntaxUID") != JPEGBaseline8Bit:
+        return None
+    try:
+        if int(ds.BitsStored) > 8:
+            return None
+        frame = next(generate_frames(ds.PixelData, number_of_frames=1))
+    except Exception:
+        return None
+    return frame if frame.startswith(JPEG_MAGIC) else None
+
+
+def dicom_pixels(data: bytes) -> Pixels:
+    return dataset_pixels(dicom_dataset(data))
+
+
+def dataset_pixels(ds) -> Pixels:
+    """xrv.utils.read_xray_dcm's pixels before normalisation: MONOCHROME1 inverted, maxval 2**BitsStored - 1."""
+    try:
+        maxval = 2 ** int(ds.BitsStored) - 1
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            array = ds.pixel_array
+        invert = ds.PhotometricInterpretation == "MONOCHROME1"
+    except Exception as exc:
+        raise ImageError.undecodable(f"DICOM pixel data could not be decoded ({type(exc).__name__})") from None
+    if array.ndim != 2:
+        raise ImageError.undecodable("DICOM image must be a single 2-D greyscale frame")
+    return Pixels(maxval - array if invert else array, maxval)

@@ -68,6 +68,10 @@ class LocalStack:
     # ---- start -----------------------------------------------------------------------------
     def start(self) -> dict:
         started = time.monotonic()
+        phases: dict[str, float] = {}
+
+        def mark(phase: str) -> None:
+            phases[phase] = round(time.monotonic() - started, 3)
         opts = self.options
         moto_port = opts.moto_port or processes.free_port(opts.host)
         moto_endpoint = f"http://{opts.host}:{moto_port}"
@@ -86,19 +90,7 @@ class LocalStack:
         http_env = _merged_environment([functions[name].environment for name in {r.function for r in routes}])
         os.environ.update({**LOCAL_AWS_ENV, "AWS_ENDPOINT_URL": moto_endpoint, **http_env, "MODEL_DIR": model_dir,
                            **opts.env})
-
-        processes.wait_for_http(f"{moto_endpoint}/moto-api/", self.moto, timeout_s=60)
-        session = boto3.session.Session(region_name=REGION, aws_access_key_id="testing",
-                                        aws_secret_access_key="testing")
-        created = _with_endpoint(session, moto_endpoint, lambda s: create_stack_resources(template, s))
-        say(f"moto server {moto_endpoint}: created {_summary(created)} from {opts.template.name}")
-
-        api_key = self._mint_api_key(template)
-        if build is not None:
-            if build.wait() != 0:
-                raise RuntimeError(f"model build failed with exit code {build.returncode} (see its output above)")
-        weights = weights_status(model_dir)
-
+        # the functions' init (imports) overlaps moto's start and the model build; they touch AWS only per event
         local_overrides = {**LOCAL_AWS_ENV, "AWS_ENDPOINT_URL": moto_endpoint, "MODEL_DIR": model_dir, **opts.env}
         self.pools = {name: FunctionPool(replace(functions[name],
                                                  environment={**functions[name].environment, **local_overrides}),
@@ -107,6 +99,22 @@ class LocalStack:
         warming = [threading.Thread(target=pool.warm) for pool in self.pools.values()]
         for thread in warming:
             thread.start()
+
+        processes.wait_for_http(f"{moto_endpoint}/moto-api/", self.moto, timeout_s=60)
+        mark("moto_up")
+        session = boto3.session.Session(region_name=REGION, aws_access_key_id="testing",
+                                        aws_secret_access_key="testing")
+        created = _with_endpoint(session, moto_endpoint, lambda s: create_stack_resources(template, s))
+        say(f"moto server {moto_endpoint}: created {_summary(created)} from {opts.template.name}")
+
+        mark("resources_created")
+        api_key = self._mint_api_key(template)
+        if build is not None:
+            if build.wait() != 0:
+                raise RuntimeError(f"model build failed with exit code {build.returncode} (see its output above)")
+        mark("model_build_done")
+        weights = weights_status(model_dir)
+
         infer = functions.get("InferFunction")
         if opts.workers > 0 and infer is not None:
             worker_env = {**base_env, **infer.environment, "MODEL_DIR": model_dir,
@@ -117,6 +125,7 @@ class LocalStack:
 
         for thread in warming:
             thread.join()
+        mark("functions_warm")
         for name, pool in self.pools.items():
             if pool.init_error:
                 raise RuntimeError(f"{name} could not start: {pool.init_error}")
@@ -133,7 +142,7 @@ class LocalStack:
         self.info = {**self.info, "url": url, "api_key": api_key, "moto_endpoint": moto_endpoint,
                      "pid": os.getpid(), "weights": weights,
                      "workers": opts.workers if self.worker else 0, "health_status": health,
-                     "ready_seconds": round(time.monotonic() - started, 3), "resources": created,
+                     "ready_seconds": round(time.monotonic() - started, 3), "phases_s": phases, "resources": created,
                      "routes": [route.route_key for route in routes]}
         self._announce()
         return self.info

@@ -108,6 +108,9 @@ def run_level(users: int, duration_s: int, pool: list[Path], hit: Path, env: dic
         "http_requests_per_s": requests_total / duration_s,
         "mean_batch_size": sum(sizes) / len(sizes) if sizes else None, "batches": len(sizes),
         "cpu_share": {role: (cpu_after[role] - cpu_before[role]) / wall for role in cpu_before},
+        "cpu_ms_per_job": {role: 1000 * (cpu_after[role] - cpu_before[role]) / max(1, e2e["cache_miss"]["n"]
+                                                                                  + e2e["cache_hit"]["n"])
+                           for role in cpu_before},
         "load_avg_1m": [load_before, os.getloadavg()[0]], "pool_used": raw["misses_used"],
         "stack_start_s": stack.info.get("start_s"),
     }
@@ -128,7 +131,7 @@ def print_report(levels: list[dict], env: dict[str, str], launcher: str | None =
             print(f"| {scenario} | {fmt_ms(row['p50'])} ms | {fmt_ms(row['p95'])} ms | {fmt_ms(row['p99'])} ms | "
                   f"{row['n']} | {row['failures']} | {fmt_ms(seed_row['p50']) if seed_row else '-'} | "
                   f"{fmt_ms(seed_row['p95']) if seed_row else '-'} | {ratio} |")
-        cpu = ", ".join(f"{k} {v:.2f}" for k, v in level["cpu_share"].items())
+        cpu = ", ".join(f"{k} {v:.2f} ({level['cpu_ms_per_job'][k]:.0f} ms/job)" for k, v in level["cpu_share"].items())
         print(f"submit p50 {fmt_ms(level['submit']['p50'])} ms / p95 {fmt_ms(level['submit']['p95'])} ms "
               f"(miss {fmt_ms(level['submit_miss']['p50'])}, hit {fmt_ms(level['submit_hit']['p50'])}; "
               f"seed p50 {SEED_SUBMIT_P50_MS:.0f}); poll p50 {fmt_ms(level['poll']['p50'])} ms; "

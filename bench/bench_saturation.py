@@ -17,6 +17,7 @@ import threading
 import time
 from pathlib import Path
 
+from bench_load import cpu_seconds
 from common import (RESULTS, SEED_CEILING_JOBS_PER_S, TARGETS, LocalStack, batch_sizes, completions, image_pool,
                     multipart_body, utc_stamp, write_csv, write_json)
 
@@ -38,13 +39,14 @@ def engine_child(batch: int, seconds: float, pool_dir: str, first: int, count: i
     predictor.predict([predictor.preprocess(images[0])] * batch)  # warm-up
     print("ready", flush=True)
     sys.stdin.readline()
-    began, done, index = time.perf_counter(), 0, 0
+    began, cpu_began, done, index = time.perf_counter(), time.process_time(), 0, 0
     while time.perf_counter() - began < seconds:
         chunk = [images[(index + i) % len(images)] for i in range(batch)]
         index += batch
         predictor.predict([predictor.preprocess(data) for data in chunk])
         done += batch
-    print(json.dumps({"images": done, "seconds": time.perf_counter() - began}), flush=True)
+    print(json.dumps({"images": done, "seconds": time.perf_counter() - began,
+                      "cpu_seconds": time.process_time() - cpu_began}), flush=True)
 
 
 def measure_engine(batch: int, processes: int, seconds: float, pool: list[Path], env: dict[str, str]) -> dict:
@@ -64,8 +66,9 @@ def measure_engine(batch: int, processes: int, seconds: float, pool: list[Path],
     for child in children:
         child.wait(timeout=60)
     rate = sum(r["images"] / r["seconds"] for r in runs)
-    return {"batch_size": batch, "processes": processes, "jobs_per_s": rate,
-            "images": sum(r["images"] for r in runs)}
+    images = sum(r["images"] for r in runs)
+    return {"batch_size": batch, "processes": processes, "jobs_per_s": rate, "images": images,
+            "cpu_ms_per_image": 1000 * sum(r["cpu_seconds"] for r in runs) / images}
 
 
 # ---- full stack ---------------------------------------------------------------------------------------------
@@ -142,19 +145,23 @@ def measure_stack(batch: int, window: float, workers: int, seconds: float, pool:
                                  str(total), "4"], stdout=subprocess.PIPE, text=True)
         time.sleep(WARMUP_S)
         first = len(completions(stack.worker_log))
-        began = time.time()
+        pids = {**stack.pids(), "feeder": [feed.pid]}
+        cpu_before, began = cpu_seconds(pids), time.time()
         time.sleep(seconds)
-        ended = time.time()
+        cpu_after, ended = cpu_seconds(pids), time.time()
         fed = json.loads(feed.communicate(timeout=120)[0].strip().splitlines()[-1])
         done = [t for t, _ in completions(stack.worker_log) if began <= t <= ended]
         sizes = batch_sizes(stack.worker_log)
     if fed["exhausted"]:
         raise RuntimeError("the image pool ran out: the backlog was not kept full; use a larger pool")
     latency = sorted(fed["latency_ms"])
+    cpu_ms = {role: 1000 * (cpu_after[role] - cpu_before[role]) / max(1, len(done)) for role in cpu_before}
     return {"batch_size": batch, "window_s": window, "stack_jobs_per_s": len(done) / (ended - began),
             "completed_in_window": len(done), "completed_before_window": first, "submitted": fed["submitted"],
             "submit_errors": fed["errors"], "submit_p50_ms": latency[len(latency) // 2] if latency else None,
-            "mean_batch_size": sum(sizes) / len(sizes) if sizes else None, "backlog": backlog}
+            "mean_batch_size": sum(sizes) / len(sizes) if sizes else None, "backlog": backlog,
+            "cpu_ms_per_job": cpu_ms, "stack_cpu_ms_per_job": sum(v for k, v in cpu_ms.items() if k != "feeder"),
+            "cores_used": {role: (cpu_after[role] - cpu_before[role]) / (ended - began) for role in cpu_before}}
 
 
 def plan(batches: list[int], windows: list[float], grid: bool) -> list[tuple[int, float]]:
@@ -195,13 +202,18 @@ def main() -> int:
                                   RESULTS / f"bench_saturation-{stamp}" / f"b{batch}-w{window:g}", args.launcher)
         ratio = stack_row["stack_jobs_per_s"] / engine_row["jobs_per_s"]
         overhead = (1 / stack_row["stack_jobs_per_s"] - 1 / engine_row["jobs_per_s"]) * args.workers * 1000
+        cpu_ratio = engine_row["cpu_ms_per_image"] / stack_row["stack_cpu_ms_per_job"]
         row = {**stack_row, "engine_jobs_per_s": engine_row["jobs_per_s"], "ratio": ratio,
-               "overhead_ms_per_message": overhead, "load_avg_1m": os.getloadavg()[0]}
+               "overhead_ms_per_message": overhead, "engine_cpu_ms_per_image": engine_row["cpu_ms_per_image"],
+               "cpu_ratio": cpu_ratio,
+               "cpu_overhead_ms_per_message": stack_row["stack_cpu_ms_per_job"] - engine_row["cpu_ms_per_image"],
+               "load_avg_1m": os.getloadavg()[0]}
         rows.append(row)
         print(f"batch {batch} window {window:g}s: stack {row['stack_jobs_per_s']:.2f} jobs/s, engine "
               f"{row['engine_jobs_per_s']:.2f} jobs/s, ratio {ratio:.2f}, overhead {overhead:.1f} ms/message, "
-              f"mean batch {row['mean_batch_size'] or 0:.2f}, submit p50 {row['submit_p50_ms'] or 0:.0f} ms",
-              flush=True)
+              f"mean batch {row['mean_batch_size'] or 0:.2f}, submit p50 {row['submit_p50_ms'] or 0:.0f} ms; CPU ms/job "
+              + ", ".join(f"{k} {v:.0f}" for k, v in row["cpu_ms_per_job"].items())
+              + f" vs engine {row['engine_cpu_ms_per_image']:.0f} -> CPU ratio {cpu_ratio:.2f}", flush=True)
     print_report(rows, args.workers, load_start)
     report = {"when": stamp, "cpus": os.cpu_count(), "workers": args.workers, "env": env, "rows": rows,
               "engine": engine, "launcher": args.launcher, "seed_ceiling_jobs_per_s": SEED_CEILING_JOBS_PER_S}
@@ -218,17 +230,27 @@ def print_report(rows: list[dict], workers: int, load_start: float) -> None:
     print(f"\nSaturation, {workers} infer workers on this {os.cpu_count()}-core shared host (feeder on the same "
           f"cores; load avg {load_start:.1f} at start). Seed ceiling: ~{SEED_CEILING_JOBS_PER_S:.0f} req/s (estimated, "
           f"t3.large).")
-    print("| batch | window s | stack jobs/s | engine jobs/s | stack/engine | overhead ms/msg | mean batch | submit p50 ms |")
-    print("|---|---|---|---|---|---|---|---|")
+    print("| batch | window s | stack jobs/s | engine jobs/s | stack/engine | overhead ms/msg | mean batch "
+          "| submit p50 ms | stack CPU ms/job (api+moto+worker) | engine CPU ms/image | CPU ratio | CPU overhead ms/msg |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|")
     for row in rows:
+        parts = "+".join(f"{row['cpu_ms_per_job'][k]:.0f}" for k in ("api", "moto", "worker"))
         print(f"| {row['batch_size']} | {row['window_s']:g} | {row['stack_jobs_per_s']:.2f} | "
               f"{row['engine_jobs_per_s']:.2f} | {row['ratio']:.2f} | {row['overhead_ms_per_message']:.1f} | "
-              f"{row['mean_batch_size'] or 0:.2f} | {row['submit_p50_ms'] or 0:.0f} |")
+              f"{row['mean_batch_size'] or 0:.2f} | {row['submit_p50_ms'] or 0:.0f} | "
+              f"{row['stack_cpu_ms_per_job']:.0f} ({parts}) | {row['engine_cpu_ms_per_image']:.0f} | "
+              f"{row['cpu_ratio']:.2f} | {row['cpu_overhead_ms_per_message']:.0f} |")
     best = max(rows, key=lambda row: row["ratio"])
     verdict = "MET" if best["ratio"] >= TARGETS["saturation_ratio"] else "MISSED"
     print(f"best: batch {best['batch_size']}, window {best['window_s']:g} s: {best['stack_jobs_per_s']:.2f} jobs/s = "
           f"{best['ratio']:.2f} of the engine (target >= {TARGETS['saturation_ratio']}: {verdict}); "
           f"{best['stack_jobs_per_s'] / SEED_CEILING_JOBS_PER_S:.1f}x the seed's estimated ceiling")
+    lean = max(rows, key=lambda row: row["cpu_ratio"])
+    cores = os.cpu_count() or 1
+    print(f"CPU view (robust to other tenants): best CPU ratio {lean['cpu_ratio']:.2f} at batch {lean['batch_size']}, "
+          f"window {lean['window_s']:g} s; the stack spends {lean['stack_cpu_ms_per_job']:.0f} CPU ms per job -> "
+          f"{1000 * cores / lean['stack_cpu_ms_per_job']:.1f} jobs/s if it had all {cores} cores "
+          f"(engine alone: {1000 * cores / lean['engine_cpu_ms_per_image']:.1f})")
 
 
 if __name__ == "__main__":

@@ -163,7 +163,7 @@ class LocalStack:
         self.log_dir.mkdir(parents=True, exist_ok=True)
         ready = self.log_dir / "ready.json"
         ready.unlink(missing_ok=True)
-        entry = [self.launcher] if self.launcher else ["-m", "cxr_local"]
+        entry = [str(Path(self.launcher).resolve())] if self.launcher else ["-m", "cxr_local"]
         command = [sys.executable, *entry, "--port", "0", "--workers", str(self.workers), "--no-build",
                    "--ready-file", str(ready), "--log-dir", str(self.log_dir)]
         command += [a for k, v in self.env.items() for a in ("--env", f"{k}={v}")]
@@ -188,17 +188,19 @@ class LocalStack:
         return len(set(_READY.findall(self.worker_log.read_text(errors="replace"))))
 
     def pids(self) -> dict[str, list[int]]:
-        """The API process (cxr_local itself), moto, and the worker processes, from /proc."""
+        """API (cxr_local's HTTP server plus its function sandbox processes), moto, and the infer workers."""
         import psutil
 
         root = psutil.Process(self.process.pid)
         found: dict[str, list[int]] = {"api": [root.pid], "moto": [], "worker": []}
-        for child in root.children(recursive=True):
+        for child in root.children():
             line = " ".join(child.cmdline())
             if "moto" in line:
                 found["moto"].append(child.pid)
-            elif "multiprocessing" in line and "spawn_main" in line:
-                found["worker"].append(child.pid)
+            elif "functions.infer.worker" in line:
+                found["worker"] += [child.pid] + [p.pid for p in child.children(recursive=True)]
+            else:
+                found["api"] += [child.pid] + [p.pid for p in child.children(recursive=True)]
         return found
 
     def stop(self) -> None:

@@ -1,0 +1,31 @@
+"""Scratch launcher for measuring prototype fixes to code the bench does not own: `python -m cxr_local` with them.
+
+Usage: bench/bench_load.py --launcher bench/prototypes/run_cxr_local.py   (the same for the other benches)
+PROTO_FIXES (comma list, default "threadlocal,motofasttx"):
+  threadlocal  powertools keeps the current event on a class (process-global); per thread instead
+  motofasttx   moto's TransactWriteItems snapshots the touched items, not deep copies of whole tables
+"""
+import os
+import runpy
+import sys
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+FIXES = set(filter(None, os.environ.get("PROTO_FIXES", "threadlocal,motofasttx").split(",")))
+
+if "threadlocal" in FIXES:
+    import powertools_threadlocal
+
+    powertools_threadlocal.install()
+if "motofasttx" in FIXES:
+    from cxr_local import processes
+
+    def start_moto(host, port, *, env, cwd, log):
+        return processes.spawn([sys.executable, str(HERE / "moto_fast_tx.py"), "-H", host, "-p", str(port)],
+                               env=env, cwd=cwd, log=log)
+
+    processes.start_moto = start_moto
+
+sys.argv[0] = "cxr_local"
+runpy.run_module("cxr_local", run_name="__main__", alter_sys=True)

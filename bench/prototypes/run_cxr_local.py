@@ -1,9 +1,10 @@
 """Scratch launcher for measuring prototype fixes to code the bench does not own: `python -m cxr_local` with them.
 
 Usage: bench/bench_load.py --launcher bench/prototypes/run_cxr_local.py   (the same for the other benches)
-PROTO_FIXES (comma list, default "threadlocal,motofasttx"):
-  threadlocal  powertools keeps the current event on a class (process-global); per thread instead
+PROTO_FIXES (comma list, default "motofasttx"):
   motofasttx   moto's TransactWriteItems snapshots the touched items, not deep copies of whole tables
+(The earlier "threadlocal" prototype - powertools' process-global current event - is obsolete: cxr_local now runs
+each HTTP function instance in its own process, commit 7790045.)
 """
 import os
 import runpy
@@ -12,12 +13,8 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
-FIXES = set(filter(None, os.environ.get("PROTO_FIXES", "threadlocal,motofasttx").split(",")))
+FIXES = set(filter(None, os.environ.get("PROTO_FIXES", "motofasttx").split(",")))
 
-if "threadlocal" in FIXES:
-    import powertools_threadlocal
-
-    powertools_threadlocal.install()
 if "motofasttx" in FIXES:
     from cxr_local import processes
 

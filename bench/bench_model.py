@@ -105,7 +105,8 @@ def main() -> None:
     parser.add_argument("--warmup", type=int, default=5)
     parser.add_argument("--runs", type=int, default=50)
     parser.add_argument("--batch-runs", type=int, default=10)
-    parser.add_argument("--throughput-images", type=int, default=40)
+    parser.add_argument("--throughput-rounds", type=int, default=3)
+    parser.add_argument("--throughput-seconds", type=float, default=4.0)
     parser.add_argument("--reduced-precision", action="store_true", help="also measure the opt-in int8/bf16 mode")
     parser.add_argument("--probe", choices=ENGINES, help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -141,16 +142,16 @@ def main() -> None:
     import model_throughput
 
     cores = os.cpu_count() or 1
-    throughput = {}
-    print(f"\nThroughput, whole worker processes released together ({args.throughput_images} images each, batch 1)")
-    for label, engine, processes, threads in model_throughput.configurations(cores):
-        row = model_throughput.measure(engine, args.model_dir, processes, threads, args.throughput_images)
-        throughput[label] = row
-        print(f"  {label:<55}{row['images_per_s']:7.1f} images/s")
-    base = throughput[model_throughput.configurations(cores)[0][0]]["images_per_s"]
-    fair = throughput[model_throughput.configurations(cores)[1][0]]["images_per_s"]
-    best = throughput[model_throughput.configurations(cores)[3][0]]["images_per_s"]
-    print(f"  default onnxruntime vs seed-layout torch: {best / base:.2f}x; vs torch with the same layout: {best / fair:.2f}x")
+    print(f"\nThroughput, whole worker processes, batch 1: median of {args.throughput_rounds} interleaved rounds "
+          f"of {args.throughput_seconds:.0f} s per configuration")
+    throughput = model_throughput.measure_all(args.model_dir, args.throughput_rounds, args.throughput_seconds)
+    for label, row in throughput.items():
+        rounds = ", ".join(f"{value:.1f}" for value in row["rounds"])
+        print(f"  {label:<55}{row['images_per_s']:7.1f} images/s   (rounds: {rounds})")
+    labels = [label for label, *_ in model_throughput.configurations(cores)]
+    seed_layout, same_layout, default = (throughput[labels[i]]["images_per_s"] for i in (0, 1, 3))
+    print(f"  default onnxruntime vs seed-layout torch: {default / seed_layout:.2f}x; "
+          f"vs torch in the same layout: {default / same_layout:.2f}x")
 
     reduced = None
     if args.reduced_precision:

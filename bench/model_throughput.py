@@ -1,9 +1,15 @@
-"""Throughput of whole worker processes started side by side: processes x intra-op threads, per engine."""
+"""Throughput of whole worker processes started side by side: processes x intra-op threads, per engine.
+
+Every configuration's workers are loaded once and kept; the configurations then take turns for several short
+rounds (A B C D, A B C D, ...) and each reports its median round, so load from other tenants of the host hits all
+of them alike instead of whichever happened to run during a busy minute.
+"""
 from __future__ import annotations
 
 import argparse
 import json
 import os
+import statistics
 import subprocess
 import sys
 import time
@@ -12,39 +18,47 @@ from pathlib import Path
 SAMPLE = Path(__file__).resolve().parents[2] / "shared" / "data" / "xrays" / "00000001_000.png"
 
 
-def worker(engine: str, model_dir: str, threads: int, images: int, batch: int) -> None:
+def worker(engine: str, model_dir: str, threads: int) -> None:
     from cxr_model import load_predictor
 
     predictor = load_predictor(model_dir, engine=engine, threads=threads)
     tensor = predictor.preprocess(SAMPLE.read_bytes())
     for _ in range(3):
-        predictor.predict([tensor] * batch)
+        predictor.predict([tensor])
     print("ready", flush=True)
-    sys.stdin.readline()  # the parent releases all workers at once
-    start = time.time()
-    for _ in range(images // batch):
-        predictor.predict([tensor] * batch)
-    print(json.dumps({"start": start, "end": time.time(), "images": images // batch * batch}), flush=True)
+    for line in sys.stdin:  # "go SECONDS": run batch-1 predictions for that long, report the count
+        seconds = float(line.split()[1])
+        start = count = 0
+        start = time.time()
+        while time.time() - start < seconds:
+            predictor.predict([tensor])
+            count += 1
+        print(json.dumps({"start": start, "end": time.time(), "images": count}), flush=True)
 
 
-def measure(engine: str, model_dir: str, processes: int, threads: int, images: int, batch: int = 1) -> dict:
-    """Images per second of `processes` workers of `threads` threads each, released together."""
-    command = [sys.executable, __file__, engine, model_dir, str(threads), str(images), str(batch)]
-    children = [subprocess.Popen(command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
-                                 env={**os.environ, "OMP_NUM_THREADS": str(threads)}) for _ in range(processes)]
-    for child in children:
-        if child.stdout.readline().strip() != "ready":
-            raise RuntimeError(f"{engine} worker failed to start")
-    for child in children:
-        child.stdin.write("go\n")
-        child.stdin.flush()
-    runs = [json.loads(child.stdout.readline()) for child in children]
-    for child in children:
-        child.wait(timeout=60)
-    elapsed = max(r["end"] for r in runs) - min(r["start"] for r in runs)
-    total = sum(r["images"] for r in runs)
-    return {"engine": engine, "processes": processes, "threads": threads, "batch": batch,
-            "images": total, "seconds": elapsed, "images_per_s": total / elapsed}
+class Pool:
+    """`processes` workers of one engine with `threads` intra-op threads each."""
+
+    def __init__(self, engine: str, model_dir: str, processes: int, threads: int):
+        command = [sys.executable, __file__, engine, model_dir, str(threads)]
+        env = {**os.environ, "OMP_NUM_THREADS": str(threads)}
+        self.children = [subprocess.Popen(command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, env=env)
+                         for _ in range(processes)]
+        for child in self.children:
+            if child.stdout.readline().strip() != "ready":
+                raise RuntimeError(f"{engine} worker failed to start")
+
+    def round(self, seconds: float) -> float:
+        for child in self.children:
+            child.stdin.write(f"go {seconds}\n")
+            child.stdin.flush()
+        runs = [json.loads(child.stdout.readline()) for child in self.children]
+        return sum(r["images"] for r in runs) / (max(r["end"] for r in runs) - min(r["start"] for r in runs))
+
+    def close(self) -> None:
+        for child in self.children:
+            child.stdin.close()
+            child.wait(timeout=60)
 
 
 def configurations(cores: int) -> list[tuple[str, str, int, int]]:
@@ -54,11 +68,25 @@ def configurations(cores: int) -> list[tuple[str, str, int, int]]:
             ("onnxruntime, 1 process per core x 1 thread (default)", "onnxruntime", cores, 1)]
 
 
+def measure_all(model_dir: str, rounds: int = 3, seconds: float = 4.0) -> dict[str, dict]:
+    cores = os.cpu_count() or 1
+    pools = {label: Pool(engine, model_dir, processes, threads)
+             for label, engine, processes, threads in configurations(cores)}
+    samples = {label: [] for label in pools}
+    try:
+        for _ in range(rounds):
+            for label, pool in pools.items():
+                samples[label].append(pool.round(seconds))
+    finally:
+        for pool in pools.values():
+            pool.close()
+    return {label: {"images_per_s": statistics.median(values), "rounds": values} for label, values in samples.items()}
+
+
 if __name__ == "__main__":
     parser = argparse.ArgumentParser()
-    for name in ("engine", "model_dir"):
-        parser.add_argument(name)
-    for name in ("threads", "images", "batch"):
-        parser.add_argument(name, type=int)
+    parser.add_argument("engine")
+    parser.add_argument("model_dir")
+    parser.add_argument("threads", type=int)
     args = parser.parse_args()
-    worker(args.engine, args.model_dir, args.threads, args.images, args.batch)
+    worker(args.engine, args.model_dir, args.threads)

@@ -35,6 +35,9 @@ def _quantize(source: str, folder: str, images: list[np.ndarray]) -> str:
         def get_next(self):
             return next(self.feeds, None)
 
+    import logging
+
+    logging.getLogger().setLevel(logging.ERROR)  # the quantiser warns once per BatchNorm-turned-Conv weight
     prepared, target = f"{folder}/prepared.onnx", f"{folder}/int8.onnx"
     quant_pre_process(source, prepared, skip_symbolic_shape=True)
     quantize_static(prepared, target, Reader(), quant_format=QuantFormat.QDQ, per_channel=True,

@@ -50,7 +50,7 @@ def parse_args(argv: list[str] | None = None) -> Options:
     parser.add_argument("--log-dir", type=Path, default=None, help="moto and worker output go here (default: console)")
     parser.add_argument("--max-instances", type=int, default=4, help="concurrent instances per HTTP function")
     parser.add_argument("--api-key", default=env("CXR_LOCAL_API_KEY"),
-                        help="operator API key to register when AuthMode=api_key (default on loopback: cxr_local_dev_key)")
+                        help="operator key registered when AuthMode=api_key (on loopback default: cxr_local_dev_key)")
     parser.add_argument("--access-log", action="store_true", help="log every HTTP request")
     args = parser.parse_args(argv)
     root = _find_repo_root()

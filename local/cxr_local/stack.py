@@ -1,7 +1,6 @@
 """The embedded local stack: model artifacts, moto, template resources, the API adapter and infer workers."""
 from __future__ import annotations
 
-import json
 import os
 import subprocess
 import sys
@@ -21,7 +20,9 @@ from .intrinsics import StackIdentity
 from .lambdas import FunctionPool
 from .resources import create_stack_resources
 from .template import StackTemplate
+from .report import announce, say
 from .weights import weights_status
+from .workers import InferWorkers
 
 REGION = "us-east-1"
 LOCAL_DEV_API_KEY = "cxr_local_dev_key"  # only on loopback; any other --host gets a random key unless --api-key
@@ -50,15 +51,11 @@ class Options:
     api_key: str | None = None  # the operator key registered when AuthMode=api_key
 
 
-def say(message: str) -> None:
-    print(f"[cxr_local] {message}", flush=True)
-
-
 class LocalStack:
     def __init__(self, options: Options) -> None:
         self.options = options
         self.moto: subprocess.Popen | None = None
-        self.worker: subprocess.Popen | None = None
+        self.worker: InferWorkers | None = None
         self.server: ApiServer | None = None
         self.pools: dict[str, FunctionPool] = {}
         self.stopping = threading.Event()
@@ -119,9 +116,8 @@ class LocalStack:
         if opts.workers > 0 and infer is not None:
             worker_env = {**base_env, **infer.environment, "MODEL_DIR": model_dir,
                           "WORKER_PROCESSES": str(opts.workers), **opts.env}
-            self.worker = processes.spawn([sys.executable, "-m", "functions.infer.worker"], env=worker_env,
-                                          cwd=opts.repo_root, log=self._log_file("worker"))
-            threading.Thread(target=self._watch_worker, args=(worker_env,), daemon=True).start()
+            self.worker = InferWorkers(worker_env, opts.repo_root, lambda: self._log_file("worker"), say)
+            self.worker.start()
 
         for thread in warming:
             thread.join()
@@ -129,13 +125,15 @@ class LocalStack:
         for name, pool in self.pools.items():
             if pool.init_error:
                 raise RuntimeError(f"{name} could not start: {pool.init_error}")
-        self.server = ApiServer((opts.host, opts.port), Router(routes),
-                                lambda name, event, request_id: self.pools[name].invoke(event, request_id),
-                                stage=template.parameters.get("Stage", "local"),
-                                static_root=opts.repo_root / "clients" / "web",
-                                api_id=str(template.resolver.ref("HttpApi")) if "HttpApi" in template.resolver.resources
-                                else "local", account_id=template.resolver.identity.account_id,
-                                access_log=opts.access_log)
+        api_id = str(template.resolver.ref("HttpApi")) if "HttpApi" in template.resolver.resources else "local"
+        try:
+            self.server = ApiServer((opts.host, opts.port), Router(routes),
+                                    lambda name, event, request_id: self.pools[name].invoke(event, request_id),
+                                    stage=template.parameters.get("Stage", "local"),
+                                    static_root=opts.repo_root / "clients" / "web", api_id=api_id,
+                                    account_id=template.resolver.identity.account_id, access_log=opts.access_log)
+        except OSError as error:
+            raise RuntimeError(f"cannot listen on {opts.host}:{opts.port}: {error} (choose another: --port)") from error
         threading.Thread(target=self.server.serve_forever, kwargs={"poll_interval": 0.2}, daemon=True).start()
         url = f"http://{opts.host}:{self.server.server_address[1]}"
         health = _get_status(f"{url}/v1/ops/health", {"x-api-key": api_key} if api_key else {})
@@ -144,7 +142,7 @@ class LocalStack:
                      "workers": opts.workers if self.worker else 0, "health_status": health,
                      "ready_seconds": round(time.monotonic() - started, 3), "phases_s": phases, "resources": created,
                      "routes": [route.route_key for route in routes]}
-        self._announce()
+        announce(self.info, self.options.ready_file)
         return self.info
 
     def _mint_api_key(self, template: StackTemplate) -> str | None:
@@ -165,43 +163,6 @@ class LocalStack:
         say("model artifacts: " + " ".join(command[1:]))
         return processes.spawn(command, env=env, cwd=self.options.repo_root, log=None)
 
-    def _announce(self) -> None:
-        info, weights = self.info, self.info["weights"]
-        if weights["random_init"]:
-            banner = "!" * 78
-            say(banner)
-            say("WEIGHTS: RANDOM-INIT - scores are meaningless, NOT FOR CLINICAL USE")
-            say(f"  ({weights['detail']})")
-            say(banner)
-        else:
-            say(f"weights: {weights['detail']}")
-        say(f"infer workers: {info['workers'] and self.options.workers} process(es)"
-            + ("" if self.worker else " (none started: jobs stay QUEUED)"))
-        say(f"routes: {', '.join(info['routes'])}")
-        if info["api_key"]:
-            say(f"API key (operator, send as x-api-key): {info['api_key']}")
-        for name, path in info.get("logs", {}).items():
-            say(f"{name} log: {path}")
-        if info["health_status"] != 200:
-            say(f"WARNING: GET /v1/ops/health answered {info['health_status']}")
-        say(f"ready in {info['ready_seconds']:.2f}s - API listening on {info['url']} (moto {info['moto_endpoint']})")
-        if self.options.ready_file:
-            tmp = self.options.ready_file.with_suffix(".tmp")
-            tmp.write_text(json.dumps(info, indent=2))
-            tmp.replace(self.options.ready_file)
-
-    def _watch_worker(self, env: dict[str, str]) -> None:
-        """The worker supervisor restarts its own children; if the supervisor itself dies, start it again."""
-        while not self.stopping.is_set():
-            worker = self.worker
-            if worker is not None and worker.poll() is not None and not self.stopping.is_set():
-                say(f"WARNING: infer worker exited with code {worker.returncode}; restarting in 2s")
-                if self.stopping.wait(2):
-                    return
-                self.worker = processes.spawn([sys.executable, "-m", "functions.infer.worker"], env=env,
-                                              cwd=self.options.repo_root, log=self._log_file("worker"))
-            self.stopping.wait(0.5)
-
     def _log_file(self, name: str, default_to_file: bool = False):
         log_dir = self.options.log_dir
         if log_dir is None:
@@ -221,7 +182,8 @@ class LocalStack:
             return
         self.stopping.set()
         say("stopping: infer workers, API, moto")
-        processes.stop(self.worker, grace_s=30)
+        if self.worker is not None:
+            self.worker.stop(grace_s=30)
         if self.server is not None:
             self.server.shutdown()
             self.server.server_close()

@@ -1,0 +1,35 @@
+"""What the stack tells its user once ready (loudly so when the weights are random) and its ready file."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+
+def say(message: str) -> None:
+    print(f"[cxr_local] {message}", flush=True)
+
+
+def announce(info: dict, ready_file: Path | None) -> None:
+    weights = info["weights"]
+    if weights["random_init"]:
+        banner = "!" * 78
+        say(banner)
+        say("WEIGHTS: RANDOM-INIT - scores are meaningless, NOT FOR CLINICAL USE")
+        say(f"  ({weights['detail']})")
+        say(banner)
+    else:
+        say(f"weights: {weights['detail']}")
+    say(f"infer workers: {info['workers']} process(es)"
+        + ("" if info["workers"] else " (none started: jobs stay QUEUED)"))
+    say(f"routes: {', '.join(info['routes'])}")
+    if info["api_key"]:
+        say(f"API key (operator, send as x-api-key): {info['api_key']}")
+    for name, path in info.get("logs", {}).items():
+        say(f"{name} log: {path}")
+    if info["health_status"] != 200:
+        say(f"WARNING: GET /v1/ops/health answered {info['health_status']}")
+    say(f"ready in {info['ready_seconds']:.2f}s - API listening on {info['url']} (moto {info['moto_endpoint']})")
+    if ready_file:
+        tmp = ready_file.with_suffix(".tmp")
+        tmp.write_text(json.dumps(info, indent=2))
+        tmp.replace(ready_file)  # atomic: a reader never sees half a file

@@ -57,7 +57,7 @@ def is_text_content(content_type: str | None) -> bool:
 
 def build_event(*, method: str, raw_path: str, raw_query: str, headers: list[tuple[str, str]], body: bytes,
                 match: RouteMatch, source_ip: str, stage: str = "$default", api_id: str = "local",
-                account_id: str = "123456789012", domain_name: str = "localhost",
+                account_id: str = "123456789012", domain_name: str = "localhost", port: int = 80,
                 now: float | None = None, request_id: str | None = None) -> dict[str, Any]:
     """The event an HTTP API (payload v2.0) hands to its Lambda integration for this request."""
     now = time.time() if now is None else now
@@ -69,6 +69,11 @@ def build_event(*, method: str, raw_path: str, raw_query: str, headers: list[tup
             cookies += [part.strip() for part in value.split(";") if part.strip()]
             continue
         merged[key] = f"{merged[key]},{value}" if key in merged else value
+    # what API Gateway adds on its way to the integration
+    forwarded = merged.get("x-forwarded-for")
+    merged["x-forwarded-for"] = f"{forwarded}, {source_ip}" if forwarded else source_ip
+    merged.setdefault("x-forwarded-proto", "http")
+    merged.setdefault("x-forwarded-port", str(port))
     query: dict[str, str] = {}
     for key, value in parse_qsl(raw_query, keep_blank_values=True):
         query[key] = f"{query[key]},{value}" if key in query else value

@@ -83,7 +83,8 @@ class _Handler(BaseHTTPRequestHandler):
         event = build_event(method=self.command, raw_path=raw_path, raw_query=raw_query,
                             headers=list(self.headers.items()), body=body, match=match,
                             source_ip=self.client_address[0], stage=stage, api_id=self.server.api_id,
-                            account_id=self.server.account_id, domain_name=self.headers.get("Host", "localhost"),
+                            account_id=self.server.account_id, domain_name=_host_without_port(self.headers.get("Host")),
+                            port=self.server.server_address[1],
                             request_id=request_id)
         if event_too_large_for_lambda(event):
             self._send(error_response(413, "PAYLOAD_TOO_LARGE",
@@ -163,3 +164,9 @@ class _Handler(BaseHTTPRequestHandler):
         self.end_headers()
         if self.command != "HEAD":
             self.wfile.write(response.body)
+
+
+def _host_without_port(host: str | None) -> str:
+    if not host:
+        return "localhost"
+    return host.rsplit(":", 1)[0] if host.count(":") == 1 else host

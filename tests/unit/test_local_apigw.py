@@ -34,7 +34,8 @@ def test_v2_event_shape():
     assert event["rawPath"] == "/v1/jobs/abc" and event["rawQueryString"] == "a=1&b=2&a=3"
     assert event["queryStringParameters"] == {"a": "1,3", "b": "2"}
     assert event["pathParameters"] == {"id": "abc"}
-    assert event["headers"] == {"user-agent": "curl/8", "x-multi": "1,2"}
+    assert event["headers"] == {"user-agent": "curl/8", "x-multi": "1,2", "x-forwarded-for": "127.0.0.1",
+                                "x-forwarded-proto": "http", "x-forwarded-port": "80"}
     assert event["cookies"] == ["s=1", "t=2"]
     context = event["requestContext"]
     assert context["http"] == {"method": "GET", "path": "/v1/jobs/abc", "protocol": "HTTP/1.1",

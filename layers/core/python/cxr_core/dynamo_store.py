@@ -15,6 +15,7 @@ from cxr_core.records import CacheRecord, JobRecord
 
 PENDING, DONE = "PENDING", "DONE"
 _CLAIM_ROUNDS = 3
+TRANSACTION_LIMIT = 100  # items per TransactWriteItems
 
 
 def _to_job(record: JobRecord) -> Job:
@@ -101,12 +102,14 @@ class DynamoJobStore:
                 claims[job_id] = Claim(ClaimState.BUSY, _to_job(record))
             else:
                 candidates.append(record)
-        for _ in range(_CLAIM_ROUNDS):
-            if not candidates:
-                break
-            candidates = self._claim_round(candidates, token, lease_seconds, claims)
-        for record in candidates:
-            claims[record.job_id] = Claim(ClaimState.BUSY, _to_job(record))
+        for start in range(0, len(candidates), TRANSACTION_LIMIT):
+            chunk = candidates[start:start + TRANSACTION_LIMIT]
+            for _ in range(_CLAIM_ROUNDS):
+                if not chunk:
+                    break
+                chunk = self._claim_round(chunk, token, lease_seconds, claims)
+            for record in chunk:
+                claims[record.job_id] = Claim(ClaimState.BUSY, _to_job(record))
         return claims
 
     def _claim_round(self, records: list[JobRecord], token: str, lease_seconds: int,

@@ -80,6 +80,7 @@ def large_16bit_files(tmp_path_factory):
     return [str(folder / "large.dcm"), str(folder / "large.png")]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("mode", ["fast", "exact"])
 def test_16bit_3000px_image_keeps_rss_growth_under_100mb(mode, large_16bit_files, record_property):
     result = subprocess.run([sys.executable, "-c", MEMORY_PROBE, str(SAMPLE_FILES[0]), mode, *large_16bit_files],

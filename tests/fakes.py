@@ -38,11 +38,6 @@ class InMemoryJobStore:
             self.jobs[job.job_id] = copy.deepcopy(job)
             self.cache[job.cache_key] = CacheEntry(job.cache_key, job.job_id, done=False)
 
-    def abandon_job(self, job):
-        self.jobs.pop(job.job_id, None)
-        if self.cache.get(job.cache_key) and self.cache[job.cache_key].job_id == job.job_id:
-            del self.cache[job.cache_key]
-
     def claim_jobs(self, job_ids, token, lease_seconds):
         claims = {}
         with self._lock:

@@ -94,13 +94,29 @@ def test_rejected_upload_writes_nothing(ports, data, status, code):
     assert not jobs.jobs and not jobs.cache and not images.objects and not queue.messages
 
 
-def test_queue_failure_leaves_no_job_and_no_dedup_record(ports):
-    jobs, images, _ = ports
-    broken = (jobs, images, InMemoryQueue(fail_sends=True))
-    with pytest.raises(ServiceError) as raised:
-        submit_image(Upload(PNG), deps_for(broken))
-    assert raised.value.status == 503
-    assert not jobs.jobs and not jobs.cache
+def test_queue_failure_keeps_the_job_for_the_recovery_pass(ports):
+    from cxr_core.services.recovery import recover_stuck_jobs
+    jobs, images, queue = ports
+    broken = InMemoryQueue(fail_sends=True)
+    outcome = submit_image(Upload(PNG), deps_for((jobs, images, broken)))
+    assert outcome.created and jobs.get_job(outcome.job.job_id).status is JobStatus.QUEUED
+    assert broken.messages == []  # nothing reached the queue: no message without a job either way
+    report = recover_stuck_jobs(jobs, queue, older_than_seconds=-1, max_attempts=3)
+    assert report.requeued == [outcome.job.job_id] and [m.job_id for m in queue.messages] == report.requeued
+
+
+def test_a_committed_create_whose_answer_was_lost_still_sends_its_message(ports):
+    jobs, images, queue = ports
+
+    class LostAnswer(InMemoryJobStore):
+        def create_job(self, job, stale_job_id=None, claim_cache=True):
+            super().create_job(job, stale_job_id, claim_cache)
+            from cxr_core.ports import CacheKeyTaken
+            raise CacheKeyTaken(job.cache_key)  # the retry tripped over its own committed write
+
+    store = LostAnswer()
+    outcome = submit_image(Upload(PNG), deps_for((store, images, queue)))
+    assert outcome.created and [m.job_id for m in queue.messages] == [outcome.job.job_id]
 
 
 def test_failed_job_does_not_block_a_fresh_upload(ports):

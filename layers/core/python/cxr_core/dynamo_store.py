@@ -78,13 +78,6 @@ class DynamoJobStore:
                 raise CacheKeyTaken(job.cache_key) from error
             raise
 
-    def abandon_job(self, job: Job) -> None:
-        JobRecord(job.job_id).delete()
-        try:
-            CacheRecord(job.cache_key).delete(condition=(CacheRecord.job_id == job.job_id) & (CacheRecord.state == PENDING))
-        except DeleteError:
-            pass  # not ours to free
-
     def claim_jobs(self, job_ids: Iterable[str], token: str, lease_seconds: int) -> dict[str, Claim]:
         """Read all jobs in one consistent batch, then claim the runnable ones in one transaction."""
         ids = list(dict.fromkeys(job_ids))

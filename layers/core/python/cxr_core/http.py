@@ -5,8 +5,32 @@ import json
 import logging
 
 from aws_lambda_powertools.event_handler import Response, content_types
+from botocore.exceptions import ClientError, ConnectionError as AwsConnectionError, HTTPClientError
+from pynamodb.exceptions import PynamoDBConnectionError
 
-from cxr_core.domain import ServiceError
+from cxr_core.domain import ServiceError, unavailable
+
+THROTTLING_CODES = {"Throttling", "ThrottlingException", "ProvisionedThroughputExceededException",
+                    "RequestLimitExceeded", "SlowDown", "TooManyRequestsException", "RequestThrottled"}
+SERVER_ERROR_CODES = {"InternalError", "InternalServerError", "InternalFailure", "ServiceUnavailable"}
+
+
+def is_outage(error: BaseException | None) -> bool:
+    """An AWS dependency that failed or throttled (after botocore's own retries): worth a retry, not a bug."""
+    seen = set()
+    while error is not None and id(error) not in seen:
+        seen.add(id(error))
+        if isinstance(error, (AwsConnectionError, HTTPClientError, PynamoDBConnectionError)):
+            return True
+        if isinstance(error, ClientError):
+            status = error.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0)
+            code = error.response.get("Error", {}).get("Code")
+            if status >= 500 or code in THROTTLING_CODES or code in SERVER_ERROR_CODES:
+                return True
+            if status:  # pynamodb's re-raise drops the status; its __cause__ still has it
+                return False
+        error = getattr(error, "cause", None) or error.__cause__
+    return False
 
 
 def json_response(status: int, body: dict, headers: dict | None = None) -> Response:
@@ -50,5 +74,8 @@ def install_error_handlers(app, logger: logging.Logger) -> None:
 
     @app.exception_handler(Exception)
     def _unexpected(error: Exception) -> Response:
+        if is_outage(error):
+            logger.warning("dependency unavailable: %s", error)
+            return error_response(unavailable("a storage or queue service is unavailable; retry shortly"))
         logger.exception("unhandled error")
         return json_response(500, {"error": "internal error", "code": "INTERNAL_ERROR"})

@@ -55,6 +55,16 @@ def _cached_copy(entry_result: dict, template: Job) -> Job:
     return template
 
 
+def _enqueue(job: Job, deps: SubmitDeps) -> SubmitOutcome:
+    """Send the job's message. If the send fails, the job stays QUEUED and the recovery pass sends it later:
+    deleting the job instead could leave a message without a job when the send did reach SQS."""
+    try:
+        deps.queue.send(JobMessage(job.job_id, job.image_key, job.image_sha256, job.model_id))
+    except Exception:
+        logger.exception("enqueue failed for job %s; the recovery pass will send it", job.job_id)
+    return SubmitOutcome(job, created=True)
+
+
 def submit_image(upload: Upload, deps: SubmitDeps, client_id: str | None = None) -> SubmitOutcome:
     image_format = _image_format(upload.data, deps.check_image)
     digest = sha256_hex(upload.data)
@@ -67,6 +77,8 @@ def submit_image(upload: Upload, deps: SubmitDeps, client_id: str | None = None)
     stored = False
     for _ in range(_DEDUP_ATTEMPTS):
         entry = deps.jobs.get_cache(job.cache_key)
+        if entry is not None and entry.job_id == job.job_id:
+            return _enqueue(job, deps)  # our own transaction committed, though its answer was lost
         if entry is not None and entry.done:
             copy = _cached_copy(entry.result, job)
             deps.jobs.put_job(copy)
@@ -87,11 +99,5 @@ def submit_image(upload: Upload, deps: SubmitDeps, client_id: str | None = None)
             deps.jobs.create_job(job, stale_job_id=stale_job_id, claim_cache=claim_cache)
         except CacheKeyTaken:
             continue  # a racing identical upload won: answer with its job on the next pass
-        try:
-            deps.queue.send(JobMessage(job.job_id, job.image_key, job.image_sha256, job.model_id))
-        except Exception as error:
-            logger.exception("enqueue failed for job %s; removing it", job.job_id)
-            deps.jobs.abandon_job(job)
-            raise unavailable("the job queue is unavailable; no job was created, try again") from error
-        return SubmitOutcome(job, created=True)
+        return _enqueue(job, deps)
     raise unavailable("could not settle a concurrent upload of the same image; try again")

@@ -32,7 +32,8 @@ def _find_repo_root() -> Path:
 def parse_args(argv: list[str] | None = None) -> Options:
     env = os.environ.get
     parser = argparse.ArgumentParser(prog="python -m cxr_local", description=__doc__)
-    parser.add_argument("--host", default=env("CXR_LOCAL_HOST", "127.0.0.1"))
+    parser.add_argument("--host", default=env("CXR_LOCAL_HOST", "127.0.0.1"),
+                        help="address for the API and moto (default 127.0.0.1: loopback only)")
     parser.add_argument("--port", type=int, default=int(env("CXR_LOCAL_PORT", "8080")),
                         help="API port (0: any free port; default 8080 or $CXR_LOCAL_PORT)")
     parser.add_argument("--moto-port", type=int, default=int(env("CXR_LOCAL_MOTO_PORT", "0")),
@@ -47,8 +48,9 @@ def parse_args(argv: list[str] | None = None) -> Options:
     parser.add_argument("--template", type=Path, default=None, help="default: <repo>/template.yaml")
     parser.add_argument("--ready-file", type=Path, default=None,
                         help="write a JSON {url, moto_endpoint, weights, ...} here once ready (removed on stop)")
-    parser.add_argument("--log-dir", type=Path, default=None, help="moto and worker output go here (default: console)")
-    parser.add_argument("--max-instances", type=int, default=4, help="concurrent instances per HTTP function")
+    parser.add_argument("--log-dir", type=Path, default=None, help="moto and worker logs go here (default: worker on the console, moto in a temp file)")
+    parser.add_argument("--max-instances", type=int, default=2,
+                        help="execution environments (processes) per HTTP function (default 2)")
     parser.add_argument("--api-key", default=env("CXR_LOCAL_API_KEY"),
                         help="operator key registered when AuthMode=api_key (on loopback default: cxr_local_dev_key)")
     parser.add_argument("--access-log", action="store_true", help="log every HTTP request")

@@ -69,6 +69,7 @@ class LocalStack:
 
         def mark(phase: str) -> None:
             phases[phase] = round(time.monotonic() - started, 3)
+
         opts = self.options
         moto_port = opts.moto_port or processes.free_port(opts.host)
         moto_endpoint = f"http://{opts.host}:{moto_port}"

@@ -48,7 +48,8 @@ def parse_args(argv: list[str] | None = None) -> Options:
     parser.add_argument("--template", type=Path, default=None, help="default: <repo>/template.yaml")
     parser.add_argument("--ready-file", type=Path, default=None,
                         help="write a JSON {url, moto_endpoint, weights, ...} here once ready (removed on stop)")
-    parser.add_argument("--log-dir", type=Path, default=None, help="moto and worker logs go here (default: worker on the console, moto in a temp file)")
+    parser.add_argument("--log-dir", type=Path, default=None,
+                        help="moto and worker logs go here (default: worker on the console, moto in a temp file)")
     parser.add_argument("--max-instances", type=int, default=2,
                         help="execution environments (processes) per HTTP function (default 2)")
     parser.add_argument("--api-key", default=env("CXR_LOCAL_API_KEY"),

@@ -12,6 +12,7 @@ logger = Logger()
 metrics = Metrics()
 app = APIGatewayHttpResolver()
 install_error_handlers(app, logger)
+runtime()  # clients and settings built in the init phase, not on the first request
 
 
 @app.get("/v1/jobs/<job_id>")

@@ -14,6 +14,7 @@ logger = Logger()
 metrics = Metrics()
 app = APIGatewayHttpResolver()
 install_error_handlers(app, logger)
+runtime().submit_deps()  # clients, settings and the image checks built in the init phase, not on the first request
 
 
 def _is_json(content_type: str | None) -> bool:

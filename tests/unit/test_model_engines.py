@@ -103,7 +103,7 @@ def test_identity_names_weights_and_engine(model_dir, predictors):
     assert onnx_identity["weights_sha256"] == torch_identity["weights_sha256"] == sha256_file(weights_path)
     assert (onnx_identity["engine"], torch_identity["engine"]) == ("onnxruntime", "torch")
     assert predictors["onnxruntime"].model_id == predictors["torch"].model_id == \
-        f"{MODEL_NAME}@{onnx_identity['weights_sha256'][:16]}"
+        f"{MODEL_NAME}@{onnx_identity['weights_sha256'][:16]}/exact"
     assert onnx_identity["weights"] == torch_identity["weights"] == provenance["weights"]
     if provenance["weights"] == "random-init":
         assert "NOT FOR CLINICAL USE" in onnx_identity["warning"] and "NOT FOR CLINICAL USE" in torch_identity["warning"]

@@ -7,9 +7,10 @@ from .artifacts import RANDOM_INIT, RANDOM_INIT_WARNING, ArtifactPaths, read_pro
 from .specs import get_spec
 
 
-def model_id(name: str, weights_sha256: str) -> str:
-    """The result-cache key's model part: the weights, not the engine, decide the answer."""
-    return f"{name}@{weights_sha256[:16]}"
+def model_id(name: str, weights_sha256: str, preprocess_mode: str = "exact") -> str:
+    """The result-cache key's model part: the weights and the preprocessing decide the answer, not the engine
+    (onnxruntime and torch agree to 1e-4; fast and exact preprocessing do not)."""
+    return f"{name}@{weights_sha256[:16]}/{preprocess_mode}"
 
 
 def read_identity(model_dir: str, name: str = "densenet121-res224-all", engine: str = "onnxruntime",
@@ -23,7 +24,7 @@ def read_identity(model_dir: str, name: str = "densenet121-res224-all", engine: 
         sha256 = sha256_file(paths.weights)
     kind = weights_kind(record.get("weights"))
     identity = {"name": name, "weights_sha256": sha256, "weights": kind, "engine": engine,
-                "preprocess": preprocess_mode, "model_id": model_id(name, sha256)}
+                "preprocess": preprocess_mode, "model_id": model_id(name, sha256, preprocess_mode)}
     if kind == RANDOM_INIT:
         identity["warning"] = RANDOM_INIT_WARNING
     return identity

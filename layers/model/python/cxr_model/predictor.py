@@ -8,6 +8,7 @@ import numpy as np
 
 from .artifacts import RANDOM_INIT, RANDOM_INIT_WARNING, ArtifactPaths, read_provenance, weights_kind
 from .engines import ENGINES
+from .identity import model_id
 from .preprocess import PREPROCESS_MODES, preprocess
 from .specs import get_spec
 
@@ -27,7 +28,7 @@ class Predictor:
         self.engine = engine
         self.labels = labels
         self.identity = identity
-        self.model_id = f"{identity['name']}@{identity['weights_sha256'][:16]}"
+        self.model_id = model_id(identity["name"], identity["weights_sha256"], preprocess_mode)
         self.preprocess_mode = preprocess_mode
 
     def preprocess(self, data: bytes) -> np.ndarray:

@@ -37,7 +37,8 @@ def spawn(args: list[str], *, env: dict[str, str], cwd: Path, log: IO | None = N
 
 
 def start_moto(host: str, port: int, *, env: dict[str, str], cwd: Path, log: IO | None) -> subprocess.Popen:
-    return spawn([sys.executable, "-m", "moto.server", "-H", host, "-p", str(port)], env=env, cwd=cwd, log=log)
+    return spawn([sys.executable, "-m", "cxr_local.moto_server", "-H", host, "-p", str(port)], env=env, cwd=cwd,
+                 log=log)
 
 
 def wait_for_http(url: str, process: subprocess.Popen, timeout_s: float) -> None:

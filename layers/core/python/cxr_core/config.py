@@ -64,7 +64,7 @@ def settings() -> Settings:
         model_threads=_int("MODEL_THREADS", 1),
         preprocess_mode=env("PREPROCESS_MODE", "fast"),
         infer_batch_size=_int("INFER_BATCH_SIZE", 8),
-        infer_batch_window_seconds=float(env("INFER_BATCH_WINDOW_SECONDS", "1")),
+        infer_batch_window_seconds=float(env("INFER_BATCH_WINDOW_SECONDS", "0")),
         visibility_timeout_seconds=_int("VISIBILITY_TIMEOUT_SECONDS", 360),
         worker_processes=_int("WORKER_PROCESSES", os.cpu_count() or 1),
         stuck_job_seconds=_int("STUCK_JOB_SECONDS", 900),

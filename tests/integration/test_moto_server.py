@@ -1,0 +1,53 @@
+"""The local stack's moto server keeps TransactWriteItems all-or-nothing with its item-level rollback."""
+import boto3
+import pytest
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture
+def table(moto_endpoint):
+    client = boto3.client("dynamodb", endpoint_url=moto_endpoint, region_name="us-east-1",
+                          aws_access_key_id="testing", aws_secret_access_key="testing")
+    name = "rollback-check"
+    if name not in client.list_tables()["TableNames"]:
+        client.create_table(TableName=name, BillingMode="PAY_PER_REQUEST",
+                            KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}],
+                            AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"}])
+    for index in range(50):  # a table that is not empty, as the stack's tables are not
+        client.put_item(TableName=name, Item={"pk": {"S": f"row-{index}"}, "n": {"N": "0"}})
+    return client, name
+
+
+def test_a_cancelled_transaction_changes_nothing(table):
+    client, name = table
+    with pytest.raises(client.exceptions.TransactionCanceledException) as raised:
+        client.transact_write_items(TransactItems=[
+            {"Update": {"TableName": name, "Key": {"pk": {"S": "row-1"}}, "UpdateExpression": "SET n = :one",
+                        "ExpressionAttributeValues": {":one": {"N": "1"}}}},
+            {"Put": {"TableName": name, "Item": {"pk": {"S": "new-row"}, "n": {"N": "1"}}}},
+            {"Delete": {"TableName": name, "Key": {"pk": {"S": "row-2"}}}},
+            {"Update": {"TableName": name, "Key": {"pk": {"S": "row-3"}}, "UpdateExpression": "SET n = :one",
+                        "ConditionExpression": "n = :two",
+                        "ExpressionAttributeValues": {":one": {"N": "1"}, ":two": {"N": "2"}}}},
+        ])
+    codes = [reason["Code"] for reason in raised.value.response["CancellationReasons"]]
+    assert codes == ["None", "None", "None", "ConditionalCheckFailed"]
+    get = lambda key: client.get_item(TableName=name, Key={"pk": {"S": key}}, ConsistentRead=True).get("Item")
+    assert get("row-1")["n"] == {"N": "0"}
+    assert get("new-row") is None
+    assert get("row-2") is not None
+    assert get("row-3")["n"] == {"N": "0"}
+    assert client.scan(TableName=name, Select="COUNT")["Count"] == 50
+
+
+def test_a_committed_transaction_applies_every_item(table):
+    client, name = table
+    client.transact_write_items(TransactItems=[
+        {"Update": {"TableName": name, "Key": {"pk": {"S": "row-5"}}, "UpdateExpression": "SET n = :one",
+                    "ConditionExpression": "n = :zero",
+                    "ExpressionAttributeValues": {":one": {"N": "1"}, ":zero": {"N": "0"}}}},
+        {"Put": {"TableName": name, "Item": {"pk": {"S": "row-added"}, "n": {"N": "7"}}}},
+    ])
+    assert client.get_item(TableName=name, Key={"pk": {"S": "row-5"}})["Item"]["n"] == {"N": "1"}
+    assert client.get_item(TableName=name, Key={"pk": {"S": "row-added"}})["Item"]["n"] == {"N": "7"}

@@ -3,6 +3,7 @@ from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.event_handler import APIGatewayHttpResolver
 from aws_lambda_powertools.metrics import MetricUnit
 
+import cxr_model  # noqa: F401  (decoders imported in the init phase; the model itself is never loaded here)
 from cxr_core.bootstrap import runtime
 from cxr_core.http import caller, install_error_handlers, json_body, json_response
 from cxr_core.services.jobs import submit_view
@@ -14,7 +15,7 @@ logger = Logger()
 metrics = Metrics()
 app = APIGatewayHttpResolver()
 install_error_handlers(app, logger)
-runtime().submit_deps()  # clients, settings and the image checks built in the init phase, not on the first request
+runtime()  # clients and settings built in the init phase, not on the first request
 
 
 def _is_json(content_type: str | None) -> bool:

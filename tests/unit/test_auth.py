@@ -40,6 +40,13 @@ def test_jwt_mode_trusts_the_gateway_validated_claims():
         auth.client({"x-api-key": "anything"}, {})
 
 
+def test_the_gateways_iam_authorizer_makes_an_operator():
+    auth = Authenticator("api_key", KeyTable({}))
+    context = {"authorizer": {"iam": {"userArn": "arn:aws:iam::123456789012:role/cxr-ops", "callerId": "AROA1"}}}
+    client = auth.client({}, context)
+    assert client.operator and client.client_id.endswith("role/cxr-ops")
+
+
 def test_generated_keys_are_long_random_and_stored_only_hashed():
     a, b = new_api_key(), new_api_key()
     assert a != b and len(a) > 40

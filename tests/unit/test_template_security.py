@@ -182,3 +182,15 @@ def test_cors_is_off_by_default_and_allows_exactly_the_given_origin():
     assert condition == "HasCorsOrigin" and otherwise == {"Ref": "AWS::NoValue"}
     assert when_set["allowOrigins"] == ["https://viewer.example.org"]
     assert {"content-type", "x-api-key"} <= set(when_set["allowHeaders"])
+
+
+def test_operator_routes_sit_behind_the_iam_authorizer_and_client_routes_do_not():
+    api = next(iter(resources_of_type(translated(), "AWS::Serverless::HttpApi").values()), None) or next(
+        iter(resources_of_type(translated(), "AWS::ApiGatewayV2::Api").values()))
+    paths = api["Properties"]["Body"]["paths"]
+    for path, item in paths.items():
+        for method, operation in item.items():
+            if not isinstance(operation, dict) or "x-amazon-apigateway-integration" not in operation:
+                continue
+            iam = {"AWS_IAM": []} in operation.get("security", [])
+            assert iam == (path.startswith("/v1/ops/") and path != "/v1/ops/health"), (method, path, operation)

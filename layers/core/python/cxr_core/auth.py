@@ -106,6 +106,9 @@ class Authenticator:
 
     def client(self, headers: dict, request_context: dict) -> Client:
         """The calling client, or ServiceError 401."""
+        iam = (request_context.get("authorizer") or {}).get("iam") or {}
+        if iam.get("userArn") or iam.get("callerId"):  # API Gateway's IAM authorizer verified a SigV4 signature
+            return Client(str(iam.get("userArn") or iam.get("callerId")), operator=True)
         if self.mode == "none":
             return Client("anonymous", operator=True)
         if self.mode == "jwt":  # API Gateway's JWT authorizer has already checked the token

@@ -122,7 +122,7 @@ def test_a_revoked_key_stops_working(strict_stack):
     assert [e for e in listed if e["key_hash"] == created["key_hash"]][0]["revoked_at"]
 
 
-def test_stored_dicom_keeps_no_patient_identity(local_stack, http):
+def test_stored_dicom_and_logs_keep_no_patient_identity(local_stack, http):
     import hashlib
     data = SAMPLE_FILES["dicom"].read_bytes()
     patient_id = str(pydicom.dcmread(SAMPLE_FILES["dicom"]).PatientID).encode()
@@ -135,3 +135,7 @@ def test_stored_dicom_keeps_no_patient_identity(local_stack, http):
     body = stored["Body"].read()
     assert patient_id in data and patient_id not in body
     assert stored["ServerSideEncryption"] == "AES256"
+    status, _ = wait_for_terminal_status(http, local_stack.base_url, response.json()["id"])
+    assert status["status"] == "COMPLETED"
+    logs = [path for path in local_stack.log_path.parent.rglob("*") if path.is_file()]
+    assert logs and not [path for path in logs if patient_id in path.read_bytes()]  # API, workers, moto

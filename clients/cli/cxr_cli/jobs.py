@@ -6,7 +6,7 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Callable
 
 from . import exit_codes
-from .api import TERMINAL, ApiError, Client
+from .api import ApiError, Client
 from .files import ImageFile
 
 POLL_FIRST_S, POLL_MAX_S = 0.2, 2.0

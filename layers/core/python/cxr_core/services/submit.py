@@ -36,8 +36,10 @@ def _image_format(data: bytes, check_image: Callable[[bytes], object]) -> str:
         return check_image(data).format
     except ServiceError:
         raise
-    except Exception as error:  # cxr_model.ImageError: typed, with a code and a message
-        code = getattr(error, "code", "UNDECODABLE_IMAGE")
+    except Exception as error:
+        code = getattr(error, "code", None)  # cxr_model.ImageError: typed, with a code and a message
+        if code is None:
+            raise  # a bug, not a bad image: it must not pass for a 422
         message = getattr(error, "message", None) or str(error) or "image could not be decoded"
         if code == "UNSUPPORTED_MEDIA_TYPE":
             raise unsupported_media(message) from error

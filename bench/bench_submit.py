@@ -13,7 +13,6 @@ import json
 import os
 import random
 import shutil
-import signal
 import statistics
 import subprocess
 import sys
@@ -27,6 +26,7 @@ import requests
 from PIL import Image
 
 from cxr_local.cfn_yaml import load_template
+from cxr_local.processes import stop
 
 REPO = Path(__file__).resolve().parents[1]
 SAMPLE = REPO.parent / "shared" / "data" / "xrays" / "00000001_000.png"
@@ -47,7 +47,7 @@ def start(cwd: Path, workers: int, log_path: Path, *extra: str) -> tuple[subproc
                                    stderr=subprocess.STDOUT)
     while not ready.exists():
         if process.poll() is not None or time.perf_counter() - began > 600:
-            stop(process)
+            stop(process, grace_s=60)
             raise SystemExit(f"stack did not start:\n{log_path.read_text()[-3000:]}")
         time.sleep(0.02)
     info = json.loads(ready.read_text())
@@ -60,16 +60,6 @@ def auth(info: dict) -> dict[str, str]:
     return {"x-api-key": info["api_key"]} if info.get("api_key") else {}
 
 
-def stop(process: subprocess.Popen) -> None:
-    if process.poll() is None:
-        process.send_signal(signal.SIGTERM)
-        try:
-            process.wait(60)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
-
-
 def cold_start(workers: int, log_dir: Path) -> dict:
     """Start from a copy of the repository without model artifacts, so the stack runs the model build."""
     with tempfile.TemporaryDirectory(prefix="cxr-cold-") as copy:
@@ -78,7 +68,7 @@ def cold_start(workers: int, log_dir: Path) -> dict:
         shutil.copytree(REPO / "functions", root / "functions", ignore=shutil.ignore_patterns("__pycache__"))
         (root / "layers" / "model" / "weights").mkdir(parents=True)
         process, info, seconds = start(root, workers, log_dir / "cold.log")
-        stop(process)
+        stop(process, grace_s=60)
         return {"wall_s": seconds, "self_reported_s": info["ready_seconds"]}
 
 
@@ -174,19 +164,19 @@ def main() -> int:
         process, info, seconds = start(REPO, args.workers, log_dir / f"warm{attempt}.log")
         warm.append({"wall_s": seconds, "self_reported_s": info["ready_seconds"]})
         if attempt < args.starts - 1:
-            stop(process)
+            stop(process, grace_s=60)
     results["start_warm"] = {"runs": warm, "median_wall_s": statistics.median(w["wall_s"] for w in warm)}
     results["weights"] = info["weights"]
 
     try:
         results["with_workers"] = measure_submits(info, args.requests)
     finally:
-        stop(process)
+        stop(process, grace_s=60)
     process, info, _ = start(REPO, 0, log_dir / "no-workers.log", "--no-build")
     try:
         results["without_workers"] = measure_submits(info, args.requests)
     finally:
-        stop(process)
+        stop(process, grace_s=60)
     results["load_avg_1m_at_end"] = os.getloadavg()[0]
 
     print(f"\nlocal stack on {os.cpu_count()} CPUs, {args.workers} infer worker process(es), "

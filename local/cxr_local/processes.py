@@ -60,7 +60,7 @@ def wait_for_http(url: str, process: subprocess.Popen, timeout_s: float) -> None
 
 
 def stop(process: subprocess.Popen | None, grace_s: float) -> int | None:
-    """SIGTERM the child, wait up to grace_s, then SIGKILL its whole process group."""
+    """SIGTERM the child, wait up to grace_s, then SIGKILL it and the process group it may lead."""
     if process is None:
         return None
     if process.poll() is None:
@@ -68,7 +68,7 @@ def stop(process: subprocess.Popen | None, grace_s: float) -> int | None:
             process.send_signal(signal.SIGTERM)
             process.wait(grace_s)
         except subprocess.TimeoutExpired:
-            pass
+            process.kill()  # also when it was not started in a session of its own
     try:
         os.killpg(process.pid, signal.SIGKILL)  # leftovers of the group the child leads (its own children)
     except (ProcessLookupError, PermissionError):

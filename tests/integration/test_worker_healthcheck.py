@@ -1,13 +1,13 @@
 """The worker image's HEALTHCHECK script against the real worker supervisor: healthy on moto, unhealthy in a crash loop."""
 from __future__ import annotations
 
-import signal
 import subprocess
 import sys
 import time
 
 import pytest
 
+from cxr_local.processes import stop
 from tests.integration.conftest import REPO, python_with
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
@@ -25,16 +25,6 @@ def healthcheck(supervisor: subprocess.Popen, workers: int, min_age: float) -> s
                            "--supervisor-pid", str(supervisor.pid)], capture_output=True, text=True, timeout=30)
 
 
-def stop(process: subprocess.Popen) -> None:
-    if process.poll() is None:
-        process.send_signal(signal.SIGTERM)
-    try:
-        process.wait(30)
-    except subprocess.TimeoutExpired:
-        process.kill()
-        process.wait()
-
-
 def test_running_workers_are_healthy_and_a_missing_one_is_not(stack_env):
     worker = start_worker(stack_env, processes=2)
     try:
@@ -45,7 +35,7 @@ def test_running_workers_are_healthy_and_a_missing_one_is_not(stack_env):
         short = healthcheck(worker, workers=3, min_age=2)
         assert short.returncode == 1 and "2 of 3" in short.stdout
     finally:
-        stop(worker)
+        stop(worker, grace_s=30)
     gone = healthcheck(worker, workers=2, min_age=2)
     assert gone.returncode == 1 and "no worker supervisor" in gone.stdout
 
@@ -58,4 +48,4 @@ def test_workers_that_keep_crashing_are_unhealthy(stack_env, tmp_path):
         assert all(result.returncode == 1 for result in results), [r.stdout for r in results]
         assert any("younger than" in r.stdout or " of 2 worker" in r.stdout for r in results)
     finally:
-        stop(worker)
+        stop(worker, grace_s=30)

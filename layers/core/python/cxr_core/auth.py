@@ -4,6 +4,7 @@ from __future__ import annotations
 import hashlib
 import re
 import secrets
+import threading
 import time
 from dataclasses import dataclass
 from datetime import timedelta
@@ -128,22 +129,46 @@ class Authenticator:
 
 
 class RateLimiter:
-    """A fixed one-minute window per client: one conditional ADD per request."""
+    """A fixed one-minute window per client; each process reserves a lease of requests with one conditional ADD.
 
-    def __init__(self, per_minute: int):
+    A client is never admitted beyond per_minute in a window; it may be refused up to (processes - 1) x (lease - 1)
+    requests early, because other processes can hold unspent leases.
+    """
+
+    def __init__(self, per_minute: int, lease: int = 10):
         self.per_minute = per_minute
+        self.lease = max(1, lease)
+        self._balances: dict[tuple[str, int], int] = {}
+        self._lock = threading.Lock()
 
     def hit(self, client_id: str) -> None:
         if self.per_minute <= 0:
             return
         now = time.time()
         window = int(now // 60)
+        key = (client_id, window)
+        with self._lock:
+            if self._balances.get(key, 0) > 0:
+                self._balances[key] -= 1
+                return
+            block = min(self.lease, self.per_minute)
+            granted = self._reserve(client_id, window, block)
+            if not granted and block > 1:
+                granted = self._reserve(client_id, window, 1)
+            if not granted:
+                raise throttled(max(1, int((window + 1) * 60 - now) + 1))
+            self._balances = {k: v for k, v in self._balances.items() if k[1] >= window}
+            self._balances[key] = granted - 1
+
+    def _reserve(self, client_id: str, window: int, count: int) -> int:
+        """Add count to the window's counter if it stays within per_minute; count, or 0 when it would not."""
         try:
             RateLimitRecord(f"{client_id}#{window}").update(
-                actions=[RateLimitRecord.hits.add(1),
+                actions=[RateLimitRecord.hits.add(count),
                          RateLimitRecord.expires_at.set(utc_now() + timedelta(minutes=5))],
-                condition=RateLimitRecord.hits.does_not_exist() | (RateLimitRecord.hits < self.per_minute))
+                condition=RateLimitRecord.hits.does_not_exist() | (RateLimitRecord.hits <= self.per_minute - count))
+            return count
         except UpdateError as error:
             if getattr(error, "cause_response_code", None) == "ConditionalCheckFailedException":
-                raise throttled(max(1, int((window + 1) * 60 - now) + 1)) from error
+                return 0
             raise

@@ -29,7 +29,7 @@ class Runtime:
         self.images = S3ImageStore(self.s3, config.images_bucket)
         self.queue = SqsJobQueue(self.sqs, config.queue_url, config.dlq_url or None)
         self.auth = Authenticator(config.auth_mode, ApiKeyStore(config.auth_cache_seconds))
-        self.rate_limiter = RateLimiter(config.rate_limit_per_minute)
+        self.rate_limiter = RateLimiter(config.rate_limit_per_minute, lease=config.rate_limit_lease)
         self.upload_settings = UploadSettings(url_seconds=config.upload_url_seconds,
                                               max_bytes=config.max_presigned_upload_bytes)
 

@@ -33,6 +33,7 @@ class Settings:
     api_keys_table: str
     rate_limits_table: str
     rate_limit_per_minute: int
+    rate_limit_lease: int
     auth_cache_seconds: int
     upload_url_seconds: int
     max_presigned_upload_bytes: int
@@ -72,6 +73,7 @@ def settings() -> Settings:
         api_keys_table=env("API_KEYS_TABLE", "cxr-local-api-keys"),
         rate_limits_table=env("RATE_LIMITS_TABLE", "cxr-local-rate-limits"),
         rate_limit_per_minute=_int("RATE_LIMIT_PER_MINUTE", 600),
+        rate_limit_lease=_int("RATE_LIMIT_LEASE", 10),
         auth_cache_seconds=_int("AUTH_CACHE_SECONDS", 30),
         upload_url_seconds=_int("UPLOAD_URL_SECONDS", 900),
         max_presigned_upload_bytes=_int("MAX_PRESIGNED_UPLOAD_BYTES", 200 * 1024 * 1024),

@@ -8,6 +8,7 @@ import argparse
 import os
 import signal
 import sys
+import threading
 
 from cheroot import wsgi
 
@@ -28,11 +29,20 @@ def main(argv: list[str] | None = None) -> None:
 
     server = wsgi.Server((args.host, args.port), DomainDispatcherApplication(create_backend_app),
                          numthreads=THREADS, request_queue_size=256, timeout=60, server_name="moto")
-    signal.signal(signal.SIGTERM, lambda *_: server.stop())
+    signal.signal(signal.SIGTERM, _exit_serve_loop)
     try:
-        server.start()
-    except KeyboardInterrupt:
-        server.stop()
+        server.start()  # a port already taken raises here, and the process exits non-zero
+    except (KeyboardInterrupt, SystemExit):
+        # moto keeps nothing worth flushing; give requests in hand a moment, but a 20 s long poll must not
+        # hold the exit (cheroot's stop waits for it), and cheroot's helper threads are not daemons
+        stopper = threading.Thread(target=server.stop, daemon=True)
+        stopper.start()
+        stopper.join(2)
+        os._exit(0)
+
+
+def _exit_serve_loop(*_) -> None:
+    raise SystemExit(0)  # raised in the main thread, inside the serve loop; stopping there would deadlock
 
 
 if __name__ == "__main__":

@@ -1,6 +1,16 @@
-"""The local stack's moto server keeps TransactWriteItems all-or-nothing with its item-level rollback."""
+"""The local stack's moto server: TransactWriteItems all-or-nothing with its item-level rollback, keep-alive, stop."""
+import http.client
+import os
+import signal
+import subprocess
+import threading
+import time
+
 import boto3
 import pytest
+
+from cxr_local.processes import free_port, start_moto, stop, wait_for_http
+from tests.integration.conftest import AWS_ENV, REPO
 
 pytestmark = pytest.mark.integration
 
@@ -51,3 +61,48 @@ def test_a_committed_transaction_applies_every_item(table):
     ])
     assert client.get_item(TableName=name, Key={"pk": {"S": "row-5"}})["Item"]["n"] == {"N": "1"}
     assert client.get_item(TableName=name, Key={"pk": {"S": "row-added"}})["Item"]["n"] == {"N": "7"}
+
+
+def test_connections_are_kept_alive(moto_endpoint):
+    """Werkzeug's server closed every connection; the local stack's moto answers many calls on one."""
+    host, port = moto_endpoint.removeprefix("http://").split(":")
+    connection = http.client.HTTPConnection(host, int(port), timeout=10)
+    peers = set()
+    for _ in range(3):
+        connection.request("GET", "/moto-api/")
+        response = connection.getresponse()
+        response.read()
+        assert response.status == 200
+        assert (response.getheader("Connection") or "").lower() != "close"
+        peers.add(connection.sock.getsockname())
+    connection.close()
+    assert len(peers) == 1
+
+
+def test_sigterm_stops_the_server_with_a_long_poll_in_flight(tmp_path):
+    port = free_port()
+    env = {**os.environ, **AWS_ENV}
+    process = start_moto("127.0.0.1", port, env=env, cwd=REPO, log=subprocess.DEVNULL)
+    endpoint = f"http://127.0.0.1:{port}"
+    try:
+        wait_for_http(endpoint + "/moto-api/", process, timeout_s=30)
+        sqs = boto3.client("sqs", endpoint_url=endpoint, region_name="us-east-1", aws_access_key_id="testing",
+                           aws_secret_access_key="testing")
+        queue_url = sqs.create_queue(QueueName="long-poll")["QueueUrl"]
+        poller = threading.Thread(target=lambda: _ignore_errors(sqs.receive_message, QueueUrl=queue_url,
+                                                                WaitTimeSeconds=20), daemon=True)
+        poller.start()
+        time.sleep(0.5)
+        began = time.monotonic()
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(timeout=15) == 0
+        assert time.monotonic() - began < 10
+    finally:
+        stop(process, grace_s=1)
+
+
+def _ignore_errors(call, **kwargs):
+    try:
+        call(**kwargs)
+    except Exception:  # noqa: BLE001 - the server going away mid-poll is the point
+        pass

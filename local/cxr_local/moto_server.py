@@ -25,10 +25,14 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     os.environ.setdefault("MOTO_PORT", str(args.port))
     install()
+    # requests differ 100-fold in cost (a GetItem vs an 8-item transaction); with the default 5 ms GIL switch
+    # interval a cheap call waits out a costly one in another thread
+    sys.setswitchinterval(0.0005)
     from moto.moto_server.werkzeug_app import DomainDispatcherApplication, create_backend_app
 
     server = wsgi.Server((args.host, args.port), DomainDispatcherApplication(create_backend_app),
                          numthreads=THREADS, request_queue_size=256, timeout=60, server_name="moto")
+    server.keep_alive_conn_limit = None  # cheroot closes connections beyond 10 idle ones; every process pools some
     signal.signal(signal.SIGTERM, _exit_serve_loop)
     try:
         server.start()  # a port already taken raises here, and the process exits non-zero

@@ -66,6 +66,10 @@ def test_a_committed_transaction_applies_every_item(table):
 def test_connections_are_kept_alive(moto_endpoint):
     """Werkzeug's server closed every connection; the local stack's moto answers many calls on one."""
     host, port = moto_endpoint.removeprefix("http://").split(":")
+    idle = [http.client.HTTPConnection(host, int(port), timeout=10) for _ in range(20)]  # as a stack's pools hold
+    for other in idle:
+        other.request("GET", "/moto-api/")
+        other.getresponse().read()
     connection = http.client.HTTPConnection(host, int(port), timeout=10)
     peers = set()
     for _ in range(3):
@@ -76,6 +80,8 @@ def test_connections_are_kept_alive(moto_endpoint):
         assert (response.getheader("Connection") or "").lower() != "close"
         peers.add(connection.sock.getsockname())
     connection.close()
+    for other in idle:
+        other.close()
     assert len(peers) == 1
 
 

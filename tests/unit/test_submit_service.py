@@ -138,3 +138,37 @@ def test_another_clients_job_is_never_handed_out(ports):
     run_queue(ports)
     hit = submit_image(Upload(PNG), deps_for(ports), client_id="hospital-b")
     assert hit.job.cached and hit.job.client_id == "hospital-b"
+
+
+def test_a_cache_hit_does_not_wait_for_the_image_check(ports):
+    submit_image(Upload(PNG), deps_for(ports))
+    run_queue(ports)
+    release = threading.Event()
+
+    def slow_check(data):
+        release.wait(10)
+        return fake_check_image(data)
+
+    deps = SubmitDeps(jobs=ports[0], images=ports[1], queue=ports[2], model_id="model@1", check_image=slow_check,
+                      executor=ThreadPoolExecutor(1))
+    try:
+        hit = submit_image(Upload(PNG), deps)
+        assert hit.job.cached and not release.is_set()
+    finally:
+        release.set()
+        deps.executor.shutdown(wait=True)
+
+
+def test_with_an_executor_a_bad_new_image_is_still_rejected_and_nothing_is_written(ports):
+    def refuse(data):
+        error = ValueError("nope")
+        error.code, error.message = "UNDECODABLE_IMAGE", "PNG pixel data is not a valid zlib stream"
+        raise error
+
+    deps = SubmitDeps(jobs=ports[0], images=ports[1], queue=ports[2], model_id="model@1", check_image=refuse,
+                      executor=ThreadPoolExecutor(1))
+    with pytest.raises(ServiceError) as raised:
+        submit_image(Upload(b"\x89PNG\r\n\x1a\nbroken"), deps)
+    assert raised.value.status == 422
+    assert ports[1].objects == {} and ports[2].messages == []
+    deps.executor.shutdown(wait=True)

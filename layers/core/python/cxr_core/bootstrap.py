@@ -52,7 +52,11 @@ class Runtime:
         from cxr_model.privacy import deidentify_dicom
         return SubmitDeps(jobs=self.jobs, images=self.images, queue=self.queue,
                           model_id=self.model_identity["model_id"], check_image=check_image,
-                          deidentify_dicom=deidentify_dicom)
+                          deidentify_dicom=deidentify_dicom, executor=self._submit_executor)
+
+    @cached_property
+    def _submit_executor(self) -> ThreadPoolExecutor:
+        return ThreadPoolExecutor(max_workers=2, thread_name_prefix="check")
 
     @cached_property
     def _executor(self) -> ThreadPoolExecutor:

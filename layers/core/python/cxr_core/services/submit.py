@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import logging
+from concurrent.futures import Executor
 from dataclasses import dataclass
 from typing import Callable
 
@@ -23,6 +24,7 @@ class SubmitDeps:
     model_id: str
     check_image: Callable[[bytes], object]  # returns info with .format; raises cxr_model.ImageError
     deidentify_dicom: Callable[[bytes], bytes] = lambda data: data  # what is stored keeps no patient identity
+    executor: Executor | None = None  # runs the image check while the cache lookup waits on DynamoDB
 
 
 @dataclass
@@ -68,7 +70,11 @@ def _enqueue(job: Job, deps: SubmitDeps) -> SubmitOutcome:
 
 
 def submit_image(upload: Upload, deps: SubmitDeps, client_id: str | None = None) -> SubmitOutcome:
-    image_format = _image_format(upload.data, deps.check_image)
+    """Bytes the cache already knows were validated when first submitted, so a cache hit (or the same client's
+    job in flight) is answered without waiting for the image check (it inflates a whole PNG or parses a whole
+    JPEG); a new image's check runs while the cache lookup waits on DynamoDB."""
+    check = deps.executor.submit(_image_format, upload.data, deps.check_image) if deps.executor else None
+    image_format = None
     digest = sha256_hex(upload.data)
     moment = iso(utc_now())
     job = Job(job_id=new_job_id(), status=JobStatus.QUEUED, image_sha256=digest,
@@ -93,6 +99,8 @@ def submit_image(upload: Upload, deps: SubmitDeps, client_id: str | None = None)
                 claim_cache = False  # another client's job: never hand out its id; run this one on its own
             else:
                 stale_job_id = entry.job_id  # its job failed or vanished: take the key over
+        if image_format is None:
+            image_format = check.result() if check else _image_format(upload.data, deps.check_image)
         if not stored:
             stored_bytes = deps.deidentify_dicom(upload.data) if image_format == "dicom" else upload.data
             deps.images.put(job.image_key, stored_bytes, _MEDIA_TYPES[image_format])

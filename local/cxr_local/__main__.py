@@ -40,6 +40,9 @@ def parse_args(argv: list[str] | None = None) -> Options:
                         help="moto server port (default: a free port, or $CXR_LOCAL_MOTO_PORT)")
     parser.add_argument("--workers", type=int, default=int(env("CXR_LOCAL_WORKERS", str(os.cpu_count() or 1))),
                         help="infer worker processes (default: one per core, or $CXR_LOCAL_WORKERS; 0: none)")
+    parser.add_argument("--worker-nice", type=int, default=int(env("CXR_LOCAL_WORKER_NICE", "10")),
+                        help="CPU priority of the infer workers below the API and moto (nice steps, default 10; "
+                             "0: equal), so inference on the same cores does not queue API requests")
     parser.add_argument("--no-build", action="store_true", help="do not run the model build before starting")
     parser.add_argument("--param", action="append", default=[], metavar="NAME=VALUE",
                         help="template parameter override, e.g. --param InferBatchSize=4 (Stage defaults to local)")
@@ -58,7 +61,8 @@ def parse_args(argv: list[str] | None = None) -> Options:
     args = parser.parse_args(argv)
     root = _find_repo_root()
     return Options(repo_root=root, template=(args.template or root / "template.yaml").resolve(), host=args.host,
-                   port=args.port, moto_port=args.moto_port, workers=args.workers, build_model=not args.no_build,
+                   port=args.port, moto_port=args.moto_port, workers=args.workers, worker_nice=args.worker_nice,
+                   build_model=not args.no_build,
                    params=_pairs(args.param, "--param"), env=_pairs(args.env, "--env"),
                    max_instances=args.max_instances, ready_file=args.ready_file, access_log=args.access_log,
                    log_dir=args.log_dir, api_key=args.api_key)

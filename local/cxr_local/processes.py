@@ -29,11 +29,19 @@ def _die_with_parent() -> None:
         pass
 
 
-def spawn(args: list[str], *, env: dict[str, str], cwd: Path, log: IO | None = None) -> subprocess.Popen:
-    """Start a child in its own process group (so a terminal Ctrl-C reaches only the stack, which stops it in order)."""
-    preexec = _die_with_parent if sys.platform.startswith("linux") else None
+def spawn(args: list[str], *, env: dict[str, str], cwd: Path, log: IO | None = None, nice: int = 0) -> subprocess.Popen:
+    """Start a child in its own process group (so a terminal Ctrl-C reaches only the stack, which stops it in order),
+    `nice` steps below the stack's CPU priority."""
+    linux = sys.platform.startswith("linux")
+
+    def prepare() -> None:
+        if linux:
+            _die_with_parent()
+        if nice:
+            os.nice(nice)
+
     return subprocess.Popen(args, env=env, cwd=str(cwd), stdout=log, stderr=subprocess.STDOUT if log else None,
-                            start_new_session=True, preexec_fn=preexec)
+                            start_new_session=True, preexec_fn=prepare if (linux or nice) else None)
 
 
 def start_moto(host: str, port: int, *, env: dict[str, str], cwd: Path, log: IO | None) -> subprocess.Popen:

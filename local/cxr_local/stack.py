@@ -41,6 +41,9 @@ class Options:
     port: int = 8080
     moto_port: int = 0  # 0: a free port
     workers: int = os.cpu_count() or 1  # infer worker processes; 0 = none
+    # On AWS the API and the workers never share a CPU; here they do, and a forward pass that holds a core for
+    # tens of ms would queue every API request behind it. Workers run this many nice steps lower.
+    worker_nice: int = 10
     build_model: bool = True
     params: dict[str, str] = field(default_factory=dict)
     env: dict[str, str] = field(default_factory=dict)
@@ -117,7 +120,8 @@ class LocalStack:
         if opts.workers > 0 and infer is not None:
             worker_env = {**base_env, **infer.environment, "MODEL_DIR": model_dir,
                           "WORKER_PROCESSES": str(opts.workers), **opts.env}
-            self.worker = InferWorkers(worker_env, opts.repo_root, lambda: self._log_file("worker"), say)
+            self.worker = InferWorkers(worker_env, opts.repo_root, lambda: self._log_file("worker"), say,
+                                       nice=opts.worker_nice)
             self.worker.start()
 
         for thread in warming:

@@ -16,14 +16,14 @@ class InferWorkers:
     """The worker supervisor restarts its own processes; this restarts the supervisor itself should it exit."""
 
     def __init__(self, env: dict[str, str], cwd: Path, open_log: Callable[[], IO | None],
-                 say: Callable[[str], None]) -> None:
-        self.env, self.cwd, self.open_log, self.say = env, cwd, open_log, say
+                 say: Callable[[str], None], nice: int = 0) -> None:
+        self.env, self.cwd, self.open_log, self.say, self.nice = env, cwd, open_log, say, nice
         self.process: subprocess.Popen | None = None
         self._stopping = threading.Event()
         self._watcher: threading.Thread | None = None
 
     def start(self) -> None:
-        self.process = processes.spawn(WORKER_COMMAND, env=self.env, cwd=self.cwd, log=self.open_log())
+        self.process = processes.spawn(WORKER_COMMAND, env=self.env, cwd=self.cwd, log=self.open_log(), nice=self.nice)
         # restarts are spawned from this thread, which lives as long as the stack (children die with it)
         self._watcher = threading.Thread(target=self._watch, name="infer-worker-watch", daemon=True)
         self._watcher.start()
@@ -35,7 +35,7 @@ class InferWorkers:
                 self.say(f"WARNING: infer worker exited with code {process.returncode}; restarting in 2s")
                 if self._stopping.wait(2):
                     return
-                self.process = processes.spawn(WORKER_COMMAND, env=self.env, cwd=self.cwd, log=self.open_log())
+                self.process = processes.spawn(WORKER_COMMAND, env=self.env, cwd=self.cwd, log=self.open_log(), nice=self.nice)
 
     def stop(self, grace_s: float = 30) -> None:
         """SIGTERM: each worker finishes the batch in hand and settles its messages; SIGKILL after grace_s."""

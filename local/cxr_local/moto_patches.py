@@ -8,14 +8,22 @@
   backlog reading the clock through datetime arithmetic per message; the clock is now time.time() (same value,
   freezegun patches both) and the retention check reads the one attribute it needs.
 - Request dispatch: the host -> service lookup and the handler's method list are memoised.
+- DynamoDB isolation: moto applies a transaction item by item with no lock, so two requests on two server
+  threads could interleave (two racing conditional creates both won once the GIL switched often). DynamoDB
+  requests now run one at a time, as DynamoDB's own serialisation of conflicting writes would have them.
+- DynamoDB expressions: an update expression is parsed once per distinct text (the validators work on a deep
+  copy of the tree), and the AST walkers stop rebuilding their node-type table at every node they visit.
 """
 import copy
 import functools
+import threading
 import time
 
 import moto.core.responses as moto_responses
 import moto.core.utils as moto_utils
 import moto.dynamodb.models as models
+import moto.dynamodb.parsing.ast_nodes as ast_nodes
+import moto.dynamodb.responses as dynamo_responses
 import moto.sqs.models as sqs_models
 from moto.dynamodb.models.dynamo_type import DynamoType
 from moto.dynamodb.models.table import Table
@@ -103,6 +111,39 @@ def _backend_for_host(self, host):
     return cache[host]
 
 
+def _processing_table(traverser):
+    table = traverser.__dict__.get("_node_types")
+    if table is None:
+        table = traverser.__dict__["_node_types"] = traverser._processing_map()
+    return table
+
+
+def _nodes_to_be_processed(self):
+    return tuple(_processing_table(self))
+
+
+def _process(self, node):
+    for class_key, processor in _processing_table(self).items():
+        if isinstance(node, class_key):
+            return processor(node)
+
+
+def _memoised_update_parser(parser):
+    """UpdateExpressionParser with `make` memoised by expression text; moto never mutates the tree it returns
+    (UpdateExpressionValidator deep-copies it before processing, the responses only search it)."""
+    make = functools.lru_cache(maxsize=512)(parser.make)
+    return type(parser.__name__, (parser,), {"make": staticmethod(make)})
+
+
+_dynamodb_lock = threading.RLock()
+_original_dynamodb_call_action = dynamo_responses.DynamoHandler.call_action
+
+
+def _dynamodb_call_action(self):
+    with _dynamodb_lock:
+        return _original_dynamodb_call_action(self)
+
+
 def install():
     models.copy = _NoTableCopy
     models.DynamoDBBackend.transact_write_items = transact_write_items
@@ -111,4 +152,9 @@ def install():
     SQSBackend.is_message_valid_based_on_retention_period = _message_within_retention
     DomainDispatcherApplication.get_backend_for_host = _backend_for_host
     moto_responses.method_names_from_class = functools.lru_cache(maxsize=None)(moto_utils.method_names_from_class)
+    dynamo_responses.DynamoHandler.call_action = _dynamodb_call_action
+    ast_nodes.DepthFirstTraverser.nodes_to_be_processed = _nodes_to_be_processed
+    ast_nodes.DepthFirstTraverser.process = _process
+    parser = _memoised_update_parser(models.UpdateExpressionParser)
+    models.UpdateExpressionParser = dynamo_responses.UpdateExpressionParser = parser
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+from contextlib import contextmanager
 from dataclasses import replace
 from pathlib import Path
 
@@ -23,17 +24,23 @@ AWS_ENV = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing", "
            "AWS_REGION": "us-east-1"}
 
 
-@pytest.fixture(scope="session")
-def moto_endpoint():
+@contextmanager
+def running_moto():
+    """The local stack's moto server on a free loopback port: yields (process, endpoint)."""
     port = free_port()
-    env = {**os.environ, **AWS_ENV}
-    process = start_moto("127.0.0.1", port, env=env, cwd=REPO, log=subprocess.DEVNULL)
+    process = start_moto("127.0.0.1", port, env={**os.environ, **AWS_ENV}, cwd=REPO, log=subprocess.DEVNULL)
     endpoint = f"http://127.0.0.1:{port}"
     try:
         wait_for_http(endpoint + "/moto-api/", process, timeout_s=30)
-        yield endpoint
+        yield process, endpoint
     finally:
         stop(process, grace_s=5)
+
+
+@pytest.fixture(scope="session")
+def moto_endpoint():
+    with running_moto() as (_, endpoint):
+        yield endpoint
 
 
 @pytest.fixture(scope="session")

@@ -1,16 +1,13 @@
 """The local stack's moto server: TransactWriteItems all-or-nothing with its item-level rollback, keep-alive, stop."""
 import http.client
-import os
 import signal
-import subprocess
 import threading
 import time
 
 import boto3
 import pytest
 
-from cxr_local.processes import free_port, start_moto, stop, wait_for_http
-from tests.integration.conftest import AWS_ENV, REPO
+from tests.integration.conftest import running_moto
 
 pytestmark = pytest.mark.integration
 
@@ -85,13 +82,8 @@ def test_connections_are_kept_alive(moto_endpoint):
     assert len(peers) == 1
 
 
-def test_sigterm_stops_the_server_with_a_long_poll_in_flight(tmp_path):
-    port = free_port()
-    env = {**os.environ, **AWS_ENV}
-    process = start_moto("127.0.0.1", port, env=env, cwd=REPO, log=subprocess.DEVNULL)
-    endpoint = f"http://127.0.0.1:{port}"
-    try:
-        wait_for_http(endpoint + "/moto-api/", process, timeout_s=30)
+def test_sigterm_stops_the_server_with_a_long_poll_in_flight():
+    with running_moto() as (process, endpoint):
         sqs = boto3.client("sqs", endpoint_url=endpoint, region_name="us-east-1", aws_access_key_id="testing",
                            aws_secret_access_key="testing")
         queue_url = sqs.create_queue(QueueName="long-poll")["QueueUrl"]
@@ -103,8 +95,6 @@ def test_sigterm_stops_the_server_with_a_long_poll_in_flight(tmp_path):
         process.send_signal(signal.SIGTERM)
         assert process.wait(timeout=15) == 0
         assert time.monotonic() - began < 10
-    finally:
-        stop(process, grace_s=1)
 
 
 def _ignore_errors(call, **kwargs):

@@ -23,7 +23,7 @@ class InferWorkers:
         self._watcher: threading.Thread | None = None
 
     def start(self) -> None:
-        self.process = processes.spawn(WORKER_COMMAND, env=self.env, cwd=self.cwd, log=self.open_log(), nice=self.nice)
+        self.process = self._spawn()
         # restarts are spawned from this thread, which lives as long as the stack (children die with it)
         self._watcher = threading.Thread(target=self._watch, name="infer-worker-watch", daemon=True)
         self._watcher.start()
@@ -35,7 +35,10 @@ class InferWorkers:
                 self.say(f"WARNING: infer worker exited with code {process.returncode}; restarting in 2s")
                 if self._stopping.wait(2):
                     return
-                self.process = processes.spawn(WORKER_COMMAND, env=self.env, cwd=self.cwd, log=self.open_log(), nice=self.nice)
+                self.process = self._spawn()
+
+    def _spawn(self) -> subprocess.Popen:
+        return processes.spawn(WORKER_COMMAND, env=self.env, cwd=self.cwd, log=self.open_log(), nice=self.nice)
 
     def stop(self, grace_s: float = 30) -> None:
         """SIGTERM: each worker finishes the batch in hand and settles its messages; SIGKILL after grace_s."""

@@ -13,6 +13,10 @@
   requests now run one at a time, as DynamoDB's own serialisation of conflicting writes would have them.
 - DynamoDB expressions: an update expression is parsed once per distinct text (the validators work on a deep
   copy of the tree), and the AST walkers stop rebuilding their node-type table at every node they visit.
+- DynamoDB responses: moto's generic serializer walks every AttributeValue member by member (ten members, each
+  looked up under several spellings): two thirds of a GetItem's CPU. An attribute value already in its JSON wire
+  form (strings, numbers, booleans, nulls, maps, lists, string sets) is passed through as it is; anything else
+  (binary values) takes moto's own path (tests/unit/test_moto_patches.py compares the two).
 """
 import copy
 import functools
@@ -25,6 +29,7 @@ import moto.dynamodb.models as models
 import moto.dynamodb.parsing.ast_nodes as ast_nodes
 import moto.dynamodb.responses as dynamo_responses
 import moto.sqs.models as sqs_models
+from moto.core.serialize import BaseJSONSerializer
 from moto.dynamodb.models.dynamo_type import DynamoType
 from moto.dynamodb.models.table import Table
 from moto.moto_server.werkzeug_app import DomainDispatcherApplication
@@ -144,6 +149,36 @@ def _dynamodb_call_action(self):
         return _original_dynamodb_call_action(self)
 
 
+_WIRE_SCALARS = {"S": str, "N": str, "BOOL": bool, "NULL": bool}
+
+
+def in_wire_form(value) -> bool:
+    """True for an AttributeValue that the JSON protocol sends exactly as it is (no blobs: those get encoded)."""
+    if type(value) is not dict or len(value) != 1:
+        return False
+    (kind, inner), = value.items()
+    scalar = _WIRE_SCALARS.get(kind)
+    if scalar is not None:
+        return type(inner) is scalar
+    if kind == "M":
+        return type(inner) is dict and all(in_wire_form(member) for member in inner.values())
+    if kind == "L":
+        return type(inner) is list and all(in_wire_form(member) for member in inner)
+    if kind in ("SS", "NS"):
+        return type(inner) is list and all(type(member) is str for member in inner)
+    return False
+
+
+_original_serialize_structure = BaseJSONSerializer._serialize_type_structure
+
+
+def serialize_structure(self, serialized, value, shape, key):
+    if key and shape.name == "AttributeValue" and in_wire_form(value):
+        serialized[self.get_serialized_name(shape, key)] = value
+        return
+    _original_serialize_structure(self, serialized, value, shape, key)
+
+
 def install():
     models.copy = _NoTableCopy
     models.DynamoDBBackend.transact_write_items = transact_write_items
@@ -155,6 +190,7 @@ def install():
     dynamo_responses.DynamoHandler.call_action = _dynamodb_call_action
     ast_nodes.DepthFirstTraverser.nodes_to_be_processed = _nodes_to_be_processed
     ast_nodes.DepthFirstTraverser.process = _process
+    BaseJSONSerializer._serialize_type_structure = serialize_structure
     parser = _memoised_update_parser(models.UpdateExpressionParser)
     models.UpdateExpressionParser = dynamo_responses.UpdateExpressionParser = parser
 

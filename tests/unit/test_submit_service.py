@@ -172,3 +172,60 @@ def test_with_an_executor_a_bad_new_image_is_still_rejected_and_nothing_is_writt
     assert raised.value.status == 422
     assert ports[1].objects == {} and ports[2].messages == []
     deps.executor.shutdown(wait=True)
+
+
+class _BlockingImageStore(InMemoryImageStore):
+    """put waits until the job has been created, so the two can only succeed if they run side by side."""
+
+    def __init__(self, created: threading.Event, fail: bool = False):
+        super().__init__()
+        self.created, self.fail = created, fail
+
+    def put(self, key, data, content_type):
+        if not self.created.wait(10):
+            raise TimeoutError("the job was never created while the upload ran")
+        if self.fail:
+            raise ConnectionError("injected S3 write error")
+        super().put(key, data, content_type)
+
+
+class _SignallingJobStore(InMemoryJobStore):
+    def __init__(self, created: threading.Event):
+        super().__init__()
+        self.created = created
+
+    def create_job(self, job, stale_job_id=None, claim_cache=True):
+        super().create_job(job, stale_job_id, claim_cache)
+        self.created.set()
+
+
+def _overlapping_deps(fail_put: bool):
+    created = threading.Event()
+    jobs, images, queue = _SignallingJobStore(created), _BlockingImageStore(created, fail_put), InMemoryQueue()
+    return SubmitDeps(jobs=jobs, images=images, queue=queue, model_id="model@1", check_image=fake_check_image,
+                      executor=ThreadPoolExecutor(2))
+
+
+def test_with_an_executor_the_upload_runs_while_the_job_is_created_and_the_message_waits_for_both():
+    deps = _overlapping_deps(fail_put=False)
+    try:
+        outcome = submit_image(Upload(PNG), deps)
+    finally:
+        deps.executor.shutdown(wait=True)
+    assert outcome.created and deps.images.objects == {outcome.job.image_key: PNG}
+    assert [m.job_id for m in deps.queue.messages] == [outcome.job.job_id]
+
+
+def test_an_upload_that_fails_after_the_job_was_created_fails_that_job_and_frees_the_image():
+    deps = _overlapping_deps(fail_put=True)
+    try:
+        with pytest.raises(ServiceError) as raised:
+            submit_image(Upload(PNG), deps)
+    finally:
+        deps.executor.shutdown(wait=True)
+    assert raised.value.status == 503 and deps.queue.messages == []
+    (job,) = deps.jobs.jobs.values()
+    assert job.status is JobStatus.FAILED and "could not be stored" in job.error
+    again = submit_image(Upload(PNG), SubmitDeps(jobs=deps.jobs, images=InMemoryImageStore(), queue=deps.queue,
+                                                 model_id="model@1", check_image=fake_check_image))
+    assert again.created and again.job.job_id != job.job_id and len(deps.queue.messages) == 1

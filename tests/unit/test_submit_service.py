@@ -229,3 +229,30 @@ def test_an_upload_that_fails_after_the_job_was_created_fails_that_job_and_frees
     again = submit_image(Upload(PNG), SubmitDeps(jobs=deps.jobs, images=InMemoryImageStore(), queue=deps.queue,
                                                  model_id="model@1", check_image=fake_check_image))
     assert again.created and again.job.job_id != job.job_id and len(deps.queue.messages) == 1
+
+
+def test_the_same_clients_retry_stores_the_image_a_dead_process_never_uploaded(ports):
+    jobs, images, queue = ports
+
+    class DeadAfterCreate(InMemoryJobStore):
+        """The process died after the create: neither the upload nor the compensation happened."""
+
+        def fail_job(self, job, token, error):
+            raise ConnectionError("process gone")
+
+    class NoUpload(InMemoryImageStore):
+        def put(self, key, data, content_type):
+            raise ConnectionError("process gone")
+
+    store = DeadAfterCreate()
+    dying = SubmitDeps(jobs=store, images=NoUpload(), queue=queue, model_id="model@1", check_image=fake_check_image,
+                       executor=ThreadPoolExecutor(1))
+    with pytest.raises(ServiceError):
+        submit_image(Upload(PNG), dying, client_id="hospital-a")
+    dying.executor.shutdown(wait=True)
+    (orphan,) = store.jobs.values()
+    assert orphan.status is JobStatus.QUEUED and images.objects == {}
+
+    retry = submit_image(Upload(PNG), deps_for((store, images, queue)), client_id="hospital-a")
+    assert not retry.created and retry.job.job_id == orphan.job_id
+    assert images.objects == {orphan.image_key: PNG}  # the recovery pass's message now finds its image

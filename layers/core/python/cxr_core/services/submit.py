@@ -69,6 +69,13 @@ def _store(job: Job, data: bytes, image_format: str, deps: SubmitDeps) -> Future
     return done
 
 
+def _store_again(job: Job, upload: Upload, image_format: Callable[[], str], deps: SubmitDeps) -> None:
+    """A QUEUED job lacks its image if the process that created it died before its upload (which runs beside the
+    create) finished. The same client's retry carries the bytes: storing them again (same key, same bytes) lets
+    that job run, without giving submit read access to stored images."""
+    _store(job, upload.data, image_format(), deps).result()
+
+
 def _enqueue(job: Job, storing: Future, deps: SubmitDeps) -> SubmitOutcome:
     """Once the image is stored, send the job's message. An image that could not be stored fails the job it was
     created for (nothing was sent, so no worker has it) and frees the cache key; should that write be lost too, the
@@ -101,7 +108,10 @@ def submit_image(upload: Upload, deps: SubmitDeps, client_id: str | None = None)
     JPEG); a new image's check runs while the cache lookup waits on DynamoDB, and its upload to S3 while the job is
     created (the message is sent only once both are done)."""
     check = deps.executor.submit(_image_format, upload.data, deps.check_image) if deps.executor else None
-    image_format = None
+
+    def checked_format() -> str:
+        return check.result() if check else _image_format(upload.data, deps.check_image)
+
     digest = sha256_hex(upload.data)
     moment = iso(utc_now())
     job = Job(job_id=new_job_id(), status=JobStatus.QUEUED, image_sha256=digest,
@@ -122,14 +132,14 @@ def submit_image(upload: Upload, deps: SubmitDeps, client_id: str | None = None)
             running = deps.jobs.get_job(entry.job_id)
             if running is not None and not running.status.is_final:
                 if running.client_id == client_id:
+                    if running.status is JobStatus.QUEUED:
+                        _store_again(running, upload, checked_format, deps)
                     return SubmitOutcome(running, created=False)
                 claim_cache = False  # another client's job: never hand out its id; run this one on its own
             else:
                 stale_job_id = entry.job_id  # its job failed or vanished: take the key over
-        if image_format is None:
-            image_format = check.result() if check else _image_format(upload.data, deps.check_image)
         if storing is None:
-            storing = _store(job, upload.data, image_format, deps)
+            storing = _store(job, upload.data, checked_format(), deps)
         try:
             deps.jobs.create_job(job, stale_job_id=stale_job_id, claim_cache=claim_cache)
         except CacheKeyTaken:

@@ -17,6 +17,7 @@ from pathlib import Path
 import psutil
 import requests
 
+from capacity import latest_plateau, mean_task_s, offered_tasks_per_s
 from common import (RESULTS, SEED_LOAD, SEED_SUBMIT_P50_MS, TARGETS, LocalStack, batch_sizes, fmt_ms, image_pool,
                     multipart_body, summarize, utc_stamp, write_csv, write_json)
 
@@ -107,6 +108,7 @@ def run_level(users: int, duration_s: int, pool: list[Path], hit: Path, env: dic
         "inferred_per_s": e2e["cache_miss"]["n"] / duration_s,
         "http_requests_per_s": requests_total / duration_s,
         "mean_batch_size": sum(sizes) / len(sizes) if sizes else None, "batches": len(sizes),
+        "mean_task_s": mean_task_s(e2e),
         "cpu_share": {role: (cpu_after[role] - cpu_before[role]) / wall for role in cpu_before},
         "cpu_ms_per_job": {role: 1000 * (cpu_after[role] - cpu_before[role]) / max(1, e2e["cache_miss"]["n"]
                                                                                   + e2e["cache_hit"]["n"])
@@ -139,6 +141,9 @@ def print_report(levels: list[dict], env: dict[str, str], launcher: str | None =
         print(f"throughput {level['jobs_per_s']:.1f} jobs/s ({level['inferred_per_s']:.1f} inferred/s), "
               f"{level['http_requests_per_s']:.0f} HTTP req/s; mean batch {level['mean_batch_size'] or 0:.2f}; "
               f"CPU cores used: {cpu}; load avg {level['load_avg_1m'][0]:.1f}->{level['load_avg_1m'][1]:.1f}")
+        if level["mean_task_s"] is not None:  # a closed loop: tasks/s = users / (mean pause + mean task time)
+            print(f"closed loop: mean task time {level['mean_task_s']:.2f} s; {level['users']} users can ask for at "
+                  f"most {offered_tasks_per_s(level['users'], 0):.1f} tasks/s, at zero latency")
     twenty = next((lv for lv in levels if lv["users"] == 20), None)
     if twenty:
         miss, hit = twenty["e2e"]["cache_miss"], twenty["e2e"]["cache_hit"]
@@ -149,6 +154,12 @@ def print_report(levels: list[dict], env: dict[str, str], launcher: str | None =
         print("\nTargets: " + "; ".join(f"{name}: {fmt_ms(value)} {'MET' if value is not None and value <= limit else 'MISSED'}"
                                         for name, value, limit in checks))
     print("Failures: " + ", ".join(f"{lv['users']}u {lv['failures']}" for lv in levels))
+    plateau, top = latest_plateau(RESULTS), max(levels, key=lambda lv: lv["users"])
+    if plateau:
+        print(f"{top['users']}u against the saturation plateau of the latest bench_saturation run ({plateau['when']}, "
+              f"another run: {plateau['jobs_per_s']:.1f} jobs/s at batch {plateau['batch_size']}, window "
+              f"{plateau['window_s']:g} s): tasks {top['jobs_per_s']:.1f}/s = {top['jobs_per_s'] / plateau['jobs_per_s']:.2f}, "
+              f"inferred {top['inferred_per_s']:.1f}/s = {top['inferred_per_s'] / plateau['jobs_per_s']:.2f}")
 
 
 def main() -> int:

@@ -19,7 +19,8 @@ import gevent
 from locust import between, events, task
 from locust.contrib.fasthttp import FastHttpUser
 
-from common import multipart_body  # locust puts this file's folder on sys.path
+from capacity import WAIT_RANGE_S  # locust puts this file's folder on sys.path
+from common import multipart_body
 
 POLL_SECONDS = 0.1
 TASK_TIMEOUT_SECONDS = 120
@@ -75,7 +76,7 @@ def _dump(**_kwargs) -> None:
 
 
 class RadiologyClient(FastHttpUser):
-    wait_time = between(1, 3)
+    wait_time = between(*WAIT_RANGE_S)
 
     def on_start(self) -> None:
         self.headers = {"x-api-key": os.environ["BENCH_API_KEY"]} if os.environ.get("BENCH_API_KEY") else {}

@@ -80,3 +80,20 @@ def test_sweep_plan():
     assert plan([1, 2, 4, 8], [0.0, 0.05, 1.0], grid=False) == [(1, 0.0), (2, 0.0), (4, 0.0), (8, 0.0), (8, 0.05),
                                                                  (8, 1.0)]
     assert len(plan([1, 2, 4, 8], [0.0, 0.05, 0.2, 1.0], grid=True)) == 16
+
+
+def test_a_closed_loop_offers_no_more_than_users_over_pause_plus_task_time(tmp_path):
+    import json
+
+    from capacity import latest_plateau, mean_task_s, offered_tasks_per_s
+    assert offered_tasks_per_s(50, 0) == pytest.approx(25.0)  # the seed's 1-3 s pause, mean 2 s
+    assert offered_tasks_per_s(50, 0.5) == pytest.approx(20.0)
+    e2e = {"cache_miss": common.summarize([300.0, 500.0]), "cache_hit": common.summarize([20.0]),
+           "empty": common.summarize([])}
+    assert mean_task_s(e2e) == pytest.approx(0.82 / 3)
+    assert latest_plateau(tmp_path) is None
+    rows = [{"stack_jobs_per_s": 17.0, "batch_size": 1, "window_s": 0}, {"stack_jobs_per_s": 20.5, "batch_size": 8,
+                                                                          "window_s": 0.05}]
+    (tmp_path / "bench_saturation-20260101T000000Z.json").write_text(json.dumps({"when": "old", "rows": rows[:1]}))
+    (tmp_path / "bench_saturation-20260102T000000Z.json").write_text(json.dumps({"when": "new", "rows": rows}))
+    assert latest_plateau(tmp_path) == {"when": "new", "jobs_per_s": 20.5, "batch_size": 8, "window_s": 0.05}

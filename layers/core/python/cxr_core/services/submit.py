@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import logging
-from concurrent.futures import Executor, Future
+from concurrent.futures import Executor
 from dataclasses import dataclass
 from typing import Callable
 
@@ -24,7 +24,7 @@ class SubmitDeps:
     model_id: str
     check_image: Callable[[bytes], object]  # returns info with .format; raises cxr_model.ImageError
     deidentify_dicom: Callable[[bytes], bytes] = lambda data: data  # what is stored keeps no patient identity
-    executor: Executor | None = None  # image check beside the cache lookup, image upload beside the job's creation
+    executor: Executor | None = None  # runs the image check while the cache lookup waits on DynamoDB
 
 
 @dataclass
@@ -59,40 +59,7 @@ def _cached_copy(entry_result: dict, template: Job) -> Job:
     return template
 
 
-def _store(job: Job, data: bytes, image_format: str, deps: SubmitDeps) -> Future:
-    stored_bytes = deps.deidentify_dicom(data) if image_format == "dicom" else data
-    if deps.executor:
-        return deps.executor.submit(deps.images.put, job.image_key, stored_bytes, _MEDIA_TYPES[image_format])
-    done: Future = Future()
-    deps.images.put(job.image_key, stored_bytes, _MEDIA_TYPES[image_format])  # raises before the job is created
-    done.set_result(None)
-    return done
-
-
-def _store_again(job: Job, upload: Upload, image_format: Callable[[], str], deps: SubmitDeps) -> None:
-    """A QUEUED job lacks its image if the process that created it died before its upload (which runs beside the
-    create) finished. The same client's retry carries the bytes: storing them again (same key, same bytes) lets
-    that job run, without giving submit read access to stored images."""
-    _store(job, upload.data, image_format(), deps).result()
-
-
-def _enqueue(job: Job, storing: Future, deps: SubmitDeps) -> SubmitOutcome:
-    """Once the image is stored, send the job's message. An image that could not be stored fails the job it was
-    created for (nothing was sent, so no worker has it) and frees the cache key; should that write be lost too, the
-    recovery pass sends the job and the worker fails it for want of an image."""
-    try:
-        storing.result()
-    except Exception as error:
-        logger.exception("storing the image of job %s failed", job.job_id)
-        try:
-            deps.jobs.fail_job(job, None, f"the image could not be stored: {type(error).__name__}")
-        except Exception:
-            logger.exception("could not fail job %s; the recovery pass will send it and its worker fail it", job.job_id)
-        raise unavailable("the image could not be stored; try again") from error
-    return _send(job, deps)
-
-
-def _send(job: Job, deps: SubmitDeps) -> SubmitOutcome:
+def _enqueue(job: Job, deps: SubmitDeps) -> SubmitOutcome:
     """Send the job's message. If the send fails, the job stays QUEUED and the recovery pass sends it later:
     deleting the job instead could leave a message without a job when the send did reach SQS."""
     try:
@@ -105,13 +72,9 @@ def _send(job: Job, deps: SubmitDeps) -> SubmitOutcome:
 def submit_image(upload: Upload, deps: SubmitDeps, client_id: str | None = None) -> SubmitOutcome:
     """Bytes the cache already knows were validated when first submitted, so a cache hit (or the same client's
     job in flight) is answered without waiting for the image check (it inflates a whole PNG or parses a whole
-    JPEG); a new image's check runs while the cache lookup waits on DynamoDB, and its upload to S3 while the job is
-    created (the message is sent only once both are done)."""
+    JPEG); a new image's check runs while the cache lookup waits on DynamoDB."""
     check = deps.executor.submit(_image_format, upload.data, deps.check_image) if deps.executor else None
-
-    def checked_format() -> str:
-        return check.result() if check else _image_format(upload.data, deps.check_image)
-
+    image_format = None
     digest = sha256_hex(upload.data)
     moment = iso(utc_now())
     job = Job(job_id=new_job_id(), status=JobStatus.QUEUED, image_sha256=digest,
@@ -119,11 +82,11 @@ def submit_image(upload: Upload, deps: SubmitDeps, client_id: str | None = None)
               client_id=client_id)
     stale_job_id = None
     claim_cache = True
-    storing = None
+    stored = False
     for _ in range(_DEDUP_ATTEMPTS):
         entry = deps.jobs.get_cache(job.cache_key)
         if entry is not None and entry.job_id == job.job_id:
-            return _enqueue(job, storing, deps)  # our own transaction committed, though its answer was lost
+            return _enqueue(job, deps)  # our own transaction committed, though its answer was lost
         if entry is not None and entry.done:
             copy = _cached_copy(entry.result, job)
             deps.jobs.put_job(copy)
@@ -132,17 +95,19 @@ def submit_image(upload: Upload, deps: SubmitDeps, client_id: str | None = None)
             running = deps.jobs.get_job(entry.job_id)
             if running is not None and not running.status.is_final:
                 if running.client_id == client_id:
-                    if running.status is JobStatus.QUEUED:
-                        _store_again(running, upload, checked_format, deps)
                     return SubmitOutcome(running, created=False)
                 claim_cache = False  # another client's job: never hand out its id; run this one on its own
             else:
                 stale_job_id = entry.job_id  # its job failed or vanished: take the key over
-        if storing is None:
-            storing = _store(job, upload.data, checked_format(), deps)
+        if image_format is None:
+            image_format = check.result() if check else _image_format(upload.data, deps.check_image)
+        if not stored:
+            stored_bytes = deps.deidentify_dicom(upload.data) if image_format == "dicom" else upload.data
+            deps.images.put(job.image_key, stored_bytes, _MEDIA_TYPES[image_format])
+            stored = True
         try:
             deps.jobs.create_job(job, stale_job_id=stale_job_id, claim_cache=claim_cache)
         except CacheKeyTaken:
             continue  # a racing identical upload won: answer with its job on the next pass
-        return _enqueue(job, storing, deps)
+        return _enqueue(job, deps)
     raise unavailable("could not settle a concurrent upload of the same image; try again")

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import csv
+import json
 import sys
 from pathlib import Path
 
@@ -11,6 +12,7 @@ import pytest
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "bench"))
 
 import common  # noqa: E402
+from capacity import latest_plateau, mean_task_s, offered_tasks_per_s  # noqa: E402
 from bench_saturation import CompletionTail, plan  # noqa: E402
 
 from cxr_core.upload import parse_upload  # noqa: E402
@@ -83,9 +85,6 @@ def test_sweep_plan():
 
 
 def test_a_closed_loop_offers_no_more_than_users_over_pause_plus_task_time(tmp_path):
-    import json
-
-    from capacity import latest_plateau, mean_task_s, offered_tasks_per_s
     assert offered_tasks_per_s(50, 0) == pytest.approx(25.0)  # the seed's 1-3 s pause, mean 2 s
     assert offered_tasks_per_s(50, 0.5) == pytest.approx(20.0)
     e2e = {"cache_miss": common.summarize([300.0, 500.0]), "cache_hit": common.summarize([20.0]),

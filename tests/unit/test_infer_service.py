@@ -3,6 +3,7 @@ import json
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
+from botocore.exceptions import ClientError
 
 from cxr_core.domain import JobStatus, Upload
 from cxr_core.services.infer import InboundMessage, InferDeps, process_batch
@@ -104,3 +105,53 @@ def test_recovery_requeues_a_job_left_without_a_message_and_fails_an_abandoned_o
     assert "abandoned" in jobs.get_job(abandoned_id).error
     process = process_batch([InboundMessage("again", json.dumps(queue.messages[0].to_dict()))], infer)
     assert process.completed_jobs == [orphan_id]
+
+
+def throttling(operation: str) -> ClientError:
+    return ClientError({"Error": {"Code": "ThrottlingException", "Message": "rate exceeded"},
+                        "ResponseMetadata": {"HTTPStatusCode": 400}}, operation)
+
+
+class ThrottledStore(InMemoryJobStore):
+    """Every write of the job store for the jobs in `throttled` fails as DynamoDB throttling does."""
+
+    def __init__(self):
+        super().__init__()
+        self.throttled: set[str] = set()
+
+    def _check(self, job, operation):
+        if job.job_id in self.throttled:
+            raise throttling(operation)
+
+    def complete_job(self, job, token, result):
+        self._check(job, "TransactWriteItems")
+        return super().complete_job(job, token, result)
+
+    def release_job(self, job, token, error):
+        self._check(job, "UpdateItem")
+        return super().release_job(job, token, error)
+
+    def fail_job(self, job, token, error):
+        self._check(job, "UpdateItem")
+        return super().fail_job(job, token, error)
+
+
+@pytest.mark.parametrize(("payload", "receive_count"), [
+    (b"ok", 1),      # complete_job throttled
+    (b"POISON", 1),  # release_job throttled
+    (b"POISON", 3),  # fail_job throttled on the last delivery
+])
+def test_a_throttled_store_write_is_reported_and_spares_the_neighbours(world, payload, receive_count):
+    jobs = ThrottledStore()
+    world[3].jobs = jobs
+    infer = InferDeps(jobs=jobs, images=world[1], predictor=world[5], executor=world[4].executor,
+                      max_receive_count=3, lease_seconds=60)
+    messages = submit_all(world, [payload, b"neighbour"])
+    for message in messages:
+        message.receive_count = receive_count
+    stuck_id = json.loads(messages[0].body)["job_id"]
+    jobs.throttled.add(stuck_id)
+    report = process_batch(messages, infer)
+    assert report.unsettled_jobs == [stuck_id] and report.failed == ["m0"] and "m0" not in report.retry_after
+    assert report.succeeded == ["m1"] and len(report.completed_jobs) == 1
+    assert jobs.get_job(stuck_id).status is JobStatus.IN_PROGRESS and stuck_id not in report.failed_jobs

@@ -11,6 +11,7 @@ from datetime import timedelta
 
 from pynamodb.exceptions import UpdateError
 
+from cxr_core.conditions import is_condition_failed
 from cxr_core.domain import ServiceError, iso, utc_now
 from cxr_core.records import ApiKeyRecord, RateLimitRecord
 
@@ -88,8 +89,10 @@ class ApiKeyStore:
             ApiKeyRecord(digest).update(actions=[ApiKeyRecord.revoked_at.set(iso(utc_now()))],
                                         condition=ApiKeyRecord.key_hash.exists())
             return True
-        except UpdateError:
-            return False
+        except UpdateError as error:
+            if is_condition_failed(error):
+                return False  # no such key
+            raise
 
     @staticmethod
     def list() -> list[dict]:
@@ -169,6 +172,6 @@ class RateLimiter:
                 condition=RateLimitRecord.hits.does_not_exist() | (RateLimitRecord.hits <= self.per_minute - count))
             return count
         except UpdateError as error:
-            if getattr(error, "cause_response_code", None) == "ConditionalCheckFailedException":
+            if is_condition_failed(error):
                 return 0
             raise

@@ -9,6 +9,7 @@ from pynamodb.connection import Connection
 from pynamodb.exceptions import DeleteError, TransactWriteError, UpdateError
 from pynamodb.transactions import TransactWrite
 
+from cxr_core.conditions import RACE_REASONS, cancellation_codes, is_condition_failed
 from cxr_core.domain import CacheEntry, Job, JobStatus, iso, parse_iso, utc_now
 from cxr_core.ports import CacheKeyTaken, Claim, ClaimState
 from cxr_core.records import CacheRecord, JobRecord
@@ -74,7 +75,7 @@ class DynamoJobStore:
                 tx.save(self._record(job), condition=JobRecord.job_id.does_not_exist())
                 tx.save(self._cache_record(job.cache_key, job, None), condition=free)
         except TransactWriteError as error:
-            if any(r is not None and r.code == "ConditionalCheckFailed" for r in error.cancellation_reasons):
+            if is_condition_failed(error):
                 raise CacheKeyTaken(job.cache_key) from error
             raise
 
@@ -121,10 +122,12 @@ class DynamoJobStore:
                         JobRecord.updated_at.set(moment), JobRecord.attempts.add(1),
                     ], condition=claimable)
         except TransactWriteError as error:
+            codes = cancellation_codes(error)
+            if not codes or not set(codes) <= RACE_REASONS:
+                raise  # throttled, unreachable, invalid: not a lost race, so nothing may pass for BUSY
             retry = []
-            reasons = error.cancellation_reasons or [None] * len(records)
-            for record, reason in zip(records, reasons):
-                if reason is not None and reason.code == "ConditionalCheckFailed":
+            for index, record in enumerate(records):
+                if is_condition_failed(error, index):
                     claims[record.job_id] = Claim(ClaimState.BUSY, _to_job(record))
                 else:
                     retry.append(record)
@@ -147,7 +150,7 @@ class DynamoJobStore:
                 ], condition=(JobRecord.status == JobStatus.IN_PROGRESS.value) & (JobRecord.claim_token == token))
                 tx.save(self._cache_record(job.cache_key, job, result))
         except TransactWriteError as error:
-            if any(r is not None and r.code == "ConditionalCheckFailed" for r in error.cancellation_reasons):
+            if is_condition_failed(error):
                 return False
             raise
         job.status, job.result, job.finished_at, job.updated_at = JobStatus.COMPLETED, result, moment, moment
@@ -160,8 +163,10 @@ class DynamoJobStore:
                 JobRecord.updated_at.set(iso(utc_now())), JobRecord.claim_token.remove(),
                 JobRecord.lease_until.remove(),
             ], condition=(JobRecord.status == JobStatus.IN_PROGRESS.value) & (JobRecord.claim_token == token))
-        except UpdateError:
-            pass  # the claim already moved on; the queue's redelivery decides what happens next
+        except UpdateError as error:
+            if not is_condition_failed(error):
+                raise
+            # the claim already moved on; the queue's redelivery decides what happens next
 
     def fail_job(self, job: Job, token: str | None, error: str) -> None:
         condition = ~JobRecord.status.is_in(JobStatus.COMPLETED.value, JobStatus.FAILED.value)
@@ -174,12 +179,15 @@ class DynamoJobStore:
                 JobRecord.finished_at.set(moment), JobRecord.updated_at.set(moment),
                 JobRecord.claim_token.remove(), JobRecord.lease_until.remove(),
             ], condition=condition)
-        except UpdateError:
-            return
+        except UpdateError as error:
+            if is_condition_failed(error):
+                return  # already final, or the claim moved on
+            raise
         try:  # free the dedup record so a later upload of the same image is tried afresh
             CacheRecord(job.cache_key).delete(condition=(CacheRecord.job_id == job.job_id) & (CacheRecord.state == PENDING))
-        except DeleteError:
-            pass
+        except DeleteError as error:
+            if not is_condition_failed(error):
+                raise
 
     def touch_queued(self, job: Job) -> bool:
         """Mark a QUEUED job as re-enqueued now, so the next recovery pass leaves it alone."""
@@ -187,8 +195,10 @@ class DynamoJobStore:
             JobRecord(job.job_id).update(actions=[JobRecord.updated_at.set(iso(utc_now()))],
                                          condition=JobRecord.status == JobStatus.QUEUED.value)
             return True
-        except UpdateError:
-            return False
+        except UpdateError as error:
+            if is_condition_failed(error):
+                return False
+            raise
 
     def reset_to_queued(self, job: Job) -> bool:
         """An IN_PROGRESS job whose lease ran out long ago (its worker died on the last delivery) goes back."""
@@ -199,8 +209,10 @@ class DynamoJobStore:
                 JobRecord.claim_token.remove(), JobRecord.lease_until.remove(),
             ], condition=(JobRecord.status == JobStatus.IN_PROGRESS.value) & (JobRecord.lease_until < time.time()))
             return True
-        except UpdateError:
-            return False
+        except UpdateError as error:
+            if is_condition_failed(error):
+                return False
+            raise
 
     def jobs_by_status(self, status: JobStatus, since: str, limit: int | None = None,
                        before: str | None = None) -> list[Job]:

@@ -9,6 +9,7 @@ def record_batch(metrics: Metrics, report: BatchReport) -> None:
     metrics.add_metric(name="BatchSize", unit=MetricUnit.Count, value=report.batch_size)
     metrics.add_metric(name="JobsCompleted", unit=MetricUnit.Count, value=len(report.completed_jobs))
     metrics.add_metric(name="JobsFailed", unit=MetricUnit.Count, value=len(report.failed_jobs))
+    metrics.add_metric(name="JobsUnsettled", unit=MetricUnit.Count, value=len(report.unsettled_jobs))
     metrics.add_metric(name="MessagesRetried", unit=MetricUnit.Count, value=len(report.failed))
     if report.batch_size:
         metrics.add_metric(name="ForwardPassMs", unit=MetricUnit.Milliseconds, value=report.forward_ms)

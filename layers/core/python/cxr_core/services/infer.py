@@ -43,6 +43,7 @@ class BatchReport:
     retry_after: dict[str, int] = field(default_factory=dict)  # failed ids worth retrying sooner than the timeout
     completed_jobs: list[str] = field(default_factory=list)
     failed_jobs: list[str] = field(default_factory=list)
+    unsettled_jobs: list[str] = field(default_factory=list)  # their outcome could not be written (store error)
     forward_ms: float = 0.0
     batch_size: int = 0
     queue_wait_ms: list[float] = field(default_factory=list)
@@ -83,15 +84,32 @@ def _parse(messages: list[InboundMessage], report: BatchReport) -> dict[str, lis
     return by_job
 
 
+def _unsettled(work: _Work, report: BatchReport, action: str) -> None:
+    """The job store refused a write for another reason than a lost race (throttled, unreachable): the job stays
+    IN_PROGRESS under this batch's lease and its message is left unacknowledged, so it comes back after the
+    visibility timeout (or, past the last delivery, the recovery pass finishes it); the neighbours go on."""
+    logger.exception("job %s: could not %s; it stays IN_PROGRESS until its lease ends and is retried",
+                     work.job.job_id, action)
+    report.unsettled_jobs.append(work.job.job_id)
+    report.failed.extend(work.message_ids)
+
+
 def _give_back(work: _Work, deps: InferDeps, token: str, reason: str, report: BatchReport) -> None:
     """Retry through the queue; on the last allowed delivery the job ends FAILED and the message goes to the DLQ."""
-    if work.receive_count >= deps.max_receive_count:
+    final = work.receive_count >= deps.max_receive_count
+    try:
+        if final:
+            deps.jobs.fail_job(work.job, token, reason)
+        else:
+            deps.jobs.release_job(work.job, token, reason)
+    except Exception:
+        _unsettled(work, report, "record it FAILED" if final else "release it for a retry")
+        return
+    if final:
         logger.error("job %s failed for good after %d deliveries: %s", work.job.job_id, work.receive_count, reason)
-        deps.jobs.fail_job(work.job, token, reason)
         report.failed_jobs.append(work.job.job_id)
     else:
         logger.warning("job %s will be retried (delivery %d): %s", work.job.job_id, work.receive_count, reason)
-        deps.jobs.release_job(work.job, token, reason)
         for message_id in work.message_ids:
             report.retry_after[message_id] = min(60, 2 ** work.receive_count)
     report.failed.extend(work.message_ids)
@@ -141,7 +159,12 @@ def process_batch(messages: list[InboundMessage], deps: InferDeps) -> BatchRepor
     for item, prediction in zip(loaded, predictions):
         result = {"top_label": prediction.top_label, "output": prediction.output,
                   "model": deps.predictor.identity, "created_at": iso(finished)}
-        if deps.jobs.complete_job(item.job, token, result):
+        try:
+            completed = deps.jobs.complete_job(item.job, token, result)
+        except Exception:
+            _unsettled(item, report, "write its result")
+            continue
+        if completed:
             logger.info("job %s completed", item.job.job_id)
             report.completed_jobs.append(item.job.job_id)
             report.end_to_end_ms.append((finished - parse_iso(item.job.created_at)).total_seconds() * 1000)

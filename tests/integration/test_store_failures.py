@@ -1,0 +1,207 @@
+"""Throttled DynamoDB writes surface as errors, never as a lost race: each conditional path through the fault proxy.
+
+The service's own stores talk to moto through tests/faults/proxy.py with client retries off, so one injected
+ThrottlingException is what the code sees once botocore's retries are spent on AWS.
+"""
+from __future__ import annotations
+
+import json
+import uuid
+from concurrent.futures import ThreadPoolExecutor
+
+import pytest
+from pynamodb.connection import Connection
+
+from cxr_core.auth import ApiKeyStore, RateLimiter
+from cxr_core.conditions import is_condition_failed
+from cxr_core.domain import JobStatus
+from cxr_core.dynamo_store import DynamoJobStore
+from cxr_core.http import is_outage
+from cxr_core.ports import CacheKeyTaken, ClaimState
+from cxr_core.records import ApiKeyRecord, CacheRecord, JobRecord, RateLimitRecord
+from cxr_core.services.infer import InboundMessage, InferDeps, process_batch
+from cxr_core.services.recovery import recover_stuck_jobs
+from tests.faults.proxy import FaultProxy, ProxyControl
+from tests.integration.conftest import purge_queue
+from tests.integration.test_dynamo_store import new_job
+
+pytestmark = pytest.mark.integration
+MODELS = (JobRecord, CacheRecord, ApiKeyRecord, RateLimitRecord)
+
+
+@pytest.fixture(scope="module")
+def proxy(moto_endpoint):
+    server = FaultProxy(moto_endpoint).start()
+    try:
+        yield server
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+@pytest.fixture
+def faulty(runtime, proxy, monkeypatch):
+    """(store through the proxy, its control); the pynamodb models go through the proxy too, without retries."""
+    for model in MODELS:
+        monkeypatch.setattr(model.Meta, "host", proxy.url, raising=False)
+        monkeypatch.setattr(model.Meta, "max_retry_attempts", 0, raising=False)
+        monkeypatch.setattr(model, "_connection", None)
+    store = DynamoJobStore(region=runtime.settings.region, ttl_days=1)
+    store._connection = Connection(region=runtime.settings.region, host=proxy.url, max_retry_attempts=0)
+    control = ProxyControl(proxy.url)
+    control.clear()
+    yield store, control
+    control.clear()
+    for model in MODELS:  # drop the proxied connections before monkeypatch restores the settings
+        model._connection = None
+
+
+def throttle(control, operation: str) -> None:
+    control.set({"service": "dynamodb", "operation": operation, "fault": "throttle", "times": 1})
+
+
+def assert_throttled(raised) -> None:
+    error = raised.value
+    assert is_outage(error) and not is_condition_failed(error), repr(error)
+
+
+def claimed(runtime, token="t"):
+    job = new_job()
+    runtime.jobs.create_job(job)
+    assert runtime.jobs.claim_jobs([job.job_id], token, 60)[job.job_id].state is ClaimState.CLAIMED
+    return job
+
+
+def test_throttled_release_surfaces_and_the_job_keeps_its_claim(runtime, faulty):
+    store, control = faulty
+    job = claimed(runtime)
+    throttle(control, "UpdateItem")
+    with pytest.raises(Exception) as raised:
+        store.release_job(job, "t", "S3 read failed")
+    assert_throttled(raised)
+    assert runtime.jobs.get_job(job.job_id).status is JobStatus.IN_PROGRESS
+    store.release_job(job, "another-token", "late")  # a lost race is still quiet
+    store.release_job(job, "t", "S3 read failed")
+    assert runtime.jobs.get_job(job.job_id).status is JobStatus.QUEUED
+
+
+def test_throttled_fail_surfaces_and_a_final_job_is_still_quiet(runtime, faulty):
+    store, control = faulty
+    job = claimed(runtime)
+    throttle(control, "UpdateItem")
+    with pytest.raises(Exception) as raised:
+        store.fail_job(job, "t", "poison")
+    assert_throttled(raised)
+    assert runtime.jobs.get_job(job.job_id).status is JobStatus.IN_PROGRESS
+    store.fail_job(job, "t", "poison")
+    store.fail_job(job, "t", "poison again")  # already FAILED: the condition answers, nothing raised
+    assert runtime.jobs.get_job(job.job_id).error == "poison"
+
+
+def test_throttled_dedup_release_after_fail_surfaces(runtime, faulty):
+    store, control = faulty
+    job = claimed(runtime)
+    throttle(control, "DeleteItem")
+    with pytest.raises(Exception) as raised:
+        store.fail_job(job, "t", "poison")
+    assert_throttled(raised)
+    assert runtime.jobs.get_job(job.job_id).status is JobStatus.FAILED
+    assert runtime.jobs.get_cache(job.cache_key) is not None  # left PENDING: submit takes a failed job's key over
+
+
+def test_throttled_claim_surfaces_instead_of_passing_for_busy(runtime, faulty):
+    store, control = faulty
+    job = new_job()
+    runtime.jobs.create_job(job)
+    control.set({"service": "dynamodb", "operation": "TransactWriteItems", "fault": "throttle", "times": 3})
+    with pytest.raises(Exception) as raised:
+        store.claim_jobs([job.job_id], "t", 60)
+    assert_throttled(raised)
+    control.clear()
+    assert store.claim_jobs([job.job_id], "t", 60)[job.job_id].state is ClaimState.CLAIMED
+    assert store.claim_jobs([job.job_id], "u", 60)[job.job_id].state is ClaimState.BUSY  # a held lease
+
+
+def test_throttled_create_and_complete_surface(runtime, faulty):
+    store, control = faulty
+    job = new_job()
+    throttle(control, "TransactWriteItems")
+    with pytest.raises(Exception) as raised:
+        store.create_job(job)
+    assert not isinstance(raised.value, CacheKeyTaken)
+    assert_throttled(raised)
+    job = claimed(runtime)
+    throttle(control, "TransactWriteItems")
+    with pytest.raises(Exception) as raised:
+        store.complete_job(job, "t", {"top_label": "x", "output": {}})
+    assert_throttled(raised)
+    assert not store.complete_job(job, "someone-else", {"top_label": "x", "output": {}})
+
+
+def test_throttled_recovery_writes_surface(runtime, faulty):
+    store, control = faulty
+    queued = new_job()
+    runtime.jobs.create_job(queued)
+    throttle(control, "UpdateItem")
+    with pytest.raises(Exception) as raised:
+        store.touch_queued(queued)
+    assert_throttled(raised)
+    assert store.touch_queued(queued)
+    abandoned = new_job()
+    runtime.jobs.create_job(abandoned)
+    runtime.jobs.claim_jobs([abandoned.job_id], "dead-worker", -1)  # its lease is already over
+    throttle(control, "UpdateItem")
+    with pytest.raises(Exception) as raised:
+        store.reset_to_queued(abandoned)
+    assert_throttled(raised)
+    assert store.reset_to_queued(abandoned) and not store.reset_to_queued(abandoned)  # the second lost the race
+    assert not store.touch_queued(claimed(runtime))
+
+
+def test_throttled_key_revocation_and_rate_limit_surface(runtime, faulty):
+    _, control = faulty
+    key = ApiKeyStore.create("throttle-test")
+    throttle(control, "UpdateItem")
+    with pytest.raises(Exception) as raised:
+        ApiKeyStore.revoke(key)
+    assert_throttled(raised)
+    assert ApiKeyStore.revoke(key) and not ApiKeyStore.revoke("cxr_no_such_key")
+    limiter = RateLimiter(per_minute=5, lease=1)
+    throttle(control, "UpdateItem")
+    with pytest.raises(Exception) as raised:
+        limiter.hit(f"client-{uuid.uuid4().hex}")
+    assert_throttled(raised)
+
+
+def test_a_throttled_fail_in_a_batch_is_reported_and_finished_by_the_recovery_pass(runtime, faulty):
+    """The last delivery of a poison job, whose FAILED write is throttled: not acknowledged, reported unsettled;
+    its neighbour completes; the recovery pass then records the failure."""
+    store, control = faulty
+    poison, good = claimed(runtime, "seed"), new_job()
+    runtime.jobs.release_job(poison, "seed", "first try")
+    runtime.jobs.create_job(good)
+    runtime.images.put(good.image_key, b"good", "image/png")
+
+    class Predictor:
+        identity, model_id = {"name": "stub"}, "m@1"
+
+        def preprocess(self, data):
+            return data
+
+        def predict(self, images):
+            return [type("P", (), {"output": {"x": 0.5}, "top_label": "x"})() for _ in images]
+
+    deps = InferDeps(jobs=store, images=runtime.images, predictor=Predictor(), executor=ThreadPoolExecutor(2),
+                     max_receive_count=2, lease_seconds=-1)
+    messages = [InboundMessage(f"m-{job.job_id}", json.dumps({"job_id": job.job_id, "image_key": job.image_key,
+                                                              "image_sha256": job.image_sha256, "model_id": "m@1"}),
+                               receive_count=2) for job in (poison, good)]
+    throttle(control, "UpdateItem")  # the poison job's image is missing: its fail_job is the only UpdateItem
+    report = process_batch(messages, deps)
+    assert report.unsettled_jobs == [poison.job_id] and report.failed == [messages[0].message_id]
+    assert report.completed_jobs == [good.job_id] and report.succeeded == [messages[1].message_id]
+    assert runtime.jobs.get_job(poison.job_id).status is JobStatus.IN_PROGRESS
+    recovered = recover_stuck_jobs(runtime.jobs, runtime.queue, older_than_seconds=-1, max_attempts=2)
+    purge_queue(runtime)  # what the pass re-sent for other tests' jobs
+    assert poison.job_id in recovered.failed
+    assert runtime.jobs.get_job(poison.job_id).status is JobStatus.FAILED

@@ -8,13 +8,15 @@ from botocore.exceptions import ClientError
 from cxr_core.domain import JobStatus, Upload
 from cxr_core.services.infer import InboundMessage, InferDeps, process_batch
 from cxr_core.services.submit import SubmitDeps, submit_image
+from cxr_model.privacy import deidentify_dicom
 from tests.fakes import FakePredictor, InMemoryImageStore, InMemoryJobStore, InMemoryQueue, fake_check_image
 
 
 @pytest.fixture
 def world():
     jobs, images, queue = InMemoryJobStore(), InMemoryImageStore(), InMemoryQueue()
-    submit = SubmitDeps(jobs=jobs, images=images, queue=queue, model_id="m@1", check_image=fake_check_image)
+    submit = SubmitDeps(jobs=jobs, images=images, queue=queue, model_id="m@1", check_image=fake_check_image,
+                        deidentify_dicom=deidentify_dicom)
     predictor = FakePredictor(poison=b"\x89PNG\r\n\x1a\nPOISON")
     infer = InferDeps(jobs=jobs, images=images, predictor=predictor, executor=ThreadPoolExecutor(4),
                       max_receive_count=3, lease_seconds=60)

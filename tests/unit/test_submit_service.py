@@ -6,6 +6,7 @@ import pytest
 from cxr_core.domain import JobStatus, ServiceError, Upload
 from cxr_core.services.infer import InboundMessage, InferDeps, process_batch
 from cxr_core.services.submit import SubmitDeps, submit_image
+from cxr_model.privacy import deidentify_dicom
 from tests.fakes import (FakePredictor, InMemoryImageStore, InMemoryJobStore, InMemoryQueue,
                          fake_check_image)
 from concurrent.futures import ThreadPoolExecutor
@@ -21,7 +22,8 @@ def ports():
 
 def deps_for(ports, model_id="model@1"):
     jobs, images, queue = ports
-    return SubmitDeps(jobs=jobs, images=images, queue=queue, model_id=model_id, check_image=fake_check_image)
+    return SubmitDeps(jobs=jobs, images=images, queue=queue, model_id=model_id, check_image=fake_check_image,
+                      deidentify_dicom=deidentify_dicom)
 
 
 def run_queue(ports):
@@ -150,7 +152,7 @@ def test_a_cache_hit_does_not_wait_for_the_image_check(ports):
         return fake_check_image(data)
 
     deps = SubmitDeps(jobs=ports[0], images=ports[1], queue=ports[2], model_id="model@1", check_image=slow_check,
-                      executor=ThreadPoolExecutor(1))
+                      deidentify_dicom=deidentify_dicom, executor=ThreadPoolExecutor(1))
     try:
         hit = submit_image(Upload(PNG), deps)
         assert hit.job.cached and not release.is_set()
@@ -166,7 +168,7 @@ def test_with_an_executor_a_bad_new_image_is_still_rejected_and_nothing_is_writt
         raise error
 
     deps = SubmitDeps(jobs=ports[0], images=ports[1], queue=ports[2], model_id="model@1", check_image=refuse,
-                      executor=ThreadPoolExecutor(1))
+                      deidentify_dicom=deidentify_dicom, executor=ThreadPoolExecutor(1))
     with pytest.raises(ServiceError) as raised:
         submit_image(Upload(b"\x89PNG\r\n\x1a\nbroken"), deps)
     assert raised.value.status == 422

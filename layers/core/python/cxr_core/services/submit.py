@@ -23,7 +23,7 @@ class SubmitDeps:
     queue: JobQueue
     model_id: str
     check_image: Callable[[bytes], object]  # returns info with .format; raises cxr_model.ImageError
-    deidentify_dicom: Callable[[bytes], bytes] = lambda data: data  # what is stored keeps no patient identity
+    deidentify_dicom: Callable[[bytes], bytes]  # required: what is stored keeps no patient identity
     executor: Executor | None = None  # runs the image check while the cache lookup waits on DynamoDB
 
 

@@ -28,7 +28,8 @@ COPY infra/worker_healthcheck.py ./infra/worker_healthcheck.py
 RUN python -m compileall -q /app
 
 USER 10001:10001
-# Healthy = all WORKER_PROCESSES workers alive and none restarting in a loop (see infra/worker_healthcheck.py).
+# Healthy = all WORKER_PROCESSES workers alive, none restarting in a loop, and the tables, bucket, queue and model
+# answering the same readiness function as GET /v1/ops/ready (see infra/worker_healthcheck.py).
 HEALTHCHECK --interval=30s --timeout=10s --start-period=90s --retries=3 \
     CMD ["python", "/app/infra/worker_healthcheck.py"]
 # SIGTERM: every worker finishes the batch in hand, settles its messages and exits.

@@ -106,6 +106,7 @@ def events() -> dict[str, dict]:
         "ops_health.json": http_event("GET", "/v1/ops/health", "/v1/ops/health"),
         "ops_metrics.json": http_event("GET", "/v1/ops/metrics", "/v1/ops/metrics"),
         "ops_dlq.json": http_event("GET", "/v1/ops/dlq", "/v1/ops/dlq"),
+        "ops_ready.json": http_event("GET", "/v1/ops/ready", "/v1/ops/ready"),
         "infer_sqs.json": sqs_event(png),
         "infer_recovery_schedule.json": schedule_event(),
     }

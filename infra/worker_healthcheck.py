@@ -1,8 +1,11 @@
-"""Docker HEALTHCHECK of the EC2 infer worker: every worker process is up and none is in a crash-restart loop.
+"""Docker HEALTHCHECK of the EC2 infer worker: every worker process is up, none is in a crash-restart loop, and
+what they need answers.
 
 The supervisor (`python -m functions.infer.worker`) restarts a dead worker after a second, so a worker that keeps
-crashing (missing weights, bad settings) shows as a process younger than MIN_AGE_SECONDS at every check.
-Exit 0 healthy, 1 unhealthy (reason on stdout). Reads /proc only; no network.
+crashing (missing weights, bad settings) shows as a process younger than MIN_AGE_SECONDS at every check. Then the
+readiness function behind GET /v1/ops/ready runs here, in-process (the worker has no HTTP server): one call each to
+the tables, the bucket and the queue the workers use, and a look at the model artifacts.
+Exit 0 healthy, 1 unhealthy (reason on stdout).
 """
 from __future__ import annotations
 
@@ -56,6 +59,17 @@ def check(expected_workers: int, min_age: float = MIN_AGE_SECONDS,
     return True, f"{len(workers)} worker processes up"
 
 
+def check_ready(rt) -> tuple[bool, str]:
+    """The API's readiness function with the worker's dependencies (cxr_core.bootstrap.Runtime.readiness_probes)."""
+    from cxr_core.services.ops import readiness
+
+    report = readiness(rt.readiness_probes(worker=True))
+    failed = [f"{name}: {check['error']}" for name, check in report["checks"].items() if not check["ok"]]
+    if failed:
+        return False, "not ready: " + "; ".join(failed)
+    return True, f"ready ({', '.join(report['checks'])})"
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--workers", type=int, default=None, help="expected workers (default: WORKER_PROCESSES)")
@@ -67,6 +81,10 @@ def main(argv: list[str] | None = None) -> int:
         args.workers = settings().worker_processes
     supervisors = [args.supervisor_pid] if args.supervisor_pid else None
     healthy, reason = check(args.workers, args.min_age, supervisors)
+    if healthy:
+        from cxr_core.bootstrap import runtime
+        healthy, ready = check_ready(runtime())
+        reason = f"{reason}; {ready}"
     print(reason)
     return 0 if healthy else 1
 

@@ -32,6 +32,13 @@ def health():
     return json_response(200, ops.health(runtime().model_identity))
 
 
+@app.get("/v1/ops/ready")
+def ready():
+    caller(app, runtime().auth).require_operator()  # it costs one AWS call per dependency
+    report = ops.readiness(runtime().readiness_probes())
+    return json_response(200 if report["status"] == "ready" else 503, report)
+
+
 @app.get("/v1/ops/metrics")
 def service_metrics():
     caller(app, runtime().auth).require_operator()

@@ -28,6 +28,8 @@ def announce(info: dict, ready_file: Path | None) -> None:
         say(f"{name} log: {path}")
     if info["health_status"] != 200:
         say(f"WARNING: GET /v1/ops/health answered {info['health_status']}")
+    if info.get("ready_status") != 200:
+        say(f"WARNING: readiness not checked: GET /v1/ops/ready answered {info.get('ready_status')}")
     say(f"ready in {info['ready_seconds']:.2f}s - API listening on {info['url']} (moto {info['moto_endpoint']})")
     if ready_file:
         tmp = ready_file.with_suffix(".tmp")

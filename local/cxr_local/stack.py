@@ -24,6 +24,8 @@ from .report import announce, say
 from .weights import weights_status
 from .workers import InferWorkers
 
+READY_TIMEOUT_S = 60.0
+
 REGION = "us-east-1"
 LOCAL_DEV_API_KEY = "cxr_local_dev_key"  # only on loopback; any other --host gets a random key unless --api-key
 LOCAL_AWS_ENV = {
@@ -141,10 +143,14 @@ class LocalStack:
             raise RuntimeError(f"cannot listen on {opts.host}:{opts.port}: {error} (choose another: --port)") from error
         threading.Thread(target=self.server.serve_forever, kwargs={"poll_interval": 0.2}, daemon=True).start()
         url = f"http://{opts.host}:{self.server.server_address[1]}"
-        health = _get_status(f"{url}/v1/ops/health", {"x-api-key": api_key} if api_key else {})
+        headers = {"x-api-key": api_key} if api_key else {}
+        health = _get_status(f"{url}/v1/ops/health", headers)
+        ready = _wait_ready(f"{url}/v1/ops/ready", headers)
+        mark("ready")
         self.info = {**self.info, "url": url, "api_key": api_key, "moto_endpoint": moto_endpoint,
                      "pid": os.getpid(), "weights": weights,
                      "workers": opts.workers if self.worker else 0, "health_status": health,
+                     "ready_status": ready,
                      "ready_seconds": round(time.monotonic() - started, 3), "phases_s": phases, "resources": created,
                      "routes": [route.route_key for route in routes]}
         announce(self.info, self.options.ready_file)
@@ -224,10 +230,27 @@ def _summary(created: dict[str, dict]) -> str:
 
 
 def _get_status(url: str, headers: dict[str, str]) -> int:
+    return _get(url, headers)[0]
+
+
+def _get(url: str, headers: dict[str, str]) -> tuple[int, str]:
     try:
         with urllib.request.urlopen(urllib.request.Request(url, headers=headers), timeout=30) as response:
-            return response.status
+            return response.status, response.read().decode(errors="replace")
     except urllib.error.HTTPError as error:
-        return error.code
-    except OSError:
-        return 0
+        return error.code, error.read().decode(errors="replace")
+    except OSError as error:
+        return 0, str(error)
+
+
+def _wait_ready(url: str, headers: dict[str, str], timeout_s: float = READY_TIMEOUT_S) -> int:
+    """Until GET /v1/ops/ready says the tables, bucket, queues and model answer; a stack that never gets there
+    does not start. 401/403 (an auth mode the stack holds no operator credential for) cannot be checked here."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        status, body = _get(url, headers)
+        if status in (200, 401, 403):
+            return status
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"not ready after {timeout_s:.0f}s: GET /v1/ops/ready answered {status} {body[:2000]}")
+        time.sleep(0.2)

@@ -36,11 +36,22 @@ def test_every_v1_route_but_health_wants_a_key(local_stack, http):
     url = local_stack.base_url
     assert requests.get(f"{url}/v1/ops/health", timeout=10).status_code == 200
     for method, path in [("POST", "/v1/jobs"), ("POST", "/v1/uploads"), ("GET", "/v1/jobs/x"),
-                         ("GET", "/v1/jobs/x/result"), ("GET", "/v1/ops/metrics"), ("GET", "/v1/ops/dlq")]:
+                         ("GET", "/v1/jobs/x/result"), ("GET", "/v1/ops/metrics"), ("GET", "/v1/ops/dlq"),
+                         ("GET", "/v1/ops/ready")]:
         for headers in ({}, {"x-api-key": "not-a-key"}):
             response = requests.request(method, url + path, headers=headers, timeout=10)
             assert response.status_code == 401, (method, path, response.text)
             assert response.json()["code"] == "UNAUTHORIZED"
+
+
+def test_the_stack_started_ready_and_readiness_looks_at_every_dependency(local_stack, http):
+    response = http.get(f"{local_stack.base_url}/v1/ops/ready", timeout=30)
+    assert response.status_code == 200, response.text
+    report = response.json()
+    assert report["status"] == "ready" and report["model"]["model_id"]
+    assert {"jobs_table", "results_table", "api_keys_table", "images_bucket", "queue", "dead_letter_queue",
+            "model"} <= set(report["checks"])
+    assert all(check["ok"] for check in report["checks"].values()), report
 
 
 def test_a_client_sees_only_its_own_jobs_and_no_ops(local_stack, http, client_key):
@@ -49,6 +60,7 @@ def test_a_client_sees_only_its_own_jobs_and_no_ops(local_stack, http, client_ke
     other = {"x-api-key": client_key}
     assert requests.get(f"{url}/v1/jobs/{mine['id']}", headers=other, timeout=10).status_code == 404
     assert requests.get(f"{url}/v1/ops/dlq", headers=other, timeout=10).status_code == 403
+    assert requests.get(f"{url}/v1/ops/ready", headers=other, timeout=10).status_code == 403
     theirs = requests.post(f"{url}/v1/jobs", headers=other, files={"image": ("b.png", perturbed_png(9102))},
                            timeout=30)
     assert theirs.status_code == 201

@@ -107,9 +107,15 @@ SCRIPT = textwrap.dedent("""
     sqs["Records"][0]["body"] = json.dumps(body)
     assert infer(sqs) == {"batchItemFailures": []}
     infer(event("infer_recovery_schedule.json"))
+    from infra.worker_healthcheck import check_ready  # the EC2 worker's healthcheck, under the infer policy
+    current["function"] = "infer"
+    try:
+        assert check_ready(runtime())[0]
+    finally:
+        current["function"] = None
     for name in ("poll_get_job.json", "poll_get_result.json"):
         assert poll(event(name, job["id"]))["statusCode"] == 200
-    for name in ("ops_health.json", "ops_metrics.json", "ops_dlq.json"):
+    for name in ("ops_health.json", "ops_ready.json", "ops_metrics.json", "ops_dlq.json"):
         assert poll(event(name))["statusCode"] == 200, name
     print("CALLS " + json.dumps(calls))
 """)
@@ -134,6 +140,8 @@ def required_permissions(call: dict, identity: StackIdentity) -> list[tuple[str,
         return [(f"dynamodb:{call['operation']}", arn)]
     if call["service"] == "s3":
         bucket_arn = f"arn:aws:s3:::{params['Bucket']}"
+        if "Key" not in params:  # a bucket-level call (readiness: GetBucketLocation)
+            return [(f"s3:{call['operation']}", bucket_arn)]
         action = {"HeadObject": "GetObject"}.get(call["operation"], call["operation"])
         needed = [(f"s3:{action}", f"{bucket_arn}/{params['Key']}")]
         if call["operation"] == "HeadObject" and call["status"] == 404:
@@ -193,4 +201,4 @@ def test_the_recording_saw_the_calls_that_matter(recorded_calls):
     operations = {(call["function"], call["operation"]) for call in recorded_calls}
     assert {("submit", "TransactWriteItems"), ("submit", "SendMessage"), ("submit", "HeadObject"),
             ("submit", "DeleteObject"), ("infer", "GetObject"), ("poll", "Query"),
-            ("poll", "GetQueueAttributes")} <= operations
+            ("poll", "GetQueueAttributes"), ("poll", "GetBucketLocation"), ("infer", "GetBucketLocation")} <= operations

@@ -49,6 +49,8 @@ SCRIPT = textwrap.dedent("""
     result = poll(event("poll_get_result.json", **{sample_id: job["id"]}), Context())
     out["result_status"], out["result_labels"] = result["statusCode"], len(json.loads(result["body"]).get("output", {}))
     out["health"] = poll(event("ops_health.json"), Context())["statusCode"]
+    ready = poll(event("ops_ready.json"), Context())
+    out["ready"] = [ready["statusCode"], json.loads(ready["body"])]
     out["recovery"] = infer(event("infer_recovery_schedule.json"), Context())
     print("RESULT " + json.dumps(out))
 """)
@@ -67,4 +69,5 @@ def test_sample_events_drive_the_real_handlers_end_to_end(stack_env):
     assert (out["poll_status"], out["job_status"]) == (200, "COMPLETED")
     assert (out["result_status"], out["result_labels"]) == (200, 18)
     assert out["health"] == 200
+    assert out["ready"][0] == 200 and out["ready"][1]["status"] == "ready", out["ready"]
     assert set(out["recovery"]) == {"requeued", "failed"}

@@ -20,32 +20,70 @@ def start_worker(env: dict, processes: int) -> subprocess.Popen:
                             cwd=REPO, env=full_env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
 
-def healthcheck(supervisor: subprocess.Popen, workers: int, min_age: float) -> subprocess.CompletedProcess:
+def healthcheck(supervisor: subprocess.Popen, workers: int, min_age: float, env: dict | None = None
+                ) -> subprocess.CompletedProcess:
+    """The image's HEALTHCHECK command, in the worker's environment (as the container gives it)."""
+    _, full_env = python_with(env or {})
     return subprocess.run([sys.executable, str(HEALTHCHECK), "--workers", str(workers), "--min-age", str(min_age),
-                           "--supervisor-pid", str(supervisor.pid)], capture_output=True, text=True, timeout=30)
+                           "--supervisor-pid", str(supervisor.pid)], capture_output=True, text=True, timeout=30,
+                          env=full_env)
 
 
 def test_running_workers_are_healthy_and_a_missing_one_is_not(stack_env):
     worker = start_worker(stack_env, processes=2)
     try:
         time.sleep(4)
-        healthy = healthcheck(worker, workers=2, min_age=2)
-        assert healthy.returncode == 0, healthy.stdout
-        assert "2 worker processes up" in healthy.stdout
-        short = healthcheck(worker, workers=3, min_age=2)
+        healthy = healthcheck(worker, workers=2, min_age=2, env=stack_env)
+        assert healthy.returncode == 0, healthy.stdout + healthy.stderr
+        assert "2 worker processes up" in healthy.stdout and "ready (" in healthy.stdout
+        queue_gone = healthcheck(worker, workers=2, min_age=2,
+                                 env={**stack_env, "QUEUE_URL": stack_env["QUEUE_URL"] + "-gone"})
+        assert queue_gone.returncode == 1 and "not ready: queue:" in queue_gone.stdout, queue_gone.stdout
+        short = healthcheck(worker, workers=3, min_age=2, env=stack_env)
         assert short.returncode == 1 and "2 of 3" in short.stdout
     finally:
         stop(worker, grace_s=30)
-    gone = healthcheck(worker, workers=2, min_age=2)
+    gone = healthcheck(worker, workers=2, min_age=2, env=stack_env)
     assert gone.returncode == 1 and "no worker supervisor" in gone.stdout
 
 
 def test_workers_that_keep_crashing_are_unhealthy(stack_env, tmp_path):
-    worker = start_worker({**stack_env, "MODEL_DIR": str(tmp_path / "no-weights-here")}, processes=2)
+    env = {**stack_env, "MODEL_DIR": str(tmp_path / "no-weights-here")}
+    worker = start_worker(env, processes=2)
     try:
         time.sleep(4)
-        results = [healthcheck(worker, workers=2, min_age=3) for _ in range(3)]
+        results = [healthcheck(worker, workers=2, min_age=3, env=env) for _ in range(3)]
         assert all(result.returncode == 1 for result in results), [r.stdout for r in results]
         assert any("younger than" in r.stdout or " of 2 worker" in r.stdout for r in results)
     finally:
         stop(worker, grace_s=30)
+
+
+def test_readiness_in_process_names_each_broken_dependency(runtime, tmp_path):
+    """The function the healthcheck runs (the same as GET /v1/ops/ready): ready on moto; a missing bucket, table,
+    or model artifact each make it unready, named."""
+    from dataclasses import replace
+
+    from cxr_core.bootstrap import Runtime
+    from cxr_core.records import JobRecord
+    from infra.worker_healthcheck import check_ready
+
+    ready, reason = check_ready(runtime)
+    assert ready, reason
+    assert reason == "ready (jobs_table, results_table, images_bucket, queue, model)"
+    no_bucket = Runtime(replace(runtime.settings, images_bucket="cxr-no-such-bucket"))
+    no_bucket.model_identity  # what it served before its artifacts went away
+    ready, reason = check_ready(no_bucket)
+    assert not ready and "images_bucket:" in reason and "queue:" not in reason
+    moved = Runtime(replace(runtime.settings, model_dir=str(tmp_path)))
+    moved.__dict__["model_identity"] = runtime.model_identity
+    ready, reason = check_ready(moved)
+    assert not ready and "model: FileNotFoundError" in reason, reason
+    original = JobRecord.Meta.table_name
+    JobRecord.Meta.table_name = "cxr-no-such-table"
+    try:
+        ready, reason = check_ready(runtime)
+    finally:
+        JobRecord.Meta.table_name = original
+        JobRecord._connection = None
+    assert not ready and "jobs_table:" in reason and "results_table" not in reason, reason

@@ -34,14 +34,15 @@ def test_functions_use_only_the_template_roles_and_no_aws_managed_policies():
 
 
 @pytest.mark.parametrize("role, expected", [
-    ("PollFunctionRole", {"dynamodb:GetItem", "dynamodb:Query", "sqs:GetQueueAttributes", "dynamodb:UpdateItem"}),
+    ("PollFunctionRole", {"dynamodb:GetItem", "dynamodb:Query", "sqs:GetQueueAttributes", "dynamodb:UpdateItem",
+                          "s3:GetBucketLocation"}),
     ("SubmitFunctionRole", {"dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:DeleteItem", "dynamodb:UpdateItem",
                             "dynamodb:ConditionCheckItem", "s3:PutObject", "s3:GetObject", "s3:DeleteObject",
                             "s3:ListBucket", "sqs:SendMessage"}),
     ("InferFunctionRole", {"dynamodb:GetItem", "dynamodb:BatchGetItem", "dynamodb:UpdateItem", "dynamodb:PutItem",
                            "dynamodb:DeleteItem", "dynamodb:ConditionCheckItem", "s3:GetObject",
                            "sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:ChangeMessageVisibility",
-                           "sqs:GetQueueAttributes", "dynamodb:Query", "sqs:SendMessage"}),
+                           "sqs:GetQueueAttributes", "dynamodb:Query", "sqs:SendMessage", "s3:GetBucketLocation"}),
 ])
 def test_each_function_role_grants_exactly_its_data_actions(role, expected):
     assert role_actions(translated(), role) - LOGGING == expected

@@ -4,6 +4,7 @@ from __future__ import annotations
 import os
 from concurrent.futures import ThreadPoolExecutor
 from functools import cached_property, lru_cache
+from typing import Callable
 
 import boto3
 from botocore.config import Config
@@ -15,6 +16,8 @@ from cxr_core.dynamo_store import DynamoJobStore
 from cxr_core.services.infer import InferDeps
 from cxr_core.services.submit import SubmitDeps
 from cxr_core.services.uploads import UploadSettings
+
+READINESS_KEY = "__readiness_probe__"  # never a real key: its lookup proves the table answers
 
 
 class Runtime:
@@ -46,6 +49,46 @@ class Runtime:
         return load_predictor(self.settings.model_dir, engine=self.settings.model_engine,
                               threads=self.settings.model_threads, preprocess_mode=self.settings.preprocess_mode,
                               name=self.settings.model_name)
+
+    def _model_ready(self) -> dict:
+        """The artifacts on disk still name the model this process serves (a rebuilt model means a restart)."""
+        from cxr_model import check_artifacts
+        config = self.settings
+        on_disk = check_artifacts(config.model_dir, name=config.model_name, engine=config.model_engine,
+                                  preprocess_mode=config.preprocess_mode)
+        if on_disk["model_id"] != self.model_identity["model_id"]:
+            raise RuntimeError(f"serving {self.model_identity['model_id']} but {on_disk['model_id']} is on disk")
+        return on_disk
+
+    def readiness_probes(self, worker: bool = False) -> dict[str, Callable[[], object]]:
+        """One cheap call per dependency, each one its role in template.yaml allows: a read of a key that does not
+        exist per table, the bucket's location, the queues' ARN, and the model artifacts. The API (worker=False)
+        also needs the auth tables and reads the DLQ's depth; an infer worker needs neither."""
+        from cxr_core.records import ApiKeyRecord, CacheRecord, JobRecord, RateLimitRecord
+
+        def table(model) -> Callable[[], None]:
+            def probe() -> None:
+                try:
+                    model.get(READINESS_KEY)
+                except model.DoesNotExist:
+                    pass
+            return probe
+
+        def queue(url: str) -> Callable[[], object]:
+            return lambda: self.sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])
+
+        config = self.settings
+        probes = {"jobs_table": table(JobRecord), "results_table": table(CacheRecord)}
+        if not worker and config.auth_mode == "api_key":
+            probes["api_keys_table"] = table(ApiKeyRecord)
+        if not worker and config.rate_limit_per_minute > 0:
+            probes["rate_limits_table"] = table(RateLimitRecord)
+        probes["images_bucket"] = lambda: self.s3.get_bucket_location(Bucket=config.images_bucket)
+        probes["queue"] = queue(config.queue_url)
+        if not worker and config.dlq_url:
+            probes["dead_letter_queue"] = queue(config.dlq_url)
+        probes["model"] = self._model_ready
+        return probes
 
     def submit_deps(self) -> SubmitDeps:
         from cxr_model import check_image

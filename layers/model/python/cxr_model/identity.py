@@ -28,3 +28,13 @@ def read_identity(model_dir: str, name: str = "densenet121-res224-all", engine: 
     if kind == RANDOM_INIT:
         identity["warning"] = RANDOM_INIT_WARNING
     return identity
+
+
+def check_artifacts(model_dir: str, name: str = "densenet121-res224-all", engine: str = "onnxruntime",
+                    preprocess_mode: str = "exact") -> dict:
+    """The identity, once the file the engine would load is on disk (a readiness check: nothing is loaded)."""
+    paths = ArtifactPaths(os.path.abspath(model_dir), get_spec(name))
+    needed = paths.onnx if engine == "onnxruntime" else paths.weights
+    if not os.path.isfile(needed):
+        raise FileNotFoundError(f"{needed} missing: run python -m cxr_model.build")
+    return read_identity(model_dir, name=name, engine=engine, preprocess_mode=preprocess_mode)

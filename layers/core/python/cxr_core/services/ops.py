@@ -1,7 +1,9 @@
-"""GET /v1/ops/*: health, the last five minutes' metrics, and the failed jobs."""
+"""GET /v1/ops/*: health, readiness, the last five minutes' metrics, and the failed jobs."""
 from __future__ import annotations
 
+import time
 from datetime import timedelta
+from typing import Callable
 
 from cxr_core.domain import JobStatus, iso, parse_iso, utc_now
 from cxr_core.ports import JobQueue, JobStore
@@ -10,7 +12,27 @@ WINDOW = timedelta(minutes=5)
 
 
 def health(model: dict) -> dict:
+    """Liveness: the process answers. Looks at nothing else (readiness does)."""
     return {"status": "ok", "time": iso(utc_now()), "model": model}
+
+
+def readiness(probes: dict[str, Callable[[], object]]) -> dict:
+    """Readiness: one cheap call to each dependency (tables, bucket, queues, model artifacts), each timed; any
+    failure makes the whole answer not ready. What a probe returns is kept under its name only for "model"."""
+    checks: dict[str, dict] = {}
+    model = None
+    for name, probe in probes.items():
+        started = time.perf_counter()
+        try:
+            answer = probe()
+            checks[name] = {"ok": True}
+            if name == "model":
+                model = answer
+        except Exception as error:
+            checks[name] = {"ok": False, "error": f"{type(error).__name__}: {error}"[:300]}
+        checks[name]["ms"] = round((time.perf_counter() - started) * 1000, 1)
+    ready = all(check["ok"] for check in checks.values())
+    return {"status": "ready" if ready else "not_ready", "time": iso(utc_now()), "checks": checks, "model": model}
 
 
 def _percentile(sorted_values: list[float], fraction: float) -> float | None:

@@ -64,8 +64,9 @@ class InMemoryJobStore:
             if not self._holds(job, token):
                 return False
             stored = self.jobs[job.job_id]
-            stored.status, stored.result = JobStatus.COMPLETED, result
+            stored.status, stored.result, stored.error = JobStatus.COMPLETED, result, None
             stored.finished_at = stored.updated_at = iso(utc_now())
+            self.tokens.pop(job.job_id, None)
             self.cache[job.cache_key] = CacheEntry(job.cache_key, job.job_id, done=True, result=result)
             return True
 
@@ -74,6 +75,7 @@ class InMemoryJobStore:
             if self._holds(job, token):
                 self.jobs[job.job_id].status = JobStatus.QUEUED
                 self.jobs[job.job_id].error = error
+                self.jobs[job.job_id].updated_at = iso(utc_now())
                 self.tokens.pop(job.job_id, None)
 
     def fail_job(self, job, token, error):

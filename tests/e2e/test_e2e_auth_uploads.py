@@ -45,6 +45,7 @@ def test_every_v1_route_but_health_wants_a_key(local_stack, http):
 
 
 def test_the_stack_started_ready_and_readiness_looks_at_every_dependency(local_stack, http):
+    assert local_stack.info["ready_status"] == 200 and "ready" in local_stack.info["phases_s"]
     response = http.get(f"{local_stack.base_url}/v1/ops/ready", timeout=30)
     assert response.status_code == 200, response.text
     report = response.json()

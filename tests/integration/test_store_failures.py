@@ -60,9 +60,13 @@ def throttle(control, operation: str) -> None:
     control.set({"service": "dynamodb", "operation": operation, "fault": "throttle", "times": 1})
 
 
-def assert_throttled(raised) -> None:
-    error = raised.value
-    assert is_outage(error) and not is_condition_failed(error), repr(error)
+def assert_surfaces(control, operation: str, call) -> Exception:
+    """call() with the next `operation` throttled raises an outage, never a lost race's answer."""
+    throttle(control, operation)
+    with pytest.raises(Exception) as raised:
+        call()
+    assert is_outage(raised.value) and not is_condition_failed(raised.value), repr(raised.value)
+    return raised.value
 
 
 def claimed(runtime, token="t"):
@@ -75,10 +79,7 @@ def claimed(runtime, token="t"):
 def test_throttled_release_surfaces_and_the_job_keeps_its_claim(runtime, faulty):
     store, control = faulty
     job = claimed(runtime)
-    throttle(control, "UpdateItem")
-    with pytest.raises(Exception) as raised:
-        store.release_job(job, "t", "S3 read failed")
-    assert_throttled(raised)
+    assert_surfaces(control, "UpdateItem", lambda: store.release_job(job, "t", "S3 read failed"))
     assert runtime.jobs.get_job(job.job_id).status is JobStatus.IN_PROGRESS
     store.release_job(job, "another-token", "late")  # a lost race is still quiet
     store.release_job(job, "t", "S3 read failed")
@@ -88,10 +89,7 @@ def test_throttled_release_surfaces_and_the_job_keeps_its_claim(runtime, faulty)
 def test_throttled_fail_surfaces_and_a_final_job_is_still_quiet(runtime, faulty):
     store, control = faulty
     job = claimed(runtime)
-    throttle(control, "UpdateItem")
-    with pytest.raises(Exception) as raised:
-        store.fail_job(job, "t", "poison")
-    assert_throttled(raised)
+    assert_surfaces(control, "UpdateItem", lambda: store.fail_job(job, "t", "poison"))
     assert runtime.jobs.get_job(job.job_id).status is JobStatus.IN_PROGRESS
     store.fail_job(job, "t", "poison")
     store.fail_job(job, "t", "poison again")  # already FAILED: the condition answers, nothing raised
@@ -101,10 +99,7 @@ def test_throttled_fail_surfaces_and_a_final_job_is_still_quiet(runtime, faulty)
 def test_throttled_dedup_release_after_fail_surfaces(runtime, faulty):
     store, control = faulty
     job = claimed(runtime)
-    throttle(control, "DeleteItem")
-    with pytest.raises(Exception) as raised:
-        store.fail_job(job, "t", "poison")
-    assert_throttled(raised)
+    assert_surfaces(control, "DeleteItem", lambda: store.fail_job(job, "t", "poison"))
     assert runtime.jobs.get_job(job.job_id).status is JobStatus.FAILED
     assert runtime.jobs.get_cache(job.cache_key) is not None  # left PENDING: submit takes a failed job's key over
 
@@ -113,11 +108,7 @@ def test_throttled_claim_surfaces_instead_of_passing_for_busy(runtime, faulty):
     store, control = faulty
     job = new_job()
     runtime.jobs.create_job(job)
-    control.set({"service": "dynamodb", "operation": "TransactWriteItems", "fault": "throttle", "times": 3})
-    with pytest.raises(Exception) as raised:
-        store.claim_jobs([job.job_id], "t", 60)
-    assert_throttled(raised)
-    control.clear()
+    assert_surfaces(control, "TransactWriteItems", lambda: store.claim_jobs([job.job_id], "t", 60))
     assert store.claim_jobs([job.job_id], "t", 60)[job.job_id].state is ClaimState.CLAIMED
     assert store.claim_jobs([job.job_id], "u", 60)[job.job_id].state is ClaimState.BUSY  # a held lease
 
@@ -125,16 +116,9 @@ def test_throttled_claim_surfaces_instead_of_passing_for_busy(runtime, faulty):
 def test_throttled_create_and_complete_surface(runtime, faulty):
     store, control = faulty
     job = new_job()
-    throttle(control, "TransactWriteItems")
-    with pytest.raises(Exception) as raised:
-        store.create_job(job)
-    assert not isinstance(raised.value, CacheKeyTaken)
-    assert_throttled(raised)
+    assert not isinstance(assert_surfaces(control, "TransactWriteItems", lambda: store.create_job(job)), CacheKeyTaken)
     job = claimed(runtime)
-    throttle(control, "TransactWriteItems")
-    with pytest.raises(Exception) as raised:
-        store.complete_job(job, "t", {"top_label": "x", "output": {}})
-    assert_throttled(raised)
+    assert_surfaces(control, "TransactWriteItems", lambda: store.complete_job(job, "t", {"top_label": "x", "output": {}}))
     assert not store.complete_job(job, "someone-else", {"top_label": "x", "output": {}})
 
 
@@ -142,18 +126,12 @@ def test_throttled_recovery_writes_surface(runtime, faulty):
     store, control = faulty
     queued = new_job()
     runtime.jobs.create_job(queued)
-    throttle(control, "UpdateItem")
-    with pytest.raises(Exception) as raised:
-        store.touch_queued(queued)
-    assert_throttled(raised)
+    assert_surfaces(control, "UpdateItem", lambda: store.touch_queued(queued))
     assert store.touch_queued(queued)
     abandoned = new_job()
     runtime.jobs.create_job(abandoned)
     runtime.jobs.claim_jobs([abandoned.job_id], "dead-worker", -1)  # its lease is already over
-    throttle(control, "UpdateItem")
-    with pytest.raises(Exception) as raised:
-        store.reset_to_queued(abandoned)
-    assert_throttled(raised)
+    assert_surfaces(control, "UpdateItem", lambda: store.reset_to_queued(abandoned))
     assert store.reset_to_queued(abandoned) and not store.reset_to_queued(abandoned)  # the second lost the race
     assert not store.touch_queued(claimed(runtime))
 
@@ -161,16 +139,10 @@ def test_throttled_recovery_writes_surface(runtime, faulty):
 def test_throttled_key_revocation_and_rate_limit_surface(runtime, faulty):
     _, control = faulty
     key = ApiKeyStore.create("throttle-test")
-    throttle(control, "UpdateItem")
-    with pytest.raises(Exception) as raised:
-        ApiKeyStore.revoke(key)
-    assert_throttled(raised)
+    assert_surfaces(control, "UpdateItem", lambda: ApiKeyStore.revoke(key))
     assert ApiKeyStore.revoke(key) and not ApiKeyStore.revoke("cxr_no_such_key")
     limiter = RateLimiter(per_minute=5, lease=1)
-    throttle(control, "UpdateItem")
-    with pytest.raises(Exception) as raised:
-        limiter.hit(f"client-{uuid.uuid4().hex}")
-    assert_throttled(raised)
+    assert_surfaces(control, "UpdateItem", lambda: limiter.hit(f"client-{uuid.uuid4().hex}"))
 
 
 def test_a_throttled_fail_in_a_batch_is_reported_and_finished_by_the_recovery_pass(runtime, faulty):

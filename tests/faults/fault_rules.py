@@ -8,7 +8,7 @@ import threading
 from collections import Counter
 from urllib.parse import urlsplit
 
-FAULTS = ("500", "503", "throttle", "drop", "drop_after", "delay")
+FAULTS = ("500", "503", "throttle", "drop", "drop_after", "delay", "conflict")
 _SCOPE = re.compile(r"Credential=[^/]+/\d+/[^/]+/([^/]+)/aws4_request")
 _S3_OPERATIONS = {"GET": "GetObject", "PUT": "PutObject", "HEAD": "HeadObject", "DELETE": "DeleteObject",
                   "POST": "PostObject"}
@@ -30,7 +30,12 @@ def classify(method: str, path: str, headers) -> tuple[str, str]:
     return service, method
 
 
-def error_response(service: str, fault: str) -> tuple[int, dict[str, str], bytes]:
+def error_response(service: str, fault: str, items: int = 2) -> tuple[int, dict[str, str], bytes]:
+    if fault == "conflict":  # DynamoDB TransactWriteItems cancelled: another transaction held its items
+        reasons = [{"Code": "TransactionConflict", "Message": "Transaction is ongoing for the item"}] * items
+        body = json.dumps({"__type": "com.amazonaws.dynamodb.v20120810#TransactionCanceledException",
+                           "message": "Transaction cancelled [TransactionConflict]", "CancellationReasons": reasons})
+        return 400, {"Content-Type": "application/x-amz-json-1.0", "x-amzn-RequestId": "fault-proxy"}, body.encode()
     status, code, message = {"500": (500, "InternalError", "injected internal error"),
                              "503": (503, "ServiceUnavailable", "injected: service unavailable"),
                              "throttle": (400, "ThrottlingException", "injected: rate exceeded")}[fault]

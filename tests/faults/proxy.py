@@ -8,7 +8,8 @@ JSON protocol, method + path for S3). Rules are set at run time through the cont
 A rule: service ("s3" | "dynamodb" | "sqs" | "*"), operation ("*" or a name), fault ("500" InternalError,
 "503" SlowDown/ServiceUnavailable, "throttle" 400 ThrottlingException, "drop" close before forwarding,
 "drop_after" forward then close without answering: the call took effect but the client never hears so, "delay"
-forward after "seconds" (keeps work in flight for kill tests)), and
+forward after "seconds" (keeps work in flight for kill tests), "conflict" a DynamoDB transaction cancelled with
+TransactionConflict for each of its "items" (default 2)), and
 either "times" (the next N matching requests) or "probability" (0..1, until cleared).
 Run standalone: `python -m tests.faults.proxy --upstream http://127.0.0.1:5000 --port 0 --ready-file F`.
 """
@@ -123,8 +124,8 @@ class _Handler(BaseHTTPRequestHandler):
         if fault == "drop":
             self._drop()
             return
-        if fault in ("500", "503", "throttle"):
-            self._reply(*error_response(service, fault))
+        if fault in ("500", "503", "throttle", "conflict"):
+            self._reply(*error_response(service, fault, int(rule.get("items", 2))))
             return
         try:
             status, headers, payload = self._forward(body)

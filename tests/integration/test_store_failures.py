@@ -177,3 +177,27 @@ def test_a_throttled_fail_in_a_batch_is_reported_and_finished_by_the_recovery_pa
     purge_queue(runtime)  # what the pass re-sent for other tests' jobs
     assert poison.job_id in recovered.failed
     assert runtime.jobs.get_job(poison.job_id).status is JobStatus.FAILED
+
+
+def test_a_transaction_conflict_is_a_race_retried_not_an_error(runtime, faulty):
+    """Two writers on one item (TransactionConflict, which moto never produces): submit reads the key again and
+    creates its job; a claim takes another round."""
+    from cxr_core.domain import Upload
+    from cxr_core.services.submit import SubmitDeps, submit_image
+    from cxr_model.privacy import deidentify_dicom
+    from tests.fakes import fake_check_image
+
+    store, control = faulty
+    control.set({"service": "dynamodb", "operation": "TransactWriteItems", "fault": "conflict", "times": 1})
+    with pytest.raises(CacheKeyTaken):
+        store.create_job(new_job())
+    deps = SubmitDeps(jobs=store, images=runtime.images, queue=runtime.queue, model_id="m@1",
+                      check_image=fake_check_image, deidentify_dicom=deidentify_dicom)
+    control.set({"service": "dynamodb", "operation": "TransactWriteItems", "fault": "conflict", "times": 1})
+    outcome = submit_image(Upload(b"\x89PNG\r\n\x1a\n" + uuid.uuid4().bytes), deps)
+    assert outcome.created and runtime.jobs.get_job(outcome.job.job_id).status is JobStatus.QUEUED
+    control.set({"service": "dynamodb", "operation": "TransactWriteItems", "fault": "conflict", "items": 1,
+                 "times": 1})
+    assert store.claim_jobs([outcome.job.job_id], "t", 60)[outcome.job.job_id].state is ClaimState.CLAIMED
+    assert control.state()["injected"]["dynamodb.TransactWriteItems:conflict"] >= 3
+    purge_queue(runtime)

@@ -75,8 +75,9 @@ class DynamoJobStore:
                 tx.save(self._record(job), condition=JobRecord.job_id.does_not_exist())
                 tx.save(self._cache_record(job.cache_key, job, None), condition=free)
         except TransactWriteError as error:
-            if is_condition_failed(error):
-                raise CacheKeyTaken(job.cache_key) from error
+            codes = cancellation_codes(error)
+            if is_condition_failed(error) or (codes and set(codes) <= RACE_REASONS):
+                raise CacheKeyTaken(job.cache_key) from error  # held, or contended: read the key again
             raise
 
     def claim_jobs(self, job_ids: Iterable[str], token: str, lease_seconds: int) -> dict[str, Claim]:

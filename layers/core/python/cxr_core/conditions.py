@@ -19,9 +19,10 @@ def cancellation_codes(error: BaseException) -> list[str | None]:
 
 def is_condition_failed(error: BaseException, item: int | None = None) -> bool:
     """True only when the write was refused because its condition did not hold (the state moved on, a race was
-    lost): an answer the caller acts on. False for anything else - throttling, a network error, a conflict with
-    another transaction - which the caller lets propagate, to be retried or reported. For a cancelled
-    transaction, item asks about that item only (default: any item)."""
+    lost): an answer the caller acts on. False for anything else - throttling, a network error, a server error -
+    which the caller lets propagate, to be retried or reported (a transaction's TransactionConflict is False too;
+    the callers that simply try again check RACE_REASONS). For a cancelled transaction, item asks about that item
+    only (default: any item)."""
     if isinstance(error, TransactWriteError):
         codes = cancellation_codes(error)
         if item is not None:

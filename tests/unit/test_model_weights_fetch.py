@@ -184,3 +184,14 @@ def test_the_served_kind_is_real_only_for_the_published_hash():
     assert weights_kind(spec, spec.weights_sha256, "real", "random-init") == "random-init"
     assert (spec.weights_size, spec.weights_sha256) == (
         28_382_008, "56524913dd16a906422e8d8b66a7a5c46be1d82eb7ac012d8103776f1aa68899")
+
+
+def test_the_health_identity_flags_weights_a_record_calls_real_but_are_not_published(tmp_path):
+    from cxr_model import read_identity
+
+    (tmp_path / f"{MODEL_NAME}.weights.json").write_text('{"weights": "real", "sha256": "%s"}' % ("ab" * 32))
+    identity = read_identity(str(tmp_path), name=MODEL_NAME)
+    assert identity["weights"] == "provided" and identity["weights_sha256"] == "ab" * 32
+    assert "unverified weights" in identity["warning"]
+    shutil.copy(stand_in(), tmp_path)  # the stand-in's own marker wins over whatever the record says
+    assert read_identity(str(tmp_path), name=MODEL_NAME)["weights"] == "random-init"

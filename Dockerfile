@@ -1,7 +1,9 @@
 # EC2 infer worker image: CPU-only onnxruntime (no torch), weights + ONNX export baked in, non-root.
-# Build from the repository root once the model build step has produced layers/model/weights/*.onnx:
-#   python -m cxr_model.build --model-dir layers/model/weights --allow-random-init   # or `make model`
+# Build from the repository root once the model build step has produced layers/model/weights/*.onnx from real weights:
+#   python -m cxr_model.build --model-dir layers/model/weights   # fetches and verifies them (or --weights-from PATH)
 #   docker build --platform linux/amd64 -t cxr-worker .
+# The build refuses a random-init stand-in; weights other than the published file need
+#   --build-arg ALLOW_PROVIDED_WEIGHTS=1 (they are then flagged "provided" in every result).
 # Settings come from the environment as template.yaml declares them (the launch template writes an --env-file).
 FROM python:3.12-slim-bookworm
 
@@ -25,7 +27,10 @@ COPY layers/model/python/cxr_model ./cxr_model
 COPY functions/__init__.py ./functions/__init__.py
 COPY functions/infer ./functions/infer
 COPY infra/worker_healthcheck.py ./infra/worker_healthcheck.py
-RUN python -m compileall -q /app
+ARG ALLOW_PROVIDED_WEIGHTS=0
+# Reads the ONNX export's metadata: a stand-in (or unverified weights, unless allowed) fails the image build.
+RUN python -m cxr_model.deploy_check /opt/weights $([ "$ALLOW_PROVIDED_WEIGHTS" = 1 ] && echo --allow-provided) \
+    && python -m compileall -q /app
 
 USER 10001:10001
 # Healthy = all WORKER_PROCESSES workers alive, none restarting in a loop, and the tables, bucket, queue and model

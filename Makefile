@@ -5,8 +5,11 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 MODEL_DIR ?= layers/model/weights
+# The tests' own random-init stand-in, built without the network: test results must say random-init.
+TEST_MODEL_DIR ?= build/test-weights
+TEST_ENV = CXR_WEIGHTS_OFFLINE=1 CXR_TEST_MODEL_DIR=$(abspath $(TEST_MODEL_DIR))
 
-.PHONY: venv model browser run test test-unit test-integration test-e2e layers sizes clean
+.PHONY: venv model test-model browser run test test-unit test-integration test-e2e layers sizes clean
 
 $(STAMP): requirements/core.txt requirements/model.txt requirements/dev.txt pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -17,9 +20,13 @@ $(STAMP): requirements/core.txt requirements/model.txt requirements/dev.txt pypr
 
 venv: $(STAMP)
 
-## Weights (real if present under MODEL_DIR, else a clearly labelled random-init stand-in) + ONNX export.
+## Weights + ONNX export: the real file (already there, torchxrayvision's cache, WEIGHTS_FROM=path, or downloaded
+## and verified; an unreachable host fails within ~10 s), else a clearly labelled random-init stand-in.
 model: venv
-	$(PY) -m cxr_model.build --model-dir $(MODEL_DIR) --allow-random-init
+	$(PY) -m cxr_model.build --model-dir $(MODEL_DIR) --allow-random-init $(if $(WEIGHTS_FROM),--weights-from $(WEIGHTS_FROM))
+
+test-model: venv
+	$(TEST_ENV) $(PY) -m cxr_model.build --model-dir $(TEST_MODEL_DIR) --allow-random-init
 
 ## Debian's Chromium for the web page test (Playwright drives it; no browser download). Needs root or sudo.
 browser:
@@ -31,17 +38,17 @@ browser:
 run: model
 	$(PY) -m cxr_local $(ARGS)
 
-test: model browser
-	CXR_REQUIRE_BROWSER=1 $(PY) -m pytest $(PYTEST_ARGS)
+test: test-model browser
+	CXR_REQUIRE_BROWSER=1 $(TEST_ENV) $(PY) -m pytest $(PYTEST_ARGS)
 
 test-unit: venv
-	$(PY) -m pytest tests/unit $(PYTEST_ARGS)
+	$(TEST_ENV) $(PY) -m pytest tests/unit $(PYTEST_ARGS)
 
-test-integration: model
-	$(PY) -m pytest tests/integration $(PYTEST_ARGS)
+test-integration: test-model
+	$(TEST_ENV) $(PY) -m pytest tests/integration $(PYTEST_ARGS)
 
-test-e2e: model browser
-	CXR_REQUIRE_BROWSER=1 $(PY) -m pytest tests/e2e $(PYTEST_ARGS)
+test-e2e: test-model browser
+	CXR_REQUIRE_BROWSER=1 $(TEST_ENV) $(PY) -m pytest tests/e2e $(PYTEST_ARGS)
 
 ## Lambda layers for `sam build && sam deploy --guided` (docs/deploy.md), and their unzipped sizes.
 layers: model
@@ -51,4 +58,4 @@ sizes: model
 	$(PY) bench/package_sizes.py --import-check
 
 clean:
-	rm -rf $(VENV) $(MODEL_DIR) .pytest_cache bench/results
+	rm -rf $(VENV) $(MODEL_DIR) $(TEST_MODEL_DIR) .pytest_cache bench/results

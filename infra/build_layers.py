@@ -1,6 +1,8 @@
 """Builds the Lambda layer folders template.yaml points at (build/layers/core, build/layers/model) for python3.12 x86_64.
 
-Run before `sam build`:  python infra/build_layers.py [core|model ...] [--allow-missing-weights]
+Run before `sam build`:  python infra/build_layers.py [core|model ...] [--allow-missing-weights] [--allow-provided-weights]
+The model layer is refused (and a stale one removed) unless its ONNX export was made from torchxrayvision's published
+weights, or from other weights that load with --allow-provided-weights: a random-init stand-in never reaches AWS.
 Wheels are fetched for the Lambda platform whatever the local Python is; byte code is compiled with a local
 python3.12 when one is found, because a read-only /opt cannot cache it and cold starts would compile in memory.
 """
@@ -108,12 +110,27 @@ def copy_weights(source: Path, destination: Path, allow_missing: bool) -> list[s
     return [path.name for path in files]
 
 
+def check_weights(source: Path, allow_missing: bool, allow_provided: bool, allow_stand_in: bool = False) -> str | None:
+    """The served weights' kind from the ONNX export's own metadata; SystemExit for a stand-in or unverified file.
+    allow_stand_in is for bench/package_sizes.py only, which measures and then deletes the folder."""
+    from cxr_model.deploy_check import NotDeployable, check_deployable
+
+    if (allow_missing and not any(source.glob("*.onnx"))) or allow_stand_in:
+        return None
+    try:
+        return check_deployable(str(source), allow_provided=allow_provided)
+    except NotDeployable as exc:
+        raise SystemExit(f"refusing to build the model layer: {exc}") from None
+
+
 def build_layer(name: str, out_root: Path = BUILD_ROOT, allow_missing_weights: bool = False,
-                python312: str | None = None) -> Path:
+                python312: str | None = None, allow_provided_weights: bool = False, allow_stand_in: bool = False) -> Path:
     """Build one layer folder: python/ (site-packages + our package) and, for the model layer, weights/."""
     spec = LAYERS[name]
     out = out_root / name
-    shutil.rmtree(out, ignore_errors=True)
+    shutil.rmtree(out, ignore_errors=True)  # first: a refused build must not leave an older layer for `sam build`
+    if spec.weights_dir:
+        check_weights(REPO / spec.weights_dir, allow_missing_weights, allow_provided_weights, allow_stand_in)
     site = out / "python"
     pip_install_for_lambda(REPO / spec.requirements, site)
     if spec.drop_distributions:
@@ -134,12 +151,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("layers", nargs="*", choices=sorted(LAYERS), default=sorted(LAYERS))
     parser.add_argument("--out", type=Path, default=BUILD_ROOT)
     parser.add_argument("--allow-missing-weights", action="store_true")
+    parser.add_argument("--allow-provided-weights", action="store_true",
+                        help="ship weights other than torchxrayvision's published file (flagged 'provided')")
     args = parser.parse_args(argv)
     python312 = find_python312()
     if python312 is None:
         print("warning: no local python3.12 - layers ship without byte code (slower cold starts)", file=sys.stderr)
     for name in args.layers:
-        print(build_layer(name, args.out, args.allow_missing_weights, python312))
+        print(build_layer(name, args.out, args.allow_missing_weights, python312, args.allow_provided_weights))
     return 0
 
 

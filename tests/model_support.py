@@ -11,18 +11,19 @@ import numpy as np
 REPO = Path(__file__).resolve().parents[1]
 SAMPLES_DIR = Path(os.environ.get("CXR_SAMPLES_DIR", REPO.parent / "shared" / "data" / "xrays"))
 SAMPLE_FILES = sorted(p for p in SAMPLES_DIR.glob("*") if p.suffix.lower() in (".png", ".jpg", ".jpeg", ".dcm"))
-REPO_MODEL_DIR = REPO / "layers" / "model" / "weights"
+# The tests' own random-init stand-in (`make test-model`), never layers/model/weights, which may hold real weights.
+TEST_MODEL_DIR = Path(os.environ.get("CXR_TEST_MODEL_DIR", REPO / "build" / "test-weights"))
 MODEL_NAME = "densenet121-res224-all"
 
 
 @functools.lru_cache(maxsize=1)
-def built_model_dir(tmp_root: str) -> str:
-    """The repo's model dir when the build step finds it up to date (no torch import), else a fresh build in tmp."""
+def built_model_dir(tmp_root: str | None = None) -> str:
+    """TEST_MODEL_DIR when the build step finds it up to date (no torch import), else built, offline, in tmp."""
     from cxr_model.build import build
 
-    for candidate in (str(REPO_MODEL_DIR), os.path.join(tmp_root, "weights")):
+    for candidate in [str(TEST_MODEL_DIR)] + ([os.path.join(tmp_root, "weights")] if tmp_root else []):
         try:
-            build(candidate, MODEL_NAME, allow_random_init=True)
+            build(candidate, MODEL_NAME, allow_random_init=True, offline=True)
             return candidate
         except OSError:
             continue  # read-only checkout: fall through to the tmp dir

@@ -47,7 +47,7 @@ def consume(stop_all) -> None:
     identity = rt.predictor.identity
     log.warning("worker %d ready: model %s engine %s weights %s%s", os.getpid(), identity.get("name"),
                 identity.get("engine"), identity.get("weights"),
-                " - RANDOM-INIT WEIGHTS, NOT FOR CLINICAL USE" if identity.get("weights") != "real" else "")
+                f" - {identity['warning']}" if identity.get("warning") else "")
     source = SqsBatchSource(rt.sqs, config.queue_url, config.infer_batch_size, config.infer_batch_window_seconds,
                             config.visibility_timeout_seconds)
     metrics = Metrics()

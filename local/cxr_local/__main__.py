@@ -44,6 +44,8 @@ def parse_args(argv: list[str] | None = None) -> Options:
                         help="CPU priority of the infer workers below the API and moto (nice steps, default 10; "
                              "0: equal), so inference on the same cores does not queue API requests")
     parser.add_argument("--no-build", action="store_true", help="do not run the model build before starting")
+    parser.add_argument("--model-dir", type=Path, default=env("CXR_LOCAL_MODEL_DIR"),
+                        help="model artifacts (default: <repo>/layers/model/weights, or $CXR_LOCAL_MODEL_DIR)")
     parser.add_argument("--param", action="append", default=[], metavar="NAME=VALUE",
                         help="template parameter override, e.g. --param InferBatchSize=4 (Stage defaults to local)")
     parser.add_argument("--env", action="append", default=[], metavar="KEY=VALUE",
@@ -65,7 +67,7 @@ def parse_args(argv: list[str] | None = None) -> Options:
                    build_model=not args.no_build,
                    params=_pairs(args.param, "--param"), env=_pairs(args.env, "--env"),
                    max_instances=args.max_instances, ready_file=args.ready_file, access_log=args.access_log,
-                   log_dir=args.log_dir, api_key=args.api_key)
+                   log_dir=args.log_dir, api_key=args.api_key, model_dir=args.model_dir)
 
 
 def main(argv: list[str] | None = None) -> int:

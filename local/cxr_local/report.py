@@ -11,10 +11,11 @@ def say(message: str) -> None:
 
 def announce(info: dict, ready_file: Path | None) -> None:
     weights = info["weights"]
-    if weights["random_init"]:
+    if weights["random_init"] or weights.get("kind") != "real":
         banner = "!" * 78
         say(banner)
-        say("WEIGHTS: RANDOM-INIT - scores are meaningless, NOT FOR CLINICAL USE")
+        say("WEIGHTS: RANDOM-INIT - scores are meaningless, NOT FOR CLINICAL USE" if weights["random_init"] else
+            "WEIGHTS: PROVIDED, UNVERIFIED - not torchxrayvision's published file, NOT VALIDATED FOR CLINICAL USE")
         say(f"  ({weights['detail']})")
         say(banner)
     else:

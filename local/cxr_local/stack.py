@@ -54,6 +54,7 @@ class Options:
     access_log: bool = False
     log_dir: Path | None = None
     api_key: str | None = None  # the operator key registered when AuthMode=api_key
+    model_dir: Path | None = None  # default: <repo>/layers/model/weights (the tests use a stand-in folder of their own)
 
 
 class LocalStack:
@@ -87,7 +88,7 @@ class LocalStack:
         template = StackTemplate(opts.template, opts.params,
                                  StackIdentity(stack_name=f"cxr-{opts.params.get('Stage', 'local')}",
                                                region=REGION, queue_url_base=moto_endpoint))
-        model_dir = str((opts.repo_root / "layers" / "model" / "weights").resolve())
+        model_dir = str(self._model_dir())
         functions = template.functions()
         routes = template.http_routes()
         http_env = _merged_environment([functions[name].environment for name in {r.function for r in routes}])
@@ -166,10 +167,13 @@ class LocalStack:
                                            else None)
         return ApiKeyStore.create("local-dev", label="cxr_local", api_key=api_key, operator=True)
 
+    def _model_dir(self) -> Path:
+        return (self.options.model_dir or self.options.repo_root / "layers" / "model" / "weights").resolve()
+
     def _start_model_build(self, env: dict[str, str]) -> subprocess.Popen | None:
         if not self.options.build_model:
             return None
-        command = [sys.executable, "-m", "cxr_model.build", "--model-dir", "layers/model/weights",
+        command = [sys.executable, "-m", "cxr_model.build", "--model-dir", str(self._model_dir()),
                    "--allow-random-init"]
         say("model artifacts: " + " ".join(command[1:]))
         return processes.spawn(command, env=env, cwd=self.options.repo_root, log=None)

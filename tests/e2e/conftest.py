@@ -14,6 +14,8 @@ import boto3
 import pytest
 import requests
 
+from tests.model_support import built_model_dir
+
 REPO = Path(__file__).resolve().parents[2]
 XRAYS = Path(os.environ.get("CXR_XRAYS_DIR", REPO.parent / "shared" / "data" / "xrays"))
 READY_TIMEOUT_S = 300  # includes a cold model build
@@ -49,7 +51,7 @@ def start_stack(tmp_dir: Path, *extra_args: str, workers: int = 1) -> RunningSta
     # the stack must not inherit an endpoint or credentials another fixture exported into this process
     env = {key: value for key, value in os.environ.items() if not key.startswith(("AWS_", "CXR_LOCAL_"))}
     command = [sys.executable, "-m", "cxr_local", "--port", "0", "--workers", str(workers),
-               "--ready-file", str(ready_file), "--log-dir", str(tmp_dir), *extra_args]
+               "--ready-file", str(ready_file), "--log-dir", str(tmp_dir), "--model-dir", built_model_dir(), *extra_args]
     log = open(log_path, "wb")  # noqa: SIM115 - the child writes to it for its whole life
     process = subprocess.Popen(command, cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT)
     log.close()

@@ -22,6 +22,7 @@ from cxr_local.stack import LOCAL_AWS_ENV
 from cxr_local.template import StackTemplate
 from tests.e2e.conftest import RunningStack, start_stack, stop_stack
 from tests.faults.proxy import FaultProxy, ProxyControl
+from tests.model_support import built_model_dir
 
 REPO = Path(__file__).resolve().parents[2]
 VISIBILITY_S = 6  # redelivery after a lost worker shows within a test's time
@@ -127,7 +128,7 @@ class FaultStack:
 
 
 def _env_args() -> list[str]:
-    local = {**SERVICE_ENV, "MODEL_DIR": str(REPO / "layers/model/weights")}
+    local = {**SERVICE_ENV, "MODEL_DIR": built_model_dir()}
     return [arg for key, value in local.items() for arg in ("--env", f"{key}={value}")]
 
 
@@ -144,6 +145,6 @@ def start_fault_stack(tmp: Path) -> FaultStack:
                              StackIdentity(stack_name="cxr-local", queue_url_base=moto))
     worker_env = {key: value for key, value in os.environ.items() if not key.startswith(("AWS_", "CXR_LOCAL_"))}
     worker_env.update(template.function("InferFunction").environment)
-    worker_env.update(LOCAL_AWS_ENV, AWS_ENDPOINT_URL=proxy.url, MODEL_DIR=str(REPO / "layers/model/weights"),
+    worker_env.update(LOCAL_AWS_ENV, AWS_ENDPOINT_URL=proxy.url, MODEL_DIR=built_model_dir(),
                       PYTHONPATH=str(REPO), **SERVICE_ENV)
     return FaultStack(tmp, proxy, ProxyControl(proxy.url), backend, worker_env)

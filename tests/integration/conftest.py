@@ -15,6 +15,7 @@ from cxr_local.processes import free_port, start_moto, stop, wait_for_http
 from cxr_local.resources import create_stack_resources
 from cxr_local.intrinsics import StackIdentity
 from cxr_local.template import StackTemplate
+from tests.model_support import built_model_dir
 
 REPO = Path(__file__).resolve().parents[2]
 STACK_PARAMETERS = {"Stage": "local"}
@@ -57,7 +58,7 @@ def stack_env(moto_endpoint):
     session.client("sqs").set_queue_attributes(QueueUrl=created["queues"]["JobsQueue"],
                                                Attributes={"VisibilityTimeout": str(TEST_VISIBILITY_SECONDS)})
     env = dict(template.function("InferFunction").environment)
-    env.update(AWS_ENV, AWS_ENDPOINT_URL=moto_endpoint, MODEL_DIR=str(REPO / "layers/model/weights"),
+    env.update(AWS_ENV, AWS_ENDPOINT_URL=moto_endpoint, MODEL_DIR=built_model_dir(),
                VISIBILITY_TIMEOUT_SECONDS=str(TEST_VISIBILITY_SECONDS))
     return env
 

@@ -2,6 +2,10 @@
 from __future__ import annotations
 
 import sys
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
 
 from .template_support import REPO
 
@@ -55,3 +59,52 @@ def test_layers_match_the_template_and_target_the_lambda_runtime():
     assert set(build_layers.LAYERS) == {"core", "model"}
     assert {"boto3", "botocore"} <= build_layers.RUNTIME_PROVIDED
     assert not build_layers.LAYERS["model"].drop_distributions
+
+
+@pytest.fixture(scope="module")
+def stamped_export(tmp_path_factory):
+    """The tests' stand-in ONNX export re-stamped as if built from weights whose SHA-256 is FAKE_SHA."""
+    import onnx
+
+    from tests.model_support import MODEL_NAME, built_model_dir
+
+    folder = tmp_path_factory.mktemp("stamped")
+    proto = onnx.load(str(Path(built_model_dir()) / f"{MODEL_NAME}.onnx"))
+    for entry in proto.metadata_props:
+        if entry.key == "cxr_model.weights_sha256":
+            entry.value = FAKE_SHA
+        if entry.key == "cxr_model.weights":
+            entry.value = "real"
+    onnx.save(proto, str(folder / f"{MODEL_NAME}.onnx"))
+    return folder
+
+
+FAKE_SHA = "ab" * 32
+
+
+def test_model_layer_refuses_the_stand_in_before_building_and_removes_a_stale_layer(tmp_path, monkeypatch):
+    from tests.model_support import built_model_dir
+
+    stale = tmp_path / "model" / "weights"
+    stale.mkdir(parents=True)
+    (stale / "old.onnx").write_text("an older layer that sam build would otherwise zip")
+    spec = replace(build_layers.LAYERS["model"], weights_dir=built_model_dir())
+    monkeypatch.setitem(build_layers.LAYERS, "model", spec)
+    monkeypatch.setattr(build_layers, "pip_install_for_lambda", lambda *a: pytest.fail("checked after installing"))
+    with pytest.raises(SystemExit, match="RANDOM-INIT stand-in"):
+        build_layers.build_layer("model", tmp_path)
+    assert not (tmp_path / "model").exists()
+    with pytest.raises(SystemExit, match="RANDOM-INIT stand-in"):
+        build_layers.check_weights(Path(built_model_dir()), allow_missing=True, allow_provided=True)
+
+
+def test_weights_other_than_the_published_file_need_the_explicit_flag(stamped_export, monkeypatch):
+    from cxr_model import specs
+
+    # stamped "real" by a build, but its SHA-256 is not the published one: provided, refused without the flag
+    with pytest.raises(SystemExit, match="--allow-provided"):
+        build_layers.check_weights(stamped_export, allow_missing=False, allow_provided=False)
+    assert build_layers.check_weights(stamped_export, allow_missing=False, allow_provided=True) == "provided"
+    name = "densenet121-res224-all"
+    monkeypatch.setitem(specs.SPECS, name, replace(specs.SPECS[name], weights_sha256=FAKE_SHA))
+    assert build_layers.check_weights(stamped_export, allow_missing=False, allow_provided=False) == "real"

@@ -16,7 +16,7 @@ import pytest
 from .template_support import REPO
 
 DOCKERFILE = (REPO / "Dockerfile").read_text()
-WEIGHTS = REPO / "layers/model/weights"
+WEIGHTS_SOURCE = "layers/model/weights/"  # the tests build their stand-in elsewhere (tests/model_support.py)
 
 
 def instructions() -> list[tuple[str, str]]:
@@ -45,6 +45,13 @@ def dockerignore_allows(path: str) -> bool:
                for candidate in candidates for p in patterns):
             allowed = negated
     return allowed
+
+
+def source_matches(source: str, weights: Path) -> list[str]:
+    """What a COPY source names, the model folder read from the tests' own stand-in build."""
+    if source.startswith(WEIGHTS_SOURCE):
+        return glob.glob(str(weights / source[len(WEIGHTS_SOURCE):]))
+    return glob.glob(str(REPO / source))
 
 
 def copies() -> list[tuple[list[str], str]]:
@@ -76,20 +83,21 @@ def test_cpu_only_python312_base_non_root_healthcheck_and_worker_entry_point():
 def built_weights(tmp_path_factory) -> Path:
     """The model build step's output the image bakes in (the build is a no-op when it is up to date)."""
     from tests.model_support import built_model_dir
-    assert built_model_dir(str(tmp_path_factory.mktemp("model"))) == str(WEIGHTS)
-    return WEIGHTS
+    return Path(built_model_dir(str(tmp_path_factory.mktemp("model"))))
 
 
 def test_every_copied_file_exists_and_passes_the_dockerignore_allow_list(built_weights):
     for sources, _ in copies():
         for source in sources:
-            matches = glob.glob(str(REPO / source))
+            matches = source_matches(source, built_weights)
             assert matches, f"COPY {source}: nothing there"
             for match in matches:
                 files = [match] if Path(match).is_file() else [
                     str(p) for p in Path(match).rglob("*") if p.is_file() and "__pycache__" not in p.parts]
                 for file in files:
-                    assert dockerignore_allows(str(Path(file).relative_to(REPO))), file
+                    relative = (WEIGHTS_SOURCE + Path(file).name if source.startswith(WEIGHTS_SOURCE)
+                                else str(Path(file).relative_to(REPO)))
+                    assert dockerignore_allows(relative), file
     assert not dockerignore_allows(".venv/bin/python")
     assert not dockerignore_allows("layers/model/weights/some-torch-weights.pt")
     assert not dockerignore_allows("functions/infer/__pycache__/app.cpython-312.pyc")
@@ -108,7 +116,7 @@ def image_root(tmp_path_factory, built_weights) -> Path:
         *sources, destination = shlex.split(args)
         target = root / (workdir / destination).relative_to("/")
         for source in sources:
-            for match in map(Path, glob.glob(str(REPO / source))):
+            for match in map(Path, source_matches(source, built_weights)):
                 if match.is_dir():
                     shutil.copytree(match, target, dirs_exist_ok=True,
                                     ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
@@ -128,9 +136,9 @@ def run_in_image(image_root: Path, code: str) -> subprocess.CompletedProcess:
                           cwd=image_root / "app", timeout=300)
 
 
-def test_image_layout_bakes_only_the_onnx_export_and_its_provenance(image_root):
+def test_image_layout_bakes_only_the_onnx_export_and_its_provenance(image_root, built_weights):
     baked = sorted(p.name for p in (image_root / "opt/weights").iterdir())
-    assert baked == sorted(p.name for p in WEIGHTS.iterdir() if p.suffix in (".onnx", ".json"))
+    assert baked == sorted(p.name for p in built_weights.iterdir() if p.suffix in (".onnx", ".json"))
     assert any(name.endswith(".onnx") for name in baked) and not any(name.endswith(".pt") for name in baked)
 
 
@@ -148,3 +156,17 @@ def test_worker_and_healthcheck_import_from_the_image_layout_without_torch(image
     assert lines[0].startswith(str(image_root / "app" / "cxr_core"))
     assert lines[1].startswith("onnxruntime ")
     assert lines[2] == "[]"
+
+
+def test_image_build_refuses_the_stand_in_unless_real_or_explicitly_provided(image_root):
+    """The RUN step that reads the baked ONNX export's metadata, run as the image would (no torch there)."""
+    check = [args for key, args in instructions() if key == "RUN" and "cxr_model.deploy_check" in args]
+    assert len(check) == 1 and "/opt/weights" in check[0] and "ALLOW_PROVIDED_WEIGHTS" in check[0]
+    assert any(key == "ARG" and args == "ALLOW_PROVIDED_WEIGHTS=0" for key, args in instructions())
+    order = [key for key, args in instructions() if key == "COPY" and "/opt/weights" in args or args == check[0]]
+    assert order == ["COPY", "RUN"]  # checks what was baked, after it was baked
+    for allow in ([], ["--allow-provided"]):
+        baked = str(image_root / "opt/weights")
+        done = run_in_image(image_root, f"import sys; from cxr_model.deploy_check import main; "
+                                        f"sys.exit(main([{baked!r}] + {allow!r}))")
+        assert done.returncode == 1 and "RANDOM-INIT stand-in" in done.stderr, done.stderr

@@ -4,13 +4,18 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import zipfile
 from dataclasses import dataclass
 
 from .specs import ModelSpec
 
 RANDOM_INIT = "random-init"
 REAL = "real"
+PROVIDED = "provided"
 RANDOM_INIT_WARNING = "random-initialised weights - NOT FOR CLINICAL USE"
+PROVIDED_WARNING = "unverified weights (not torchxrayvision's published file) - NOT VALIDATED FOR CLINICAL USE"
+# An attribute the build sets on the stand-in module before pickling it: the file itself says what it is.
+STAND_IN_MARKER = "cxr_model_stand_in"
 
 
 def sha256_file(path: str) -> str:
@@ -39,6 +44,11 @@ class ArtifactPaths:
     def onnx(self) -> str:
         return os.path.join(self.model_dir, f"{self.spec.name}.onnx")
 
+    @property
+    def staging(self) -> str:
+        """Downloads and copies wait here (a .part file resumes) until verified; nothing ships from it."""
+        return os.path.join(self.model_dir, ".download")
+
 
 def read_provenance(paths: ArtifactPaths) -> dict | None:
     try:
@@ -55,6 +65,35 @@ def write_provenance(paths: ArtifactPaths, record: dict) -> None:
     os.replace(tmp, paths.provenance)
 
 
-def weights_kind(*markers: str | None) -> str:
-    """'real' only when no random-init marker exists anywhere."""
-    return RANDOM_INIT if any(marker == RANDOM_INIT for marker in markers) else REAL
+def has_stand_in_marker(path: str) -> bool:
+    """True for the build's stand-in, read from the pickle inside torch's zip format (no torch, no unpickling)."""
+    try:
+        with zipfile.ZipFile(path) as archive:
+            return any(STAND_IN_MARKER.encode() in archive.read(name)
+                       for name in archive.namelist() if name.endswith("data.pkl"))
+    except (zipfile.BadZipFile, OSError, KeyError):
+        return False
+
+
+def is_published(spec: ModelSpec, size: int, sha256: str) -> bool:
+    return spec.weights_sha256 is not None and (size, sha256) == (spec.weights_size, spec.weights_sha256)
+
+
+def classify_weights(path: str, spec: ModelSpec) -> tuple[str, str]:
+    """(kind, sha256) of a weights file from its bytes alone: the published file is real, the build's
+    stand-in random-init, anything else provided (it must still load into the architecture)."""
+    sha256 = sha256_file(path)
+    if is_published(spec, os.path.getsize(path), sha256):
+        return REAL, sha256
+    return (RANDOM_INIT if has_stand_in_marker(path) else PROVIDED), sha256
+
+
+def weights_kind(spec: ModelSpec, sha256: str, *markers: str | None) -> str:
+    """At run time: random-init if any marker says so, real only for the published file's hash, else provided."""
+    if any(marker == RANDOM_INIT for marker in markers):
+        return RANDOM_INIT
+    return REAL if spec.weights_sha256 is not None and sha256 == spec.weights_sha256 else PROVIDED
+
+
+def weights_warning(kind: str) -> str | None:
+    return {RANDOM_INIT: RANDOM_INIT_WARNING, PROVIDED: PROVIDED_WARNING}.get(kind)

@@ -6,7 +6,7 @@ import os
 
 import numpy as np
 
-from .artifacts import ArtifactPaths, weights_kind
+from .artifacts import ArtifactPaths
 
 VERIFY_TOLERANCE = 1e-4
 
@@ -31,7 +31,7 @@ def _network_module(model):
 
 def _metadata(paths: ArtifactPaths, record: dict) -> dict[str, str]:
     return {"cxr_model.name": paths.spec.name, "cxr_model.weights_sha256": record["sha256"],
-            "cxr_model.weights": weights_kind(record.get("weights")),
+            "cxr_model.weights": record["weights"],  # the build's verdict from the file's bytes
             "cxr_model.labels": json.dumps(list(paths.spec.labels)),
             "cxr_model.op_threshs": json.dumps(list(paths.spec.op_threshs)),
             "cxr_model.outputs": "sigmoid(logits); apply op_norm with op_threshs"}
@@ -73,7 +73,11 @@ def export_and_verify(paths: ArtifactPaths, record: dict) -> dict:
     from .engines.onnx_engine import OnnxEngine
     from .engines.torch_engine import TorchEngine
 
-    model = xrv.models.DenseNet(weights=paths.spec.name, cache_dir=paths.model_dir)
+    try:
+        model = xrv.models.DenseNet(weights=paths.spec.name, cache_dir=paths.model_dir)
+    except Exception as exc:  # noqa: BLE001 - a file that does not unpickle or fit is refused, not exported
+        raise BuildError(f"{paths.weights} does not load into {paths.spec.name}'s architecture, refused: "
+                         f"{type(exc).__name__}: {exc}") from exc
     if list(model.targets) != list(paths.spec.labels) or not np.allclose(
             model.op_threshs.numpy(), np.array(paths.spec.op_threshs, dtype=np.float32)):
         raise BuildError("cxr_model.specs disagrees with torchxrayvision's model_urls")

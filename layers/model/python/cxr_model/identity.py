@@ -3,7 +3,8 @@ from __future__ import annotations
 
 import os
 
-from .artifacts import RANDOM_INIT, RANDOM_INIT_WARNING, ArtifactPaths, read_provenance, sha256_file, weights_kind
+from .artifacts import (RANDOM_INIT, ArtifactPaths, has_stand_in_marker, read_provenance, sha256_file, weights_kind,
+                        weights_warning)
 from .specs import get_spec
 
 
@@ -15,18 +16,20 @@ def model_id(name: str, weights_sha256: str, preprocess_mode: str = "exact") -> 
 
 def read_identity(model_dir: str, name: str = "densenet121-res224-all", engine: str = "onnxruntime",
                   preprocess_mode: str = "exact") -> dict:
-    paths = ArtifactPaths(os.path.abspath(model_dir), get_spec(name))
+    spec = get_spec(name)
+    paths = ArtifactPaths(os.path.abspath(model_dir), spec)
     record = read_provenance(paths) or {}
     sha256 = record.get("sha256")
     if not sha256:
         if not os.path.isfile(paths.weights):
             raise FileNotFoundError(f"no model provenance under {model_dir}: run python -m cxr_model.build")
         sha256 = sha256_file(paths.weights)
-    kind = weights_kind(record.get("weights"))
+    stand_in = os.path.isfile(paths.weights) and has_stand_in_marker(paths.weights)  # no .pt on Lambda: the record
+    kind = weights_kind(spec, sha256, record.get("weights"), RANDOM_INIT if stand_in else None)
     identity = {"name": name, "weights_sha256": sha256, "weights": kind, "engine": engine,
                 "preprocess": preprocess_mode, "model_id": model_id(name, sha256, preprocess_mode)}
-    if kind == RANDOM_INIT:
-        identity["warning"] = RANDOM_INIT_WARNING
+    if warning := weights_warning(kind):
+        identity["warning"] = warning
     return identity
 
 

@@ -6,7 +6,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .artifacts import RANDOM_INIT, RANDOM_INIT_WARNING, ArtifactPaths, read_provenance, weights_kind
+from .artifacts import (RANDOM_INIT, ArtifactPaths, has_stand_in_marker, read_provenance, weights_kind,
+                        weights_warning)
 from .engines import ENGINES
 from .identity import model_id
 from .preprocess import PREPROCESS_MODES, preprocess
@@ -48,8 +49,8 @@ class Predictor:
 def _identity(name: str, sha256: str, weights: str, engine: str, preprocess_mode: str) -> dict:
     identity = {"name": name, "weights_sha256": sha256, "weights": weights, "engine": engine,
                 "preprocess": preprocess_mode}
-    if weights == RANDOM_INIT:
-        identity["warning"] = RANDOM_INIT_WARNING
+    if warning := weights_warning(weights):
+        identity["warning"] = warning
     return identity
 
 
@@ -70,7 +71,8 @@ def load_predictor(model_dir: str, engine: str = "onnxruntime", threads: int = 1
 
         runner = OnnxEngine(paths.onnx, threads)
         sha256 = runner.metadata["cxr_model.weights_sha256"]
-        kind = weights_kind(runner.metadata.get("cxr_model.weights"), record.get("weights"))
+        kind = weights_kind(spec, sha256, runner.metadata.get("cxr_model.weights"),
+                            record.get("weights") if record.get("sha256") == sha256 else None)
     else:
         if not os.path.isfile(paths.weights):
             raise ModelArtifactsMissing(f"{paths.weights} missing: run python -m cxr_model.build --model-dir {model_dir}")
@@ -80,7 +82,8 @@ def load_predictor(model_dir: str, engine: str = "onnxruntime", threads: int = 1
         runner = TorchEngine.load(paths.model_dir, name, threads)
         sha256 = sha256_file(paths.weights)
         onnx_marker = _onnx_weights_marker(paths.onnx, sha256)
-        kind = weights_kind(record.get("weights") if record.get("sha256") == sha256 else None, onnx_marker)
+        kind = weights_kind(spec, sha256, record.get("weights") if record.get("sha256") == sha256 else None,
+                            onnx_marker, RANDOM_INIT if has_stand_in_marker(paths.weights) else None)
     return Predictor(runner, spec.labels, _identity(name, sha256, kind, engine, preprocess_mode), preprocess_mode)
 
 

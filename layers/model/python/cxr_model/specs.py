@@ -11,6 +11,8 @@ class ModelSpec:
     labels: tuple[str, ...]
     op_threshs: tuple[float, ...]
     input_resolution: int = 224
+    weights_size: int | None = None  # the published file's facts: only a file with both is "real"
+    weights_sha256: str | None = None
 
     @property
     def weights_filename(self) -> str:
@@ -28,6 +30,8 @@ DENSENET121_RES224_ALL = ModelSpec(
     op_threshs=(0.07422872, 0.038290843, 0.09814756, 0.0098118475, 0.023601074, 0.0022490358, 0.010060724,
                 0.103246614, 0.056810737, 0.026791653, 0.050318155, 0.023985857, 0.01939503, 0.042889766,
                 0.053369623, 0.035975814, 0.20204692, 0.05015312),
+    weights_size=28_382_008,
+    weights_sha256="56524913dd16a906422e8d8b66a7a5c46be1d82eb7ac012d8103776f1aa68899",
 )
 
 SPECS = {DENSENET121_RES224_ALL.name: DENSENET121_RES224_ALL}

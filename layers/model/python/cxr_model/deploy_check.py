@@ -1,0 +1,61 @@
+"""Refuses to package an ONNX export unless it was built from the published weights (or provided ones, if allowed).
+
+python -m cxr_model.deploy_check MODEL_DIR [--allow-provided]   (the Docker image build and infra/build_layers.py)
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+
+from .artifacts import PROVIDED, RANDOM_INIT, REAL, ArtifactPaths, weights_kind
+from .specs import get_spec
+
+
+class NotDeployable(RuntimeError):
+    pass
+
+
+def served_weights(model_dir: str, name: str = "densenet121-res224-all") -> dict[str, str]:
+    """{"kind", "sha256"} of the weights the ONNX export was made from, read from its own metadata."""
+    import onnxruntime as ort
+
+    spec = get_spec(name)
+    onnx_path = ArtifactPaths(os.path.abspath(model_dir), spec).onnx
+    if not os.path.isfile(onnx_path):
+        raise NotDeployable(f"no ONNX export at {onnx_path}: run python -m cxr_model.build first")
+    session = ort.InferenceSession(onnx_path, providers=["CPUExecutionProvider"])
+    metadata = session.get_modelmeta().custom_metadata_map
+    sha256 = metadata.get("cxr_model.weights_sha256", "")
+    return {"kind": weights_kind(spec, sha256, metadata.get("cxr_model.weights")), "sha256": sha256}
+
+
+def check_deployable(model_dir: str, name: str = "densenet121-res224-all", allow_provided: bool = False) -> str:
+    served = served_weights(model_dir, name)
+    kind, sha256 = served["kind"], served["sha256"]
+    if kind == REAL or (kind == PROVIDED and allow_provided):
+        return kind
+    if kind == RANDOM_INIT:
+        raise NotDeployable(f"{model_dir} holds the RANDOM-INIT stand-in (SHA-256 {sha256[:16]}), not real weights: "
+                            "run python -m cxr_model.build on a machine with internet, or with --weights-from PATH")
+    raise NotDeployable(f"{model_dir} holds weights that are not torchxrayvision's published file (SHA-256 "
+                        f"{sha256[:16]}); allow them explicitly (--allow-provided) to ship them flagged 'provided'")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m cxr_model.deploy_check", description=__doc__.splitlines()[0])
+    parser.add_argument("model_dir")
+    parser.add_argument("--name", default="densenet121-res224-all")
+    parser.add_argument("--allow-provided", action="store_true", help="accept weights other than the published file")
+    args = parser.parse_args(argv)
+    try:
+        kind = check_deployable(args.model_dir, args.name, args.allow_provided)
+    except NotDeployable as exc:
+        print(f"refused: {exc}", file=sys.stderr)
+        return 1
+    print(f"weights: {kind}" + (" (UNVERIFIED, flagged in every result)" if kind == PROVIDED else ""))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

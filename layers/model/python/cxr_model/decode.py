@@ -82,12 +82,10 @@ def _verify_raster(image: Image.Image, fmt: str, data: bytes) -> None:
         raise ImageError.undecodable(f"{fmt.upper()} data is corrupt or truncated ({type(exc).__name__})") from None
 
 
-def raster_pixels(data: bytes, fmt: str, draft_size: tuple[int, int] | None = None) -> Pixels:
-    """Decode a PNG/JPEG as skimage.io.imread would (alpha dropped); draft_size asks JPEG for a reduced-scale decode."""
+def raster_pixels(data: bytes, fmt: str) -> Pixels:
+    """Decode a PNG/JPEG as skimage.io.imread would (alpha dropped)."""
     image = _open_raster(data, fmt)
     try:
-        if draft_size is not None and fmt == "jpeg":
-            image.draft(image.mode, draft_size)
         if image.mode in ("1", "P", "PA"):
             image = image.convert("RGBA" if image.mode == "PA" or "transparency" in image.info else
                                   ("L" if image.mode == "1" else "RGB"))

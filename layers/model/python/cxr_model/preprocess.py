@@ -9,7 +9,7 @@ from .pixels import Pixels
 from .errors import ImageError
 from .resize import center_crop_box, resize_square
 
-PREPROCESS_MODES = ("exact", "fast")
+PREPROCESS_MODES = ("exact",)  # 'fast' (issue 9) was removed in issue 14: it moved calibrated scores by up to 0.17
 
 
 def normalize(array: np.ndarray, maxval: int) -> np.ndarray:
@@ -47,8 +47,4 @@ def exact_from_pixels(pixels: Pixels, size: int = 224) -> np.ndarray:
 def preprocess(data: bytes, mode: str = "exact", size: int = 224) -> np.ndarray:
     if mode == "exact":
         return preprocess_exact(data, size)
-    if mode == "fast":
-        from .fast import preprocess_fast
-
-        return preprocess_fast(data, size)
     raise ValueError(f"unknown preprocess mode {mode!r}; expected one of {PREPROCESS_MODES}")

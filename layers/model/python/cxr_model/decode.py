@@ -89,7 +89,7 @@ def raster_pixels(data: bytes, fmt: str) -> Pixels:
         if image.mode in ("1", "P", "PA"):
             image = image.convert("RGBA" if image.mode == "PA" or "transparency" in image.info else
                                   ("L" if image.mode == "1" else "RGB"))
-        array = np.asarray(image)
+        array = _pixel_array(image)
     except ImageError:
         raise
     except Exception as exc:
@@ -103,3 +103,22 @@ def raster_pixels(data: bytes, fmt: str) -> Pixels:
     return Pixels(array, 65535)
 
 
+def _pixel_array(image: Image.Image) -> np.ndarray:
+    """np.asarray(image) without its transient second copy: PIL's tobytes() joins the raw encoder's chunks, 2 x the
+    pixels at its peak; here each chunk goes straight into the array."""
+    row = np.asarray(image.crop((0, 0, image.width, 1)))  # dtype and channels as numpy would give them
+    array = np.empty((image.height, *row.shape[1:]), row.dtype)
+    target = array.reshape(-1).view(np.uint8)
+    encoder = Image._getencoder(image.mode, "raw", image.mode)
+    position, status = 0, 0
+    try:
+        encoder.setimage(image.im, (0, 0, *image.size))
+        while not status:
+            _, status, chunk = encoder.encode(1 << 20)
+            target[position:position + len(chunk)] = np.frombuffer(chunk, np.uint8)
+            position += len(chunk)
+    finally:
+        encoder.cleanup()
+    if status < 0 or position != target.size:
+        raise ImageError.undecodable("decoded pixels could not be read")
+    return array

@@ -1,4 +1,4 @@
-"""Preprocessing benchmark (issue 14): decode, exact preprocessing, forward pass and torchxrayvision's reference, side by side.
+"""Preprocessing benchmark (issue 14): decode, preprocessing, forward pass, torchxrayvision's reference, side by side.
 
 Run:  .venv/bin/python bench/bench_preprocess.py [--runs 5] [--model-dir layers/model/weights] [--only SUBSTRING]
 One row per format and size, CPU ms (time.process_time, p50; one core: onnxruntime and BLAS capped to 1 thread):
@@ -158,7 +158,8 @@ def main() -> None:
         row["beyond_codec_over_forward"] = (row["prep_ms"] - row["codec_ms"]) / forward_ms
         print(f"{row['input']:<52}{row['bytes'] / 1e6:6.2f}{row['codec_ms']:8.1f}{row['decode_ms']:8.1f}"
               f"{row['prep_ms']:8.1f}{row['ref_ms']:8.0f}{row['prep_over_forward']:9.2f}"
-              f"{row['beyond_codec_over_forward']:17.2f}{row['ref_ms'] / row['prep_ms']:8.1f}x{row['max_abs_diff']:9.1e}")
+              f"{row['beyond_codec_over_forward']:17.2f}{row['ref_ms'] / row['prep_ms']:8.1f}x"
+              f"{row['max_abs_diff']:9.1e}")
     out = REPO / "bench" / "results"
     out.mkdir(parents=True, exist_ok=True)
     (out / "bench_preprocess.json").write_text(json.dumps(

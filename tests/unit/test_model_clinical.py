@@ -83,8 +83,8 @@ def _peak_bytes(function) -> int:
         tracemalloc.stop()
 
 
-@pytest.mark.parametrize("shape,dtype,maxval", [((HEIGHT, WIDTH), np.uint16, 4095), ((HEIGHT, WIDTH, 3), np.uint8, 255)],
-                         ids=["grey16", "rgb8"])
+@pytest.mark.parametrize("shape,dtype,maxval", [((HEIGHT, WIDTH), np.uint16, 4095),
+                                                ((HEIGHT, WIDTH, 3), np.uint8, 255)], ids=["grey16", "rgb8"])
 def test_operator_makes_no_full_size_copy(shape, dtype, maxval, record_property):
     """A copy of the crop alone, as integers, would be 0.83 x the decoded array, and as float32 1.67 x (grey16) or
     3.3 x (rgb8); the banded operator stays under 0.75 x, building its operators included (measured 0.49, 0.40)."""

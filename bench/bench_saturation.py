@@ -1,6 +1,8 @@
 """Saturated throughput of the full local stack against the engine alone, measured side by side in one run.
 
 Run:  .venv/bin/python bench/bench_saturation.py [--grid] [--seconds 20] [--batches 1 2 4 8] [--windows 0 0.05 0.2 1]
+      [--mix clinical]  (2-3k px 12/16-bit PNGs, large JPEGs, uncompressed DICOM: bench/clinical_mix.py; default:
+      the 1024 px sample PNGs)
 Per batch size: the engine alone (decode + preprocess + ONNX forward pass of distinct X-rays, in K processes of one
 thread each, K = workers) and the full stack (API + moto + K infer workers) fed by a separate open-loop feeder
 process that keeps a backlog queued. Default sweep: every batch size at window 0, every window at the largest batch
@@ -18,15 +20,27 @@ import time
 from pathlib import Path
 
 from bench_load import cpu_seconds
+from clinical_mix import ClinicalUploads, base_files
 from common import (RESULTS, SEED_CEILING_JOBS_PER_S, TARGETS, LocalStack, batch_sizes, completions, image_pool,
                     multipart_body, utc_stamp, write_csv, write_json)
 
 ENGINE_POOL_SEED = 500_001
 STACK_POOL_SEED = 1
 WARMUP_S = 4.0
+CLINICAL = "clinical"  # in place of a pool folder: the clinical mix
+
+
+def _pool_folder(pool) -> str:
+    return CLINICAL if isinstance(pool, ClinicalUploads) else str(pool[0].parent)
 
 
 # ---- engine alone -------------------------------------------------------------------------------------------
+def _engine_images(pool_dir: str, first: int, count: int) -> list[bytes]:
+    if pool_dir == CLINICAL:  # the engine has no cache: the five base images, in turn, are the mix
+        return [path.read_bytes() for path in base_files()]
+    return [p.read_bytes() for p in sorted(Path(pool_dir).glob("*.png"))[first:first + count]]
+
+
 def engine_child(batch: int, seconds: float, pool_dir: str, first: int, count: int) -> None:
     """One process: the worker's predictor (same settings), timed over distinct images until `seconds` pass."""
     from cxr_core.config import settings
@@ -35,7 +49,7 @@ def engine_child(batch: int, seconds: float, pool_dir: str, first: int, count: i
     config = settings()
     predictor = load_predictor(config.model_dir, engine=config.model_engine, threads=config.model_threads,
                                preprocess_mode=config.preprocess_mode, name=config.model_name)
-    images = [p.read_bytes() for p in sorted(Path(pool_dir).glob("*.png"))[first:first + count]]
+    images = _engine_images(pool_dir, first, count)
     predictor.predict([predictor.preprocess(images[0])] * batch)  # warm-up
     print("ready", flush=True)
     sys.stdin.readline()
@@ -52,7 +66,7 @@ def engine_child(batch: int, seconds: float, pool_dir: str, first: int, count: i
 def measure_engine(batch: int, processes: int, seconds: float, pool: list[Path], env: dict[str, str]) -> dict:
     per = len(pool) // processes
     children = [subprocess.Popen([sys.executable, __file__, "--engine-child", str(batch), str(seconds),
-                                  str(pool[0].parent), str(i * per), str(per)], stdin=subprocess.PIPE,
+                                  _pool_folder(pool), str(i * per), str(per)], stdin=subprocess.PIPE,
                                  stdout=subprocess.PIPE, text=True,
                                  env={**os.environ, **env, "OMP_NUM_THREADS": env.get("MODEL_THREADS", "1")})
                 for i in range(processes)]
@@ -94,7 +108,10 @@ def feeder(url: str, api_key: str, pool_dir: str, first: int, count: int, worker
     outstanding (submitted, not yet completed), for `seconds`. Prints its submit count and latency."""
     import requests
 
-    bodies = [multipart_body(p.read_bytes()) for p in sorted(Path(pool_dir).glob("*.png"))[first:first + count]]
+    if pool_dir == CLINICAL:
+        bodies = ClinicalUploads(first, count, multipart=True)
+    else:
+        bodies = [multipart_body(p.read_bytes()) for p in sorted(Path(pool_dir).glob("*.png"))[first:first + count]]
     tail = CompletionTail(Path(worker_log))
     lock, state = threading.Lock(), {"next": 0, "errors": 0, "latency_ms": []}
     deadline = time.monotonic() + seconds
@@ -141,7 +158,7 @@ def measure_stack(batch: int, window: float, workers: int, seconds: float, pool:
                     launcher=launcher) as stack:
         total = WARMUP_S + seconds
         feed = subprocess.Popen([sys.executable, __file__, "--feeder", stack.url, stack.info.get("api_key") or "",
-                                 str(pool[0].parent), "0", str(len(pool)), str(stack.worker_log), str(backlog),
+                                 _pool_folder(pool), "0", str(len(pool)), str(stack.worker_log), str(backlog),
                                  str(total), "4"], stdout=subprocess.PIPE, text=True)
         time.sleep(WARMUP_S)
         first = len(completions(stack.worker_log))
@@ -184,12 +201,18 @@ def main() -> int:
     parser.add_argument("--launcher", help="run the stack through this script instead of `-m cxr_local` "
                         "(a scratch copy with a prototype fix)")
     parser.add_argument("--env", action="append", default=[], metavar="KEY=VALUE")
+    parser.add_argument("--mix", choices=["png", CLINICAL], default="png",
+                        help="uploads: the 1024 px sample PNGs (default) or the clinical mix (bench/clinical_mix.py)")
     args = parser.parse_args()
     env = dict(item.split("=", 1) for item in args.env)
     env.setdefault("MODEL_DIR", str(Path(__file__).resolve().parents[1] / "layers" / "model" / "weights"))
     stamp = utc_stamp()
-    stack_pool = image_pool(int((WARMUP_S + args.seconds) * 40) + 200, first_seed=STACK_POOL_SEED)
-    engine_pool = image_pool(64, first_seed=ENGINE_POOL_SEED)
+    if args.mix == CLINICAL:
+        stack_pool = ClinicalUploads(STACK_POOL_SEED, int((WARMUP_S + args.seconds) * 20) + 100)
+        engine_pool = ClinicalUploads(ENGINE_POOL_SEED, len(base_files()))
+    else:
+        stack_pool = image_pool(int((WARMUP_S + args.seconds) * 40) + 200, first_seed=STACK_POOL_SEED)
+        engine_pool = image_pool(64, first_seed=ENGINE_POOL_SEED)
     pairs = plan(args.batches, args.windows, args.grid)
     engine: dict[int, list[dict]] = {}
     rows = []
@@ -214,8 +237,8 @@ def main() -> int:
               f"mean batch {row['mean_batch_size'] or 0:.2f}, submit p50 {row['submit_p50_ms'] or 0:.0f} ms; CPU ms/job "
               + ", ".join(f"{k} {v:.0f}" for k, v in row["cpu_ms_per_job"].items())
               + f" vs engine {row['engine_cpu_ms_per_image']:.0f} -> CPU ratio {cpu_ratio:.2f}", flush=True)
-    print_report(rows, args.workers, load_start)
-    report = {"when": stamp, "cpus": os.cpu_count(), "workers": args.workers, "env": env, "rows": rows,
+    print_report(rows, args.workers, load_start, args.mix)
+    report = {"when": stamp, "mix": args.mix, "cpus": os.cpu_count(), "workers": args.workers, "env": env, "rows": rows,
               "engine": engine, "launcher": args.launcher, "seed_ceiling_jobs_per_s": SEED_CEILING_JOBS_PER_S}
     write_json(RESULTS / f"bench_saturation-{stamp}.json", report)
     write_csv(RESULTS / f"bench_saturation-{stamp}.csv", rows)
@@ -226,8 +249,8 @@ def main() -> int:
     return 0
 
 
-def print_report(rows: list[dict], workers: int, load_start: float) -> None:
-    print(f"\nSaturation, {workers} infer workers on this {os.cpu_count()}-core shared host (feeder on the same "
+def print_report(rows: list[dict], workers: int, load_start: float, mix: str = "png") -> None:
+    print(f"\nSaturation ({'clinical mix' if mix == CLINICAL else '1024 px PNGs'}), {workers} infer workers on this {os.cpu_count()}-core shared host (feeder on the same "
           f"cores; load avg {load_start:.1f} at start). Seed ceiling: ~{SEED_CEILING_JOBS_PER_S:.0f} req/s (estimated, "
           f"t3.large).")
     print("| batch | window s | stack jobs/s | engine jobs/s | stack/engine | overhead ms/msg | mean batch "

@@ -61,7 +61,7 @@ def import_check(python312: str, layer_root: Path, image: Path) -> str:
     script = (
         "import time; t = time.perf_counter();"
         "from cxr_model.predictor import load_predictor;"
-        f"p = load_predictor({str(layer_root / 'weights')!r}, engine='onnxruntime', threads=1, preprocess_mode='fast');"
+        f"p = load_predictor({str(layer_root / 'weights')!r}, engine='onnxruntime', threads=1, preprocess_mode='exact');"
         "load = time.perf_counter() - t;"
         f"pred = p.predict([p.preprocess(open({str(image)!r}, 'rb').read())])[0];"
         "print(f'cold import+load {load:.2f}s, top_label {pred.top_label}, {len(pred.output)} labels, '"

@@ -21,7 +21,7 @@ def _calibration_images() -> list[np.ndarray]:
     from tests.model_support import SAMPLE_FILES, large_radiographs
 
     return [preprocess(p.read_bytes()) for p in SAMPLE_FILES] + \
-           [preprocess(d, "fast") for d in large_radiographs().values()]
+           [preprocess(d) for d in large_radiographs().values()]
 
 
 def _quantize(source: str, folder: str, images: list[np.ndarray]) -> str:

@@ -96,3 +96,19 @@ def test_a_closed_loop_offers_no_more_than_users_over_pause_plus_task_time(tmp_p
     (tmp_path / "bench_saturation-20260101T000000Z.json").write_text(json.dumps({"when": "old", "rows": rows[:1]}))
     (tmp_path / "bench_saturation-20260102T000000Z.json").write_text(json.dumps({"when": "new", "rows": rows}))
     assert latest_plateau(tmp_path) == {"when": "new", "jobs_per_s": 20.5, "batch_size": 8, "window_s": 0.05}
+
+
+def test_clinical_mix_variants_change_the_bytes_not_the_pixels():
+    """Every upload of the clinical mix is a cache miss (new SHA-256) that decodes to the same pixels."""
+    from clinical_mix import unique_variant
+
+    from cxr_model import check_image
+    from cxr_model.preprocess import preprocess
+    from tests.model_support import dicom_bytes, jpeg_bytes, png_bytes, synthetic_radiograph
+
+    grey = synthetic_radiograph(96, 80, 4095, seed=3)
+    for data in (png_bytes(grey), jpeg_bytes((grey >> 4).astype(np.uint8)), dicom_bytes(grey, bits_stored=12)):
+        first, second = unique_variant(data, 1), unique_variant(data, 2)
+        assert len({data, first, second}) == 3
+        check_image(first)
+        assert np.array_equal(preprocess(first), preprocess(data))  # DICOM: last row changed, outside the crop

@@ -123,13 +123,12 @@ def test_check_image_gives_the_corpus_verdict(name):
 def test_preprocess_of_a_corpus_file_is_a_tensor_or_an_image_error(name):
     """What a worker meets if a bad file gets stored anyway: a typed error it can turn into a FAILED reason."""
     data, expected = (CORPUS / name).read_bytes(), MANIFEST[name]
-    for mode in ("exact", "fast"):
-        try:
-            tensor = preprocess(data, mode)
-        except ImageError as error:
-            assert expected["status"] != 201 and error.code in (UNSUPPORTED_MEDIA_TYPE, UNDECODABLE_IMAGE)
-        else:
-            assert expected["status"] == 201 and tensor.shape == (1, 224, 224) and np.isfinite(tensor).all()
+    try:
+        tensor = preprocess(data)
+    except ImageError as error:
+        assert expected["status"] != 201 and error.code in (UNSUPPORTED_MEDIA_TYPE, UNDECODABLE_IMAGE)
+    else:
+        assert expected["status"] == 201 and tensor.shape == (1, 224, 224) and np.isfinite(tensor).all()
 
 
 def test_every_seed_is_accepted_and_preprocessed():
@@ -157,11 +156,11 @@ def test_mutated_images_give_only_image_errors(data):
 
 
 @PROPERTY
-@given(data=mutated(), mode=st.sampled_from(["exact", "fast"]))
-def test_what_the_worker_does_with_a_mutated_image_is_a_tensor_or_an_image_error(data, mode):
+@given(data=mutated())
+def test_what_the_worker_does_with_a_mutated_image_is_a_tensor_or_an_image_error(data):
     """The worker runs preprocess on whatever was stored: it may fail the job, never crash on a foreign exception."""
     try:
-        tensor = preprocess(data, mode)
+        tensor = preprocess(data)
     except ImageError as error:
         assert error.code in (UNSUPPORTED_MEDIA_TYPE, UNDECODABLE_IMAGE)
     else:

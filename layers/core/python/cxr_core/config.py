@@ -63,7 +63,7 @@ def settings() -> Settings:
         model_dir=env("MODEL_DIR", "/opt/weights"),
         model_engine=env("MODEL_ENGINE", "onnxruntime"),
         model_threads=_int("MODEL_THREADS", 1),
-        preprocess_mode=env("PREPROCESS_MODE", "fast"),
+        preprocess_mode=env("PREPROCESS_MODE", "exact"),
         infer_batch_size=_int("INFER_BATCH_SIZE", 8),
         infer_batch_window_seconds=float(env("INFER_BATCH_WINDOW_SECONDS", "0")),
         visibility_timeout_seconds=_int("VISIBILITY_TIMEOUT_SECONDS", 360),

@@ -82,16 +82,20 @@ def _verify_raster(image: Image.Image, fmt: str, data: bytes) -> None:
         raise ImageError.undecodable(f"{fmt.upper()} data is corrupt or truncated ({type(exc).__name__})") from None
 
 
-def raster_pixels(data: bytes, fmt: str, draft_size: tuple[int, int] | None = None) -> Pixels:
-    """Decode a PNG/JPEG as skimage.io.imread would (alpha dropped); draft_size asks JPEG for a reduced-scale decode."""
+def raster_pixels(data: bytes, fmt: str) -> Pixels:
+    """Decode a PNG/JPEG as skimage.io.imread would (alpha dropped); colour comes as R + G + B with maxval 765.
+
+    normalize(R + G + B, 3 * 255) is exactly the mean over RGB of normalize(channel, 255), xrv's order, and a
+    single-channel image costs the resize a third of an interleaved H x W x 3 one.
+    """
     image = _open_raster(data, fmt)
     try:
-        if draft_size is not None and fmt == "jpeg":
-            image.draft(image.mode, draft_size)
         if image.mode in ("1", "P", "PA"):
             image = image.convert("RGBA" if image.mode == "PA" or "transparency" in image.info else
                                   ("L" if image.mode == "1" else "RGB"))
-        array = np.asarray(image)
+        if image.mode in ("RGB", "RGBA"):
+            return Pixels(_channel_sum(image), 3 * 255)
+        array = _pixel_array(image)
     except ImageError:
         raise
     except Exception as exc:
@@ -105,3 +109,32 @@ def raster_pixels(data: bytes, fmt: str, draft_size: tuple[int, int] | None = No
     return Pixels(array, 65535)
 
 
+def _pixel_array(image: Image.Image, band: str | None = None) -> np.ndarray:
+    """np.asarray(image), or one 8-bit band of it ("R", "G", "B"), without np.asarray's transient second copy: PIL's
+    tobytes() joins the raw encoder's chunks, 2 x the pixels at its peak; here each chunk goes straight into place."""
+    image.load()
+    if band is None:
+        row = np.asarray(image.crop((0, 0, image.width, 1)))  # dtype and channels as numpy would give them
+        array = np.empty((image.height, *row.shape[1:]), row.dtype)
+    else:
+        array = np.empty((image.height, image.width), np.uint8)
+    target = array.reshape(-1).view(np.uint8)
+    encoder = Image._getencoder(image.mode, "raw", band or image.mode)
+    position, status = 0, 0
+    try:
+        encoder.setimage(image.im, (0, 0, *image.size))
+        while not status:
+            _, status, chunk = encoder.encode(1 << 20)
+            target[position:position + len(chunk)] = np.frombuffer(chunk, np.uint8)
+            position += len(chunk)
+    finally:
+        encoder.cleanup()
+    if status < 0 or position != target.size:
+        raise ImageError.undecodable("decoded pixels could not be read")
+    return array
+
+
+def _channel_sum(image: Image.Image) -> np.ndarray:
+    """R + G + B as uint16 from planes PIL packs one band at a time (contiguous adds; no H x W x 3 array)."""
+    total = np.add(_pixel_array(image, "R"), _pixel_array(image, "G"), dtype=np.uint16)
+    return np.add(total, _pixel_array(image, "B"), out=total)

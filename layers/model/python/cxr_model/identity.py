@@ -10,7 +10,7 @@ from .specs import get_spec
 
 def model_id(name: str, weights_sha256: str, preprocess_mode: str = "exact") -> str:
     """The result-cache key's model part: the weights and the preprocessing decide the answer, not the engine
-    (onnxruntime and torch agree to 1e-4; fast and exact preprocessing do not)."""
+    (onnxruntime and torch agree to 1e-4; another preprocessing would not)."""
     return f"{name}@{weights_sha256[:16]}/{preprocess_mode}"
 
 

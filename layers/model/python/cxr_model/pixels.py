@@ -15,9 +15,15 @@ JPEG_MAGIC = b"\xff\xd8\xff"
 
 @dataclass
 class Pixels:
-    """Decoded integer pixels (H x W or H x W x 3) and the maximum value of their bit depth."""
+    """Decoded integer pixels (H x W, or H x W x C averaged over C) and the maximum value of their bit depth; PNG/JPEG
+    colour arrives as R + G + B with maxval 765 (decode.raster_pixels).
+
+    invert: the image is maxval - array (MONOCHROME1); preprocessing folds it into normalisation, so a decoder
+    can hand over its buffer without an inverted full-size copy.
+    """
     array: np.ndarray
     maxval: int
+    invert: bool = False
 
 
 def check_size(width: int, height: int) -> None:

@@ -9,7 +9,7 @@ from .pixels import Pixels
 from .errors import ImageError
 from .resize import center_crop_box, resize_square
 
-PREPROCESS_MODES = ("exact", "fast")
+PREPROCESS_MODES = ("exact",)  # 'fast' (issue 9) was removed in issue 14: it moved calibrated scores by up to 0.17
 
 
 def normalize(array: np.ndarray, maxval: int) -> np.ndarray:
@@ -22,15 +22,6 @@ def _check_range(pixels: Pixels) -> None:
         raise ImageError.undecodable(f"pixel values exceed the declared bit depth (max {pixels.maxval})")
 
 
-def _single_channel(pixels: Pixels):
-    """normalize then mean over RGB, as xrv does; applied block by block (both are per pixel)."""
-    def prepare(block: np.ndarray) -> np.ndarray:
-        image = normalize(block, pixels.maxval)
-        return image.mean(2) if image.ndim == 3 else image
-
-    return prepare
-
-
 def preprocess_exact(data: bytes, size: int = 224) -> np.ndarray:
     """torchxrayvision's recommended pipeline, numerically identical up to float rounding (~1e-4)."""
     fmt = sniff_format(data)
@@ -40,17 +31,20 @@ def preprocess_exact(data: bytes, size: int = 224) -> np.ndarray:
 
 
 def exact_from_pixels(pixels: Pixels, size: int = 224) -> np.ndarray:
-    """normalize -> mean over RGB -> XRayCenterCrop -> XRayResizer, cropping first (the first two are per pixel)."""
+    """normalize -> mean over RGB -> XRayCenterCrop -> XRayResizer, cropping first (the first two are per pixel).
+
+    normalize is affine (x * 2048 / maxval - 1024; MONOCHROME1's maxval - x flips its sign) and the mean and the
+    resize are linear, so the resize runs on the integer pixels and the affine map on its 224 x 224 result.
+    """
     _check_range(pixels)
     top, left, crop = center_crop_box(*pixels.array.shape[:2])
-    return resize_square(pixels.array[top:top + crop, left:left + crop], size, _single_channel(pixels))[None, ...]
+    scale, offset = 2048.0 / pixels.maxval, -1024.0
+    if pixels.invert:
+        scale, offset = -scale, -offset
+    return resize_square(pixels.array[top:top + crop, left:left + crop], size, scale, offset)[None, ...]
 
 
 def preprocess(data: bytes, mode: str = "exact", size: int = 224) -> np.ndarray:
     if mode == "exact":
         return preprocess_exact(data, size)
-    if mode == "fast":
-        from .fast import preprocess_fast
-
-        return preprocess_fast(data, size)
     raise ValueError(f"unknown preprocess mode {mode!r}; expected one of {PREPROCESS_MODES}")

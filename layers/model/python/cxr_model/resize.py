@@ -1,10 +1,13 @@
 """NumPy re-implementation of torchxrayvision's XRayCenterCrop + XRayResizer (skimage) without scipy/skimage."""
 from __future__ import annotations
 
+import functools
+from dataclasses import dataclass
+
 import numpy as np
 
 _TRUNCATE = 4.0  # scipy.ndimage.gaussian_filter default
-_CHUNK = 256  # columns per float64 block: bounds the temporary memory on clinical-size images
+_BLOCK = 64  # input rows per band block: a float block of a clinical image row stays in the L2 cache
 
 
 def center_crop_box(height: int, width: int) -> tuple[int, int, int]:
@@ -50,19 +53,86 @@ def resize_matrix(n_in: int, n_out: int) -> np.ndarray:
     return resample_matrix(n_in, coords, max(0.0, (factor - 1) / 2) if factor > 1 else 0.0)
 
 
-def apply_separable(image: np.ndarray, rows: np.ndarray, cols: np.ndarray, prepare=None) -> np.ndarray:
-    """rows @ prepare(image) @ cols.T in float64, in column blocks; returns float32.
+@dataclass(frozen=True)
+class Band:
+    """Input rows [start, stop) feed output rows [first, last) with these weights: one dense block of the band."""
+    start: int
+    stop: int
+    first: int
+    last: int
+    weights: np.ndarray
 
-    `prepare` maps a block of columns to 2-D float values (e.g. normalise + mean over RGB), so a clinical-size
-    image is never held as a whole float copy.
+
+@dataclass(frozen=True)
+class BandedOperator:
+    """A resize_matrix cut into blocks of _BLOCK inputs; each block keeps only the outputs it feeds.
+
+    Each output row reads ~2 x 4 sigma + 2 input rows, so this skips the multiplications by zero of the dense
+    224 x N product. `sums` (the row sums, < 1 at the zero-padded edges) lets an affine map of the pixels
+    (normalisation) be applied after the resize instead of to every input pixel.
     """
-    partial = np.empty((rows.shape[0], image.shape[1]))
-    for start in range(0, image.shape[1], _CHUNK):
-        block = image[:, start:start + _CHUNK]
-        partial[:, start:start + _CHUNK] = rows @ (prepare(block) if prepare else block).astype(np.float64)
-    return (partial @ cols.T).astype(np.float32)
+    n_in: int
+    n_out: int
+    bands: tuple[Band, ...]
+    sums: np.ndarray
 
 
-def resize_square(image: np.ndarray, size: int = 224, prepare=None) -> np.ndarray:
-    """Resize an image to size x size as skimage.transform.resize does; returns float32 (see apply_separable)."""
-    return apply_separable(image, resize_matrix(image.shape[0], size), resize_matrix(image.shape[1], size), prepare)
+@functools.lru_cache(maxsize=32)  # radiographs come in a handful of detector sizes
+def banded_operator(n_in: int, n_out: int) -> BandedOperator:
+    """resize_matrix(n_in, n_out) as float32 blocks of _BLOCK input rows."""
+    matrix = resize_matrix(n_in, n_out)
+    bands = []
+    for start in range(0, n_in, _BLOCK):
+        stop = min(start + _BLOCK, n_in)
+        touched = np.flatnonzero(matrix[:, start:stop].any(axis=1))
+        if touched.size:
+            first, last = int(touched[0]), int(touched[-1]) + 1
+            weights = np.ascontiguousarray(matrix[first:last, start:stop], dtype=np.float32)
+            weights.flags.writeable = False
+            bands.append(Band(start, stop, first, last, weights))
+    sums = matrix.sum(axis=1)
+    sums.flags.writeable = False
+    return BandedOperator(n_in, n_out, tuple(bands), sums)
+
+
+def apply_rows(operator: BandedOperator, matrix: np.ndarray) -> np.ndarray:
+    """operator @ matrix in float32 for a 2-D array of any dtype and strides, converting one block of rows at a time.
+
+    The conversion writes into one reused block buffer, so no full-size float copy of the input ever exists.
+    """
+    result = np.zeros((operator.n_out, matrix.shape[1]), np.float32)
+    block = np.empty((_BLOCK, matrix.shape[1]), np.float32)
+    # reused too: a fresh product per band would be mmap'ed and page-faulted every time
+    product = np.empty((max(band.last - band.first for band in operator.bands), matrix.shape[1]), np.float32)
+    for band in operator.bands:
+        rows = block[:band.stop - band.start]
+        np.copyto(rows, matrix[band.start:band.stop], casting="unsafe")
+        into = product[:band.last - band.first]
+        np.matmul(band.weights, rows, out=into)
+        result[band.first:band.last] += into
+    return result
+
+
+def apply_columns(operator: BandedOperator, matrix: np.ndarray) -> np.ndarray:
+    """matrix @ operator.T for the row pass's small output, in float64 (it costs little there: 224 x W values)."""
+    matrix = matrix.astype(np.float64)
+    result = np.zeros((matrix.shape[0], operator.n_out))
+    for band in operator.bands:
+        result[:, band.first:band.last] += matrix[:, band.start:band.stop] @ band.weights.T
+    return result
+
+
+def resize_square(image: np.ndarray, size: int = 224, scale: float = 1.0, offset: float = 0.0) -> np.ndarray:
+    """skimage.transform.resize to size x size of (scale * image + offset), averaged over colour if H x W x C.
+
+    The resize is linear, so it runs on the raw pixels and the affine map is applied to the 224 x 224 result:
+    operator(a x + b) = a operator(x) + b operator(1). Rows go first, through the band, on an H x (W * C) view;
+    the colour mean then costs a sum over 224 x W instead of H x W values.
+    """
+    reduced = apply_rows(banded_operator(image.shape[0], size), image.reshape(image.shape[0], -1))
+    if image.ndim == 3:
+        channels = image.shape[2]
+        reduced = sum(reduced[:, channel::channels] for channel in range(channels)) / np.float32(channels)
+    rows, cols = banded_operator(image.shape[0], size), banded_operator(image.shape[1], size)
+    resized = apply_columns(cols, reduced)
+    return (scale * resized + offset * np.outer(rows.sums, cols.sums)).astype(np.float32)

@@ -4,10 +4,17 @@ from __future__ import annotations
 import io
 import warnings
 
+import numpy as np
+
+from .dicom_frames import check_frame
 from .errors import ImageError
 from .pixels import JPEG_MAGIC, Pixels, check_size
 
 _MONOCHROME = ("MONOCHROME1", "MONOCHROME2")
+_NATIVE_LITTLE_ENDIAN = ("1.2.840.10008.1.2", "1.2.840.10008.1.2.1", "1.2.840.10008.1.2.1.99")
+# pydicom tries pylibjpeg (libjpeg) first for JPEG-LS; CharLS decodes the same pixels ~4x faster (JPEG-LS decoding
+# is integer-exact by the standard, and tests/unit/test_dicom_syntaxes.py checks it against the default order).
+_FASTER_PLUGIN = {"1.2.840.10008.1.2.4.80": "pyjpegls", "1.2.840.10008.1.2.4.81": "pyjpegls"}
 
 
 def read_dicom(data: bytes, quiet: bool = False):
@@ -45,6 +52,7 @@ def check_dicom(ds) -> tuple[int, int]:
 
 def _check_dicom(ds) -> tuple[int, int]:
     from pydicom.pixels import get_decoder
+    from pydicom.uid import JPEGBaseline8Bit
 
     height, width = int(ds.Rows), int(ds.Columns)
     check_size(width, height)
@@ -71,6 +79,8 @@ def _check_dicom(ds) -> tuple[int, int]:
             available = False
         if not available:
             raise ImageError.undecodable(f"DICOM transfer syntax {syntax.name} cannot be decoded here")
+        if syntax != JPEGBaseline8Bit:  # baseline frames get a 1/8-scale decode in check_image instead
+            check_frame(ds, syntax)
     elif len(ds.PixelData) < width * height * bits_allocated // 8:
         raise ImageError.undecodable("DICOM pixel data is truncated")
     return width, height
@@ -104,15 +114,55 @@ def dicom_pixels(data: bytes) -> Pixels:
 
 
 def dataset_pixels(ds) -> Pixels:
-    """xrv.utils.read_xray_dcm's pixels before normalisation: MONOCHROME1 inverted, maxval 2**BitsStored - 1."""
+    """xrv.utils.read_xray_dcm's pixels before normalisation: pixel_array (no rescale, no VOI LUT), MONOCHROME1
+    inverted as maxval - pixels, maxval = 2**BitsStored - 1 (layers/model/README.md, "DICOM")."""
+    syntax = ds.file_meta.TransferSyntaxUID
     try:
         maxval = 2 ** int(ds.BitsStored) - 1
+        invert = ds.PhotometricInterpretation == "MONOCHROME1"
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            array = ds.pixel_array
-        invert = ds.PhotometricInterpretation == "MONOCHROME1"
+            array = _native_array(ds) if syntax in _NATIVE_LITTLE_ENDIAN else _decoded_array(ds, syntax)
     except Exception as exc:
-        raise ImageError.undecodable(f"DICOM pixel data could not be decoded ({type(exc).__name__})") from None
+        raise ImageError.undecodable(f"DICOM {syntax.name} pixel data could not be decoded ({type(exc).__name__})"
+                                     ) from None
     if array.ndim != 2:
         raise ImageError.undecodable("DICOM image must be a single 2-D greyscale frame")
-    return Pixels(maxval - array if invert else array, maxval)
+    if not invert:
+        return Pixels(array, maxval)
+    if maxval > np.iinfo(array.dtype).max:  # the reference's `maxval - data` overflows (NumPy 2 raises) here too
+        raise ImageError.undecodable(f"DICOM MONOCHROME1 with {ds.BitsStored}-bit signed pixels is not supported")
+    return Pixels(maxval - array, maxval)
+
+
+def _decoded_array(ds, syntax):
+    from pydicom.pixels import pixel_array
+
+    plugin = _FASTER_PLUGIN.get(syntax)
+    if plugin is not None:
+        try:
+            return pixel_array(ds, decoding_plugin=plugin)
+        except Exception:
+            pass  # whatever the faster plugin rejects gets the default order's verdict
+    return pixel_array(ds)
+
+
+def _native_array(ds) -> np.ndarray:
+    """pydicom's pixel_array for little-endian native pixels without its copy: a view on PixelData, and pydicom's
+    unused-bits correction (high bits cleared, or sign-extended from BitsStored) only when it changes a value."""
+    rows, columns = int(ds.Rows), int(ds.Columns)
+    allocated, stored = int(ds.BitsAllocated), int(ds.BitsStored)
+    signed = int(ds.PixelRepresentation) == 1
+    dtype = np.dtype(f"<{'i' if signed else 'u'}{allocated // 8}")
+    array = np.frombuffer(ds.PixelData, dtype=dtype, count=rows * columns).reshape(rows, columns)
+    shift = allocated - stored
+    if not shift:
+        return array
+    if signed:
+        low, high = -(1 << (stored - 1)), (1 << (stored - 1)) - 1
+        if low <= array.min() and array.max() <= high:
+            return array
+        corrected = np.left_shift(array, shift)
+        return np.right_shift(corrected, shift, out=corrected)
+    mask = (1 << stored) - 1
+    return array if array.max() <= mask else np.bitwise_and(array, mask)

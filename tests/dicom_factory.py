@@ -32,15 +32,16 @@ def _pydicom(uid: str, **options) -> Callable:
     return encode
 
 
-def _frame(uid: str, codec: Callable) -> Callable:
-    """One encapsulated frame from a codec that pydicom cannot write; signed pixels go in as their bit pattern."""
+def _frame(uid: str, codec: Callable, keeps_sign: bool = False) -> Callable:
+    """One encapsulated frame from a codec that pydicom cannot write; signed pixels go in as their bit pattern
+    unless the codec keeps the sign itself (HTJ2K)."""
     def encode(ds, array):
         from pydicom.encaps import encapsulate
 
         bits = int(ds.BitsStored)
         unsigned = array.astype(np.uint16 if array.itemsize == 2 else np.uint8) & ((1 << bits) - 1)
         ds.file_meta.TransferSyntaxUID = uid
-        ds.PixelData = encapsulate([codec(unsigned, bits)])
+        ds.PixelData = encapsulate([codec(array if keeps_sign else unsigned, bits)])
         ds["PixelData"].VR = "OB"
         if not SYNTAXES_BY_UID[uid].lossless:
             ds.LossyImageCompression = "01"
@@ -93,10 +94,10 @@ def _syntaxes() -> dict[str, Syntax]:
         "JPEGLSNearLossless": Syntax(uid.JPEGLSNearLossless, False, _pydicom(uid.JPEGLSNearLossless, jls_error=3)),
         "JPEG2000Lossless": Syntax(uid.JPEG2000Lossless, True, _pydicom(uid.JPEG2000Lossless)),
         "JPEG2000": Syntax(uid.JPEG2000, False, _pydicom(uid.JPEG2000, j2k_psnr=[45])),
-        "HTJ2KLossless": Syntax(uid.HTJ2KLossless, True, _frame(uid.HTJ2KLossless, _htj2k(reversible=True))),
+        "HTJ2KLossless": Syntax(uid.HTJ2KLossless, True, _frame(uid.HTJ2KLossless, _htj2k(reversible=True), True)),
         "HTJ2KLosslessRPCL": Syntax(uid.HTJ2KLosslessRPCL, True,  # OpenJPH writes RPCL order; TLM as .202 asks
-                                    _frame(uid.HTJ2KLosslessRPCL, _htj2k(reversible=True, tlm=True))),
-        "HTJ2K": Syntax(uid.HTJ2K, False, _frame(uid.HTJ2K, _htj2k(reversible=False, level=0.0002))),
+                                    _frame(uid.HTJ2KLosslessRPCL, _htj2k(reversible=True, tlm=True), True)),
+        "HTJ2K": Syntax(uid.HTJ2K, False, _frame(uid.HTJ2K, _htj2k(reversible=False, level=0.0002), True)),
     }
 
 

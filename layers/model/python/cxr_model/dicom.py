@@ -52,7 +52,6 @@ def check_dicom(ds) -> tuple[int, int]:
 
 def _check_dicom(ds) -> tuple[int, int]:
     from pydicom.pixels import get_decoder
-    from pydicom.uid import JPEGBaseline8Bit
 
     height, width = int(ds.Rows), int(ds.Columns)
     check_size(width, height)
@@ -79,8 +78,7 @@ def _check_dicom(ds) -> tuple[int, int]:
             available = False
         if not available:
             raise ImageError.undecodable(f"DICOM transfer syntax {syntax.name} cannot be decoded here")
-        if syntax != JPEGBaseline8Bit:  # baseline frames get a 1/8-scale decode in check_image instead
-            check_frame(ds, syntax)
+        check_frame(ds, syntax)
     elif len(ds.PixelData) < width * height * bits_allocated // 8:
         raise ImageError.undecodable("DICOM pixel data is truncated")
     return width, height
@@ -123,7 +121,8 @@ def dataset_pixels(ds) -> Pixels:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             array = _native_array(ds) if syntax in _NATIVE_LITTLE_ENDIAN else _decoded_array(ds, syntax)
-    except Exception as exc:
+    except BaseException as exc:
+        reraise_unless_decoder_failure(exc)
         raise ImageError.undecodable(f"DICOM {syntax.name} pixel data could not be decoded ({type(exc).__name__})"
                                      ) from None
     if array.ndim != 2:
@@ -133,6 +132,12 @@ def dataset_pixels(ds) -> Pixels:
     if maxval > np.iinfo(array.dtype).max:  # the reference's `maxval - data` overflows (NumPy 2 raises) here too
         raise ImageError.undecodable(f"DICOM MONOCHROME1 with {ds.BitsStored}-bit signed pixels is not supported")
     return Pixels(maxval - array, maxval)
+
+
+def reraise_unless_decoder_failure(exc: BaseException) -> None:
+    """pylibjpeg-rle (Rust) reports a corrupt frame as pyo3's PanicException, which is not an Exception."""
+    if not isinstance(exc, Exception) and type(exc).__name__ != "PanicException":
+        raise exc
 
 
 def _decoded_array(ds, syntax):

@@ -22,13 +22,15 @@ def single_frame(ds) -> bytes:
 
 
 def check_frame(ds, syntax) -> None:
-    """Header and end marker only (a full decode of a clinical image costs 0.1-1.5 s; the worker does that)."""
+    """Header and end marker only (a full decode of a clinical image costs 0.1-1.5 s; the worker does that)
+    except for RLE, whose decode is cheap. Baseline JPEG frames also get a 1/8-scale decode in check_image."""
     from pydicom import uid
 
     frame = single_frame(ds)
     rows, columns = int(ds.Rows), int(ds.Columns)
     if syntax == uid.RLELossless:
         _check_rle(frame, int(ds.BitsAllocated) // 8)
+        _check_rle_decodes(ds)
         return
     if syntax in uid.JPEG2000TransferSyntaxes:
         size = _j2k_size(frame)
@@ -56,6 +58,19 @@ def _j2k_size(frame: bytes) -> tuple[int, int] | None:
         return None
     width, height, x_offset, y_offset = struct.unpack(">4I", frame[8:24])
     return height - y_offset, width - x_offset
+
+
+def _check_rle_decodes(ds) -> None:
+    """RLE segments say nothing of their decoded length, and decoding costs ~30 ms at 3000x2500: just decode."""
+    from pydicom.pixels import pixel_array
+
+    from .dicom import reraise_unless_decoder_failure
+
+    try:
+        pixel_array(ds)
+    except BaseException as exc:
+        reraise_unless_decoder_failure(exc)
+        raise ImageError.undecodable(f"DICOM RLE Lossless frame is corrupt ({type(exc).__name__})") from None
 
 
 def _check_rle(frame: bytes, bytes_per_sample: int) -> None:

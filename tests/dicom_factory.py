@@ -108,12 +108,12 @@ COMPRESSED = [name for name, syntax in SYNTAXES.items() if syntax.uid.is_compres
 
 def native_dataset(array: np.ndarray, photometric: str = "MONOCHROME2", bits_stored: int | None = None,
                    rescale: tuple[float, float] | None = None):
-    """An explicit VR little endian DX dataset holding `array` (signed dtypes give PixelRepresentation 1)."""
+    """An explicit VR little endian dataset holding `array` (signed dtypes give PixelRepresentation 1)."""
     from pydicom.dataset import Dataset, FileMetaDataset
-    from pydicom.uid import DigitalXRayImageStorageForPresentation, ExplicitVRLittleEndian, generate_uid
+    from pydicom.uid import ExplicitVRLittleEndian, SecondaryCaptureImageStorage, generate_uid
 
     meta = FileMetaDataset()
-    meta.MediaStorageSOPClassUID = DigitalXRayImageStorageForPresentation
+    meta.MediaStorageSOPClassUID = SecondaryCaptureImageStorage
     meta.MediaStorageSOPInstanceUID = generate_uid()
     meta.TransferSyntaxUID = ExplicitVRLittleEndian
     ds = Dataset()

@@ -1,7 +1,12 @@
 """infra/build_layers.py's pruning: runtime-provided SDK distributions and test/tooling folders leave the layer."""
 from __future__ import annotations
 
+import ctypes
+import shutil
 import sys
+from pathlib import Path
+
+import pytest
 
 from .template_support import REPO
 
@@ -55,3 +60,15 @@ def test_layers_match_the_template_and_target_the_lambda_runtime():
     assert set(build_layers.LAYERS) == {"core", "model"}
     assert {"boto3", "botocore"} <= build_layers.RUNTIME_PROVIDED
     assert not build_layers.LAYERS["model"].drop_distributions
+
+
+@pytest.mark.skipif(shutil.which("strip") is None, reason="binutils' strip is not installed")
+def test_strip_debug_info_keeps_a_library_loadable(tmp_path):
+    import jpeg_ls  # its _CharLS extension ships with DWARF debug info
+
+    source = next(Path(jpeg_ls.__file__).resolve().parents[1].glob("_CharLS*.so"))
+    library = tmp_path / source.name
+    shutil.copy2(source, library)
+    assert build_layers.strip_debug_info(tmp_path) > 0
+    assert library.stat().st_size < source.stat().st_size
+    ctypes.CDLL(str(library))  # still a loadable shared object

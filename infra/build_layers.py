@@ -98,17 +98,20 @@ def prune(site: Path) -> None:
 
 def strip_debug_info(site: Path) -> int:
     """Drop the DWARF sections some wheels ship (the DICOM codecs: ~19 MiB of 25); code and symbols stay.
-    Returns the bytes saved; without binutils' `strip` nothing changes."""
+    Only libraries that carry `.debug_info`, never auditwheel's vendored `*.libs/` (patchelf-edited: strip breaks
+    their load commands). Returns the bytes saved; without binutils' `strip` nothing changes."""
     strip = shutil.which("strip")
     if strip is None:
         print("warning: no `strip` - shared libraries keep their debug info (larger layer)", file=sys.stderr)
         return 0
     saved = 0
-    for library in sorted(site.rglob("*.so*")):
-        if library.is_file() and not library.is_symlink():
-            before = library.stat().st_size
-            if subprocess.run([strip, "--strip-debug", str(library)], capture_output=True).returncode == 0:
-                saved += before - library.stat().st_size
+    for library in sorted(site.rglob("*.so")):
+        vendored = any(part.endswith(".libs") for part in library.relative_to(site).parts)
+        if vendored or library.is_symlink() or b".debug_info" not in library.read_bytes():
+            continue
+        before = library.stat().st_size
+        if subprocess.run([strip, "--strip-debug", str(library)], capture_output=True).returncode == 0:
+            saved += before - library.stat().st_size
     return saved
 
 

@@ -93,7 +93,7 @@ def _syntaxes() -> dict[str, Syntax]:
         "JPEGLSLossless": Syntax(uid.JPEGLSLossless, True, _pydicom(uid.JPEGLSLossless)),
         "JPEGLSNearLossless": Syntax(uid.JPEGLSNearLossless, False, _pydicom(uid.JPEGLSNearLossless, jls_error=3)),
         "JPEG2000Lossless": Syntax(uid.JPEG2000Lossless, True, _pydicom(uid.JPEG2000Lossless)),
-        "JPEG2000": Syntax(uid.JPEG2000, False, _pydicom(uid.JPEG2000, j2k_psnr=[45])),
+        "JPEG2000": Syntax(uid.JPEG2000, False, _pydicom(uid.JPEG2000, j2k_cr=[10])),
         "HTJ2KLossless": Syntax(uid.HTJ2KLossless, True, _frame(uid.HTJ2KLossless, _htj2k(reversible=True), True)),
         "HTJ2KLosslessRPCL": Syntax(uid.HTJ2KLosslessRPCL, True,  # OpenJPH writes RPCL order; TLM as .202 asks
                                     _frame(uid.HTJ2KLosslessRPCL, _htj2k(reversible=True, tlm=True), True)),

@@ -50,21 +50,10 @@ def jpeg_bytes(array: np.ndarray, quality: int = 95, mode: str | None = None) ->
 def dicom_bytes(array: np.ndarray, photometric: str = "MONOCHROME2", bits_stored: int | None = None,
                 preamble: bool = True) -> bytes:
     """An uncompressed (explicit VR little endian) single-frame DICOM holding `array`."""
-    from pydicom.dataset import Dataset, FileMetaDataset
-    from pydicom.uid import ExplicitVRLittleEndian, SecondaryCaptureImageStorage, generate_uid
+    from tests.dicom_factory import native_dataset
 
-    meta = FileMetaDataset()
-    meta.MediaStorageSOPClassUID = SecondaryCaptureImageStorage
-    meta.MediaStorageSOPInstanceUID = generate_uid()
-    meta.TransferSyntaxUID = ExplicitVRLittleEndian
-    ds = Dataset()
-    ds.file_meta = meta
-    ds.SOPClassUID = meta.MediaStorageSOPClassUID
-    ds.SOPInstanceUID = meta.MediaStorageSOPInstanceUID
-    ds.Modality = "DX"
-    ds.set_pixel_data(array, photometric, bits_stored or array.dtype.itemsize * 8)
     buffer = io.BytesIO()
-    ds.save_as(buffer, enforce_file_format=preamble)
+    native_dataset(array, photometric, bits_stored).save_as(buffer, enforce_file_format=preamble)
     return buffer.getvalue()
 
 

@@ -1,6 +1,8 @@
 """infra/build_layers.py's pruning: runtime-provided SDK distributions and test/tooling folders leave the layer."""
 from __future__ import annotations
 
+import ctypes
+import shutil
 import sys
 from dataclasses import replace
 from pathlib import Path
@@ -108,3 +110,15 @@ def test_weights_other_than_the_published_file_need_the_explicit_flag(stamped_ex
     name = "densenet121-res224-all"
     monkeypatch.setitem(specs.SPECS, name, replace(specs.SPECS[name], weights_sha256=FAKE_SHA))
     assert build_layers.check_weights(stamped_export, allow_missing=False, allow_provided=False) == "real"
+
+
+@pytest.mark.skipif(shutil.which("strip") is None, reason="binutils' strip is not installed")
+def test_strip_debug_info_keeps_a_library_loadable(tmp_path):
+    import jpeg_ls  # its _CharLS extension ships with DWARF debug info
+
+    source = next(Path(jpeg_ls.__file__).resolve().parents[1].glob("_CharLS*.so"))
+    library = tmp_path / source.name
+    shutil.copy2(source, library)
+    assert build_layers.strip_debug_info(tmp_path) > 0
+    assert library.stat().st_size < source.stat().st_size
+    ctypes.CDLL(str(library))  # still a loadable shared object

@@ -4,19 +4,30 @@ from __future__ import annotations
 import io
 import warnings
 
+import numpy as np
+
+from .dicom_frames import check_frame
 from .errors import ImageError
 from .pixels import JPEG_MAGIC, Pixels, check_size
 
 _MONOCHROME = ("MONOCHROME1", "MONOCHROME2")
+_NATIVE_LITTLE_ENDIAN = ("1.2.840.10008.1.2", "1.2.840.10008.1.2.1", "1.2.840.10008.1.2.1.99")
+# pydicom tries pylibjpeg (libjpeg) first for JPEG-LS; CharLS decodes the same pixels ~4x faster (JPEG-LS decoding
+# is integer-exact by the standard, and tests/unit/test_dicom_syntaxes.py checks it against the default order).
+_FASTER_PLUGIN = {"1.2.840.10008.1.2.4.80": "pyjpegls", "1.2.840.10008.1.2.4.81": "pyjpegls"}
+_DEFLATED = "1.2.840.10008.1.2.1.99"
+_PIXEL_DATA = 0x7FE00010
 
 
-def read_dicom(data: bytes, quiet: bool = False):
+def read_dicom(data: bytes, quiet: bool = False, defer_pixels: bool = False):
+    """defer_pixels: leave values over 64 KiB in the upload (pydicom reads them on first access), so that
+    native pixels can be read in place (dicom_pixels) instead of copied."""
     import pydicom
 
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            ds = pydicom.dcmread(io.BytesIO(data), force=True)
+            ds = pydicom.dcmread(io.BytesIO(data), force=True, defer_size=65536 if defer_pixels else None)
             ds.get("Rows")  # force parsing of the leading elements
     except Exception as exc:
         if quiet:
@@ -33,17 +44,19 @@ def read_dicom(data: bytes, quiet: bool = False):
     return ds
 
 
-def check_dicom(ds) -> tuple[int, int]:
-    """Structural checks; pydicom parses lazily, so any error it raises on the way is a 422, never a crash."""
+def check_dicom(ds, frames: bool = True, source: bytes | None = None) -> tuple[int, int]:
+    """Structural checks, and (frames) the compressed frame's header and end marker, which the worker skips:
+    its decode tells. pydicom parses lazily, so any error it raises on the way is a 422, never a crash.
+    source: the bytes `ds` was read from with defer_pixels."""
     try:
-        return _check_dicom(ds)
+        return _check_dicom(ds, frames, source)
     except ImageError:
         raise
     except Exception as exc:
         raise ImageError.undecodable(f"DICOM header is malformed ({type(exc).__name__})") from None
 
 
-def _check_dicom(ds) -> tuple[int, int]:
+def _check_dicom(ds, frames: bool, source: bytes | None) -> tuple[int, int]:
     from pydicom.pixels import get_decoder
 
     height, width = int(ds.Rows), int(ds.Columns)
@@ -71,15 +84,28 @@ def _check_dicom(ds) -> tuple[int, int]:
             available = False
         if not available:
             raise ImageError.undecodable(f"DICOM transfer syntax {syntax.name} cannot be decoded here")
-    elif len(ds.PixelData) < width * height * bits_allocated // 8:
+        if frames:
+            check_frame(ds, syntax)
+    elif len(pixel_buffer(ds, source)) < width * height * bits_allocated // 8:
         raise ImageError.undecodable("DICOM pixel data is truncated")
     return width, height
 
 
 def dicom_dataset(data: bytes):
-    ds = read_dicom(data)
-    check_dicom(ds)
+    """The worker's read: PixelData deferred (pass `data` to dataset_pixels to read native pixels in place)."""
+    ds = read_dicom(data, defer_pixels=True)
+    check_dicom(ds, frames=False, source=data)
     return ds
+
+
+def pixel_buffer(ds, source: bytes | None = None):
+    """PixelData's value: a zero-copy slice of `source` where the file holds it as is (read with defer_pixels,
+    not deflated), else pydicom's own copy."""
+    element = ds.get_item(_PIXEL_DATA, keep_deferred=True)
+    deferred = getattr(element, "value", b"") is None and getattr(element, "value_tell", None) is not None
+    if source is None or not deferred or ds.file_meta.TransferSyntaxUID == _DEFLATED:
+        return ds.PixelData
+    return memoryview(source)[element.value_tell:element.value_tell + element.length]
 
 
 def dicom_jpeg_frame(ds) -> bytes | None:
@@ -100,19 +126,67 @@ def dicom_jpeg_frame(ds) -> bytes | None:
 
 
 def dicom_pixels(data: bytes) -> Pixels:
-    return dataset_pixels(dicom_dataset(data))
+    return dataset_pixels(dicom_dataset(data), data)
 
 
-def dataset_pixels(ds) -> Pixels:
-    """xrv.utils.read_xray_dcm's pixels before normalisation: MONOCHROME1 inverted, maxval 2**BitsStored - 1."""
+def dataset_pixels(ds, source: bytes | None = None) -> Pixels:
+    """xrv.utils.read_xray_dcm's pixels before normalisation: pixel_array (no rescale, no VOI LUT), MONOCHROME1
+    inverted as maxval - pixels, maxval = 2**BitsStored - 1 (layers/model/README.md, "DICOM")."""
+    syntax = ds.file_meta.TransferSyntaxUID
     try:
         maxval = 2 ** int(ds.BitsStored) - 1
+        invert = ds.PhotometricInterpretation == "MONOCHROME1"
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            array = ds.pixel_array
-        invert = ds.PhotometricInterpretation == "MONOCHROME1"
-    except Exception as exc:
-        raise ImageError.undecodable(f"DICOM pixel data could not be decoded ({type(exc).__name__})") from None
+            array = (_native_array(ds, pixel_buffer(ds, source)) if syntax in _NATIVE_LITTLE_ENDIAN
+                     else _decoded_array(ds, syntax))
+    except BaseException as exc:
+        reraise_unless_decoder_failure(exc)
+        raise ImageError.undecodable(f"DICOM {syntax.name} pixel data could not be decoded ({type(exc).__name__})"
+                                     ) from None
     if array.ndim != 2:
         raise ImageError.undecodable("DICOM image must be a single 2-D greyscale frame")
-    return Pixels(maxval - array if invert else array, maxval)
+    if not invert:
+        return Pixels(array, maxval)
+    if maxval > np.iinfo(array.dtype).max:  # the reference's `maxval - data` overflows (NumPy 2 raises) here too
+        raise ImageError.undecodable(f"DICOM MONOCHROME1 with {ds.BitsStored}-bit signed pixels is not supported")
+    return Pixels(maxval - array, maxval)
+
+
+def reraise_unless_decoder_failure(exc: BaseException) -> None:
+    """pylibjpeg-rle (Rust) reports a corrupt frame as pyo3's PanicException, which is not an Exception."""
+    if not isinstance(exc, Exception) and type(exc).__name__ != "PanicException":
+        raise exc
+
+
+def _decoded_array(ds, syntax):
+    from pydicom.pixels import pixel_array
+
+    plugin = _FASTER_PLUGIN.get(syntax)
+    if plugin is not None:
+        try:
+            return pixel_array(ds, decoding_plugin=plugin)
+        except Exception:
+            pass  # whatever the faster plugin rejects gets the default order's verdict
+    return pixel_array(ds)
+
+
+def _native_array(ds, buffer) -> np.ndarray:
+    """pydicom's pixel_array for little-endian native pixels without its copy: a view on PixelData, and pydicom's
+    unused-bits correction (high bits cleared, or sign-extended from BitsStored) only when it changes a value."""
+    rows, columns = int(ds.Rows), int(ds.Columns)
+    allocated, stored = int(ds.BitsAllocated), int(ds.BitsStored)
+    signed = int(ds.PixelRepresentation) == 1
+    dtype = np.dtype(f"<{'i' if signed else 'u'}{allocated // 8}")
+    array = np.frombuffer(buffer, dtype=dtype, count=rows * columns).reshape(rows, columns)
+    shift = allocated - stored
+    if not shift:
+        return array
+    if signed:
+        low, high = -(1 << (stored - 1)), (1 << (stored - 1)) - 1
+        if low <= array.min() and array.max() <= high:
+            return array
+        corrected = np.left_shift(array, shift)
+        return np.right_shift(corrected, shift, out=corrected)
+    mask = (1 << stored) - 1
+    return array if array.max() <= mask else np.bitwise_and(array, mask)

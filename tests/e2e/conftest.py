@@ -28,10 +28,13 @@ class RunningStack:
     info: dict
     process: subprocess.Popen
     log_path: Path
+    ready_file: Path | None = None
 
     def aws(self, service: str):
-        return boto3.client(service, endpoint_url=self.moto_endpoint, region_name="us-east-1",
-                            aws_access_key_id="testing", aws_secret_access_key="testing")
+        """A client of the stack's moto, signed with the AWS identity the stack wrote to its ready file."""
+        return boto3.client(service, endpoint_url=self.moto_endpoint, region_name=self.info["aws_region"],
+                            aws_access_key_id=self.info["aws_access_key_id"],
+                            aws_secret_access_key=self.info["aws_secret_access_key"])
 
     @property
     def auth_headers(self) -> dict[str, str]:
@@ -61,7 +64,7 @@ def start_stack(tmp_dir: Path, *extra_args: str, workers: int = 1) -> RunningSta
                                + log_path.read_text(errors="replace")[-4000:])
         time.sleep(0.1)
     info = json.loads(ready_file.read_text())
-    stack = RunningStack(info["url"], info["moto_endpoint"], info, process, log_path)
+    stack = RunningStack(info["url"], info["moto_endpoint"], info, process, log_path, ready_file)
     health = requests.get(f"{stack.base_url}/v1/ops/health", headers=stack.auth_headers, timeout=30)
     if health.status_code != 200:
         stop_stack(process)

@@ -58,7 +58,7 @@ class Bucket:
         self.objects = {}
 
     def presign_put(self, key, content_type, seconds):
-        return f"http://s3.local/{key}?ct={content_type}&ttl={seconds}"
+        return f"http://s3.local/{key}?ttl={seconds}", {"Content-Type": content_type, "x-amz-meta-signed": "1"}
 
     def size(self, key):
         return len(self.objects[key]) if key in self.objects else None
@@ -73,7 +73,8 @@ class Bucket:
 def test_presigned_upload_is_scoped_to_its_client_and_size_checked():
     bucket, settings = Bucket(), UploadSettings(url_seconds=600, max_bytes=10)
     grant = create_upload(bucket, "hospital-a", "application/dicom", settings)
-    assert grant["method"] == "PUT" and grant["headers"] == {"Content-Type": "application/dicom"}
+    assert grant["method"] == "PUT"
+    assert grant["headers"] == {"Content-Type": "application/dicom", "x-amz-meta-signed": "1"}  # what was signed
     key = f"uploads/hospital-a/{grant['upload_id']}"
     assert key in grant["url"]
     with pytest.raises(ServiceError) as missing:

@@ -104,3 +104,23 @@ def test_recovery_requeues_a_job_left_without_a_message_and_fails_an_abandoned_o
     assert "abandoned" in jobs.get_job(abandoned_id).error
     process = process_batch([InboundMessage("again", json.dumps(queue.messages[0].to_dict()))], infer)
     assert process.completed_jobs == [orphan_id]
+
+
+def test_an_image_overwritten_after_submit_fails_its_job_without_inference(world):
+    messages = submit_all(world, [b"a", b"b"])
+    tampered = json.loads(messages[0].body)
+    world[1].objects[tampered["image_key"]] = b"\x89PNG\r\n\x1a\nsomeone else's image"
+    report = process_batch(messages, world[4])
+    job = world[0].get_job(tampered["job_id"])
+    assert job.status is JobStatus.FAILED and "SHA-256" in job.error
+    assert report.failed_jobs == [tampered["job_id"]] and "m0" in report.succeeded  # final: not retried
+    assert world[5].batches == [1] and len(report.completed_jobs) == 1
+
+
+def test_a_dicom_is_checked_against_the_hash_of_its_stored_de_identified_bytes(world):
+    jobs, images, queue, submit, infer, _ = world
+    submit.deidentify_dicom = lambda data: data.replace(b"PATIENT", b"")
+    submit.check_image = lambda data: type("Info", (), {"format": "dicom"})()
+    submit_image(Upload(b"\x89PNG\r\n\x1a\nPATIENT scan"), submit)
+    report = process_batch([InboundMessage("m0", json.dumps(queue.messages[0].to_dict()))], infer)
+    assert len(report.completed_jobs) == 1, report

@@ -21,8 +21,9 @@ class Runtime:
     def __init__(self, config: Settings):
         self.settings = config
         client_config = Config(retries={"max_attempts": 4, "mode": "standard"}, max_pool_connections=32)
+        # SigV4 presigned URLs (botocore's default for S3 presigning is SigV2): region-scoped, headers signed
         self.s3 = boto3.client("s3", region_name=config.region, endpoint_url=config.aws_endpoint_url,
-                               config=client_config)
+                               config=client_config.merge(Config(signature_version="s3v4")))
         self.sqs = boto3.client("sqs", region_name=config.region, endpoint_url=config.aws_endpoint_url,
                                 config=client_config)
         self.jobs = DynamoJobStore(region=config.region, ttl_days=config.job_ttl_days)

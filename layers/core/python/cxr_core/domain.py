@@ -61,6 +61,7 @@ class Job:
     cached: bool = False
     result: dict | None = None
     client_id: str | None = None
+    stored_sha256: str | None = None  # of the bytes stored in S3 (DICOM: after de-identification), checked at infer
 
     @property
     def cache_key(self) -> str:

@@ -9,7 +9,7 @@ from concurrent.futures import Executor
 from dataclasses import dataclass, field
 from typing import Protocol, Sequence
 
-from cxr_core.domain import Job, JobMessage, iso, parse_iso, utc_now
+from cxr_core.domain import Job, JobMessage, iso, parse_iso, sha256_hex, utc_now
 from cxr_core.ports import ClaimState, ImageStore, JobStore
 
 logger = logging.getLogger(__name__)
@@ -97,8 +97,16 @@ def _give_back(work: _Work, deps: InferDeps, token: str, reason: str, report: Ba
     report.failed.extend(work.message_ids)
 
 
+class ImageMismatch(Exception):
+    """The stored image is not the one recorded at submit: a retry would read the same wrong bytes."""
+
+
 def _load(work: _Work, deps: InferDeps) -> None:
-    work.tensor = deps.predictor.preprocess(deps.images.get(work.job.image_key))
+    data = deps.images.get(work.job.image_key)
+    expected = work.job.stored_sha256 or work.job.image_sha256
+    if sha256_hex(data) != expected:
+        raise ImageMismatch(f"stored image {work.job.image_key} does not match the SHA-256 recorded at submit")
+    work.tensor = deps.predictor.preprocess(data)
 
 
 def process_batch(messages: list[InboundMessage], deps: InferDeps) -> BatchReport:
@@ -123,6 +131,11 @@ def process_batch(messages: list[InboundMessage], deps: InferDeps) -> BatchRepor
         try:
             future.result()
             loaded.append(item)
+        except ImageMismatch as error:
+            logger.error("job %s failed: %s", item.job.job_id, error)
+            deps.jobs.fail_job(item.job, token, str(error))
+            report.failed_jobs.append(item.job.job_id)
+            report.succeeded.extend(item.message_ids)
         except Exception as error:
             _give_back(item, deps, token, f"{type(error).__name__}: {getattr(error, 'message', None) or error}", report)
     if not loaded:

@@ -28,8 +28,8 @@ def create_upload(images: ImageStore, client_id: str, content_type: str | None, 
     if content_type not in UPLOAD_MEDIA_TYPES:
         raise bad_request(f"content_type must be one of {', '.join(UPLOAD_MEDIA_TYPES)}")
     upload_id = uuid.uuid4().hex
-    url = images.presign_put(_key(client_id, upload_id), content_type, settings.url_seconds)
-    return {"upload_id": upload_id, "method": "PUT", "url": url, "headers": {"Content-Type": content_type},
+    url, headers = images.presign_put(_key(client_id, upload_id), content_type, settings.url_seconds)
+    return {"upload_id": upload_id, "method": "PUT", "url": url, "headers": headers,
             "expires_at": iso(utc_now() + timedelta(seconds=settings.url_seconds)), "max_bytes": settings.max_bytes}
 
 

@@ -3,7 +3,7 @@ import pytest
 
 from cxr_core.auth import Authenticator, Client, hash_key, new_api_key
 from cxr_core.domain import ServiceError
-from cxr_core.services.uploads import UploadSettings, create_upload, take_upload
+from cxr_core.services.uploads import UploadSettings, create_upload, taken_upload
 
 
 class KeyTable:
@@ -77,16 +77,22 @@ def test_presigned_upload_is_scoped_to_its_client_and_size_checked():
     assert grant["headers"] == {"Content-Type": "application/dicom", "x-amz-meta-signed": "1"}  # what was signed
     key = f"uploads/hospital-a/{grant['upload_id']}"
     assert key in grant["url"]
+    def take(client: str, upload_id) -> bytes:
+        with taken_upload(bucket, client, upload_id, settings) as upload:
+            return upload.data
+
     with pytest.raises(ServiceError) as missing:
-        take_upload(bucket, "hospital-a", grant["upload_id"], settings)
+        take("hospital-a", grant["upload_id"])
     assert missing.value.status == 400
     bucket.objects[key] = b"DICM-bytes"
-    with pytest.raises(ServiceError):  # another client cannot use it
-        take_upload(bucket, "hospital-b", grant["upload_id"], settings)
-    assert take_upload(bucket, "hospital-a", grant["upload_id"], settings).data == b"DICM-bytes"
+    with pytest.raises(ServiceError):  # another client cannot use it, nor delete it
+        take("hospital-b", grant["upload_id"])
+    assert take("hospital-a", grant["upload_id"]) == b"DICM-bytes" and key not in bucket.objects  # used once
     bucket.objects[key] = b"x" * 11
     with pytest.raises(ServiceError) as large:
-        take_upload(bucket, "hospital-a", grant["upload_id"], settings)
+        take("hospital-a", grant["upload_id"])
     assert large.value.status == 413 and key not in bucket.objects
-    with pytest.raises(ServiceError):
-        take_upload(bucket, "hospital-a", "../../etc/passwd", settings)
+    for bad in ("../../etc/passwd", None, 7):
+        with pytest.raises(ServiceError) as refused:
+            take("hospital-a", bad)
+        assert refused.value.status == 400

@@ -60,6 +60,7 @@ def test_job_in_progress_elsewhere_is_left_for_later(world):
     world[0].claim_jobs([job_id], "other-worker", 60)
     report = process_batch(messages, world[4])
     assert report.failed == ["m0"] and world[5].batches == []
+    assert 60 <= report.retry_after["m0"] <= 62  # back once that lease ran out (+1 s), not a whole timeout later
 
 
 def test_poison_is_retried_then_fails_with_a_reason(world):

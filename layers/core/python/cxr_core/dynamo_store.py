@@ -92,7 +92,7 @@ class DynamoJobStore:
             elif JobStatus(record.status).is_final:
                 claims[job_id] = Claim(ClaimState.FINAL, _to_job(record))
             elif record.status == JobStatus.IN_PROGRESS.value and (record.lease_until or 0) > now:
-                claims[job_id] = Claim(ClaimState.BUSY, _to_job(record))
+                claims[job_id] = Claim(ClaimState.BUSY, _to_job(record), float(record.lease_until))
             else:
                 candidates.append(record)
         for start in range(0, len(candidates), TRANSACTION_LIMIT):
@@ -102,7 +102,7 @@ class DynamoJobStore:
                     break
                 chunk = self._claim_round(chunk, token, lease_seconds, claims)
             for record in chunk:
-                claims[record.job_id] = Claim(ClaimState.BUSY, _to_job(record))
+                claims[record.job_id] = Claim(ClaimState.BUSY, _to_job(record), now + lease_seconds)
         return claims
 
     def _claim_round(self, records: list[JobRecord], token: str, lease_seconds: int,
@@ -124,8 +124,8 @@ class DynamoJobStore:
             retry = []
             reasons = error.cancellation_reasons or [None] * len(records)
             for record, reason in zip(records, reasons):
-                if reason is not None and reason.code == "ConditionalCheckFailed":
-                    claims[record.job_id] = Claim(ClaimState.BUSY, _to_job(record))
+                if reason is not None and reason.code == "ConditionalCheckFailed":  # claimed a moment ago
+                    claims[record.job_id] = Claim(ClaimState.BUSY, _to_job(record), now + lease_seconds)
                 else:
                     retry.append(record)
             return retry
@@ -135,6 +135,15 @@ class DynamoJobStore:
             job.attempts += 1
             claims[record.job_id] = Claim(ClaimState.CLAIMED, job)
         return []
+
+    def extend_leases(self, job_ids: Iterable[str], token: str, lease_seconds: int) -> None:
+        for job_id in dict.fromkeys(job_ids):
+            try:
+                JobRecord(job_id).update(actions=[JobRecord.lease_until.set(time.time() + lease_seconds)],
+                                         condition=(JobRecord.status == JobStatus.IN_PROGRESS.value)
+                                         & (JobRecord.claim_token == token))
+            except UpdateError:
+                pass  # not (or no longer) ours: nothing to keep alive
 
     def complete_job(self, job: Job, token: str, result: dict) -> bool:
         moment = iso(utc_now())

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import time
 import uuid
 from concurrent.futures import Executor
@@ -34,6 +35,7 @@ class InboundMessage:
     body: str
     receive_count: int = 1
     sent_at_epoch_ms: float | None = None
+    received_at: float | None = None  # epoch seconds: when this delivery's visibility timeout started
 
 
 @dataclass
@@ -109,21 +111,47 @@ def _load(work: _Work, deps: InferDeps) -> None:
     work.tensor = deps.predictor.preprocess(data)
 
 
-def process_batch(messages: list[InboundMessage], deps: InferDeps) -> BatchReport:
+def _lease_seconds(messages: list[InboundMessage], visibility_seconds: int) -> int:
+    """A claim's lease ends when the batch's messages become visible again, not visibility_seconds after the claim:
+    a lease that outlived the visibility would make the redelivery find it live and wait for nothing."""
+    received = [m.received_at for m in messages if m.received_at]
+    if not received:
+        return visibility_seconds
+    return max(1, math.floor(visibility_seconds - (time.time() - min(received))))
+
+
+def job_ids(messages: list[InboundMessage]) -> list[str]:
+    """The job ids the messages name (malformed ones name none)."""
+    ids = []
+    for message in messages:
+        try:
+            ids.append(JobMessage.from_dict(json.loads(message.body)).job_id)
+        except (ValueError, KeyError, TypeError):
+            pass
+    return ids
+
+
+def process_batch(messages: list[InboundMessage], deps: InferDeps, token: str | None = None) -> BatchReport:
+    """token: the claim token to use (a caller that renews the batch's leases meanwhile passes its own)."""
     report = BatchReport()
     by_job = _parse(messages, report)
     if not by_job:
         return report
-    token = uuid.uuid4().hex
-    claims = deps.jobs.claim_jobs(by_job, token, deps.lease_seconds)
+    token = token or uuid.uuid4().hex
+    claims = deps.jobs.claim_jobs(by_job, token, _lease_seconds(messages, deps.lease_seconds))
     work: list[_Work] = []
     for job_id, job_messages in by_job.items():
         claim = claims[job_id]
         ids = [m.message_id for m in job_messages]
         if claim.state is ClaimState.CLAIMED:
             work.append(_Work(claim.job, ids, max(m.receive_count for m in job_messages)))
+            logger.info("job %s claimed (delivery %d)", job_id, work[-1].receive_count)
         elif claim.state is ClaimState.BUSY:
-            report.failed.extend(ids)  # running elsewhere: look again after the visibility timeout
+            # running elsewhere: look again once its lease has run out (1 s later), not a whole timeout later
+            report.failed.extend(ids)
+            if claim.lease_until is not None:
+                for message_id in ids:
+                    report.retry_after[message_id] = max(1, math.ceil(claim.lease_until - time.time()) + 1)
         else:
             report.succeeded.extend(ids)  # already final, or no job: nothing left to do
     loaded = []
@@ -155,7 +183,7 @@ def process_batch(messages: list[InboundMessage], deps: InferDeps) -> BatchRepor
         result = {"top_label": prediction.top_label, "output": prediction.output,
                   "model": deps.predictor.identity, "created_at": iso(finished)}
         if deps.jobs.complete_job(item.job, token, result):
-            logger.info("job %s completed", item.job.job_id)
+            logger.info("job %s completed (delivery %d)", item.job.job_id, item.receive_count)
             report.completed_jobs.append(item.job.job_id)
             report.end_to_end_ms.append((finished - parse_iso(item.job.created_at)).total_seconds() * 1000)
         report.succeeded.extend(item.message_ids)

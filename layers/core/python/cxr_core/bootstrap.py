@@ -53,7 +53,8 @@ class Runtime:
         from cxr_model.privacy import deidentify_dicom
         return SubmitDeps(jobs=self.jobs, images=self.images, queue=self.queue,
                           model_id=self.model_identity["model_id"], check_image=check_image,
-                          deidentify_dicom=deidentify_dicom, executor=self._submit_executor)
+                          deidentify_dicom=deidentify_dicom, executor=self._submit_executor,
+                          cache_scope=self.settings.cache_scope)
 
     @cached_property
     def _submit_executor(self) -> ThreadPoolExecutor:

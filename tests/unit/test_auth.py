@@ -96,3 +96,40 @@ def test_presigned_upload_is_scoped_to_its_client_and_size_checked():
         with pytest.raises(ServiceError) as refused:
             take("hospital-a", bad)
         assert refused.value.status == 400
+
+
+def test_unauthenticated_failures_are_limited_per_source_before_any_key_lookup():
+    from cxr_core.auth import FailureLimiter
+
+    table = KeyTable({"k1": Client("hospital-a")})
+    looked_up = []
+    table.client_for = lambda key, lookup=table.client_for: looked_up.append(key) or lookup(key)
+    auth = Authenticator("api_key", table, FailureLimiter(3))
+    probe = {"http": {"sourceIp": "203.0.113.9"}}
+    codes = []
+    for attempt in range(6):
+        try:
+            auth.client({"x-api-key": f"guess-{attempt}"}, probe)
+        except ServiceError as error:
+            codes.append(error.status)
+    assert codes == [401, 401, 401, 429, 429, 429] and len(looked_up) == 3
+    assert auth.client({"x-api-key": "k1"}, {"http": {"sourceIp": "198.51.100.1"}}).client_id == "hospital-a"
+
+
+def test_the_key_cache_keeps_a_bounded_number_of_keys(monkeypatch):
+    from cxr_core.auth import ApiKeyStore
+    from cxr_core.records import ApiKeyRecord
+
+    def missing(digest):
+        raise ApiKeyRecord.DoesNotExist()
+
+    monkeypatch.setattr(ApiKeyRecord, "get", missing)
+    store = ApiKeyStore(cache_seconds=60, max_entries=50)
+    for attempt in range(500):
+        assert store.client_for(f"unknown-{attempt}") is None
+    assert len(store._cache) == 50
+
+
+def test_surrounding_whitespace_in_a_key_is_ignored_as_api_gateway_trims_it():
+    auth = Authenticator("api_key", KeyTable({"k1": Client("hospital-a")}))
+    assert auth.client({"x-api-key": " k1\t "}, {}).client_id == "hospital-a"

@@ -8,7 +8,7 @@ from functools import cached_property, lru_cache
 import boto3
 from botocore.config import Config
 
-from cxr_core.auth import ApiKeyStore, Authenticator, RateLimiter
+from cxr_core.auth import ApiKeyStore, Authenticator, FailureLimiter, RateLimiter
 from cxr_core.aws_adapters import S3ImageStore, SqsJobQueue
 from cxr_core.config import Settings, settings
 from cxr_core.dynamo_store import DynamoJobStore
@@ -29,7 +29,8 @@ class Runtime:
         self.jobs = DynamoJobStore(region=config.region, ttl_days=config.job_ttl_days)
         self.images = S3ImageStore(self.s3, config.images_bucket)
         self.queue = SqsJobQueue(self.sqs, config.queue_url, config.dlq_url or None)
-        self.auth = Authenticator(config.auth_mode, ApiKeyStore(config.auth_cache_seconds))
+        self.auth = Authenticator(config.auth_mode, ApiKeyStore(config.auth_cache_seconds),
+                                  FailureLimiter(config.auth_failures_per_minute))
         self.rate_limiter = RateLimiter(config.rate_limit_per_minute, lease=config.rate_limit_lease)
         self.upload_settings = UploadSettings(url_seconds=config.upload_url_seconds,
                                               max_bytes=config.max_presigned_upload_bytes)

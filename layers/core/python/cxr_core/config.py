@@ -38,6 +38,7 @@ class Settings:
     upload_url_seconds: int
     max_presigned_upload_bytes: int
     cache_scope: str
+    auth_failures_per_minute: int
 
 
 def _int(name: str, default: int) -> int:
@@ -79,4 +80,5 @@ def settings() -> Settings:
         upload_url_seconds=_int("UPLOAD_URL_SECONDS", 900),
         max_presigned_upload_bytes=_int("MAX_PRESIGNED_UPLOAD_BYTES", 200 * 1024 * 1024),
         cache_scope=env("CACHE_SCOPE", "client"),
+        auth_failures_per_minute=_int("AUTH_FAILURES_PER_MINUTE", 30),
     )

@@ -14,7 +14,7 @@ from pathlib import Path
 import boto3
 
 from . import processes
-from .apigw import Router
+from .apigw import Cors, Router
 from .http_api import ApiServer
 from .intrinsics import StackIdentity
 from .lambdas import FunctionPool
@@ -145,7 +145,8 @@ class LocalStack:
                                     lambda name, event, request_id: self.pools[name].invoke(event, request_id),
                                     stage=template.parameters.get("Stage", "local"),
                                     static_root=opts.repo_root / "clients" / "web", api_id=api_id,
-                                    account_id=template.resolver.identity.account_id, access_log=opts.access_log)
+                                    account_id=template.resolver.identity.account_id, access_log=opts.access_log,
+                                    cors=Cors.from_template(template.http_api_cors()))
         except OSError as error:
             raise RuntimeError(f"cannot listen on {opts.host}:{opts.port}: {error} (choose another: --port)") from error
         threading.Thread(target=self.server.serve_forever, kwargs={"poll_interval": 0.2}, daemon=True).start()
@@ -196,15 +197,20 @@ class LocalStack:
 
     # ---- stop ------------------------------------------------------------------------------
     def stop(self) -> None:
-        """Workers first (SIGTERM: they finish the batch in hand), then the API, then moto."""
+        """The API stops taking requests; the workers finish the batch in hand (SIGTERM) while the requests in hand
+        are answered; only then do the function processes stop, and moto last."""
         if self.stopping.is_set():
             return
         self.stopping.set()
-        say("stopping: infer workers, API, moto")
+        say("stopping: API (new requests refused), infer workers and requests in hand drain, functions, moto")
+        if self.server is not None:
+            self.server.stop_accepting()
         if self.worker is not None:
             self.worker.stop(grace_s=30)
         if self.server is not None:
-            self.server.shutdown()
+            if not self.server.drain(timeout_s=max(pool.spec.timeout_s for pool in self.pools.values()) + 5
+                                     if self.pools else 5):
+                say("WARNING: requests still in hand after their functions' timeout; stopping anyway")
             self.server.server_close()
         for pool in self.pools.values():
             pool.close()

@@ -45,8 +45,9 @@ class RunningStack:
         return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
 
 
-def start_stack(tmp_dir: Path, *extra_args: str, workers: int = 1) -> RunningStack:
-    """Run `python -m cxr_local` on free ports; return once it has written its ready file and health answers."""
+def start_stack(tmp_dir: Path, *extra_args: str, workers: int = 1, new_session: bool = False) -> RunningStack:
+    """Run `python -m cxr_local` on free ports; return once it has written its ready file and health answers.
+    new_session: in a process group of its own (that a test may signal as a whole)."""
     tmp_dir.mkdir(parents=True, exist_ok=True)
     ready_file, log_path = tmp_dir / "ready.json", tmp_dir / "stack.log"
     # the stack must not inherit an endpoint or credentials another fixture exported into this process
@@ -54,7 +55,8 @@ def start_stack(tmp_dir: Path, *extra_args: str, workers: int = 1) -> RunningSta
     command = [sys.executable, "-m", "cxr_local", "--port", "0", "--workers", str(workers),
                "--ready-file", str(ready_file), "--log-dir", str(tmp_dir), *extra_args]
     log = open(log_path, "wb")  # noqa: SIM115 - the child writes to it for its whole life
-    process = subprocess.Popen(command, cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT)
+    process = subprocess.Popen(command, cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT,
+                               start_new_session=new_session)
     log.close()
     deadline = time.monotonic() + READY_TIMEOUT_S
     while not ready_file.exists():

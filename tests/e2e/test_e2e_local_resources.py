@@ -88,3 +88,46 @@ def test_sigterm_stops_every_process(tmp_path):
     assert not alive, f"left running: {alive}\n{stack.log_tail()}"
     assert not (tmp_path / "ready.json").exists()
     assert "stopped" in stack.log_tail()
+
+
+@pytest.mark.slow
+def test_sigterm_to_the_process_group_answers_the_requests_in_hand(tmp_path):
+    """A terminal's Ctrl-C or `kill -TERM -<pgid>` reaches every process of the group at once: the function
+    processes must outlive the requests in hand, and requests arriving after it get 503, never 500."""
+    import os
+    import signal
+    import threading
+
+    import requests
+
+    from tests.images import perturbed_png
+
+    stack = start_stack(tmp_path, "--no-build", workers=0, new_session=True)
+    images = [perturbed_png(70_000 + i) for i in range(400)]
+    codes: list[int] = []
+    signalled = threading.Event()
+
+    def client(offset: int) -> None:
+        with requests.Session() as session:
+            session.headers.update(stack.auth_headers)
+            for data in images[offset::4]:
+                try:
+                    codes.append(session.post(f"{stack.base_url}/v1/jobs", files={"image": ("x.png", data)},
+                                              timeout=60).status_code)
+                except requests.ConnectionError:
+                    if signalled.is_set():
+                        return
+                    raise
+
+    threads = [threading.Thread(target=client, args=(i,)) for i in range(4)]
+    for thread in threads:
+        thread.start()
+    deadline = time.monotonic() + 60
+    while len(codes) < 8 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    signalled.set()
+    os.killpg(stack.process.pid, signal.SIGTERM)
+    for thread in threads:
+        thread.join(90)
+    assert stack.process.wait(60) == 0, stack.log_tail()
+    assert codes.count(201) >= 8 and set(codes) <= {201, 503}, sorted(set(codes))

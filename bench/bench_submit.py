@@ -104,8 +104,8 @@ def wait_completed(session: requests.Session, base: str, job_id: str) -> None:
 
 def queue_idle(info: dict) -> None:
     """Wait until the workers have drained the jobs queue, so cache hits are timed on an idle CPU."""
-    sqs = boto3.client("sqs", endpoint_url=info["moto_endpoint"], region_name="us-east-1",
-                       aws_access_key_id="testing", aws_secret_access_key="testing")
+    sqs = boto3.client("sqs", endpoint_url=info["moto_endpoint"], region_name=info["aws_region"],
+                       aws_access_key_id=info["aws_access_key_id"], aws_secret_access_key=info["aws_secret_access_key"])
     url = info["resources"]["queues"]["JobsQueue"]
     deadline = time.monotonic() + 600
     while time.monotonic() < deadline:

@@ -48,13 +48,19 @@ class InMemoryJobStore:
                 elif job.status.is_final:
                     claims[job_id] = Claim(ClaimState.FINAL, copy.deepcopy(job))
                 elif job.status is JobStatus.IN_PROGRESS and self.tokens.get(job_id, ("", 0))[1] > time.time():
-                    claims[job_id] = Claim(ClaimState.BUSY, copy.deepcopy(job))
+                    claims[job_id] = Claim(ClaimState.BUSY, copy.deepcopy(job), self.tokens[job_id][1])
                 else:
                     job.status, job.attempts = JobStatus.IN_PROGRESS, job.attempts + 1
                     job.started_at = job.updated_at = iso(utc_now())
                     self.tokens[job_id] = (token, time.time() + lease_seconds)
                     claims[job_id] = Claim(ClaimState.CLAIMED, copy.deepcopy(job))
         return claims
+
+    def extend_leases(self, job_ids, token, lease_seconds):
+        with self._lock:
+            for job_id in job_ids:
+                if self.tokens.get(job_id, ("",))[0] == token and self.jobs[job_id].status is JobStatus.IN_PROGRESS:
+                    self.tokens[job_id] = (token, time.time() + lease_seconds)
 
     def _holds(self, job, token):
         return self.jobs[job.job_id].status is JobStatus.IN_PROGRESS and self.tokens.get(job.job_id, ("",))[0] == token

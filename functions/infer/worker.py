@@ -29,7 +29,9 @@ def consume(stop_all) -> None:
     from aws_lambda_powertools import Metrics
 
     from cxr_core.bootstrap import runtime
-    from cxr_core.services.infer import process_batch
+    import uuid
+
+    from cxr_core.services.infer import job_ids, process_batch
     from cxr_core.sqs_consumer import SqsBatchSource
     from cxr_core.telemetry import record_batch
 
@@ -56,8 +58,9 @@ def consume(stop_all) -> None:
             batch = source.next_batch(stop_requested)
             if not batch:
                 continue
-            with source.kept_alive(batch):
-                report = process_batch(batch, deps)
+            token, ids = uuid.uuid4().hex, job_ids(batch)
+            with source.kept_alive(batch, lambda: deps.jobs.extend_leases(ids, token, deps.lease_seconds)):
+                report = process_batch(batch, deps, token=token)
             source.settle(report)
             record_batch(metrics, report)
             metrics.flush_metrics()

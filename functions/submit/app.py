@@ -8,7 +8,7 @@ from cxr_core.bootstrap import runtime
 from cxr_core.http import caller, install_error_handlers, json_body, json_response
 from cxr_core.services.jobs import submit_view
 from cxr_core.services.submit import submit_image
-from cxr_core.services.uploads import create_upload, discard_upload, take_upload
+from cxr_core.services.uploads import create_upload, taken_upload
 from cxr_core.upload import body_bytes, parse_upload
 
 logger = Logger()
@@ -29,15 +29,14 @@ def submit_job():
     rt.rate_limiter.hit(client_id)
     event = app.current_event
     content_type = event.headers.get("content-type")
-    upload_id = json_body(app).get("upload_id") if _is_json(content_type) else None
-    if upload_id is not None:
-        upload = take_upload(rt.images, client_id, upload_id, rt.upload_settings)
+    body = json_body(app) if _is_json(content_type) else {}
+    if "upload_id" in body:  # null or not, it names a presigned upload: 400 unless it is one of the caller's
+        with taken_upload(rt.images, client_id, body["upload_id"], rt.upload_settings) as upload:
+            outcome = submit_image(upload, rt.submit_deps(), client_id)
     else:
         upload = parse_upload(content_type, body_bytes(event.body, event.is_base64_encoded),
                               rt.settings.max_upload_bytes)
-    outcome = submit_image(upload, rt.submit_deps(), client_id)
-    if upload_id is not None:
-        discard_upload(rt.images, client_id, upload_id)
+        outcome = submit_image(upload, rt.submit_deps(), client_id)
     metrics.add_metric(name="JobsCreated" if outcome.created else "JobsAnsweredFromCache",
                        unit=MetricUnit.Count, value=1)
     return json_response(201 if outcome.created else 200, submit_view(outcome.job, outcome.created))

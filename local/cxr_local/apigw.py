@@ -65,6 +65,7 @@ def build_event(*, method: str, raw_path: str, raw_query: str, headers: list[tup
     cookies: list[str] = []
     for name, value in headers:
         key = name.lower()
+        value = value.strip(" \t")  # API Gateway hands header values over without surrounding whitespace
         if key == "cookie":
             cookies += [part.strip() for part in value.split(";") if part.strip()]
             continue
@@ -150,6 +151,52 @@ def map_result(result: Any) -> HttpResponse:
     if not any(name.lower() == "content-type" for name, _ in headers):
         headers.append(("Content-Type", "application/json"))
     return HttpResponse(int(result["statusCode"]), headers, data)
+
+
+@dataclass(frozen=True)
+class Cors:
+    """The HttpApi's CorsConfiguration as API Gateway applies it: preflights answered by the gateway, the allowed
+    origin echoed on every response (the integration's own CORS headers replaced)."""
+    allow_origins: tuple[str, ...]
+    allow_methods: tuple[str, ...] = ()
+    allow_headers: tuple[str, ...] = ()
+    expose_headers: tuple[str, ...] = ()
+    max_age: int | None = None
+
+    @classmethod
+    def from_template(cls, config: dict | None) -> "Cors | None":
+        if not config or not config.get("AllowOrigins"):
+            return None
+        return cls(tuple(config["AllowOrigins"]), tuple(config.get("AllowMethods") or ()),
+                   tuple(h.lower() for h in config.get("AllowHeaders") or ()),
+                   tuple(config.get("ExposeHeaders") or ()), config.get("MaxAge"))
+
+    def _allowed(self, origin: str | None) -> str | None:
+        if not origin:
+            return None
+        return "*" if "*" in self.allow_origins else origin if origin in self.allow_origins else None
+
+    def preflight(self, origin: str | None) -> HttpResponse:
+        allowed = self._allowed(origin)
+        if allowed is None:
+            return HttpResponse(204)
+        headers = [("Access-Control-Allow-Origin", allowed)]
+        if self.allow_methods:
+            headers.append(("Access-Control-Allow-Methods", ",".join(self.allow_methods)))
+        if self.allow_headers:
+            headers.append(("Access-Control-Allow-Headers", ",".join(self.allow_headers)))
+        if self.max_age is not None:
+            headers.append(("Access-Control-Max-Age", str(self.max_age)))
+        return HttpResponse(204, headers)
+
+    def decorate(self, response: HttpResponse, origin: str | None) -> HttpResponse:
+        headers = [(n, v) for n, v in response.headers if not n.lower().startswith("access-control-")]
+        allowed = self._allowed(origin)
+        if allowed is not None:
+            headers.append(("Access-Control-Allow-Origin", allowed))
+            if self.expose_headers:
+                headers.append(("Access-Control-Expose-Headers", ",".join(self.expose_headers)))
+        return HttpResponse(response.status, headers, response.body)
 
 
 def error_response(status: int, code: str, message: str) -> HttpResponse:

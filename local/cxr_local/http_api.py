@@ -3,15 +3,18 @@ from __future__ import annotations
 
 import logging
 import mimetypes
+import threading
 import time
 import traceback
 import uuid
+from contextlib import contextmanager
+from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Callable
 from urllib.parse import unquote, urlsplit
 
-from .apigw import (LAMBDA_INVOKE_LIMIT_BYTES, PAYLOAD_LIMIT_BYTES, HttpResponse, Router, build_event,
+from .apigw import (LAMBDA_INVOKE_LIMIT_BYTES, PAYLOAD_LIMIT_BYTES, Cors, HttpResponse, Router, build_event,
                     error_response, event_too_large_for_lambda, map_result)
 from .lambdas import LambdaError
 
@@ -31,11 +34,36 @@ class ApiServer(ThreadingHTTPServer):
     request_queue_size = 256
 
     def __init__(self, address: tuple[str, int], router: Router, invoke: Callable[[str, dict, str], object],
-                 stage: str, static_root: Path | None, api_id: str, account_id: str, access_log: bool) -> None:
+                 stage: str, static_root: Path | None, api_id: str, account_id: str, access_log: bool,
+                 cors: Cors | None = None) -> None:
         super().__init__(address, _Handler)
-        self.router, self.invoke, self.stage = router, invoke, stage
+        self.router, self.invoke, self.stage, self.cors = router, invoke, stage, cors
         self.static_root = static_root.resolve() if static_root and static_root.is_dir() else None
         self.api_id, self.account_id, self.access_log = api_id, account_id, access_log
+        self.stopping = False
+        self._active = 0
+        self._idle = threading.Condition()
+
+    @contextmanager
+    def in_flight(self):
+        with self._idle:
+            self._active += 1
+        try:
+            yield
+        finally:
+            with self._idle:
+                self._active -= 1
+                self._idle.notify_all()
+
+    def stop_accepting(self) -> None:
+        """No new connections, and requests that arrive on open ones get 503; those in hand carry on."""
+        self.stopping = True
+        self.shutdown()
+
+    def drain(self, timeout_s: float) -> bool:
+        """Wait until the requests in hand are answered; False if some still run after timeout_s."""
+        with self._idle:
+            return self._idle.wait_for(lambda: self._active == 0, timeout_s)
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -55,21 +83,52 @@ class _Handler(BaseHTTPRequestHandler):
         if self.server.access_log:
             log.info("%s %s", self.address_string(), format % args)
 
+    def send_error(self, code: int, message: str | None = None, explain: str | None = None) -> None:
+        """http.server's own refusals (431, 414, 501, 505, malformed requests) in the API's JSON error shape."""
+        try:
+            status = HTTPStatus(code)
+            name, phrase = status.name, status.phrase
+        except ValueError:
+            name, phrase = "ERROR", "Error"
+        self.close_connection = True
+        if not getattr(self, "command", None):
+            self.command = ""
+        if getattr(self, "request_version", "HTTP/0.9") == "HTTP/0.9":  # unparsed yet: answer with a status line
+            self.request_version = "HTTP/1.1"
+        self._send(error_response(code, name, message or phrase))
+
     def _dispatch(self) -> None:
+        with self.server.in_flight():
+            if self.server.stopping:
+                self.close_connection = True
+                self._drain_body()
+                self._send(error_response(503, "SERVICE_UNAVAILABLE", "the local stack is stopping"))
+                return
+            self._route()
+
+    def _route(self) -> None:
         parts = urlsplit(self.path)
         raw_path, raw_query = parts.path or "/", parts.query
         route_path, stage = raw_path, "$default"
         prefix = f"/{self.server.stage}/"
         if raw_path.startswith(prefix):  # the deployed URL form: https://host/<stage>/v1/...
             route_path, stage = raw_path[len(prefix) - 1:], self.server.stage
+        cors = self.server.cors
+        origin = self.headers.get("Origin")
+        if cors and self.command == "OPTIONS" and self.headers.get("Access-Control-Request-Method"):
+            self._drain_body()  # a preflight: API Gateway answers it itself, no route or function involved
+            self._send(cors.preflight(origin))
+            return
         match, path_known = self.server.router.match(self.command, unquote(route_path))
         if match is None:
             response = self._static(route_path) if self.command in ("GET", "HEAD") and not path_known else None
             if response is None:
+                # HTTP API has no implicit HEAD: a method no route declares finds no route
                 response = (error_response(405, "METHOD_NOT_ALLOWED", f"{self.command} not allowed on {route_path}")
-                            if path_known else error_response(404, "NOT_FOUND", f"no route for {route_path}"))
+                            if path_known and self.command != "HEAD"
+                            else error_response(404, "NOT_FOUND", f"no route for {self.command} {route_path}"))
             self._drain_body()
-            self._send(response)
+            self._send(cors.decorate(response, origin) if cors else response)
             return
         try:
             body = self._read_body()
@@ -106,7 +165,7 @@ class _Handler(BaseHTTPRequestHandler):
             log.info("REPORT RequestId: %s Function: %s Duration: %.2f ms", request_id, match.route.function,
                      (time.perf_counter() - began) * 1000)
         response.headers.append(("apigw-requestid", request_id))
-        self._send(response)
+        self._send(cors.decorate(response, origin) if cors else response)
 
     def _read_body(self) -> bytes:
         if "chunked" in (self.headers.get("Transfer-Encoding") or "").lower():
@@ -164,6 +223,8 @@ class _Handler(BaseHTTPRequestHandler):
         self.end_headers()
         if self.command != "HEAD":
             self.wfile.write(response.body)
+        if self.server.stopping:
+            self.close_connection = True
 
 
 def _host_without_port(host: str | None) -> str:

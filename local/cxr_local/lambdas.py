@@ -43,7 +43,10 @@ def load_handler(spec: FunctionSpec) -> Callable[[dict, Any], Any]:
 
 def _sandbox_main(spec: FunctionSpec, region: str, account_id: str, conn) -> None:
     """The body of one execution environment: load the handler once (cold start), then serve events in turn."""
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the stack decides when its sandboxes stop
+    # the stack decides when its sandboxes stop (after the requests in hand), also when its whole process group
+    # gets the signal; should the stack die, the pipe closes and the loop below ends
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
     os.environ.update(spec.environment)
     try:
         handler = load_handler(spec)

@@ -2,7 +2,9 @@
 
 moto's own `moto_server` runs Werkzeug's development server, which closes the connection after every response:
 each AWS call paid a TCP connect and a new server thread (a fifth of moto's CPU under load). cheroot serves the
-same WSGI application with persistent connections and a thread pool.
+same WSGI application with persistent connections and a thread pool. With CXR_MOTO_ACCESS_KEY_ID and
+CXR_MOTO_SECRET_ACCESS_KEY in its environment, only requests SigV4-signed with that key pair get through
+(sigv4_guard).
 """
 import argparse
 import os
@@ -13,6 +15,7 @@ import threading
 from cheroot import wsgi
 
 from cxr_local.moto_patches import install
+from cxr_local.sigv4_guard import ACCESS_KEY_ENV, SECRET_KEY_ENV, Identity, SigV4Guard
 
 # long polls (ReceiveMessage, up to 20 s) each hold a thread; idle keep-alive connections hold none
 THREADS = 64
@@ -30,7 +33,10 @@ def main(argv: list[str] | None = None) -> None:
     sys.setswitchinterval(0.0005)
     from moto.moto_server.werkzeug_app import DomainDispatcherApplication, create_backend_app
 
-    server = wsgi.Server((args.host, args.port), DomainDispatcherApplication(create_backend_app),
+    app = DomainDispatcherApplication(create_backend_app)
+    if os.environ.get(ACCESS_KEY_ENV):  # the local stack always sets one: nothing unsigned reaches moto
+        app = SigV4Guard(app, Identity(os.environ[ACCESS_KEY_ENV], os.environ[SECRET_KEY_ENV]))
+    server = wsgi.Server((args.host, args.port), app,
                          numthreads=THREADS, request_queue_size=256, timeout=60, server_name="moto")
     server.keep_alive_conn_limit = None  # cheroot closes connections beyond 10 idle ones; every process pools some
     signal.signal(signal.SIGTERM, _exit_serve_loop)

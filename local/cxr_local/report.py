@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 
@@ -34,5 +35,8 @@ def announce(info: dict, ready_file: Path | None) -> None:
     say(f"ready in {info['ready_seconds']:.2f}s - API listening on {info['url']} (moto {info['moto_endpoint']})")
     if ready_file:
         tmp = ready_file.with_suffix(".tmp")
-        tmp.write_text(json.dumps(info, indent=2))
+        tmp.unlink(missing_ok=True)
+        # it holds the stack's AWS identity: readable by its owner only
+        with os.fdopen(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600), "w") as handle:
+            handle.write(json.dumps(info, indent=2))
         tmp.replace(ready_file)  # atomic: a reader never sees half a file

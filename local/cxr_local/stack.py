@@ -14,11 +14,12 @@ from pathlib import Path
 import boto3
 
 from . import processes
-from .apigw import Router
+from .apigw import Cors, Router
 from .http_api import ApiServer
 from .intrinsics import StackIdentity
 from .lambdas import FunctionPool
 from .resources import create_stack_resources
+from .sigv4_guard import ACCESS_KEY_ENV, SECRET_KEY_ENV, Identity
 from .template import StackTemplate
 from .report import announce, say
 from .weights import weights_status
@@ -29,10 +30,15 @@ READY_TIMEOUT_S = 60.0
 REGION = "us-east-1"
 LOCAL_DEV_API_KEY = "cxr_local_dev_key"  # only on loopback; any other --host gets a random key unless --api-key
 LOCAL_AWS_ENV = {
-    "AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing", "AWS_DEFAULT_REGION": REGION,
-    "AWS_REGION": REGION, "AWS_EC2_METADATA_DISABLED": "true",
+    "AWS_DEFAULT_REGION": REGION, "AWS_REGION": REGION, "AWS_EC2_METADATA_DISABLED": "true",
     "POWERTOOLS_TRACE_DISABLED": "true",  # no X-Ray daemon locally
 }
+
+
+def stack_aws_env(identity: Identity) -> dict[str, str]:
+    """LOCAL_AWS_ENV plus the stack's own AWS identity: the only one its moto endpoint accepts."""
+    return {**LOCAL_AWS_ENV, "AWS_ACCESS_KEY_ID": identity.access_key_id,
+            "AWS_SECRET_ACCESS_KEY": identity.secret_access_key}
 
 
 @dataclass
@@ -67,6 +73,7 @@ class LocalStack:
         self.stopping = threading.Event()
         self._logs: list = []
         self.info: dict = {}
+        self.identity = Identity.new()  # per run: clients never see it, tools read it from the ready file
 
     # ---- start -----------------------------------------------------------------------------
     def start(self) -> dict:
@@ -79,10 +86,12 @@ class LocalStack:
         opts = self.options
         moto_port = opts.moto_port or processes.free_port(opts.host)
         moto_endpoint = f"http://{opts.host}:{moto_port}"
-        base_env = {**os.environ, **LOCAL_AWS_ENV, "AWS_ENDPOINT_URL": moto_endpoint}
+        aws_env = stack_aws_env(self.identity)
+        base_env = {**os.environ, **aws_env, "AWS_ENDPOINT_URL": moto_endpoint}
         base_env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(opts.repo_root), os.environ.get("PYTHONPATH")]))
-        self.moto = processes.start_moto(opts.host, moto_port, env=base_env, cwd=opts.repo_root,
-                                         log=self._log_file("moto", default_to_file=True))
+        self.moto = processes.start_moto(opts.host, moto_port, env={**base_env, ACCESS_KEY_ENV: self.identity.access_key_id,
+                                                                    SECRET_KEY_ENV: self.identity.secret_access_key},
+                                         cwd=opts.repo_root, log=self._log_file("moto", default_to_file=True))
         build = self._start_model_build(base_env)
 
         template = StackTemplate(opts.template, opts.params,
@@ -92,10 +101,10 @@ class LocalStack:
         functions = template.functions()
         routes = template.http_routes()
         http_env = _merged_environment([functions[name].environment for name in {r.function for r in routes}])
-        os.environ.update({**LOCAL_AWS_ENV, "AWS_ENDPOINT_URL": moto_endpoint, **http_env, "MODEL_DIR": model_dir,
+        os.environ.update({**aws_env, "AWS_ENDPOINT_URL": moto_endpoint, **http_env, "MODEL_DIR": model_dir,
                            **opts.env})
         # the functions' init (imports) overlaps moto's start and the model build; they touch AWS only per event
-        local_overrides = {**LOCAL_AWS_ENV, "AWS_ENDPOINT_URL": moto_endpoint, "MODEL_DIR": model_dir, **opts.env}
+        local_overrides = {**aws_env, "AWS_ENDPOINT_URL": moto_endpoint, "MODEL_DIR": model_dir, **opts.env}
         self.pools = {name: FunctionPool(replace(functions[name],
                                                  environment={**functions[name].environment, **local_overrides}),
                                          opts.max_instances, REGION, template.resolver.identity.account_id)
@@ -106,8 +115,8 @@ class LocalStack:
 
         processes.wait_for_http(f"{moto_endpoint}/moto-api/", self.moto, timeout_s=60)
         mark("moto_up")
-        session = boto3.session.Session(region_name=REGION, aws_access_key_id="testing",
-                                        aws_secret_access_key="testing")
+        session = boto3.session.Session(region_name=REGION, aws_access_key_id=self.identity.access_key_id,
+                                        aws_secret_access_key=self.identity.secret_access_key)
         created = _with_endpoint(session, moto_endpoint, lambda s: create_stack_resources(template, s))
         say(f"moto server {moto_endpoint}: created {_summary(created)} from {opts.template.name}")
 
@@ -139,7 +148,8 @@ class LocalStack:
                                     lambda name, event, request_id: self.pools[name].invoke(event, request_id),
                                     stage=template.parameters.get("Stage", "local"),
                                     static_root=opts.repo_root / "clients" / "web", api_id=api_id,
-                                    account_id=template.resolver.identity.account_id, access_log=opts.access_log)
+                                    account_id=template.resolver.identity.account_id, access_log=opts.access_log,
+                                    cors=Cors.from_template(template.http_api_cors()))
         except OSError as error:
             raise RuntimeError(f"cannot listen on {opts.host}:{opts.port}: {error} (choose another: --port)") from error
         threading.Thread(target=self.server.serve_forever, kwargs={"poll_interval": 0.2}, daemon=True).start()
@@ -149,6 +159,11 @@ class LocalStack:
         ready = _wait_ready(f"{url}/v1/ops/ready", headers)
         mark("ready")
         self.info = {**self.info, "url": url, "api_key": api_key, "moto_endpoint": moto_endpoint,
+                     "aws_region": REGION, "aws_access_key_id": self.identity.access_key_id,
+                     "aws_secret_access_key": self.identity.secret_access_key,
+                     "aws_env": {**{key: value for key, value in http_env.items() if key.endswith(("_TABLE", "_BUCKET",
+                                                                                                   "_URL"))},
+                                 **aws_env, "AWS_ENDPOINT_URL": moto_endpoint},
                      "pid": os.getpid(), "weights": weights,
                      "workers": opts.workers if self.worker else 0, "health_status": health,
                      "ready_status": ready,
@@ -192,15 +207,20 @@ class LocalStack:
 
     # ---- stop ------------------------------------------------------------------------------
     def stop(self) -> None:
-        """Workers first (SIGTERM: they finish the batch in hand), then the API, then moto."""
+        """The API stops taking requests; the workers finish the batch in hand (SIGTERM) while the requests in hand
+        are answered; only then do the function processes stop, and moto last."""
         if self.stopping.is_set():
             return
         self.stopping.set()
-        say("stopping: infer workers, API, moto")
+        say("stopping: API (new requests refused), infer workers and requests in hand drain, functions, moto")
+        if self.server is not None:
+            self.server.stop_accepting()
         if self.worker is not None:
             self.worker.stop(grace_s=30)
         if self.server is not None:
-            self.server.shutdown()
+            if not self.server.drain(timeout_s=max(pool.spec.timeout_s for pool in self.pools.values()) + 5
+                                     if self.pools else 5):
+                say("WARNING: requests still in hand after their functions' timeout; stopping anyway")
             self.server.server_close()
         for pool in self.pools.values():
             pool.close()

@@ -140,6 +140,14 @@ class StackTemplate:
         return {logical_id: self.function(logical_id)
                 for kind in FUNCTION_TYPES for logical_id in self.logical_ids(kind)}
 
+    def http_api_cors(self) -> dict | None:
+        """The HttpApi's CorsConfiguration as deployed (None when the template's condition leaves it out)."""
+        for logical_id in self.logical_ids("AWS::Serverless::HttpApi"):
+            config = self.resolver.resolve(
+                (self.resolver.resources[logical_id].get("Properties") or {}).get("CorsConfiguration"))
+            return config if isinstance(config, dict) else None  # AWS::NoValue comes back as a marker object
+        return None
+
     def http_routes(self) -> list[Route]:
         routes = []
         for kind in FUNCTION_TYPES:

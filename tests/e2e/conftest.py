@@ -30,10 +30,13 @@ class RunningStack:
     info: dict
     process: subprocess.Popen
     log_path: Path
+    ready_file: Path | None = None
 
     def aws(self, service: str):
-        return boto3.client(service, endpoint_url=self.moto_endpoint, region_name="us-east-1",
-                            aws_access_key_id="testing", aws_secret_access_key="testing")
+        """A client of the stack's moto, signed with the AWS identity the stack wrote to its ready file."""
+        return boto3.client(service, endpoint_url=self.moto_endpoint, region_name=self.info["aws_region"],
+                            aws_access_key_id=self.info["aws_access_key_id"],
+                            aws_secret_access_key=self.info["aws_secret_access_key"])
 
     @property
     def auth_headers(self) -> dict[str, str]:
@@ -44,8 +47,9 @@ class RunningStack:
         return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
 
 
-def start_stack(tmp_dir: Path, *extra_args: str, workers: int = 1) -> RunningStack:
-    """Run `python -m cxr_local` on free ports; return once it has written its ready file and health answers."""
+def start_stack(tmp_dir: Path, *extra_args: str, workers: int = 1, new_session: bool = False) -> RunningStack:
+    """Run `python -m cxr_local` on free ports; return once it has written its ready file and health answers.
+    new_session: in a process group of its own (that a test may signal as a whole)."""
     tmp_dir.mkdir(parents=True, exist_ok=True)
     ready_file, log_path = tmp_dir / "ready.json", tmp_dir / "stack.log"
     # the stack must not inherit an endpoint or credentials another fixture exported into this process
@@ -53,7 +57,8 @@ def start_stack(tmp_dir: Path, *extra_args: str, workers: int = 1) -> RunningSta
     command = [sys.executable, "-m", "cxr_local", "--port", "0", "--workers", str(workers),
                "--ready-file", str(ready_file), "--log-dir", str(tmp_dir), "--model-dir", built_model_dir(), *extra_args]
     log = open(log_path, "wb")  # noqa: SIM115 - the child writes to it for its whole life
-    process = subprocess.Popen(command, cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT)
+    process = subprocess.Popen(command, cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT,
+                               start_new_session=new_session)
     log.close()
     deadline = time.monotonic() + READY_TIMEOUT_S
     while not ready_file.exists():
@@ -63,7 +68,7 @@ def start_stack(tmp_dir: Path, *extra_args: str, workers: int = 1) -> RunningSta
                                + log_path.read_text(errors="replace")[-4000:])
         time.sleep(0.1)
     info = json.loads(ready_file.read_text())
-    stack = RunningStack(info["url"], info["moto_endpoint"], info, process, log_path)
+    stack = RunningStack(info["url"], info["moto_endpoint"], info, process, log_path, ready_file)
     health = requests.get(f"{stack.base_url}/v1/ops/health", headers=stack.auth_headers, timeout=30)
     if health.status_code != 200:
         stop_stack(process)

@@ -18,10 +18,9 @@ pytestmark = pytest.mark.e2e
 
 
 def admin(stack, *args: str) -> subprocess.CompletedProcess:
-    env = {**os.environ, "AWS_ENDPOINT_URL": stack.moto_endpoint, "AWS_ACCESS_KEY_ID": "testing",
-           "AWS_SECRET_ACCESS_KEY": "testing", "AWS_DEFAULT_REGION": "us-east-1",
-           "API_KEYS_TABLE": "cxr-local-api-keys"}
-    return subprocess.run([sys.executable, "-m", "cxr_core.admin", "keys", *args], cwd=REPO, env=env,
+    env = {key: value for key, value in os.environ.items() if not key.startswith("AWS_")}
+    return subprocess.run([sys.executable, "-m", "cxr_core.admin", "--stack", str(stack.ready_file), "keys", *args],
+                          cwd=REPO, env=env,
                           capture_output=True, text=True, timeout=60, check=True)
 
 

@@ -2,14 +2,19 @@
 from __future__ import annotations
 
 import json
+import os
+import signal
+import threading
 import time
 
 import psutil
 import pytest
+import requests
 
 from cxr_local.template import declared_resources
+from tests.images import perturbed_png
 
-from .conftest import REPO, start_stack, stop_stack
+from .conftest import REPO, start_stack
 
 pytestmark = pytest.mark.e2e
 
@@ -77,13 +82,43 @@ def test_handlers_got_the_template_settings(local_stack):
 
 
 @pytest.mark.slow
-def test_sigterm_stops_every_process(tmp_path):
-    stack = start_stack(tmp_path, "--no-build", workers=1)
+def test_sigterm_to_the_process_group_answers_the_requests_in_hand_and_stops_every_process(tmp_path):
+    """A terminal's Ctrl-C or `kill -TERM -<pgid>` reaches every process of the group at once: the function
+    processes must outlive the requests in hand, requests arriving after it get 503, never 500, and nothing is
+    left running."""
+    stack = start_stack(tmp_path, "--no-build", workers=1, new_session=True)
     parent = psutil.Process(stack.process.pid)
     time.sleep(1)  # let the worker supervisor start its children
     children = parent.children(recursive=True)
     assert len(children) >= 2, children  # moto + the worker (and the worker's own processes)
-    assert stop_stack(stack.process) == 0, stack.log_tail()
+    images = [perturbed_png(70_000 + i) for i in range(400)]
+    codes: list[int] = []
+    signalled = threading.Event()
+
+    def client(offset: int) -> None:
+        with requests.Session() as session:
+            session.headers.update(stack.auth_headers)
+            for data in images[offset::4]:
+                try:
+                    codes.append(session.post(f"{stack.base_url}/v1/jobs", files={"image": ("x.png", data)},
+                                              timeout=60).status_code)
+                except requests.ConnectionError:
+                    if signalled.is_set():
+                        return
+                    raise
+
+    threads = [threading.Thread(target=client, args=(i,)) for i in range(4)]
+    for thread in threads:
+        thread.start()
+    deadline = time.monotonic() + 60
+    while len(codes) < 8 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    signalled.set()
+    os.killpg(stack.process.pid, signal.SIGTERM)
+    for thread in threads:
+        thread.join(90)
+    assert stack.process.wait(60) == 0, stack.log_tail()
+    assert codes.count(201) >= 8 and set(codes) <= {201, 503}, sorted(set(codes))
     gone, alive = psutil.wait_procs(children, timeout=10)
     assert not alive, f"left running: {alive}\n{stack.log_tail()}"
     assert not (tmp_path / "ready.json").exists()

@@ -13,7 +13,6 @@ from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import boto3
 import psutil
 
 from cxr_local.intrinsics import StackIdentity
@@ -94,8 +93,7 @@ class FaultStack:
 
     def aws(self, service: str):
         """A client straight to moto, past the proxy: what the checks see is what is stored."""
-        return boto3.client(service, endpoint_url=self.moto, region_name="us-east-1", aws_access_key_id="testing",
-                            aws_secret_access_key="testing")
+        return self.backend.aws(service)
 
     @property
     def resources(self) -> dict:
@@ -112,8 +110,9 @@ class FaultStack:
 
     def start_front(self) -> RunningStack:
         """Another API process (cxr_local, no workers) on the same moto through the proxy: one that can be killed."""
+        identity = {key: self.backend.info[key.lower()] for key in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY")}
         front = start_stack(self.tmp / f"front{len(self.fronts)}", "--no-build", "--env",
-                            f"AWS_ENDPOINT_URL={self.proxy.url}", *_env_args(), workers=0)
+                            f"AWS_ENDPOINT_URL={self.proxy.url}", *_env_args(identity), workers=0)
         self.fronts.append(front)
         return front
 
@@ -127,8 +126,8 @@ class FaultStack:
         self.proxy.server_close()
 
 
-def _env_args() -> list[str]:
-    local = {**SERVICE_ENV, "MODEL_DIR": built_model_dir()}
+def _env_args(extra: dict[str, str] | None = None) -> list[str]:
+    local = {**SERVICE_ENV, "MODEL_DIR": built_model_dir(), **(extra or {})}
     return [arg for key, value in local.items() for arg in ("--env", f"{key}={value}")]
 
 
@@ -138,13 +137,14 @@ def start_fault_stack(tmp: Path) -> FaultStack:
     backend = start_stack(tmp / "backend", "--moto-port", str(moto_port), "--env", f"AWS_ENDPOINT_URL={proxy.url}",
                           *_env_args(), workers=0)
     moto = backend.moto_endpoint
-    boto3.client("sqs", endpoint_url=moto, region_name="us-east-1", aws_access_key_id="testing",
-                 aws_secret_access_key="testing").set_queue_attributes(
+    backend.aws("sqs").set_queue_attributes(
         QueueUrl=backend.info["resources"]["queues"]["JobsQueue"], Attributes={"VisibilityTimeout": str(VISIBILITY_S)})
     template = StackTemplate(REPO / "template.yaml", {"Stage": "local"},
                              StackIdentity(stack_name="cxr-local", queue_url_base=moto))
     worker_env = {key: value for key, value in os.environ.items() if not key.startswith(("AWS_", "CXR_LOCAL_"))}
     worker_env.update(template.function("InferFunction").environment)
-    worker_env.update(LOCAL_AWS_ENV, AWS_ENDPOINT_URL=proxy.url, MODEL_DIR=built_model_dir(),
+    worker_env.update(LOCAL_AWS_ENV, AWS_ACCESS_KEY_ID=backend.info["aws_access_key_id"],
+                      AWS_SECRET_ACCESS_KEY=backend.info["aws_secret_access_key"], AWS_ENDPOINT_URL=proxy.url,
+                      MODEL_DIR=built_model_dir(),
                       PYTHONPATH=str(REPO), **SERVICE_ENV)
     return FaultStack(tmp, proxy, ProxyControl(proxy.url), backend, worker_env)

@@ -106,6 +106,11 @@ SCRIPT = textwrap.dedent("""
     body.update(job_id=job["id"], model_id=runtime().jobs.get_job(job["id"]).model_id)
     sqs["Records"][0]["body"] = json.dumps(body)
     assert infer(sqs) == {"batchItemFailures": []}
+    busy = json.loads(submit(png_event(perturbed_png(seed + 2)))["body"])
+    runtime().jobs.claim_jobs([busy["id"]], "elsewhere", 60)  # a record whose job runs elsewhere: deferred
+    body.update(job_id=busy["id"])
+    sqs["Records"][0]["body"] = json.dumps(body)
+    assert infer(sqs)["batchItemFailures"]
     infer(event("infer_recovery_schedule.json"))
     from infra.worker_healthcheck import check_ready  # the EC2 worker's healthcheck, under the infer policy
     current["function"] = "infer"
@@ -200,5 +205,6 @@ def test_the_recording_saw_the_calls_that_matter(recorded_calls):
     """Guards the guard: the flow exercised transactions, the index query, uploads and the queue."""
     operations = {(call["function"], call["operation"]) for call in recorded_calls}
     assert {("submit", "TransactWriteItems"), ("submit", "SendMessage"), ("submit", "HeadObject"),
-            ("submit", "DeleteObject"), ("infer", "GetObject"), ("poll", "Query"),
-            ("poll", "GetQueueAttributes"), ("poll", "GetBucketLocation"), ("infer", "GetBucketLocation")} <= operations
+            ("submit", "DeleteObject"), ("infer", "GetObject"), ("infer", "ChangeMessageVisibilityBatch"),
+            ("poll", "Query"), ("poll", "GetQueueAttributes"), ("poll", "GetBucketLocation"),
+            ("infer", "GetBucketLocation")} <= operations

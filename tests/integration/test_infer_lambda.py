@@ -73,3 +73,20 @@ def test_partial_batch_failure_reports_only_the_failed_record(runtime, infer_han
         assert done.status is JobStatus.COMPLETED and len(done.result["output"]) == 18
         assert done.result["model"]["weights"] == "random-init"
     assert runtime.jobs.get_job(poison.job_id).status is JobStatus.QUEUED  # released for the queue's retry
+
+
+def test_a_record_whose_job_runs_elsewhere_comes_back_when_that_lease_ends(runtime, infer_handler):
+    """batchItemFailures alone would bring it back after the whole visibility timeout: the handler shortens it."""
+    import time
+
+    from tests.integration.conftest import TEST_VISIBILITY_SECONDS
+
+    purge_queue(runtime)
+    job = submit_image(Upload(perturbed_png(os.getpid() * 7 + 3)), runtime.submit_deps()).job
+    runtime.jobs.claim_jobs([job.job_id], "another-worker", 2)  # running elsewhere for 2 more seconds
+    event = sqs_event(runtime, 1)
+    returned_at = time.monotonic()
+    assert infer_handler(event, Context()) == {"batchItemFailures": [{"itemIdentifier": event["Records"][0]["messageId"]}]}
+    again = runtime.sqs.receive_message(QueueUrl=runtime.settings.queue_url, WaitTimeSeconds=TEST_VISIBILITY_SECONDS - 1)
+    assert again.get("Messages"), "not back before the visibility timeout"
+    assert time.monotonic() - returned_at < TEST_VISIBILITY_SECONDS - 1

@@ -12,12 +12,16 @@ from pathlib import Path
 import psutil
 import pytest
 
-from cxr_core.domain import Job, JobMessage, JobStatus, Upload, iso, utc_now
+from cxr_core.domain import Job, JobMessage, JobStatus, Upload, iso, parse_iso, utc_now
 from tests.images import perturbed_png
 from tests.integration.conftest import REPO, purge_queue, python_with
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 COMPLETED_LINE = re.compile(r"job ([0-9a-f-]{36}) completed")
+DELIVERY_LINE = re.compile(r"job ([0-9a-f-]{36}) completed \(delivery (\d+)\)")
+VISIBILITY_S = 6
+READY_LINE = re.compile(r" (infer-worker-\d+) \S+ \w+ worker (\d+) ready")
+CLAIM_LINE = re.compile(r" (infer-worker-\d+) \S+ \w+ job [0-9a-f-]{36} claimed")
 
 
 @pytest.fixture
@@ -35,7 +39,7 @@ def submit(runtime):
 
 class Worker:
     def __init__(self, stack_env: dict, log_path: Path, processes: int = 1, **settings: str):
-        command, env = python_with({**stack_env, "VISIBILITY_TIMEOUT_SECONDS": "6",
+        command, env = python_with({**stack_env, "VISIBILITY_TIMEOUT_SECONDS": str(VISIBILITY_S),
                                     "INFER_BATCH_WINDOW_SECONDS": "0.2", "POWERTOOLS_METRICS_DISABLED": "true",
                                     **settings})
         self.log_path = log_path
@@ -72,18 +76,35 @@ def all_final(runtime, job_ids) -> bool:
     return all(status.is_final for status in statuses(runtime, job_ids).values())
 
 
+def claimer_pid(log_path: Path) -> int | None:
+    """The pid of a worker process that has logged a claim (each logs its pid once ready)."""
+    text = log_path.read_text()
+    pids = dict(READY_LINE.findall(text))
+    claimers = [pids.get(name) for name in CLAIM_LINE.findall(text)]
+    return int(claimers[0]) if claimers and claimers[0] else None
+
+
 def test_jobs_complete_exactly_once_when_a_worker_is_killed_mid_batch(runtime, stack_env, submit, tmp_path):
+    """Two processes: when one is killed, the other takes the redelivered messages the moment they are visible."""
     job_ids = submit(12)
-    worker = Worker(stack_env, tmp_path / "worker.log", processes=1, INFER_BATCH_SIZE="4")
+    worker = Worker(stack_env, tmp_path / "worker.log", processes=2, INFER_BATCH_SIZE="4")
     try:
-        child = wait_for(lambda: worker.children(), 30)[0]
-        wait_for(lambda: any(s is JobStatus.IN_PROGRESS for s in statuses(runtime, job_ids).values()), 60, 0.02)
-        child.kill()  # SIGKILL mid-batch: its claimed jobs keep their lease, their messages reappear later
+        pid = wait_for(lambda: claimer_pid(worker.log_path), 60, 0.01)
+        os.kill(pid, signal.SIGKILL)  # mid-batch: its claimed jobs keep their lease, their messages reappear later
+        claimed = {job.job_id: job for job in map(runtime.jobs.get_job, job_ids) if job.status is JobStatus.IN_PROGRESS}
+        assert claimed
         wait_for(lambda: all_final(runtime, job_ids), 120)
         assert set(statuses(runtime, job_ids).values()) == {JobStatus.COMPLETED}
         completions = worker.completions()
         assert sorted(c for c in completions if c in job_ids) == sorted(job_ids)  # each exactly once
-        assert wait_for(lambda: [p for p in worker.children() if p.pid != child.pid], 10)  # restarted
+        # the killed batch: retried after one visibility timeout, not two, so on its second delivery
+        for job_id, job in claimed.items():
+            done = runtime.jobs.get_job(job_id)
+            waited = (parse_iso(done.finished_at) - parse_iso(job.started_at)).total_seconds()
+            assert waited <= VISIBILITY_S + 30 and done.attempts <= 2, (job_id, waited, done.attempts)
+        deliveries = dict(DELIVERY_LINE.findall(worker.log_path.read_text()))
+        assert all(int(deliveries[job_id]) <= 2 for job_id in claimed), deliveries
+        assert wait_for(lambda: len(READY_LINE.findall(worker.log_path.read_text())) >= 3, 30)  # restarted
     finally:
         assert worker.stop() == 0
 
@@ -142,3 +163,37 @@ def test_sigterm_finishes_the_batch_in_hand_and_loses_nothing(runtime, stack_env
         assert sorted(worker.completions() + second.completions()) == sorted(job_ids)
     finally:
         assert second.stop() == 0
+
+
+class _DiesAfterClaiming:
+    """A predictor whose process 'dies' (SystemExit is no Exception: the claim is neither released nor finished)."""
+
+    def __init__(self, real):
+        self.identity, self.model_id = real.identity, real.model_id
+
+    def preprocess(self, data):
+        raise SystemExit("killed")
+
+
+def test_a_redelivery_at_the_end_of_the_visibility_timeout_claims_the_job(runtime, submit):
+    """The first delivery claims late (a slow fetch, a batching window): its lease must still end with the message's
+    visibility, so the second delivery runs the job instead of finding a live lease and waiting a whole timeout."""
+    from dataclasses import replace
+
+    from cxr_core.services.infer import process_batch
+    from cxr_core.sqs_consumer import SqsBatchSource
+    from tests.integration.conftest import TEST_VISIBILITY_SECONDS
+
+    [job_id] = submit(1)
+    source = SqsBatchSource(runtime.sqs, runtime.settings.queue_url, 4, 0.0, TEST_VISIBILITY_SECONDS, poll_seconds=5)
+    first = source.next_batch(lambda: False)
+    time.sleep(1.5)
+    deps = runtime.infer_deps()
+    with pytest.raises(SystemExit):
+        process_batch(first, replace(deps, predictor=_DiesAfterClaiming(deps.predictor),
+                                     lease_seconds=TEST_VISIBILITY_SECONDS))
+    assert runtime.jobs.get_job(job_id).status is JobStatus.IN_PROGRESS
+    second = wait_for(lambda: source.next_batch(lambda: False), 3 * TEST_VISIBILITY_SECONDS, 0)
+    report = process_batch(second, replace(deps, lease_seconds=TEST_VISIBILITY_SECONDS))
+    source.settle(report)
+    assert second[0].receive_count == 2 and report.completed_jobs == [job_id], report

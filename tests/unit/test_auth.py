@@ -3,7 +3,7 @@ import pytest
 
 from cxr_core.auth import Authenticator, Client, hash_key, new_api_key
 from cxr_core.domain import ServiceError
-from cxr_core.services.uploads import UploadSettings, create_upload, take_upload
+from cxr_core.services.uploads import UploadSettings, create_upload, taken_upload
 
 
 class KeyTable:
@@ -58,7 +58,7 @@ class Bucket:
         self.objects = {}
 
     def presign_put(self, key, content_type, seconds):
-        return f"http://s3.local/{key}?ct={content_type}&ttl={seconds}"
+        return f"http://s3.local/{key}?ttl={seconds}", {"Content-Type": content_type, "x-amz-meta-signed": "1"}
 
     def size(self, key):
         return len(self.objects[key]) if key in self.objects else None
@@ -73,19 +73,63 @@ class Bucket:
 def test_presigned_upload_is_scoped_to_its_client_and_size_checked():
     bucket, settings = Bucket(), UploadSettings(url_seconds=600, max_bytes=10)
     grant = create_upload(bucket, "hospital-a", "application/dicom", settings)
-    assert grant["method"] == "PUT" and grant["headers"] == {"Content-Type": "application/dicom"}
+    assert grant["method"] == "PUT"
+    assert grant["headers"] == {"Content-Type": "application/dicom", "x-amz-meta-signed": "1"}  # what was signed
     key = f"uploads/hospital-a/{grant['upload_id']}"
     assert key in grant["url"]
+    def take(client: str, upload_id) -> bytes:
+        with taken_upload(bucket, client, upload_id, settings) as upload:
+            return upload.data
+
     with pytest.raises(ServiceError) as missing:
-        take_upload(bucket, "hospital-a", grant["upload_id"], settings)
+        take("hospital-a", grant["upload_id"])
     assert missing.value.status == 400
     bucket.objects[key] = b"DICM-bytes"
-    with pytest.raises(ServiceError):  # another client cannot use it
-        take_upload(bucket, "hospital-b", grant["upload_id"], settings)
-    assert take_upload(bucket, "hospital-a", grant["upload_id"], settings).data == b"DICM-bytes"
+    with pytest.raises(ServiceError):  # another client cannot use it, nor delete it
+        take("hospital-b", grant["upload_id"])
+    assert take("hospital-a", grant["upload_id"]) == b"DICM-bytes" and key not in bucket.objects  # used once
     bucket.objects[key] = b"x" * 11
     with pytest.raises(ServiceError) as large:
-        take_upload(bucket, "hospital-a", grant["upload_id"], settings)
+        take("hospital-a", grant["upload_id"])
     assert large.value.status == 413 and key not in bucket.objects
-    with pytest.raises(ServiceError):
-        take_upload(bucket, "hospital-a", "../../etc/passwd", settings)
+    for bad in ("../../etc/passwd", None, 7):
+        with pytest.raises(ServiceError) as refused:
+            take("hospital-a", bad)
+        assert refused.value.status == 400
+
+
+def test_unauthenticated_failures_are_limited_per_source_before_any_key_lookup():
+    from cxr_core.auth import FailureLimiter
+
+    table = KeyTable({"k1": Client("hospital-a")})
+    looked_up = []
+    table.client_for = lambda key, lookup=table.client_for: looked_up.append(key) or lookup(key)
+    auth = Authenticator("api_key", table, FailureLimiter(3))
+    probe = {"http": {"sourceIp": "203.0.113.9"}}
+    codes = []
+    for attempt in range(6):
+        try:
+            auth.client({"x-api-key": f"guess-{attempt}"}, probe)
+        except ServiceError as error:
+            codes.append(error.status)
+    assert codes == [401, 401, 401, 429, 429, 429] and len(looked_up) == 3
+    assert auth.client({"x-api-key": "k1"}, {"http": {"sourceIp": "198.51.100.1"}}).client_id == "hospital-a"
+
+
+def test_the_key_cache_keeps_a_bounded_number_of_keys(monkeypatch):
+    from cxr_core.auth import ApiKeyStore
+    from cxr_core.records import ApiKeyRecord
+
+    def missing(digest):
+        raise ApiKeyRecord.DoesNotExist()
+
+    monkeypatch.setattr(ApiKeyRecord, "get", missing)
+    store = ApiKeyStore(cache_seconds=60, max_entries=50)
+    for attempt in range(500):
+        assert store.client_for(f"unknown-{attempt}") is None
+    assert len(store._cache) == 50
+
+
+def test_surrounding_whitespace_in_a_key_is_ignored_as_api_gateway_trims_it():
+    auth = Authenticator("api_key", KeyTable({"k1": Client("hospital-a")}))
+    assert auth.client({"x-api-key": " k1\t "}, {}).client_id == "hospital-a"

@@ -30,3 +30,21 @@ def test_client_errors_and_bugs_are_not():
     assert not is_outage(client_error("ValidationException", 400))
     assert not is_outage(client_error("AccessDenied", 403))
     assert not is_outage(KeyError("bug"))
+
+
+def test_deeply_nested_json_is_a_400_not_a_crash():
+    from types import SimpleNamespace
+
+    import pytest as _pytest
+
+    from cxr_core.domain import ServiceError
+    from cxr_core.http import json_body
+
+    def app(text):
+        return SimpleNamespace(current_event=SimpleNamespace(decoded_body=text))
+
+    assert json_body(app('{"upload_id": "x", "meta": {"a": [1, 2]}}'))["upload_id"] == "x"
+    for text in ("[" * 5000 + "]" * 5000, '{"a": ' * 5000 + "1" + "}" * 5000, '{"a": ' * 50 + "1" + "}" * 50):
+        with _pytest.raises(ServiceError) as refused:
+            json_body(app(text))
+        assert refused.value.status == 400 and refused.value.code == "BAD_REQUEST"

@@ -63,6 +63,7 @@ def test_job_in_progress_elsewhere_is_left_for_later(world):
     world[0].claim_jobs([job_id], "other-worker", 60)
     report = process_batch(messages, world[4])
     assert report.failed == ["m0"] and world[5].batches == []
+    assert 60 <= report.retry_after["m0"] <= 62  # back once that lease ran out (+1 s), not a whole timeout later
 
 
 def test_poison_is_retried_then_fails_with_a_reason(world):
@@ -157,3 +158,23 @@ def test_a_throttled_store_write_is_reported_and_spares_the_neighbours(world, pa
     assert report.unsettled_jobs == [stuck_id] and report.failed == ["m0"] and "m0" not in report.retry_after
     assert report.succeeded == ["m1"] and len(report.completed_jobs) == 1
     assert jobs.get_job(stuck_id).status is JobStatus.IN_PROGRESS and stuck_id not in report.failed_jobs
+
+
+def test_an_image_overwritten_after_submit_fails_its_job_without_inference(world):
+    messages = submit_all(world, [b"a", b"b"])
+    tampered = json.loads(messages[0].body)
+    world[1].objects[tampered["image_key"]] = b"\x89PNG\r\n\x1a\nsomeone else's image"
+    report = process_batch(messages, world[4])
+    job = world[0].get_job(tampered["job_id"])
+    assert job.status is JobStatus.FAILED and "SHA-256" in job.error
+    assert report.failed_jobs == [tampered["job_id"]] and "m0" in report.succeeded  # final: not retried
+    assert world[5].batches == [1] and len(report.completed_jobs) == 1
+
+
+def test_a_dicom_is_checked_against_the_hash_of_its_stored_de_identified_bytes(world):
+    jobs, images, queue, submit, infer, _ = world
+    submit.deidentify_dicom = lambda data: data.replace(b"PATIENT", b"")
+    submit.check_image = lambda data: type("Info", (), {"format": "dicom"})()
+    submit_image(Upload(b"\x89PNG\r\n\x1a\nPATIENT scan"), submit)
+    report = process_batch([InboundMessage("m0", json.dumps(queue.messages[0].to_dict()))], infer)
+    assert len(report.completed_jobs) == 1, report

@@ -57,3 +57,15 @@ def test_settle_deletes_successes_and_brings_retries_back_early():
     src.next_batch(lambda: False)
     src.settle(BatchReport(succeeded=["ok"], failed=["retry", "busy"], retry_after={"retry": 4}))
     assert sqs.deleted == ["rh-ok"] and sqs.visibility == [("rh-retry", 4)]
+
+
+def test_renewing_a_long_batch_extends_the_jobs_leases_too():
+    sqs = ScriptedSqs([(0, "a")])
+    src = SqsBatchSource(sqs, "q", 8, 0.0, visibility_seconds=0.15, poll_seconds=1)  # renews every 50 ms
+    batch = src.next_batch(lambda: False)
+    renewed = []
+    with src.kept_alive(batch, lambda: renewed.append(len(sqs.visibility))):
+        deadline = time.monotonic() + 5
+        while len(renewed) < 2 and time.monotonic() < deadline:
+            time.sleep(0.01)
+    assert len(renewed) >= 2 and sqs.visibility[0] == ("rh-a", 0.15)

@@ -174,3 +174,29 @@ def test_with_an_executor_a_bad_new_image_is_still_rejected_and_nothing_is_writt
     assert raised.value.status == 422
     assert ports[1].objects == {} and ports[2].messages == []
     deps.executor.shutdown(wait=True)
+
+
+def test_by_default_the_cache_answers_a_client_only_from_its_own_uploads(ports):
+    first = submit_image(Upload(PNG), deps_for(ports), client_id="hospital-a")
+    run_queue(ports)
+    other = submit_image(Upload(PNG), deps_for(ports), client_id="hospital-b")
+    assert other.created and not other.job.cached and other.job.job_id != first.job.job_id  # runs on its own
+    again = submit_image(Upload(PNG), deps_for(ports), client_id="hospital-a")
+    assert not again.created and again.job.cached
+    assert again.job.result["created_at"] == ports[0].get_job(first.job.job_id).result["created_at"]
+
+
+def test_in_global_scope_a_hit_on_another_clients_upload_tells_nothing_of_when(ports):
+    import time
+
+    deps = deps_for(ports)
+    deps.cache_scope = "global"
+    first = submit_image(Upload(PNG), deps, client_id="hospital-a")
+    run_queue(ports)
+    time.sleep(0.01)  # timestamps have millisecond resolution
+    hit = submit_image(Upload(PNG), deps, client_id="hospital-b")
+    assert not hit.created and hit.job.cached
+    inferred = ports[0].get_job(first.job.job_id)
+    stamps = {inferred.created_at, inferred.updated_at, inferred.finished_at, inferred.result["created_at"]}
+    shown = {hit.job.created_at, hit.job.updated_at, hit.job.finished_at, hit.job.result["created_at"]}
+    assert not stamps & shown and hit.job.result["created_at"] == hit.job.created_at

@@ -3,12 +3,22 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 
-from cxr_core.auth import ApiKeyStore, hash_key
+
+def use_stack(ready_file: str) -> None:
+    """Point this process at a local stack (`python -m cxr_local --ready-file F`): its endpoint, its tables and
+    the AWS identity its moto endpoint requires. Before cxr_core.records is imported: it names its tables then."""
+    with open(ready_file, encoding="utf-8") as handle:
+        os.environ.update(json.load(handle)["aws_env"])
+
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m cxr_core.admin", description=__doc__)
+    parser.add_argument("--stack", metavar="READY_FILE", default=os.environ.get("CXR_STACK_FILE"),
+                        help="a local stack's ready file (python -m cxr_local --ready-file): use its endpoint, tables "
+                             "and AWS identity (default $CXR_STACK_FILE; without it: the AWS environment as it is)")
     commands = parser.add_subparsers(dest="command", required=True)
     keys = commands.add_parser("keys", help="manage API keys").add_subparsers(dest="action", required=True)
     create = keys.add_parser("create", help="create a key for a client and print it once (only its hash is stored)")
@@ -19,6 +29,10 @@ def main(argv: list[str] | None = None) -> int:
     revoke.add_argument("key")
     keys.add_parser("list", help="list keys (hashes only)")
     args = parser.parse_args(argv)
+    if args.stack:
+        use_stack(args.stack)
+    from cxr_core.auth import ApiKeyStore, hash_key
+
     if args.action == "create":
         api_key = ApiKeyStore.create(args.client, label=args.label, operator=args.operator)
         print(json.dumps({"client_id": args.client, "api_key": api_key, "key_hash": hash_key(api_key)}))

@@ -6,6 +6,7 @@ import re
 import secrets
 import threading
 import time
+from collections import OrderedDict
 from dataclasses import dataclass
 from datetime import timedelta
 
@@ -56,23 +57,32 @@ class Client:
 
 
 class ApiKeyStore:
-    """DynamoDB-backed keys with a short in-process cache: a revocation takes effect within cache_seconds."""
+    """DynamoDB-backed keys with a short in-process cache: a revocation takes effect within cache_seconds.
+    The cache holds at most max_entries keys (least recently used out first), so unknown keys cannot grow it."""
 
-    def __init__(self, cache_seconds: int):
+    def __init__(self, cache_seconds: int, max_entries: int = 10_000):
         self._cache_seconds = cache_seconds
-        self._cache: dict[str, tuple[float, Client | None]] = {}
+        self._max_entries = max_entries
+        self._cache: OrderedDict[str, tuple[float, Client | None]] = OrderedDict()
+        self._lock = threading.Lock()
 
     def client_for(self, api_key: str) -> Client | None:
         digest = hash_key(api_key)
-        cached = self._cache.get(digest)
-        if cached and cached[0] > time.monotonic():
-            return cached[1]
+        with self._lock:
+            cached = self._cache.get(digest)
+            if cached and cached[0] > time.monotonic():
+                self._cache.move_to_end(digest)
+                return cached[1]
         try:
             record = ApiKeyRecord.get(digest)
             client = None if record.revoked_at else Client(record.client_id, record.role == OPERATOR)
         except ApiKeyRecord.DoesNotExist:
             client = None
-        self._cache[digest] = (time.monotonic() + self._cache_seconds, client)
+        with self._lock:
+            self._cache[digest] = (time.monotonic() + self._cache_seconds, client)
+            self._cache.move_to_end(digest)
+            while len(self._cache) > self._max_entries:
+                self._cache.popitem(last=False)
         return client
 
     @staticmethod
@@ -101,12 +111,40 @@ class ApiKeyStore:
                  "revoked_at": r.revoked_at} for r in ApiKeyRecord.scan()]
 
 
+class FailureLimiter:
+    """Unauthenticated requests per source address and minute, per process: past the limit a source is refused
+    (429) before its keys cost a lookup. Remembers at most max_sources addresses (least recently seen out first)."""
+
+    def __init__(self, per_minute: int, max_sources: int = 10_000):
+        self.per_minute, self._max_sources = per_minute, max_sources
+        self._counts: OrderedDict[str, tuple[int, int]] = OrderedDict()  # source -> (minute, failures)
+        self._lock = threading.Lock()
+
+    def check(self, source: str) -> None:
+        if self.per_minute <= 0:
+            return
+        now = time.time()
+        with self._lock:
+            minute, failures = self._counts.get(source, (0, 0))
+        if minute == int(now // 60) and failures >= self.per_minute:
+            raise throttled(max(1, int((minute + 1) * 60 - now) + 1))
+
+    def failed(self, source: str) -> None:
+        window = int(time.time() // 60)
+        with self._lock:
+            minute, failures = self._counts.pop(source, (window, 0))
+            self._counts[source] = (window, failures + 1 if minute == window else 1)
+            while len(self._counts) > self._max_sources:
+                self._counts.popitem(last=False)
+
+
 class Authenticator:
-    def __init__(self, mode: str, keys: ApiKeyStore):
+    def __init__(self, mode: str, keys: ApiKeyStore, failures: FailureLimiter | None = None):
         if mode not in ("api_key", "jwt", "none"):
             raise ValueError(f"AUTH_MODE must be api_key, jwt or none, not {mode!r}")
         self.mode = mode
         self._keys = keys
+        self._failures = failures or FailureLimiter(0)
 
     def client(self, headers: dict, request_context: dict) -> Client:
         """The calling client, or ServiceError 401."""
@@ -122,11 +160,15 @@ class Authenticator:
                 raise unauthorized("missing or invalid bearer token")
             scopes = jwt.get("scopes") or str(claims.get("scope", "")).split()
             return Client(str(claims["sub"]), operator=OPS_SCOPE in scopes)
-        api_key = headers.get(API_KEY_HEADER)
+        source = str((request_context.get("http") or {}).get("sourceIp") or "")
+        self._failures.check(source)
+        api_key = (headers.get(API_KEY_HEADER) or "").strip()  # as API Gateway trims header values
         if not api_key:
+            self._failures.failed(source)
             raise unauthorized()
         client = self._keys.client_for(api_key)
         if client is None:
+            self._failures.failed(source)
             raise unauthorized("unknown or revoked API key")
         return client
 

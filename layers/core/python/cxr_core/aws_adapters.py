@@ -29,11 +29,12 @@ class S3ImageStore:
     def delete(self, key: str) -> None:
         self._s3.delete_object(Bucket=self._bucket, Key=key)
 
-    def presign_put(self, key: str, content_type: str, expires_seconds: int) -> str:
-        return self._s3.generate_presigned_url(
+    def presign_put(self, key: str, content_type: str, expires_seconds: int) -> tuple[str, dict[str, str]]:
+        url = self._s3.generate_presigned_url(
             "put_object", ExpiresIn=expires_seconds, HttpMethod="PUT",
             Params={"Bucket": self._bucket, "Key": key, "ContentType": content_type,
                     "ServerSideEncryption": "AES256"})
+        return url, {"Content-Type": content_type, "x-amz-server-side-encryption": "AES256"}
 
 
 class SqsJobQueue:

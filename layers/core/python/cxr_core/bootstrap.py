@@ -9,7 +9,7 @@ from typing import Callable
 import boto3
 from botocore.config import Config
 
-from cxr_core.auth import ApiKeyStore, Authenticator, RateLimiter
+from cxr_core.auth import ApiKeyStore, Authenticator, FailureLimiter, RateLimiter
 from cxr_core.aws_adapters import S3ImageStore, SqsJobQueue
 from cxr_core.config import Settings, settings
 from cxr_core.dynamo_store import DynamoJobStore
@@ -24,14 +24,16 @@ class Runtime:
     def __init__(self, config: Settings):
         self.settings = config
         client_config = Config(retries={"max_attempts": 4, "mode": "standard"}, max_pool_connections=32)
+        # SigV4 presigned URLs (botocore's default for S3 presigning is SigV2): region-scoped, headers signed
         self.s3 = boto3.client("s3", region_name=config.region, endpoint_url=config.aws_endpoint_url,
-                               config=client_config)
+                               config=client_config.merge(Config(signature_version="s3v4")))
         self.sqs = boto3.client("sqs", region_name=config.region, endpoint_url=config.aws_endpoint_url,
                                 config=client_config)
         self.jobs = DynamoJobStore(region=config.region, ttl_days=config.job_ttl_days)
         self.images = S3ImageStore(self.s3, config.images_bucket)
         self.queue = SqsJobQueue(self.sqs, config.queue_url, config.dlq_url or None)
-        self.auth = Authenticator(config.auth_mode, ApiKeyStore(config.auth_cache_seconds))
+        self.auth = Authenticator(config.auth_mode, ApiKeyStore(config.auth_cache_seconds),
+                                  FailureLimiter(config.auth_failures_per_minute))
         self.rate_limiter = RateLimiter(config.rate_limit_per_minute, lease=config.rate_limit_lease)
         self.upload_settings = UploadSettings(url_seconds=config.upload_url_seconds,
                                               max_bytes=config.max_presigned_upload_bytes)
@@ -95,7 +97,8 @@ class Runtime:
         from cxr_model.privacy import deidentify_dicom
         return SubmitDeps(jobs=self.jobs, images=self.images, queue=self.queue,
                           model_id=self.model_identity["model_id"], check_image=check_image,
-                          deidentify_dicom=deidentify_dicom, executor=self._submit_executor)
+                          deidentify_dicom=deidentify_dicom, executor=self._submit_executor,
+                          cache_scope=self.settings.cache_scope)
 
     @cached_property
     def _submit_executor(self) -> ThreadPoolExecutor:

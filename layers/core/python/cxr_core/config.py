@@ -37,6 +37,8 @@ class Settings:
     auth_cache_seconds: int
     upload_url_seconds: int
     max_presigned_upload_bytes: int
+    cache_scope: str
+    auth_failures_per_minute: int
 
 
 def _int(name: str, default: int) -> int:
@@ -77,4 +79,6 @@ def settings() -> Settings:
         auth_cache_seconds=_int("AUTH_CACHE_SECONDS", 30),
         upload_url_seconds=_int("UPLOAD_URL_SECONDS", 900),
         max_presigned_upload_bytes=_int("MAX_PRESIGNED_UPLOAD_BYTES", 200 * 1024 * 1024),
+        cache_scope=env("CACHE_SCOPE", "client"),
+        auth_failures_per_minute=_int("AUTH_FAILURES_PER_MINUTE", 30),
     )

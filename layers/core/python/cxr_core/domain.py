@@ -40,9 +40,10 @@ def sha256_hex(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
-def cache_key(image_sha256: str, model_id: str) -> str:
-    """The result-cache key: the same bytes under another model must not share an answer."""
-    return f"{image_sha256}#{model_id}"
+def cache_key(image_sha256: str, model_id: str, owner: str | None = None) -> str:
+    """The result-cache key: the same bytes under another model must not share an answer; with an owner (per-client
+    scope) another client's upload of the same bytes must not either."""
+    return f"{image_sha256}#{model_id}" + (f"#client={owner}" if owner is not None else "")
 
 
 @dataclass
@@ -61,10 +62,12 @@ class Job:
     cached: bool = False
     result: dict | None = None
     client_id: str | None = None
+    stored_sha256: str | None = None  # of the bytes stored in S3 (DICOM: after de-identification), checked at infer
+    cache_owner: str | None = None  # the client whose cache this job answers (CACHE_SCOPE=client); None: global
 
     @property
     def cache_key(self) -> str:
-        return cache_key(self.image_sha256, self.model_id)
+        return cache_key(self.image_sha256, self.model_id, self.cache_owner)
 
 
 @dataclass

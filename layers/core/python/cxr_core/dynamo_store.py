@@ -25,7 +25,8 @@ def _to_job(record: JobRecord) -> Job:
         image_key=record.image_key, model_id=record.model_id, created_at=record.created_at,
         updated_at=record.updated_at, started_at=record.started_at, finished_at=record.finished_at,
         attempts=int(record.attempts or 0), error=record.error, cached=bool(record.cached),
-        result=record.result, client_id=record.client_id,
+        result=record.result, client_id=record.client_id, stored_sha256=record.stored_sha256,
+        cache_owner=record.cache_owner,
     )
 
 
@@ -39,8 +40,8 @@ class DynamoJobStore:
             job.job_id, status=job.status.value, image_sha256=job.image_sha256, image_key=job.image_key,
             model_id=job.model_id, created_at=job.created_at, updated_at=job.updated_at,
             started_at=job.started_at, finished_at=job.finished_at, attempts=job.attempts, error=job.error,
-            cached=job.cached, result=job.result, client_id=job.client_id,
-            expires_at=parse_iso(job.created_at) + self._ttl,
+            cached=job.cached, result=job.result, client_id=job.client_id, stored_sha256=job.stored_sha256,
+            cache_owner=job.cache_owner, expires_at=parse_iso(job.created_at) + self._ttl,
         )
 
     def _cache_record(self, key: str, job: Job, result: dict | None) -> CacheRecord:
@@ -94,7 +95,7 @@ class DynamoJobStore:
             elif JobStatus(record.status).is_final:
                 claims[job_id] = Claim(ClaimState.FINAL, _to_job(record))
             elif record.status == JobStatus.IN_PROGRESS.value and (record.lease_until or 0) > now:
-                claims[job_id] = Claim(ClaimState.BUSY, _to_job(record))
+                claims[job_id] = Claim(ClaimState.BUSY, _to_job(record), float(record.lease_until))
             else:
                 candidates.append(record)
         for start in range(0, len(candidates), TRANSACTION_LIMIT):
@@ -104,7 +105,7 @@ class DynamoJobStore:
                     break
                 chunk = self._claim_round(chunk, token, lease_seconds, claims)
             for record in chunk:
-                claims[record.job_id] = Claim(ClaimState.BUSY, _to_job(record))
+                claims[record.job_id] = Claim(ClaimState.BUSY, _to_job(record), now + lease_seconds)
         return claims
 
     def _claim_round(self, records: list[JobRecord], token: str, lease_seconds: int,
@@ -128,8 +129,8 @@ class DynamoJobStore:
                 raise  # throttled, unreachable, invalid: not a lost race, so nothing may pass for BUSY
             retry = []
             for index, record in enumerate(records):
-                if is_condition_failed(error, index):
-                    claims[record.job_id] = Claim(ClaimState.BUSY, _to_job(record))
+                if is_condition_failed(error, index):  # claimed a moment ago
+                    claims[record.job_id] = Claim(ClaimState.BUSY, _to_job(record), now + lease_seconds)
                 else:
                     retry.append(record)
             return retry
@@ -139,6 +140,17 @@ class DynamoJobStore:
             job.attempts += 1
             claims[record.job_id] = Claim(ClaimState.CLAIMED, job)
         return []
+
+    def extend_leases(self, job_ids: Iterable[str], token: str, lease_seconds: int) -> None:
+        for job_id in dict.fromkeys(job_ids):
+            try:
+                JobRecord(job_id).update(actions=[JobRecord.lease_until.set(time.time() + lease_seconds)],
+                                         condition=(JobRecord.status == JobStatus.IN_PROGRESS.value)
+                                         & (JobRecord.claim_token == token))
+            except UpdateError as error:
+                if not is_condition_failed(error):
+                    raise
+                # not (or no longer) ours: nothing to keep alive
 
     def complete_job(self, job: Job, token: str, result: dict) -> bool:
         moment = iso(utc_now())

@@ -48,12 +48,30 @@ def caller(app, authenticator):
     return authenticator.client(event.headers or {}, event.raw_event.get("requestContext") or {})
 
 
+MAX_JSON_DEPTH = 8  # the API's bodies are flat objects
+
+
+def _depth(value) -> int:
+    """How deeply a parsed JSON value nests arrays and objects (iterative: no recursion of its own)."""
+    deepest, stack = 0, [(value, 1)]
+    while stack:
+        item, level = stack.pop()
+        if isinstance(item, (dict, list)):
+            deepest = max(deepest, level)
+            stack.extend((child, level + 1) for child in (item.values() if isinstance(item, dict) else item))
+    return deepest
+
+
 def json_body(app) -> dict:
     event = app.current_event
     try:
         body = json.loads(event.decoded_body or "{}")
+    except RecursionError as error:  # json's scanner recurses per level: thousands of levels exhaust it
+        raise ServiceError(400, "BAD_REQUEST", f"request body nests deeper than {MAX_JSON_DEPTH} levels") from error
     except ValueError as error:
         raise ServiceError(400, "BAD_REQUEST", "request body is not valid JSON") from error
+    if _depth(body) > MAX_JSON_DEPTH:
+        raise ServiceError(400, "BAD_REQUEST", f"request body nests deeper than {MAX_JSON_DEPTH} levels")
     if not isinstance(body, dict):
         raise ServiceError(400, "BAD_REQUEST", "request body must be a JSON object")
     return body

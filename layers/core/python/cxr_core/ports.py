@@ -23,6 +23,7 @@ class ClaimState(str, enum.Enum):
 class Claim:
     state: ClaimState
     job: Job | None = None
+    lease_until: float | None = None  # BUSY: when the other worker's lease runs out (epoch seconds)
 
 
 class JobStore(Protocol):
@@ -33,6 +34,8 @@ class JobStore(Protocol):
         """Write the QUEUED job and its PENDING cache entry atomically; CacheKeyTaken if the key is held
         (by anything other than stale_job_id's entry). claim_cache=False writes the job alone."""
     def claim_jobs(self, job_ids: Iterable[str], token: str, lease_seconds: int) -> dict[str, Claim]: ...
+    def extend_leases(self, job_ids: Iterable[str], token: str, lease_seconds: int) -> None:
+        """Move the lease of the jobs still claimed under token to now + lease_seconds (a long batch's renewal)."""
     def complete_job(self, job: Job, token: str, result: dict) -> bool: ...
     def release_job(self, job: Job, token: str, error: str) -> None: ...
     def fail_job(self, job: Job, token: str | None, error: str) -> None: ...
@@ -47,7 +50,8 @@ class ImageStore(Protocol):
     def get(self, key: str) -> bytes: ...
     def size(self, key: str) -> int | None: ...
     def delete(self, key: str) -> None: ...
-    def presign_put(self, key: str, content_type: str, expires_seconds: int) -> str: ...
+    def presign_put(self, key: str, content_type: str, expires_seconds: int) -> tuple[str, dict[str, str]]:
+        """The URL and the headers the PUT must send (they are signed with it)."""
 
 
 class JobQueue(Protocol):

@@ -12,6 +12,16 @@ SQS_MAX_BATCH = 10
 IDLE_NAP_SECONDS = 0.02
 
 
+def defer(sqs_client, queue_url: str, receipts: dict[str, str], retry_after: dict[str, int]) -> None:
+    """Bring failed messages back after retry_after seconds instead of the whole visibility timeout (both entry
+    points: the EC2 worker's settle and the Lambda handler before it returns batchItemFailures)."""
+    retry = [(m, s) for m, s in retry_after.items() if m in receipts]
+    for start in range(0, len(retry), SQS_MAX_BATCH):
+        chunk = retry[start:start + SQS_MAX_BATCH]
+        sqs_client.change_message_visibility_batch(QueueUrl=queue_url, Entries=[
+            {"Id": str(i), "ReceiptHandle": receipts[m], "VisibilityTimeout": s} for i, (m, s) in enumerate(chunk)])
+
+
 class SqsBatchSource:
     def __init__(self, sqs_client, queue_url: str, batch_size: int, window_seconds: float,
                  visibility_seconds: int, poll_seconds: int = 2):
@@ -28,13 +38,15 @@ class SqsBatchSource:
             QueueUrl=self._url, MaxNumberOfMessages=min(SQS_MAX_BATCH, limit), WaitTimeSeconds=wait_seconds,
             MessageSystemAttributeNames=["ApproximateReceiveCount", "SentTimestamp"])
         messages = []
+        received_at = time.time() - 0.5  # SQS started the visibility timeout a little before its answer arrived
         for raw in response.get("Messages", []):
             self._receipts[raw["MessageId"]] = raw["ReceiptHandle"]
             attributes = raw.get("Attributes", {})
             messages.append(InboundMessage(
                 message_id=raw["MessageId"], body=raw["Body"],
                 receive_count=int(attributes.get("ApproximateReceiveCount", 1)),
-                sent_at_epoch_ms=float(attributes["SentTimestamp"]) if "SentTimestamp" in attributes else None))
+                sent_at_epoch_ms=float(attributes["SentTimestamp"]) if "SentTimestamp" in attributes else None,
+                received_at=received_at))
         return messages
 
     def next_batch(self, should_stop: Callable[[], bool]) -> list[InboundMessage]:
@@ -60,21 +72,19 @@ class SqsBatchSource:
             chunk = done[start:start + SQS_MAX_BATCH]
             self._sqs.delete_message_batch(QueueUrl=self._url, Entries=[
                 {"Id": str(i), "ReceiptHandle": self._receipts[m]} for i, m in enumerate(chunk)])
-        retry = [(m, s) for m, s in report.retry_after.items() if m in self._receipts]
-        for start in range(0, len(retry), SQS_MAX_BATCH):
-            chunk = retry[start:start + SQS_MAX_BATCH]
-            self._sqs.change_message_visibility_batch(QueueUrl=self._url, Entries=[
-                {"Id": str(i), "ReceiptHandle": self._receipts[m], "VisibilityTimeout": s}
-                for i, (m, s) in enumerate(chunk)])
+        defer(self._sqs, self._url, self._receipts, report.retry_after)
         self._receipts.clear()
 
     @contextmanager
-    def kept_alive(self, messages: list[InboundMessage]):
-        """While a batch runs, renew its visibility at a third of the timeout so no one else gets it."""
+    def kept_alive(self, messages: list[InboundMessage], on_renew: Callable[[], None] | None = None):
+        """While a batch runs, renew its visibility at a third of the timeout so no one else gets it, and call
+        on_renew (which extends the jobs' leases: a lease outliving its message's visibility holds up the retry)."""
         stop = threading.Event()
 
         def renew():
             while not stop.wait(self.visibility_seconds / 3):
+                if on_renew is not None:
+                    on_renew()
                 held = [m.message_id for m in messages if m.message_id in self._receipts]
                 for start in range(0, len(held), SQS_MAX_BATCH):
                     self._sqs.change_message_visibility_batch(QueueUrl=self._url, Entries=[

@@ -1,38 +1,48 @@
-"""De-identification of DICOM uploads before they are stored: only what inference needs is kept."""
+"""De-identification of DICOM uploads before they are stored: an allow-list keeps only what decoding needs.
+
+Stronger than DICOM PS3.15's basic profile (which lists what to remove and keeps the rest): nothing outside the
+allow-list survives, at the top level or in sequences (no sequence is kept at all), and no date, name, free text,
+device or private tag can slip through a table that lacks it. SOPInstanceUID is replaced with a UID derived from
+the upload's SHA-256 (the same bytes always give the same stored file, which infer checks by hash). Text burned
+into the pixels stays: pixels are never altered.
+"""
 from __future__ import annotations
 
+import hashlib
 import io
 
 import pydicom
+from pydicom.dataset import Dataset, FileMetaDataset
+from pydicom.uid import generate_uid
 
-# DICOM PS3.15 basic-profile attributes that identify a patient, a visit or the people and places involved.
-IDENTIFYING_KEYWORDS = (
-    "PatientName", "PatientID", "IssuerOfPatientID", "OtherPatientIDs", "OtherPatientIDsSequence",
-    "OtherPatientNames", "PatientBirthDate", "PatientBirthTime", "PatientBirthName", "PatientMotherBirthName",
-    "PatientAddress", "PatientTelephoneNumbers", "PatientInsurancePlanCodeSequence", "MilitaryRank",
-    "BranchOfService", "MedicalRecordLocator", "EthnicGroup", "Occupation", "AdditionalPatientHistory",
-    "PatientComments", "PatientReligiousPreference", "PatientSex", "PatientAge", "PatientSize", "PatientWeight",
-    "AccessionNumber", "StudyID", "StudyDate", "StudyTime", "SeriesDate", "SeriesTime", "AcquisitionDate",
-    "AcquisitionTime", "ContentDate", "ContentTime", "AcquisitionDateTime", "InstitutionName",
-    "InstitutionAddress", "InstitutionalDepartmentName", "ReferringPhysicianName", "ReferringPhysicianAddress",
-    "ReferringPhysicianTelephoneNumbers", "PerformingPhysicianName", "OperatorsName", "PhysiciansOfRecord",
-    "NameOfPhysiciansReadingStudy", "RequestingPhysician", "StationName", "DeviceSerialNumber",
-    "StudyDescription", "SeriesDescription", "RequestAttributesSequence", "StudyInstanceUID",
-    "SeriesInstanceUID", "SOPInstanceUID", "FrameOfReferenceUID", "ImageComments", "RequestedProcedureID",
-    "ScheduledProcedureStepID", "PerformedProcedureStepID", "AdmissionID", "CurrentPatientLocation",
+# Image Pixel module (PS3.3 C.7.6.3) and the frame count: what pydicom needs to decode, what cxr_model checks
+KEPT_KEYWORDS = (
+    "SOPClassUID", "SamplesPerPixel", "PhotometricInterpretation", "NumberOfFrames", "Rows", "Columns",
+    "BitsAllocated", "BitsStored", "HighBit", "PixelRepresentation", "PlanarConfiguration", "PixelAspectRatio",
+    "ExtendedOffsetTable", "ExtendedOffsetTableLengths", "PixelData",
 )
+KEPT_FILE_META = ("FileMetaInformationVersion", "MediaStorageSOPClassUID", "TransferSyntaxUID")
+_KEPT_TAGS = frozenset(pydicom.datadict.tag_for_keyword(keyword) for keyword in KEPT_KEYWORDS)
 
 
 def deidentify_dicom(data: bytes) -> bytes:
-    """The same image with identifying attributes and all private tags removed; pixel data untouched."""
-    ds = pydicom.dcmread(io.BytesIO(data), force=True)
-    for keyword in IDENTIFYING_KEYWORDS:
-        if keyword in ds:
-            delattr(ds, keyword)
-    ds.remove_private_tags()
-    file_meta = getattr(ds, "file_meta", None)
-    if file_meta is not None and "MediaStorageSOPInstanceUID" in file_meta:
-        del file_meta.MediaStorageSOPInstanceUID
+    """The same image with only the allow-listed attributes; pixel data and transfer syntax untouched."""
+    source = pydicom.dcmread(io.BytesIO(data), force=True)
+    kept = Dataset()
+    for element in source:  # in tag order; values stay as read (the pixel data's bytes are not decoded)
+        if element.tag in _KEPT_TAGS:
+            kept.add(element)
+    uid = generate_uid(entropy_srcs=[hashlib.sha256(data).hexdigest()])  # 2.25.<digits>: no link to the original
+    kept.SOPInstanceUID = uid
+    meta = FileMetaDataset()
+    source_meta = getattr(source, "file_meta", None)
+    for keyword in KEPT_FILE_META:
+        if source_meta is not None and keyword in source_meta:
+            setattr(meta, keyword, source_meta[keyword].value)
+    meta.MediaStorageSOPInstanceUID = uid
+    kept.file_meta = meta
+    kept.preamble = b"\0" * 128
+    kept.set_original_encoding(source.is_implicit_VR, source.is_little_endian, source.original_character_set)
     out = io.BytesIO()
-    ds.save_as(out, enforce_file_format=False)
+    kept.save_as(out, enforce_file_format=False)
     return out.getvalue()

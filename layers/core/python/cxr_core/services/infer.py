@@ -3,13 +3,14 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import time
 import uuid
 from concurrent.futures import Executor
 from dataclasses import dataclass, field
 from typing import Protocol, Sequence
 
-from cxr_core.domain import Job, JobMessage, iso, parse_iso, utc_now
+from cxr_core.domain import Job, JobMessage, iso, parse_iso, sha256_hex, utc_now
 from cxr_core.ports import ClaimState, ImageStore, JobStore
 
 logger = logging.getLogger(__name__)
@@ -34,6 +35,7 @@ class InboundMessage:
     body: str
     receive_count: int = 1
     sent_at_epoch_ms: float | None = None
+    received_at: float | None = None  # epoch seconds: when this delivery's visibility timeout started
 
 
 @dataclass
@@ -115,25 +117,59 @@ def _give_back(work: _Work, deps: InferDeps, token: str, reason: str, report: Ba
     report.failed.extend(work.message_ids)
 
 
+class ImageMismatch(Exception):
+    """The stored image is not the one recorded at submit: a retry would read the same wrong bytes."""
+
+
 def _load(work: _Work, deps: InferDeps) -> None:
-    work.tensor = deps.predictor.preprocess(deps.images.get(work.job.image_key))
+    data = deps.images.get(work.job.image_key)
+    expected = work.job.stored_sha256 or work.job.image_sha256
+    if sha256_hex(data) != expected:
+        raise ImageMismatch(f"stored image {work.job.image_key} does not match the SHA-256 recorded at submit")
+    work.tensor = deps.predictor.preprocess(data)
 
 
-def process_batch(messages: list[InboundMessage], deps: InferDeps) -> BatchReport:
+def _lease_seconds(messages: list[InboundMessage], visibility_seconds: int) -> int:
+    """A claim's lease ends when the batch's messages become visible again, not visibility_seconds after the claim:
+    a lease that outlived the visibility would make the redelivery find it live and wait for nothing."""
+    received = [m.received_at for m in messages if m.received_at]
+    if not received:
+        return visibility_seconds
+    return max(1, math.floor(visibility_seconds - (time.time() - min(received))))
+
+
+def job_ids(messages: list[InboundMessage]) -> list[str]:
+    """The job ids the messages name (malformed ones name none)."""
+    ids = []
+    for message in messages:
+        try:
+            ids.append(JobMessage.from_dict(json.loads(message.body)).job_id)
+        except (ValueError, KeyError, TypeError):
+            pass
+    return ids
+
+
+def process_batch(messages: list[InboundMessage], deps: InferDeps, token: str | None = None) -> BatchReport:
+    """token: the claim token to use (a caller that renews the batch's leases meanwhile passes its own)."""
     report = BatchReport()
     by_job = _parse(messages, report)
     if not by_job:
         return report
-    token = uuid.uuid4().hex
-    claims = deps.jobs.claim_jobs(by_job, token, deps.lease_seconds)
+    token = token or uuid.uuid4().hex
+    claims = deps.jobs.claim_jobs(by_job, token, _lease_seconds(messages, deps.lease_seconds))
     work: list[_Work] = []
     for job_id, job_messages in by_job.items():
         claim = claims[job_id]
         ids = [m.message_id for m in job_messages]
         if claim.state is ClaimState.CLAIMED:
             work.append(_Work(claim.job, ids, max(m.receive_count for m in job_messages)))
+            logger.info("job %s claimed (delivery %d)", job_id, work[-1].receive_count)
         elif claim.state is ClaimState.BUSY:
-            report.failed.extend(ids)  # running elsewhere: look again after the visibility timeout
+            # running elsewhere: look again once its lease has run out (1 s later), not a whole timeout later
+            report.failed.extend(ids)
+            if claim.lease_until is not None:
+                for message_id in ids:
+                    report.retry_after[message_id] = max(1, math.ceil(claim.lease_until - time.time()) + 1)
         else:
             report.succeeded.extend(ids)  # already final, or no job: nothing left to do
     loaded = []
@@ -141,6 +177,11 @@ def process_batch(messages: list[InboundMessage], deps: InferDeps) -> BatchRepor
         try:
             future.result()
             loaded.append(item)
+        except ImageMismatch as error:
+            logger.error("job %s failed: %s", item.job.job_id, error)
+            deps.jobs.fail_job(item.job, token, str(error))
+            report.failed_jobs.append(item.job.job_id)
+            report.succeeded.extend(item.message_ids)
         except Exception as error:
             _give_back(item, deps, token, f"{type(error).__name__}: {getattr(error, 'message', None) or error}", report)
     if not loaded:
@@ -165,7 +206,7 @@ def process_batch(messages: list[InboundMessage], deps: InferDeps) -> BatchRepor
             _unsettled(item, report, "write its result")
             continue
         if completed:
-            logger.info("job %s completed", item.job.job_id)
+            logger.info("job %s completed (delivery %d)", item.job.job_id, item.receive_count)
             report.completed_jobs.append(item.job.job_id)
             report.end_to_end_ms.append((finished - parse_iso(item.job.created_at)).total_seconds() * 1000)
         report.succeeded.extend(item.message_ids)

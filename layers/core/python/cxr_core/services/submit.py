@@ -25,6 +25,7 @@ class SubmitDeps:
     check_image: Callable[[bytes], object]  # returns info with .format; raises cxr_model.ImageError
     deidentify_dicom: Callable[[bytes], bytes]  # required: what is stored keeps no patient identity
     executor: Executor | None = None  # runs the image check while the cache lookup waits on DynamoDB
+    cache_scope: str = "client"  # client: answers only from the caller's own uploads; global: from anyone's
 
 
 @dataclass
@@ -49,9 +50,12 @@ def _image_format(data: bytes, check_image: Callable[[bytes], object]) -> str:
 
 
 def _cached_copy(entry_result: dict, template: Job) -> Job:
-    """A cache hit gets a job of its own (COMPLETED at once), so every client polls its own id."""
+    """A cache hit gets a job of its own (COMPLETED at once), so every client polls its own id. In global scope the
+    answer may be another client's: it carries this job's times, never when that client's inference ran."""
     result = dict(entry_result)
     result["job_id"] = template.job_id
+    if template.cache_owner is None:
+        result["created_at"] = template.created_at
     template.status = JobStatus.COMPLETED
     template.cached = True
     template.result = result
@@ -79,7 +83,7 @@ def submit_image(upload: Upload, deps: SubmitDeps, client_id: str | None = None)
     moment = iso(utc_now())
     job = Job(job_id=new_job_id(), status=JobStatus.QUEUED, image_sha256=digest,
               image_key=f"images/{digest}", model_id=deps.model_id, created_at=moment, updated_at=moment,
-              client_id=client_id)
+              client_id=client_id, cache_owner=None if deps.cache_scope == "global" else client_id)
     stale_job_id = None
     claim_cache = True
     stored = False
@@ -104,6 +108,7 @@ def submit_image(upload: Upload, deps: SubmitDeps, client_id: str | None = None)
         if not stored:
             stored_bytes = deps.deidentify_dicom(upload.data) if image_format == "dicom" else upload.data
             deps.images.put(job.image_key, stored_bytes, _MEDIA_TYPES[image_format])
+            job.stored_sha256 = sha256_hex(stored_bytes)
             stored = True
         try:
             deps.jobs.create_job(job, stale_job_id=stale_job_id, claim_cache=claim_cache)

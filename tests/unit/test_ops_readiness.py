@@ -35,8 +35,9 @@ def test_the_api_checks_more_than_a_worker_and_building_the_probes_calls_nothing
     from cxr_core.bootstrap import Runtime
     from cxr_core.config import settings
 
-    model_dir = str(Path(__file__).resolve().parents[2] / "layers" / "model" / "weights")
-    config = replace(settings(), model_dir=model_dir, auth_mode="api_key", rate_limit_per_minute=60,
+    from tests.model_support import built_model_dir
+
+    config = replace(settings(), model_dir=built_model_dir(), auth_mode="api_key", rate_limit_per_minute=60,
                      queue_url="http://127.0.0.1:9/q", dlq_url="http://127.0.0.1:9/dlq")
     rt = Runtime(config)
     assert list(rt.readiness_probes()) == ["jobs_table", "results_table", "api_keys_table", "rate_limits_table",

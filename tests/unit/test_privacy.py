@@ -125,8 +125,9 @@ def test_de_identification_is_required_wiring_of_every_submit_entry_point():
         keywords = {k.arg: k.value for k in call.keywords}
         assert "deidentify_dicom" in keywords and not isinstance(keywords["deidentify_dicom"], ast.Lambda), path
 
-    model_dir = str(repo / "layers" / "model" / "weights")
-    wired = Runtime(dataclasses.replace(settings(), model_dir=model_dir)).submit_deps()
+    from tests.model_support import built_model_dir
+
+    wired = Runtime(dataclasses.replace(settings(), model_dir=built_model_dir())).submit_deps()
     assert wired.deidentify_dicom is deidentify_dicom
 
     original = (XRAYS / "siim_pneumothorax_sample.dcm").read_bytes()

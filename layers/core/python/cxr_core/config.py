@@ -37,6 +37,11 @@ class Settings:
     auth_cache_seconds: int
     upload_url_seconds: int
     max_presigned_upload_bytes: int
+    # EC2 worker only (the launch template's env file): the termination lifecycle hook it completes after draining
+    worker_group_name: str = ""
+    worker_lifecycle_hook: str = ""
+    worker_lifecycle_poll_seconds: float = 5.0
+    imds_endpoint: str = "http://169.254.169.254"
 
 
 def _int(name: str, default: int) -> int:
@@ -77,4 +82,8 @@ def settings() -> Settings:
         auth_cache_seconds=_int("AUTH_CACHE_SECONDS", 30),
         upload_url_seconds=_int("UPLOAD_URL_SECONDS", 900),
         max_presigned_upload_bytes=_int("MAX_PRESIGNED_UPLOAD_BYTES", 200 * 1024 * 1024),
+        worker_group_name=env("WORKER_GROUP_NAME", ""),
+        worker_lifecycle_hook=env("WORKER_LIFECYCLE_HOOK", ""),
+        worker_lifecycle_poll_seconds=float(env("WORKER_LIFECYCLE_POLL_SECONDS", "5")),
+        imds_endpoint=env("AWS_EC2_METADATA_SERVICE_ENDPOINT") or "http://169.254.169.254",
     )

@@ -1,4 +1,8 @@
-"""`python -m cxr_local`: start the embedded local stack (no Docker) and run until Ctrl-C or SIGTERM."""
+"""`python -m cxr_local`: start the embedded local stack (no Docker) and run until Ctrl-C or SIGTERM.
+
+Also `python -m cxr_local invoke <FunctionLogicalId> -e EVENT` (cxr_local.invoke) and
+`python -m cxr_local env-json` (cxr_local.sam_env) against a running stack.
+"""
 from __future__ import annotations
 
 import argparse
@@ -68,7 +72,14 @@ def parse_args(argv: list[str] | None = None) -> Options:
                    log_dir=args.log_dir, api_key=args.api_key)
 
 
+SUBCOMMANDS = ("invoke", "env-json")
+
+
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv and argv[0] in SUBCOMMANDS:
+        from . import invoke, sam_env
+        return (invoke.main if argv[0] == "invoke" else sam_env.main)(argv[1:], _find_repo_root())
     logging.basicConfig(level=logging.INFO, format="[cxr_local] %(levelname)s %(name)s: %(message)s")
     options = parse_args(argv)
     stack = LocalStack(options)

@@ -100,6 +100,7 @@ def test_instance_role_has_the_infer_data_policy_plus_image_pull_and_its_log_gro
 def test_worker_container_gets_every_setting_the_functions_get():
     env, variables = user_data_env()
     globals_env = raw()["Globals"]["Function"]["Environment"]["Variables"]
+    globals_env.pop("AWS_ENDPOINT_URL")  # development emulators only; absent on AWS (tested below)
     assert set(globals_env) <= set(env)
     for key, value in globals_env.items():
         if key in IMAGE_FIXED:
@@ -184,3 +185,9 @@ def test_rendered_user_data_and_the_scripts_it_writes_pass_shellcheck(tmp_path):
     broken = subprocess.run([shellcheck, "--shell=bash", "-"], input="#!/bin/bash\nrm -rf $DIR/*\n", text=True,
                             capture_output=True, timeout=60)
     assert broken.returncode != 0  # it does lint
+
+
+def test_aws_endpoint_url_is_declared_for_sam_local_but_absent_on_aws():
+    assert "AWS_ENDPOINT_URL" not in StackTemplate(TEMPLATE, {}).function("SubmitFunction").environment
+    local = StackTemplate(TEMPLATE, {"AwsEndpointUrl": "http://host.docker.internal:5000"})
+    assert local.function("InferFunction").environment["AWS_ENDPOINT_URL"] == "http://host.docker.internal:5000"

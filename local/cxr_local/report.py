@@ -30,6 +30,7 @@ def announce(info: dict, ready_file: Path | None) -> None:
         say(f"WARNING: GET /v1/ops/health answered {info['health_status']}")
     say(f"ready in {info['ready_seconds']:.2f}s - API listening on {info['url']} (moto {info['moto_endpoint']})")
     if ready_file:
+        ready_file.parent.mkdir(parents=True, exist_ok=True)
         tmp = ready_file.with_suffix(".tmp")
         tmp.write_text(json.dumps(info, indent=2))
         tmp.replace(ready_file)  # atomic: a reader never sees half a file

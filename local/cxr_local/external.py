@@ -19,7 +19,7 @@ LOCALSTACK_SERVICES = ("s3", "sqs", "dynamodb")
 
 
 def resolve_endpoint(value: str) -> str:
-    """The endpoint URL; `localstack` asks localstack-client (LOCALSTACK_HOST, EDGE_PORT, USE_SSL) where it is."""
+    """The endpoint URL; `localstack` asks localstack-client where it is (AWS_ENDPOINT_URL, LOCALSTACK_HOST, USE_SSL)."""
     if value == "localstack":
         from localstack_client.config import get_service_endpoint
 

@@ -28,7 +28,8 @@ def announce(info: dict, ready_file: Path | None) -> None:
         say(f"{name} log: {path}")
     if info["health_status"] != 200:
         say(f"WARNING: GET /v1/ops/health answered {info['health_status']}")
-    say(f"ready in {info['ready_seconds']:.2f}s - API listening on {info['url']} (moto {info['moto_endpoint']})")
+    endpoint = ("AWS endpoint " if info.get("external_endpoint") else "moto ") + info["moto_endpoint"]
+    say(f"ready in {info['ready_seconds']:.2f}s - API listening on {info['url']} ({endpoint})")
     if ready_file:
         ready_file.parent.mkdir(parents=True, exist_ok=True)
         tmp = ready_file.with_suffix(".tmp")

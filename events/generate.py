@@ -1,7 +1,9 @@
 """Writes the sample events in this folder: HTTP API (payload 2.0) requests for submit/poll, SQS and schedule for infer.
 
 Run: python events/generate.py   (uses Pillow and one sample radiograph; output is deterministic)
-Use: sam local invoke SubmitFunction -e events/submit_png.json   (needs Docker), or feed them to the handlers.
+Use: python -m cxr_local invoke SubmitFunction -e events/submit_png.json   (no Docker; against the running local
+     stack), or sam local invoke ... --env-vars .cxr_local/env.json (Docker). The requests carry the key the local
+     stack registers and prints (cxr_local_dev_key on loopback); CXR_EVENTS_API_KEY=<key> writes another.
 """
 from __future__ import annotations
 
@@ -18,7 +20,7 @@ SAMPLE = Path(os.environ.get("CXR_SAMPLES_DIR", HERE.parents[1] / "shared" / "da
 STAGE, REGION, ACCOUNT, API_ID = "dev", "us-east-1", "123456789012", "a1b2c3d4e5"
 TIME_EPOCH_MS = 1796032800000  # 2026-11-30T10:00:00Z, fixed so the files do not change on every run
 JOB_ID = "3f6c1c8e-2d4b-4f7e-9a51-0c8f2b7d6e14"
-API_KEY = "replace-with-an-api-key"
+API_KEY = os.environ.get("CXR_EVENTS_API_KEY", "cxr_local_dev_key")  # cxr_local.stack.LOCAL_DEV_API_KEY
 MODEL_ID = "densenet121-res224-all@0000000000000000"
 
 
@@ -33,7 +35,7 @@ def tiny_png() -> bytes:
 
 
 def http_event(method: str, route_path: str, path: str, body: bytes | None = None, content_type: str | None = None,
-               path_parameters: dict | None = None) -> dict:
+               path_parameters: dict | None = None, text_body: bool = False) -> dict:
     raw_path = f"/{STAGE}{path}"
     headers = {"accept": "application/json", "host": f"{API_ID}.execute-api.{REGION}.amazonaws.com",
                "user-agent": "curl/8.5.0", "x-api-key": API_KEY, "x-forwarded-proto": "https"}
@@ -53,12 +55,12 @@ def http_event(method: str, route_path: str, path: str, body: bytes | None = Non
             "routeKey": f"{method} {route_path}", "stage": STAGE,
             "time": "30/Nov/2026:10:00:00 +0000", "timeEpoch": TIME_EPOCH_MS,
         },
-        "isBase64Encoded": body is not None,
+        "isBase64Encoded": body is not None and not text_body,  # API Gateway passes JSON bodies as text
     }
     if path_parameters:
         event["pathParameters"] = path_parameters
     if body is not None:
-        event["body"] = base64.b64encode(body).decode()
+        event["body"] = body.decode() if text_body else base64.b64encode(body).decode()
     return event
 
 
@@ -100,6 +102,8 @@ def events() -> dict[str, dict]:
     return {
         "submit_png.json": http_event("POST", "/v1/jobs", "/v1/jobs", png, "image/png"),
         "submit_multipart.json": http_event("POST", "/v1/jobs", "/v1/jobs", form, form_type),
+        "submit_upload.json": http_event("POST", "/v1/uploads", "/v1/uploads", b'{"content_type": "image/png"}',
+                                         "application/json", text_body=True),
         "poll_get_job.json": http_event("GET", "/v1/jobs/{id}", f"/v1/jobs/{JOB_ID}", path_parameters=job),
         "poll_get_result.json": http_event("GET", "/v1/jobs/{id}/result", f"/v1/jobs/{JOB_ID}/result",
                                            path_parameters=job),

@@ -1,7 +1,9 @@
 """Long-lived infer worker (EC2 mode): K processes, each long-polling SQS and running micro-batches.
 
 Run as `python -m functions.infer.worker [--processes K]`. SIGTERM or Ctrl-C: every process finishes the
-batch in hand, settles its messages and exits; a process that dies is restarted by the supervisor.
+batch in hand, settles its messages and exits; a process that dies is restarted by the supervisor. With
+WORKER_LIFECYCLE_HOOK and WORKER_GROUP_NAME set (the EC2 launch template sets them), a scale-in of this instance
+is the same drain, after which the supervisor completes the group's termination lifecycle action.
 """
 from __future__ import annotations
 
@@ -82,7 +84,8 @@ def recover_periodically(stop, interval_seconds: float) -> None:
             log.exception("recovery pass failed; it runs again in %.0f s", interval_seconds)
 
 
-def supervise(processes: int, recovery_interval: float) -> int:
+def supervise(processes: int, recovery_interval: float, termination=None) -> int:
+    """termination: a functions.infer.lifecycle.TerminationHook, or None off EC2."""
     import threading
 
     context = multiprocessing.get_context("spawn")
@@ -107,6 +110,8 @@ def supervise(processes: int, recovery_interval: float) -> int:
     if recovery_interval > 0:
         threading.Thread(target=recover_periodically, args=(stop, recovery_interval), name="recovery",
                          daemon=True).start()
+    if termination is not None:
+        threading.Thread(target=termination.watch, args=(stop, request_stop), name="lifecycle", daemon=True).start()
     log.warning("supervisor %d: %d worker processes", os.getpid(), processes)
     while not stop.is_set():
         time.sleep(0.5)
@@ -118,7 +123,26 @@ def supervise(processes: int, recovery_interval: float) -> int:
     for child in children.values():
         child.join()
     log.warning("supervisor %d: all workers drained", os.getpid())
+    if termination is not None and termination.terminating.is_set():
+        try:
+            termination.complete()
+        except Exception:  # the hook's DefaultResult (CONTINUE) ends the instance at its heartbeat timeout
+            log.exception("could not complete the lifecycle action")
     return 0
+
+
+def termination_hook(config):
+    """The group's termination hook when the launch template named one (EC2), else None."""
+    if not (config.worker_lifecycle_hook and config.worker_group_name):
+        return None
+    import boto3
+
+    from functions.infer.lifecycle import InstanceMetadata, TerminationHook
+
+    # no endpoint_url: on EC2 the real service; elsewhere AWS_ENDPOINT_URL(_AUTO_SCALING) as botocore reads them
+    autoscaling = boto3.client("autoscaling", region_name=config.region)
+    return TerminationHook(autoscaling, InstanceMetadata(config.imds_endpoint), config.worker_group_name,
+                           config.worker_lifecycle_hook, config.worker_lifecycle_poll_seconds)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -131,7 +155,7 @@ def main(argv: list[str] | None = None) -> int:
                         help="seconds between recovery passes (0: none; default min(60, STUCK_JOB_SECONDS/3))")
     args = parser.parse_args(argv)
     configure_logging()
-    return supervise(max(1, args.processes), args.recovery_interval)
+    return supervise(max(1, args.processes), args.recovery_interval, termination_hook(settings()))
 
 
 if __name__ == "__main__":

@@ -1,4 +1,8 @@
-"""`python -m cxr_local`: start the embedded local stack (no Docker) and run until Ctrl-C or SIGTERM."""
+"""`python -m cxr_local`: start the embedded local stack (no Docker) and run until Ctrl-C or SIGTERM.
+
+Also `python -m cxr_local invoke <FunctionLogicalId> -e EVENT` (cxr_local.invoke) and
+`python -m cxr_local env-json` (cxr_local.sam_env) against a running stack.
+"""
 from __future__ import annotations
 
 import argparse
@@ -52,7 +56,8 @@ def parse_args(argv: list[str] | None = None) -> Options:
                         help="extra environment for the handlers and workers, applied after the template's")
     parser.add_argument("--template", type=Path, default=None, help="default: <repo>/template.yaml")
     parser.add_argument("--ready-file", type=Path, default=None,
-                        help="write a JSON {url, moto_endpoint, weights, ...} here once ready (removed on stop)")
+                        help="write a JSON {url, moto_endpoint, weights, ...} here once ready, and sam's env.json "
+                             "next to it (both removed on stop; default .cxr_local/ready.json)")
     parser.add_argument("--log-dir", type=Path, default=None,
                         help="moto and worker logs go here (default: worker on the console, moto in a temp file)")
     parser.add_argument("--max-instances", type=int, default=2,
@@ -60,17 +65,29 @@ def parse_args(argv: list[str] | None = None) -> Options:
     parser.add_argument("--api-key", default=env("CXR_LOCAL_API_KEY"),
                         help="operator key registered when AuthMode=api_key (on loopback default: cxr_local_dev_key)")
     parser.add_argument("--access-log", action="store_true", help="log every HTTP request")
+    parser.add_argument("--aws-endpoint", default=env("CXR_LOCAL_AWS_ENDPOINT"), metavar="URL|localstack",
+                        help="use this running AWS emulator instead of an embedded moto: creates the template's "
+                             "resources there if missing (never on *.amazonaws.com); 'localstack' finds LocalStack "
+                             "through localstack-client")
     args = parser.parse_args(argv)
     root = _find_repo_root()
     return Options(repo_root=root, template=(args.template or root / "template.yaml").resolve(), host=args.host,
                    port=args.port, moto_port=args.moto_port, workers=args.workers, worker_nice=args.worker_nice,
                    build_model=not args.no_build,
                    params=_pairs(args.param, "--param"), env=_pairs(args.env, "--env"),
-                   max_instances=args.max_instances, ready_file=args.ready_file, access_log=args.access_log,
-                   log_dir=args.log_dir, api_key=args.api_key, model_dir=args.model_dir)
+                   max_instances=args.max_instances, access_log=args.access_log,
+                   ready_file=args.ready_file or root / ".cxr_local" / "ready.json",
+                   log_dir=args.log_dir, api_key=args.api_key, model_dir=args.model_dir, aws_endpoint=args.aws_endpoint)
+
+
+SUBCOMMANDS = ("invoke", "env-json")
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv and argv[0] in SUBCOMMANDS:
+        from . import invoke, sam_env
+        return (invoke.main if argv[0] == "invoke" else sam_env.main)(argv[1:], _find_repo_root())
     logging.basicConfig(level=logging.INFO, format="[cxr_local] %(levelname)s %(name)s: %(message)s")
     options = parse_args(argv)
     stack = LocalStack(options)

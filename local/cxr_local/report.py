@@ -32,8 +32,10 @@ def announce(info: dict, ready_file: Path | None) -> None:
         say(f"WARNING: GET /v1/ops/health answered {info['health_status']}")
     if info.get("ready_status") != 200:
         say(f"WARNING: readiness not checked: GET /v1/ops/ready answered {info.get('ready_status')}")
-    say(f"ready in {info['ready_seconds']:.2f}s - API listening on {info['url']} (moto {info['moto_endpoint']})")
+    endpoint = ("AWS endpoint " if info.get("external_endpoint") else "moto ") + info["moto_endpoint"]
+    say(f"ready in {info['ready_seconds']:.2f}s - API listening on {info['url']} ({endpoint})")
     if ready_file:
+        ready_file.parent.mkdir(parents=True, exist_ok=True)
         tmp = ready_file.with_suffix(".tmp")
         tmp.unlink(missing_ok=True)
         # it holds the stack's AWS identity: readable by its owner only

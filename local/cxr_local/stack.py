@@ -22,6 +22,8 @@ from .resources import create_stack_resources
 from .sigv4_guard import ACCESS_KEY_ENV, SECRET_KEY_ENV, Identity
 from .template import StackTemplate
 from .report import announce, say
+from .external import ExternalEndpoint
+from .sam_env import DOCKER_HOST, document_for_stack, write_json
 from .weights import weights_status
 from .workers import InferWorkers
 
@@ -61,6 +63,7 @@ class Options:
     log_dir: Path | None = None
     api_key: str | None = None  # the operator key registered when AuthMode=api_key
     model_dir: Path | None = None  # default: <repo>/layers/model/weights (the tests use a stand-in folder of their own)
+    aws_endpoint: str | None = None  # an emulator already running (LocalStack, moto): no embedded moto
 
 
 class LocalStack:
@@ -84,19 +87,26 @@ class LocalStack:
             phases[phase] = round(time.monotonic() - started, 3)
 
         opts = self.options
-        moto_port = opts.moto_port or processes.free_port(opts.host)
-        moto_endpoint = f"http://{opts.host}:{moto_port}"
-        aws_env = stack_aws_env(self.identity)
+        external = ExternalEndpoint(opts.aws_endpoint, REGION) if opts.aws_endpoint else None
+        if external:
+            moto_endpoint = external.endpoint
+            aws_env = {**LOCAL_AWS_ENV, **external.credentials_env}
+        else:
+            moto_port = opts.moto_port or processes.free_port(opts.host)
+            moto_endpoint = f"http://{opts.host}:{moto_port}"
+            aws_env = stack_aws_env(self.identity)
         base_env = {**os.environ, **aws_env, "AWS_ENDPOINT_URL": moto_endpoint}
         base_env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(opts.repo_root), os.environ.get("PYTHONPATH")]))
-        self.moto = processes.start_moto(opts.host, moto_port, env={**base_env, ACCESS_KEY_ENV: self.identity.access_key_id,
-                                                                    SECRET_KEY_ENV: self.identity.secret_access_key},
-                                         cwd=opts.repo_root, log=self._log_file("moto", default_to_file=True))
+        if not external:
+            self.moto = processes.start_moto(opts.host, moto_port,
+                                             env={**base_env, ACCESS_KEY_ENV: self.identity.access_key_id,
+                                                  SECRET_KEY_ENV: self.identity.secret_access_key},
+                                             cwd=opts.repo_root, log=self._log_file("moto", default_to_file=True))
         build = self._start_model_build(base_env)
 
-        template = StackTemplate(opts.template, opts.params,
-                                 StackIdentity(stack_name=f"cxr-{opts.params.get('Stage', 'local')}",
-                                               region=REGION, queue_url_base=moto_endpoint))
+        identity = external.identity(opts.params) if external else StackIdentity(
+            stack_name=f"cxr-{opts.params.get('Stage', 'local')}", region=REGION, queue_url_base=moto_endpoint)
+        template = StackTemplate(opts.template, opts.params, identity)
         model_dir = str(self._model_dir())
         functions = template.functions()
         routes = template.http_routes()
@@ -113,12 +123,15 @@ class LocalStack:
         for thread in warming:
             thread.start()
 
-        processes.wait_for_http(f"{moto_endpoint}/moto-api/", self.moto, timeout_s=60)
-        mark("moto_up")
-        session = boto3.session.Session(region_name=REGION, aws_access_key_id=self.identity.access_key_id,
-                                        aws_secret_access_key=self.identity.secret_access_key)
-        created = _with_endpoint(session, moto_endpoint, lambda s: create_stack_resources(template, s))
-        say(f"moto server {moto_endpoint}: created {_summary(created)} from {opts.template.name}")
+        if external:
+            created = external.ensure_resources(template)
+        else:
+            processes.wait_for_http(f"{moto_endpoint}/moto-api/", self.moto, timeout_s=60)
+            mark("moto_up")
+            session = boto3.session.Session(region_name=REGION, aws_access_key_id=self.identity.access_key_id,
+                                            aws_secret_access_key=self.identity.secret_access_key)
+            created = _with_endpoint(session, moto_endpoint, lambda s: create_stack_resources(template, s))
+            say(f"moto server {moto_endpoint}: created {_summary(created)} from {opts.template.name}")
 
         mark("resources_created")
         api_key = self._mint_api_key(template)
@@ -168,9 +181,25 @@ class LocalStack:
                      "workers": opts.workers if self.worker else 0, "health_status": health,
                      "ready_status": ready,
                      "ready_seconds": round(time.monotonic() - started, 3), "phases_s": phases, "resources": created,
-                     "routes": [route.route_key for route in routes]}
+                     "routes": [route.route_key for route in routes],
+                     "params": dict(opts.params), "account_id": template.resolver.identity.account_id,
+                     "queue_url_base": template.resolver.identity.queue_url_base,
+                     "external_endpoint": bool(external)}
+        if external:
+            self.info.update(external.ready_info())
+        self._write_env_json(template)
         announce(self.info, self.options.ready_file)
         return self.info
+
+    def _write_env_json(self, template: StackTemplate) -> None:
+        """sam's --env-vars file for this stack, next to the ready file (`python -m cxr_local env-json` writes the
+        same); from Docker the endpoint is the Docker host, reachable when the stack listens on 0.0.0.0."""
+        if self.options.ready_file is None:
+            return
+        path = self.options.ready_file.with_name("env.json")
+        write_json(document_for_stack(self.info, self.options.template, DOCKER_HOST), path)
+        self.info["env_json"] = str(path)
+        say(f"sam local invoke --env-vars {path} (see docs/deploy.md)")
 
     def _mint_api_key(self, template: StackTemplate) -> str | None:
         """With AuthMode=api_key every route wants an X-Api-Key: register one operator key for local use."""
@@ -229,6 +258,7 @@ class LocalStack:
             handle.close()
         if self.options.ready_file:
             self.options.ready_file.unlink(missing_ok=True)
+            self.options.ready_file.with_name("env.json").unlink(missing_ok=True)
         say("stopped")
 
 

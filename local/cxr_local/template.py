@@ -136,6 +136,19 @@ class StackTemplate:
             environment=environment,
         )
 
+    def function_layers(self, logical_id: str) -> dict[str, str]:
+        """The layers a function declares (Globals first, as SAM merges them): logical id -> ContentUri."""
+        globals_ = (self.raw.get("Globals") or {}).get("Function") or {}
+        own = self.resolver.resources[logical_id].get("Properties") or {}
+        layers = {}
+        for ref in [*(globals_.get("Layers") or []), *(own.get("Layers") or [])]:
+            layer_id = ref.get("Ref") if isinstance(ref, dict) else None
+            spec = self.resolver.resources.get(layer_id or "") or {}
+            if spec.get("Type") in ("AWS::Serverless::LayerVersion", "AWS::Lambda::LayerVersion"):
+                props = spec.get("Properties") or {}
+                layers[layer_id] = str(self.resolver.resolve(props.get("ContentUri") or props.get("Content")))
+        return layers
+
     def functions(self) -> dict[str, FunctionSpec]:
         return {logical_id: self.function(logical_id)
                 for kind in FUNCTION_TYPES for logical_id in self.logical_ids(kind)}

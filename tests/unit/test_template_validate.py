@@ -9,6 +9,8 @@ import pytest
 from cfnlint.api import ManualArgs, lint, lint_file
 from samtranslator.translator.transform import transform
 
+from infra.worker_user_data import render, worker_environment
+
 from .template_support import (REPO, TEMPLATE, NoManagedPolicies, raw, resources_of_type, translated,
                                with_s3_code_uris)
 
@@ -19,7 +21,7 @@ DESIGN_ROUTES = {
     ("GET", "/v1/ops/ready"),  # beyond DESIGN.md: readiness (tables, bucket, queues, model), operators only
 }
 # Read by cxr_core/config.py but set by the platform (Lambda runtime, EC2 user data) or only locally.
-PLATFORM_SETTINGS = {"AWS_ENDPOINT_URL", "AWS_REGION", "AWS_DEFAULT_REGION"}
+PLATFORM_SETTINGS = {"AWS_ENDPOINT_URL", "AWS_REGION", "AWS_DEFAULT_REGION", "AWS_EC2_METADATA_SERVICE_ENDPOINT"}
 
 
 def test_sam_translator_accepts_the_template():
@@ -78,7 +80,9 @@ def test_globals_declare_every_setting_config_reads():
             and isinstance(node.args[0].value, str) and re.fullmatch(r"[A-Z][A-Z0-9_]+", node.args[0].value)}
     assert {"JOBS_TABLE", "QUEUE_URL", "MODEL_DIR"} <= read  # the parse found the settings
     declared = set(raw()["Globals"]["Function"]["Environment"]["Variables"])
-    assert read - PLATFORM_SETTINGS <= declared
+    worker_only = {name for name in read if name.startswith("WORKER_") and name != "WORKER_PROCESSES"}
+    assert read - PLATFORM_SETTINGS - worker_only <= declared
+    assert worker_only <= set(worker_environment(render()))  # the EC2 launch template's env file declares them
     assert {"POWERTOOLS_SERVICE_NAME", "POWERTOOLS_METRICS_NAMESPACE", "POWERTOOLS_LOG_LEVEL"} <= declared
     assert raw()["Globals"]["Function"]["Tracing"] == "Active"
 

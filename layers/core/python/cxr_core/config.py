@@ -39,6 +39,11 @@ class Settings:
     max_presigned_upload_bytes: int
     cache_scope: str
     auth_failures_per_minute: int
+    # EC2 worker only (the launch template's env file): the termination lifecycle hook it completes after draining
+    worker_group_name: str = ""
+    worker_lifecycle_hook: str = ""
+    worker_lifecycle_poll_seconds: float = 5.0
+    imds_endpoint: str = "http://169.254.169.254"
 
 
 def _int(name: str, default: int) -> int:
@@ -81,4 +86,8 @@ def settings() -> Settings:
         max_presigned_upload_bytes=_int("MAX_PRESIGNED_UPLOAD_BYTES", 200 * 1024 * 1024),
         cache_scope=env("CACHE_SCOPE", "client"),
         auth_failures_per_minute=_int("AUTH_FAILURES_PER_MINUTE", 30),
+        worker_group_name=env("WORKER_GROUP_NAME", ""),
+        worker_lifecycle_hook=env("WORKER_LIFECYCLE_HOOK", ""),
+        worker_lifecycle_poll_seconds=float(env("WORKER_LIFECYCLE_POLL_SECONDS", "5")),
+        imds_endpoint=env("AWS_EC2_METADATA_SERVICE_ENDPOINT") or "http://169.254.169.254",
     )

@@ -1,4 +1,5 @@
-"""PNG plots of the bench results: end-to-end latency against users, throughput against batch size."""
+"""PNG plots of the bench results: end-to-end latency against users, throughput against batch size, cost against
+monthly volume."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -58,6 +59,34 @@ def plot_saturation(rows: list[dict], out: Path) -> Path:
     ax.grid(True, alpha=0.3)
     ax.legend(fontsize=8)
     ax.set_title("Saturated throughput vs batch size (2 shared cores)", fontsize=9)
+    fig.tight_layout()
+    fig.savefig(out, dpi=110)
+    plt.close(fig)
+    return out
+
+
+def plot_costs(choices: dict, crossings: dict, reference: str, out: Path) -> Path:
+    """Monthly cost of each infer-path option against monthly images (log-log), crossovers with `reference` marked."""
+    import numpy as np
+
+    volumes = np.logspace(3, 8, 200)
+    fig, ax = plt.subplots(figsize=(7.5, 4.8))
+    for name, cost in choices.items():
+        ax.plot(volumes, [cost(v) for v in volumes], label=name,
+                linestyle="--" if "not measured" in name else "-")
+    for other, volume in crossings.items():
+        if volume:
+            ax.axvline(volume, color="grey", linestyle=":", linewidth=1)
+            ax.annotate(f"crossover vs {other.split(' fleet')[0]}\n{volume / 1e6:.1f} M images/month",
+                        (volume, choices[reference](volume)), textcoords="offset points", xytext=(-150, 25),
+                        fontsize=7, arrowprops={"arrowstyle": "->", "color": "grey"})
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    ax.set_xlabel("images per month (uniform traffic)")
+    ax.set_ylabel("USD per month (infer path + SQS/DynamoDB/S3/API Gateway)")
+    ax.grid(True, which="both", alpha=0.3)
+    ax.legend(fontsize=7)
+    ax.set_title("Infer path cost vs volume (us-east-1 on-demand; CPU measured on the local emulation)", fontsize=9)
     fig.tight_layout()
     fig.savefig(out, dpi=110)
     plt.close(fig)

@@ -54,7 +54,8 @@ def print_report(rows: list[dict], out: Path) -> None:
                 else f"{r.get('worker_processes', 0)} before the run (boot)")
         gb_s = f"{lam['gb_s_total'] / r['completed'] * 1000:,.0f}" if lam else "-"
         per_inv = f"{lam['records'] / max(1, lam['invocations']):.1f}" if lam else "-"
-        print(f"| {r['scenario']} | {r['path']} | {r['completed']}/{r['images']} | {fmt_ms(r['e2e_ms']['p50'])} / "
+        errors = f" ({r['client_errors']} client errors)" if r.get("client_errors") else ""
+        print(f"| {r['scenario']}{errors} | {r['path']} | {r['completed']}/{r['images']} | {fmt_ms(r['e2e_ms']['p50'])} / "
               f"{fmt_ms(r['e2e_ms']['p95'])} | {fmt_ms(r['e2e_second_half_ms']['p50'])} / "
               f"{fmt_ms(r['e2e_second_half_ms']['p95'])} | {fmt_ms(r['client_ms']['p50'])} / {fmt_ms(r['client_ms']['p95'])} | "
               f"{r['span_s']:.1f} | {cold} | {r['infer_cpu_s'] / r['completed'] * 1000:,.0f} | {gb_s} | {per_inv} | "

@@ -21,6 +21,8 @@ from typing import TYPE_CHECKING, Any, Callable
 
 import psutil
 
+from cxr_core.sqs_consumer import fill_batch
+
 from .lambdas import FunctionPool, LambdaError
 
 if TYPE_CHECKING:
@@ -28,7 +30,6 @@ if TYPE_CHECKING:
 
 SQS_MAX_BATCH = 10
 POLL_SECONDS = 2  # long-poll wait per receive: short, so the mapping stops promptly
-IDLE_NAP_SECONDS = 0.02
 
 
 @dataclass
@@ -160,19 +161,8 @@ class EventSourceMapping:
         return [self._record(message) for message in response.get("Messages", [])]
 
     def _receive_batch(self) -> list[dict]:
-        """A first long poll; then more while the batch is short and the batching window is open."""
-        batch = self._receive(self.mapping.batch_size, POLL_SECONDS)
-        deadline = time.monotonic() + self.mapping.window_s
-        while batch and len(batch) < self.mapping.batch_size and not self._stop.is_set():
-            more = self._receive(self.mapping.batch_size - len(batch), 0)
-            if more:
-                batch.extend(more)
-                continue
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                break
-            time.sleep(min(IDLE_NAP_SECONDS, remaining))
-        return batch
+        return fill_batch(self._receive, self.mapping.batch_size, self.mapping.window_s, POLL_SECONDS,
+                          self._stop.is_set)
 
     def _record(self, message: dict) -> dict:
         """An SQS message as the mapping hands it to Lambda (the event's Records[] shape)."""

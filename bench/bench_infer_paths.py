@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import random
 import re
 import sys
@@ -30,13 +29,12 @@ from infer_paths_report import print_report
 PATHS = ("lambda", "ec2")
 PARAMS = {"RateLimitPerMinute": "100000000"}
 ENVIRONMENT_LINE = re.compile(r"execution environment pid (\d+) started")
-XRAYS = Path(os.environ.get("CXR_XRAYS_DIR", Path(__file__).resolve().parents[2] / "shared" / "data" / "xrays"))
 
 
 def images(count: int, first_seed: int) -> list[bytes]:
     """Distinct real radiographs (a few pixels changed): each one a cache miss."""
     sys.path.insert(0, str(REPO))
-    from tests.images import perturbed_png
+    from tests.images import XRAYS, perturbed_png
 
     sources = sorted(p for p in XRAYS.iterdir() if p.suffix.lower() in (".png", ".jpg"))
     folder = RESULTS / "image_pool" / "infer_paths"
@@ -194,7 +192,8 @@ def run(scenario: str, path: str, pool: list[bytes], args, stamp: str) -> dict:
     first, last = min(_iso(j["created_at"]) for j in done), max(_iso(j["created_at"]) for j in done)
     warm_ms = [ms for j, ms in zip(done, e2e_ms) if _iso(j["created_at"]) >= first + (last - first) / 2]
     row = {"scenario": scenario, "path": path, "images": len(outcome["jobs"]), "completed": len(done),
-           "e2e_ms": summarize(e2e_ms), "e2e_second_half_ms": summarize(warm_ms), "client_ms": summarize(outcome["client_ms"]), "span_s": span_s,
+           "e2e_ms": summarize(e2e_ms), "e2e_second_half_ms": summarize(warm_ms),
+           "client_ms": summarize(outcome["client_ms"]), "span_s": span_s,
            "wall_s": wall_s, "infer_cpu_s": cpu_s, "client_errors": len(outcome["errors"]), "load_before": load,
            "load_after": [float(x) for x in Path("/proc/loadavg").read_text().split()[:3]]}
     mapping = log_dir / "infer-mapping.json"

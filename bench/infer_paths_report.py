@@ -33,7 +33,8 @@ def cold_start_cpu(rows: list[dict]) -> float:
 def options(prices: dict, rows: list[dict]) -> dict:
     lam, ec2 = measured(rows, "lambda"), measured(rows, "ec2")
     return {
-        f"Lambda x86 {LAMBDA_MEMORY_MB} MB": lambda v: sum(costs.lambda_monthly(prices, lam, v, LAMBDA_MEMORY_MB).values()),
+        f"Lambda x86 {LAMBDA_MEMORY_MB} MB":
+            lambda v: sum(costs.lambda_monthly(prices, lam, v, LAMBDA_MEMORY_MB).values()),
         "Lambda x86 1769 MB": lambda v: sum(costs.lambda_monthly(prices, lam, v, 1769).values()),
         f"Lambda arm64 {LAMBDA_MEMORY_MB} MB (priced, not measured)":
             lambda v: sum(costs.lambda_monthly(prices, lam, v, LAMBDA_MEMORY_MB, arch="arm64").values()),
@@ -55,9 +56,10 @@ def print_report(rows: list[dict], out: Path) -> None:
         gb_s = f"{lam['gb_s_total'] / r['completed'] * 1000:,.0f}" if lam else "-"
         per_inv = f"{lam['records'] / max(1, lam['invocations']):.1f}" if lam else "-"
         errors = f" ({r['client_errors']} client errors)" if r.get("client_errors") else ""
-        print(f"| {r['scenario']}{errors} | {r['path']} | {r['completed']}/{r['images']} | {fmt_ms(r['e2e_ms']['p50'])} / "
-              f"{fmt_ms(r['e2e_ms']['p95'])} | {fmt_ms(r['e2e_second_half_ms']['p50'])} / "
-              f"{fmt_ms(r['e2e_second_half_ms']['p95'])} | {fmt_ms(r['client_ms']['p50'])} / {fmt_ms(r['client_ms']['p95'])} | "
+        print(f"| {r['scenario']}{errors} | {r['path']} | {r['completed']}/{r['images']} | "
+              f"{fmt_ms(r['e2e_ms']['p50'])} / {fmt_ms(r['e2e_ms']['p95'])} | "
+              f"{fmt_ms(r['e2e_second_half_ms']['p50'])} / {fmt_ms(r['e2e_second_half_ms']['p95'])} | "
+              f"{fmt_ms(r['client_ms']['p50'])} / {fmt_ms(r['client_ms']['p95'])} | "
               f"{r['span_s']:.1f} | {cold} | {r['infer_cpu_s'] / r['completed'] * 1000:,.0f} | {gb_s} | {per_inv} | "
               f"{r['load_before'][0]:.2f} -> {r['load_after'][0]:.2f} |")
     prices = costs.load_prices()

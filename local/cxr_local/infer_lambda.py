@@ -70,7 +70,8 @@ def _truthy(value: Any) -> bool:
 
 
 def start_infer_lambda(template: StackTemplate, spec: FunctionSpec, sqs, *, max_local: int, region: str,
-                       overrides: dict[str, str], say: Callable[[str], None], nice: int = 0) -> EventSourceMapping | None:
+                       overrides: dict[str, str], say: Callable[[str], None],
+                       nice: int = 0) -> EventSourceMapping | None:
     """The mapping of spec's SQS event, started, or None when the template disables it (InferPath=ec2).
 
     Concurrency is the template's MaximumConcurrency capped at max_local: two cores hold two single-threaded

@@ -15,7 +15,7 @@ import pytest
 
 from tests.images import perturbed_png
 
-from .conftest import XRAYS, start_stack, stop_stack, wait_for_terminal_status
+from .conftest import start_stack, stop_stack, wait_for_terminal_status
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
@@ -23,10 +23,6 @@ VISIBILITY_S = 6  # the template's smallest is 180 s (six times the 30 s minimum
 COMPLETED_LINE = re.compile(r"job ([0-9a-f-]{36}) completed")
 ENVIRONMENT_LINE = re.compile(r"execution environment pid (\d+) started")
 SEED = os.getpid() * 100
-
-
-def _png(seed: int) -> bytes:
-    return perturbed_png(seed, XRAYS / "00000001_000.png")
 
 
 @pytest.fixture(scope="module", params=["lambda", "ec2"])
@@ -58,7 +54,7 @@ def _submit(http, stack, data: bytes) -> dict:
 
 
 def test_submit_result_then_cache_hit(path_stack, http):
-    data = _png(SEED + 1)
+    data = perturbed_png(SEED + 1)
     job = _submit(http, path_stack, data)
     final, _ = wait_for_terminal_status(http, path_stack.base_url, job["id"])
     assert final["status"] == "COMPLETED", final
@@ -87,7 +83,7 @@ def test_poison_image_ends_failed_and_its_message_in_the_dlq(path_stack, http):
 
 
 def test_killing_the_consumer_mid_batch_loses_nothing_and_does_nothing_twice(path_stack, http):
-    images = [_png(SEED + 100 + n) for n in range(10)]
+    images = [perturbed_png(SEED + 100 + n) for n in range(10)]
     with ThreadPoolExecutor(4) as pool:
         jobs = list(pool.map(lambda data: _submit(http, path_stack, data)["id"], images))
     assert _wait_in_progress(path_stack, jobs), "no batch was ever in flight"

@@ -28,6 +28,7 @@ from infer_paths_report import print_report
 
 PATHS = ("lambda", "ec2")
 PARAMS = {"RateLimitPerMinute": "100000000"}
+WARM_UP_IMAGES = 16  # two batches at once before the seed scenario: both Lambda environments start (cold) first
 ENVIRONMENT_LINE = re.compile(r"execution environment pid (\d+) started")
 
 
@@ -166,6 +167,11 @@ def wait_final(stack: LocalStack, jobs: list[str], timeout_s: float) -> dict[str
         time.sleep(0.5)
 
 
+def warm_up_latency(table: dict[str, dict], jobs: list[str]) -> dict:
+    done = [table[j] for j in jobs if table.get(j, {}).get("status") == "COMPLETED"]
+    return summarize([(_iso(j["finished_at"]) - _iso(j["created_at"])).total_seconds() * 1000 for j in done])
+
+
 def _iso(value: str) -> datetime:
     return datetime.fromisoformat(value.replace("Z", "+00:00"))
 
@@ -173,15 +179,19 @@ def _iso(value: str) -> datetime:
 def run(scenario: str, path: str, pool: list[bytes], args, stamp: str) -> dict:
     log_dir = RESULTS / f"bench_infer_paths-{stamp}" / f"{scenario}-{path}"
     stack = LocalStack(log_dir, workers=2, params={**PARAMS, "InferPath": path}).start()
-    load = [float(x) for x in Path("/proc/loadavg").read_text().split()[:3]]
-    meter = CpuMeter(stack, path).start()
-    began = time.monotonic()
+    warm = {"jobs": []}
     try:
+        if scenario == "seed":  # steady traffic: the environments/workers are warm before the measurement starts
+            warm = burst_scenario(stack, pool[:WARM_UP_IMAGES], idle_s=0)
+            pool = pool[WARM_UP_IMAGES:]
+        load = [float(x) for x in Path("/proc/loadavg").read_text().split()[:3]]
+        meter = CpuMeter(stack, path).start()
+        began = time.monotonic()
         if scenario == "seed":
             outcome = seed_scenario(stack, pool, args.users, args.duration)
         else:
             outcome = burst_scenario(stack, pool, args.idle)
-        table = wait_final(stack, outcome["jobs"], timeout_s=120)
+        table = wait_final(stack, outcome["jobs"] + warm["jobs"], timeout_s=120)
         cpu_s = meter.total()
         wall_s = time.monotonic() - began
     finally:
@@ -192,6 +202,7 @@ def run(scenario: str, path: str, pool: list[bytes], args, stamp: str) -> dict:
     first, last = min(_iso(j["created_at"]) for j in done), max(_iso(j["created_at"]) for j in done)
     warm_ms = [ms for j, ms in zip(done, e2e_ms) if _iso(j["created_at"]) >= first + (last - first) / 2]
     row = {"scenario": scenario, "path": path, "images": len(outcome["jobs"]), "completed": len(done),
+           "warm_up_e2e_ms": warm_up_latency(table, warm["jobs"]) if scenario == "seed" else None,
            "e2e_ms": summarize(e2e_ms), "e2e_second_half_ms": summarize(warm_ms),
            "client_ms": summarize(outcome["client_ms"]), "span_s": span_s,
            "wall_s": wall_s, "infer_cpu_s": cpu_s, "client_errors": len(outcome["errors"]), "load_before": load,
@@ -213,7 +224,7 @@ def main() -> int:
     parser.add_argument("--idle", type=float, default=15, help="seconds of idle after the burst")
     args = parser.parse_args()
     stamp = utc_stamp()
-    needed = args.users * int(args.duration) + 50
+    needed = args.users * int(args.duration) + 50 + WARM_UP_IMAGES
     seed_pool, burst_pool = images(needed, 3_000_000), images(args.burst, 4_000_000)
     rows = []
     for scenario, pool in (("seed", seed_pool), ("burst", burst_pool)):

@@ -18,7 +18,7 @@ def measured(rows: list[dict], path: str) -> costs.Measured:
         stats = row["lambda"]
         per_batch = stats["records"] / max(1, stats["invocations"])
         cold_cpu = cold_start_cpu(rows)
-        steady = max(0.0, row["infer_cpu_s"] - stats["cold_starts"] * cold_cpu) / row["completed"]
+        steady = row["infer_cpu_s"] / row["completed"]  # measured after the warm-up: no cold start in it
         return costs.Measured(cpu_s_per_image=steady, images_per_batch=per_batch, init_s_per_cold_start=cold_cpu,
                               cold_starts_per_1000=1000 / per_batch * COLD_START_SHARE)
     return costs.Measured(cpu_s_per_image=row["infer_cpu_s"] / row["completed"], images_per_batch=per_batch)
@@ -50,10 +50,13 @@ def print_report(rows: list[dict], out: Path) -> None:
           "| records / invocation | load avg |")
     print("|---|---|---|---|---|---|---|---|---|---|---|---|")
     for r in rows:
+        if r.get("warm_up_e2e_ms"):
+            print(f"| warm-up of {r['scenario']} | {r['path']} | {r['warm_up_e2e_ms']['n']} at once | "
+                  f"{fmt_ms(r['warm_up_e2e_ms']['p50'])} / {fmt_ms(r['warm_up_e2e_ms']['p95'])} | | | | | | | | |")
         lam = r.get("lambda") or {}
         cold = (f"{lam['cold_starts']} ({', '.join(f'{s:.1f}' for s in lam['init_s'])})" if lam
                 else f"{r.get('worker_processes', 0)} before the run (boot)")
-        gb_s = f"{lam['gb_s_total'] / r['completed'] * 1000:,.0f}" if lam else "-"
+        gb_s = f"{lam['gb_s_total'] / max(1, lam['records']) * 1000:,.0f}" if lam else "-"  # warm-up included
         per_inv = f"{lam['records'] / max(1, lam['invocations']):.1f}" if lam else "-"
         errors = f" ({r['client_errors']} client errors)" if r.get("client_errors") else ""
         print(f"| {r['scenario']}{errors} | {r['path']} | {r['completed']}/{r['images']} | "

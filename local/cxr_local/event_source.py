@@ -6,7 +6,7 @@ cold start measured), delete the records not named in batchItemFailures, leave f
 timeout (the handler may shorten it), and treat an error, a timeout (the environment is killed) or a malformed
 response as the whole batch failed. Concurrency grows with the backlog: a batch is received only while fewer than
 MaximumConcurrency invocations run, and a new environment starts only when every warm one is busy. It is an
-emulation: no poller fleet, no 6 MB payload check, no gradual scale-up of 60 concurrent batches a minute.
+emulation: no poller fleet, no 6 MB payload check, no gradual scale-up (AWS: five concurrent batches, then up to 300 more a minute).
 """
 from __future__ import annotations
 

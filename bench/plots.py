@@ -1,4 +1,5 @@
-"""PNG plots of the bench results: end-to-end latency against users, throughput against batch size."""
+"""PNG plots of the bench results: end-to-end latency against users, throughput against batch size, cost against
+monthly volume."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -60,5 +61,38 @@ def plot_saturation(rows: list[dict], out: Path) -> Path:
     ax.set_title("Saturated throughput vs batch size (2 shared cores)", fontsize=9)
     fig.tight_layout()
     fig.savefig(out, dpi=110)
+    plt.close(fig)
+    return out
+
+
+def plot_costs(choices: dict, crossings: dict, reference: str, out: Path) -> Path:
+    """Monthly cost and cost per 1,000 images of each infer-path option against monthly images (log axes), with
+    the volumes where `reference` stops being the cheaper one marked."""
+    import numpy as np
+
+    volumes = np.logspace(3, 8, 200)
+    fig, (total, unit) = plt.subplots(1, 2, figsize=(12, 4.8))
+    for name, cost in choices.items():
+        style = "--" if "not measured" in name else "-"
+        monthly = np.array([cost(v) for v in volumes])
+        total.plot(volumes, monthly, style, label=name)
+        unit.plot(volumes, monthly / volumes * 1000, style, label=name)
+    for index, (other, volume) in enumerate(item for item in crossings.items() if item[1]):
+        for ax in (total, unit):
+            ax.axvline(volume, color="grey", linestyle=":", linewidth=1)
+        unit.annotate(f"{reference} = {other.split(' fleet')[0]}\nat {volume / 1e6:.1f} M images/month",
+                      (volume, choices[reference](volume) / volume * 1000), textcoords="offset points",
+                      xytext=(-230, 40 + 30 * index), fontsize=7, arrowprops={"arrowstyle": "->", "color": "grey"})
+    for ax, label in ((total, "USD per month"), (unit, "USD per 1,000 images")):
+        ax.set_xscale("log")
+        ax.set_yscale("log")
+        ax.set_xlabel("images per month (uniform traffic)")
+        ax.set_ylabel(label + " (infer path + SQS/DynamoDB/S3/API Gateway)", fontsize=8)
+        ax.grid(True, which="both", alpha=0.3)
+    total.legend(fontsize=7)
+    fig.suptitle("Infer path cost vs volume: us-east-1 on-demand prices (bench/prices.json), CPU per image measured "
+                 "on the local emulation", fontsize=9)
+    fig.tight_layout()
+    fig.savefig(out, dpi=100)
     plt.close(fig)
     return out

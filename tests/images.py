@@ -8,6 +8,7 @@ from pathlib import Path
 
 from PIL import Image
 
+# the same override as tests/e2e/conftest.py (a git worktree is not next to ../shared)
 XRAYS = Path(os.environ.get("CXR_XRAYS_DIR", Path(__file__).resolve().parents[2] / "shared" / "data" / "xrays"))
 SAMPLE_PNG = XRAYS / "00000001_000.png"
 SAMPLE_FILES = {"png": XRAYS / "00000001_000.png", "jpeg": XRAYS / "16747_3_1.jpg",

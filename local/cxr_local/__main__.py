@@ -43,7 +43,8 @@ def parse_args(argv: list[str] | None = None) -> Options:
     parser.add_argument("--moto-port", type=int, default=int(env("CXR_LOCAL_MOTO_PORT", "0")),
                         help="moto server port (default: a free port, or $CXR_LOCAL_MOTO_PORT)")
     parser.add_argument("--workers", type=int, default=int(env("CXR_LOCAL_WORKERS", str(os.cpu_count() or 1))),
-                        help="infer worker processes (default: one per core, or $CXR_LOCAL_WORKERS; 0: none)")
+                        help="infer processes (default: one per core, or $CXR_LOCAL_WORKERS; 0: none): EC2 worker "
+                             "processes with --param InferPath=ec2, else the most concurrent infer Lambda environments")
     parser.add_argument("--worker-nice", type=int, default=int(env("CXR_LOCAL_WORKER_NICE", "10")),
                         help="CPU priority of the infer workers below the API and moto (nice steps, default 10; "
                              "0: equal), so inference on the same cores does not queue API requests")

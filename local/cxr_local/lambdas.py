@@ -69,6 +69,7 @@ def _sandbox_main(spec: FunctionSpec, region: str, account_id: str, conn) -> Non
 
 class _Sandbox:
     def __init__(self, spec: FunctionSpec, region: str, account_id: str) -> None:
+        started = time.monotonic()
         self.conn, child_conn = _spawn.Pipe()
         self.process = _spawn.Process(target=_sandbox_main, args=(spec, region, account_id, child_conn),
                                       name=f"lambda-{spec.logical_id}", daemon=True)
@@ -78,6 +79,7 @@ class _Sandbox:
         if kind != "ready":
             self.close()
             raise LambdaError(f"{spec.logical_id} failed to initialise:\n{detail}")
+        self.init_s = time.monotonic() - started  # the cold start: process start + handler import
 
     def invoke(self, event: dict, request_id: str, timeout_s: float) -> Any:
         self.conn.send((event, request_id))
@@ -99,8 +101,10 @@ class _Sandbox:
 class FunctionPool:
     """Warm execution environments of one function; a busy pool starts another, up to max_instances."""
 
-    def __init__(self, spec: FunctionSpec, max_instances: int, region: str, account_id: str) -> None:
+    def __init__(self, spec: FunctionSpec, max_instances: int, region: str, account_id: str,
+                 on_start: Callable[[_Sandbox], None] | None = None) -> None:
         self.spec = spec
+        self.on_start = on_start  # told of every new environment (cold start), e.g. to measure it
         self.max_instances = max(1, max_instances)
         self.region, self.account_id = region, account_id
         self._idle: list[_Sandbox] = []
@@ -173,6 +177,8 @@ class FunctionPool:
                 sandbox.close()
                 return
             self._all.append(sandbox)
+            if self.on_start is not None:
+                self.on_start(sandbox)
             self._idle.append(sandbox)
             self._changed.notify()
 

@@ -21,7 +21,8 @@ def announce(info: dict, ready_file: Path | None) -> None:
         say(banner)
     else:
         say(f"weights: {weights['detail']}")
-    say(f"infer workers: {info['workers']} process(es)"
+    kind = "Lambda execution environments at most" if info.get("infer_path") == "lambda" else "worker process(es)"
+    say(f"infer path {info.get('infer_path') or '?'}: {info['workers']} {kind}"
         + ("" if info["workers"] else " (none started: jobs stay QUEUED)"))
     say(f"routes: {', '.join(info['routes'])}")
     if info["api_key"]:

@@ -16,6 +16,7 @@ import boto3
 from . import processes
 from .apigw import Cors, Router
 from .http_api import ApiServer
+from .infer_lambda import start_infer_lambda
 from .intrinsics import StackIdentity
 from .lambdas import FunctionPool
 from .resources import create_stack_resources
@@ -71,6 +72,7 @@ class LocalStack:
         self.options = options
         self.moto: subprocess.Popen | None = None
         self.worker: InferWorkers | None = None
+        self.infer_mapping = None  # InferPath=lambda: the emulated SQS event source mapping (infer_lambda.py)
         self.server: ApiServer | None = None
         self.pools: dict[str, FunctionPool] = {}
         self.stopping = threading.Event()
@@ -143,6 +145,10 @@ class LocalStack:
 
         infer = functions.get("InferFunction")
         if opts.workers > 0 and infer is not None:
+            self.infer_mapping = start_infer_lambda(
+                template, infer, _with_endpoint(session, moto_endpoint, lambda s: s.client("sqs")),
+                max_local=opts.workers, region=REGION, overrides=local_overrides, say=say, nice=opts.worker_nice)
+        if opts.workers > 0 and infer is not None and self.infer_mapping is None:  # InferPath=ec2
             worker_env = {**base_env, **infer.environment, "MODEL_DIR": model_dir,
                           "WORKER_PROCESSES": str(opts.workers), **opts.env}
             self.worker = InferWorkers(worker_env, opts.repo_root, lambda: self._log_file("worker"), say,
@@ -178,8 +184,8 @@ class LocalStack:
                                                                                                    "_URL"))},
                                  **aws_env, "AWS_ENDPOINT_URL": moto_endpoint},
                      "pid": os.getpid(), "weights": weights,
-                     "workers": opts.workers if self.worker else 0, "health_status": health,
-                     "ready_status": ready,
+                     "workers": opts.workers if (self.worker or self.infer_mapping) else 0, "health_status": health,
+                     "ready_status": ready, "infer_path": str(template.parameters.get("InferPath", "")),
                      "ready_seconds": round(time.monotonic() - started, 3), "phases_s": phases, "resources": created,
                      "routes": [route.route_key for route in routes],
                      "params": dict(opts.params), "account_id": template.resolver.identity.account_id,
@@ -246,6 +252,10 @@ class LocalStack:
             self.server.stop_accepting()
         if self.worker is not None:
             self.worker.stop(grace_s=30)
+        if self.infer_mapping is not None:
+            self.infer_mapping.stop(grace_s=30)  # the batches in flight finish and settle
+            if self.options.log_dir is not None:
+                self.infer_mapping.write_stats(self.options.log_dir / "infer-mapping.json")
         if self.server is not None:
             if not self.server.drain(timeout_s=max(pool.spec.timeout_s for pool in self.pools.values()) + 5
                                      if self.pools else 5):

@@ -20,6 +20,22 @@ def defer(sqs_client, queue_url: str, receipts: dict[str, str], retry_after: dic
         chunk = retry[start:start + SQS_MAX_BATCH]
         sqs_client.change_message_visibility_batch(QueueUrl=queue_url, Entries=[
             {"Id": str(i), "ReceiptHandle": receipts[m], "VisibilityTimeout": s} for i, (m, s) in enumerate(chunk)])
+def fill_batch(receive: Callable[[int, int], list], batch_size: int, window_seconds: float, poll_seconds: int,
+               should_stop: Callable[[], bool]) -> list:
+    """receive(limit, wait_seconds) until batch_size items: a first long poll, then what is already waiting, and
+    more only while the batching window is open (also the local Lambda event source mapping's batching)."""
+    batch = receive(batch_size, poll_seconds)
+    deadline = time.monotonic() + window_seconds
+    while batch and len(batch) < batch_size and not should_stop():
+        more = receive(batch_size - len(batch), 0)
+        if more:
+            batch.extend(more)
+            continue
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            break
+        time.sleep(min(IDLE_NAP_SECONDS, remaining))
+    return batch
 
 
 class SqsBatchSource:
@@ -52,18 +68,7 @@ class SqsBatchSource:
     def next_batch(self, should_stop: Callable[[], bool]) -> list[InboundMessage]:
         """Long-poll for a first message, take whatever else is already waiting, and wait for more only while
         the batching window is open (on a CPU a bigger batch saves little, so the default window is short)."""
-        batch = self._receive(self.batch_size, self._poll_seconds)
-        deadline = time.monotonic() + self.window_seconds
-        while batch and len(batch) < self.batch_size and not should_stop():
-            more = self._receive(self.batch_size - len(batch), 0)
-            if more:
-                batch.extend(more)
-                continue
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                break
-            time.sleep(min(IDLE_NAP_SECONDS, remaining))
-        return batch
+        return fill_batch(self._receive, self.batch_size, self.window_seconds, self._poll_seconds, should_stop)
 
     def settle(self, report: BatchReport) -> None:
         """Delete acknowledged messages; bring retryable failures back sooner than the visibility timeout."""

@@ -1,0 +1,154 @@
+"""Both infer paths side by side in one run (measured on the local emulation): the seed's scenario and a burst.
+
+    .venv/bin/python bench/bench_infer_paths.py [--users 10 --duration 30 --burst 120 --idle 15]
+
+For each scenario, a fresh stack per path (InferPath=lambda: the emulated event source mapping; InferPath=ec2: the
+worker), interleaved: seed/lambda, seed/ec2, burst/lambda, burst/ec2. Per path: end-to-end latency (the jobs'
+created_at -> finished_at, and what the seed's polling client saw), cold starts, infer CPU-seconds and (Lambda)
+GB-seconds per 1,000 images. Then dollars (bench/costs.py, bench/prices.json) and the cost-vs-volume plot.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import sys
+import time
+from datetime import datetime
+from pathlib import Path
+
+import psutil
+
+from common import REPO, RESULTS, LocalStack, summarize, utc_stamp, write_json
+from infer_paths_report import print_report
+from infer_paths_scenarios import burst_scenario, seed_scenario, wait_final
+
+PATHS = ("lambda", "ec2")
+PARAMS = {"RateLimitPerMinute": "100000000"}
+WARM_UP_IMAGES = 16  # two batches at once before the seed scenario: both Lambda environments start (cold) first
+ENVIRONMENT_LINE = re.compile(r"execution environment pid (\d+) started")
+
+
+def images(count: int, first_seed: int) -> list[bytes]:
+    """Distinct real radiographs (a few pixels changed): each one a cache miss."""
+    sys.path.insert(0, str(REPO))
+    from tests.images import XRAYS, perturbed_png
+
+    sources = sorted(p for p in XRAYS.iterdir() if p.suffix.lower() in (".png", ".jpg"))
+    folder = RESULTS / "image_pool" / "infer_paths"
+    folder.mkdir(parents=True, exist_ok=True)
+    out = []
+    for seed in range(first_seed, first_seed + count):
+        path = folder / f"{seed:07d}.png"
+        if not path.exists():
+            path.write_bytes(perturbed_png(seed, source=sources[seed % len(sources)]))
+        out.append(path.read_bytes())
+    return out
+
+
+def infer_pids(stack: LocalStack, path: str) -> list[int]:
+    if path == "ec2":
+        return stack.pids()["worker"]
+    return [int(pid) for pid in ENVIRONMENT_LINE.findall((stack.log_dir / "stack.log").read_text(errors="replace"))]
+
+
+class CpuMeter:
+    """CPU-seconds of the infer processes between start() and total(), following processes that appear."""
+
+    def __init__(self, stack: LocalStack, path: str) -> None:
+        self.stack, self.path = stack, path
+        self.base: dict[int, float] = {}  # CPU already spent at start (0 for processes started later)
+        self.last: dict[int, float] = {}
+        self.started = False
+
+    def sample(self) -> None:
+        for pid in infer_pids(self.stack, self.path):
+            try:
+                times = psutil.Process(pid).cpu_times()
+            except psutil.NoSuchProcess:
+                continue
+            self.base.setdefault(pid, 0.0 if self.started else times.user + times.system)
+            self.last[pid] = times.user + times.system
+
+    def start(self) -> "CpuMeter":
+        self.sample()
+        self.started = True
+        return self
+
+    def total(self) -> float:
+        self.sample()
+        return sum(self.last[pid] - self.base[pid] for pid in self.last)
+
+
+def warm_up_latency(table: dict[str, dict], jobs: list[str]) -> dict:
+    done = [table[j] for j in jobs if table.get(j, {}).get("status") == "COMPLETED"]
+    return summarize([(_iso(j["finished_at"]) - _iso(j["created_at"])).total_seconds() * 1000 for j in done])
+
+
+def _iso(value: str) -> datetime:
+    return datetime.fromisoformat(value.replace("Z", "+00:00"))
+
+
+def run(scenario: str, path: str, pool: list[bytes], args, stamp: str) -> dict:
+    log_dir = RESULTS / f"bench_infer_paths-{stamp}" / f"{scenario}-{path}"
+    stack = LocalStack(log_dir, workers=2, params={**PARAMS, "InferPath": path}).start()
+    warm = {"jobs": []}
+    try:
+        if scenario == "seed":  # steady traffic: the environments/workers are warm before the measurement starts
+            warm = burst_scenario(stack, pool[:WARM_UP_IMAGES], idle_s=0)
+            pool = pool[WARM_UP_IMAGES:]
+        load = [float(x) for x in Path("/proc/loadavg").read_text().split()[:3]]
+        meter = CpuMeter(stack, path).start()
+        began = time.monotonic()
+        if scenario == "seed":
+            outcome = seed_scenario(stack, pool, args.users, args.duration)
+        else:
+            outcome = burst_scenario(stack, pool, args.idle)
+        table = wait_final(stack, outcome["jobs"] + warm["jobs"], timeout_s=120)
+        cpu_s = meter.total()
+        wall_s = time.monotonic() - began
+    finally:
+        stack.stop()
+    done = [table[j] for j in outcome["jobs"] if table[j]["status"] == "COMPLETED"]
+    e2e_ms = [(_iso(j["finished_at"]) - _iso(j["created_at"])).total_seconds() * 1000 for j in done]
+    span_s = (max(_iso(j["finished_at"]) for j in done) - min(_iso(j["created_at"]) for j in done)).total_seconds()
+    first, last = min(_iso(j["created_at"]) for j in done), max(_iso(j["created_at"]) for j in done)
+    warm_ms = [ms for j, ms in zip(done, e2e_ms) if _iso(j["created_at"]) >= first + (last - first) / 2]
+    row = {"scenario": scenario, "path": path, "images": len(outcome["jobs"]), "completed": len(done),
+           "warm_up_e2e_ms": warm_up_latency(table, warm["jobs"]) if scenario == "seed" else None,
+           "e2e_ms": summarize(e2e_ms), "e2e_second_half_ms": summarize(warm_ms),
+           "client_ms": summarize(outcome["client_ms"]), "span_s": span_s,
+           "wall_s": wall_s, "infer_cpu_s": cpu_s, "client_errors": len(outcome["errors"]), "load_before": load,
+           "load_after": [float(x) for x in Path("/proc/loadavg").read_text().split()[:3]]}
+    mapping = log_dir / "infer-mapping.json"
+    if path == "lambda" and mapping.exists():
+        row["lambda"] = json.loads(mapping.read_text())
+    else:  # what each worker process spent starting (imports, model load): the CPU of one cold start
+        row["worker_processes"] = stack.workers
+        row["cold_start_cpu_s"] = sum(sorted(meter.base.values())[-stack.workers:]) / stack.workers
+    return row
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--users", type=int, default=10)
+    parser.add_argument("--duration", type=float, default=30, help="seed scenario length, seconds")
+    parser.add_argument("--burst", type=int, default=120, help="images submitted at once (the issue's 500, scaled)")
+    parser.add_argument("--idle", type=float, default=15, help="seconds of idle after the burst")
+    args = parser.parse_args()
+    stamp = utc_stamp()
+    needed = args.users * int(args.duration) + 50 + WARM_UP_IMAGES
+    seed_pool, burst_pool = images(needed, 3_000_000), images(args.burst, 4_000_000)
+    rows = []
+    for scenario, pool in (("seed", seed_pool), ("burst", burst_pool)):
+        for path in PATHS:
+            print(f"[bench] {scenario} / InferPath={path} ...", flush=True)
+            rows.append(run(scenario, path, pool, args, stamp))
+    out = RESULTS / f"bench_infer_paths-{stamp}.json"
+    write_json(out, {"args": vars(args), "rows": rows})
+    print_report(rows, out)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

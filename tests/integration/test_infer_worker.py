@@ -91,19 +91,18 @@ def test_jobs_complete_exactly_once_when_a_worker_is_killed_mid_batch(runtime, s
     try:
         pid = wait_for(lambda: claimer_pid(worker.log_path), 60, 0.01)
         os.kill(pid, signal.SIGKILL)  # mid-batch: its claimed jobs keep their lease, their messages reappear later
-        claimed = {job.job_id: job for job in map(runtime.jobs.get_job, job_ids) if job.status is JobStatus.IN_PROGRESS}
-        assert claimed
+        killed_at = utc_now()
         wait_for(lambda: all_final(runtime, job_ids), 120)
         assert set(statuses(runtime, job_ids).values()) == {JobStatus.COMPLETED}
         completions = worker.completions()
         assert sorted(c for c in completions if c in job_ids) == sorted(job_ids)  # each exactly once
-        # the killed batch: retried after one visibility timeout, not two, so on its second delivery
-        for job_id, job in claimed.items():
-            done = runtime.jobs.get_job(job_id)
-            waited = (parse_iso(done.finished_at) - parse_iso(job.started_at)).total_seconds()
-            assert waited <= VISIBILITY_S + 30 and done.attempts <= 2, (job_id, waited, done.attempts)
+        # the killed batch is done on its second delivery: retried after one visibility timeout, not two
         deliveries = dict(DELIVERY_LINE.findall(worker.log_path.read_text()))
-        assert all(int(deliveries[job_id]) <= 2 for job_id in claimed), deliveries
+        for job in map(runtime.jobs.get_job, job_ids):
+            if job.attempts > 1:  # claimed by the killed process (on a busy host it may have finished first)
+                waited = (parse_iso(job.finished_at) - killed_at).total_seconds()
+                assert job.attempts == 2 and waited <= VISIBILITY_S + 30, (job.job_id, waited, job.attempts)
+                assert int(deliveries[job.job_id]) == 2, (job.job_id, deliveries)
         assert wait_for(lambda: len(READY_LINE.findall(worker.log_path.read_text())) >= 3, 30)  # restarted
     finally:
         assert worker.stop() == 0

@@ -50,11 +50,13 @@ class SqsBatchSource:
         self._receipts: dict[str, str] = {}
 
     def _receive(self, limit: int, wait_seconds: int) -> list[InboundMessage]:
+        # SQS starts a message's visibility timeout somewhere inside this call, never before it: the call's start
+        # bounds it from below however late a busy host gets to read the answer (the job's lease counts from it)
+        received_at = time.time()
         response = self._sqs.receive_message(
             QueueUrl=self._url, MaxNumberOfMessages=min(SQS_MAX_BATCH, limit), WaitTimeSeconds=wait_seconds,
             MessageSystemAttributeNames=["ApproximateReceiveCount", "SentTimestamp"])
         messages = []
-        received_at = time.time() - 0.5  # SQS started the visibility timeout a little before its answer arrived
         for raw in response.get("Messages", []):
             self._receipts[raw["MessageId"]] = raw["ReceiptHandle"]
             attributes = raw.get("Attributes", {})

@@ -44,10 +44,10 @@ def load_handler(spec: FunctionSpec) -> Callable[[dict, Any], Any]:
 def _sandbox_main(spec: FunctionSpec, region: str, account_id: str, conn) -> None:
     """The body of one execution environment: load the handler once (cold start), then serve events in turn."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the stack decides when its sandboxes stop
+    os.environ.update(spec.environment)
     # a session of its own, as each environment is its own microVM on AWS: with the kernel's autogroup scheduling a
     # session gets its own share of the CPUs (the EC2 workers run in their own session too; measured in issue 20)
     os.setsid()
-    os.environ.update(spec.environment)
     try:
         handler = load_handler(spec)
     except BaseException:  # noqa: BLE001 - an init error is reported to the caller, as Lambda does

@@ -48,6 +48,9 @@ def _sandbox_main(spec: FunctionSpec, region: str, account_id: str, conn) -> Non
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
     os.environ.update(spec.environment)
+    # a session of its own, as each environment is its own microVM on AWS: with the kernel's autogroup scheduling a
+    # session gets its own share of the CPUs (the EC2 workers run in their own session too; measured in issue 20)
+    os.setsid()
     try:
         handler = load_handler(spec)
     except BaseException:  # noqa: BLE001 - an init error is reported to the caller, as Lambda does

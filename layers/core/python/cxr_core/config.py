@@ -37,6 +37,7 @@ class Settings:
     auth_cache_seconds: int
     upload_url_seconds: int
     max_presigned_upload_bytes: int
+    long_poll_interval_seconds: float
 
 
 def _int(name: str, default: int) -> int:
@@ -77,4 +78,5 @@ def settings() -> Settings:
         auth_cache_seconds=_int("AUTH_CACHE_SECONDS", 30),
         upload_url_seconds=_int("UPLOAD_URL_SECONDS", 900),
         max_presigned_upload_bytes=_int("MAX_PRESIGNED_UPLOAD_BYTES", 200 * 1024 * 1024),
+        long_poll_interval_seconds=float(env("LONG_POLL_INTERVAL_SECONDS", "0.25")),
     )

@@ -105,6 +105,9 @@ def _create_bucket(client: Any, name: str, props: dict) -> None:
     if rules:
         client.put_bucket_lifecycle_configuration(
             Bucket=name, LifecycleConfiguration={"Rules": [_lifecycle_rule(rule) for rule in rules]})
+    cors = (props.get("CorsConfiguration") or {}).get("CorsRules")
+    if cors:
+        client.put_bucket_cors(Bucket=name, CORSConfiguration={"CORSRules": [_cors_rule(rule) for rule in cors]})
 
 
 def _lifecycle_rule(rule: dict) -> dict:
@@ -120,3 +123,9 @@ def _lifecycle_rule(rule: dict) -> dict:
         api_rule["AbortIncompleteMultipartUpload"] = {
             "DaysAfterInitiation": int(rule["AbortIncompleteMultipartUpload"]["DaysAfterInitiation"])}
     return api_rule
+
+
+def _cors_rule(rule: dict) -> dict:
+    """CloudFormation's CORS rule shape -> the S3 API's (MaxAge is MaxAgeSeconds, Id is ID)."""
+    renamed = {"Id": "ID", "MaxAge": "MaxAgeSeconds"}
+    return {renamed.get(key, key): int(value) if key == "MaxAge" else value for key, value in rule.items()}

@@ -2,12 +2,13 @@
 from __future__ import annotations
 
 import io
+import os
 import random
 from pathlib import Path
 
 from PIL import Image
 
-XRAYS = Path(__file__).resolve().parents[2] / "shared" / "data" / "xrays"
+XRAYS = Path(os.environ.get("CXR_XRAYS_DIR", Path(__file__).resolve().parents[2] / "shared" / "data" / "xrays"))
 SAMPLE_PNG = XRAYS / "00000001_000.png"
 SAMPLE_FILES = {"png": XRAYS / "00000001_000.png", "jpeg": XRAYS / "16747_3_1.jpg",
                 "dicom": XRAYS / "siim_pneumothorax_sample.dcm"}

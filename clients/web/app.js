@@ -65,7 +65,9 @@ function send(method, url, body, headers, onProgress) {
     request.open(method, url);
     for (const [name, value] of Object.entries(headers || {})) request.setRequestHeader(name, value);
     request.upload.onprogress = (event) => { if (event.lengthComputable && onProgress) onProgress(event.loaded, event.total); };
-    request.onerror = () => reject(new ApiError(`cannot reach ${url.startsWith(apiBase()) ? "the API at " + (apiBase() || location.origin) : "the upload URL"} (network error)`, 0, "NETWORK"));
+    const where = new URL(url, location.href).origin === new URL(apiBase() || location.origin, location.href).origin
+      ? `the API at ${apiBase() || location.origin}` : `the storage upload URL ${new URL(url).origin} (CORS or network)`;
+    request.onerror = () => reject(new ApiError(`cannot reach ${where} (network error)`, 0, "NETWORK"));
     request.onload = () => {
       let parsed = null;
       try { parsed = request.responseText ? JSON.parse(request.responseText) : null; } catch (_) { /* S3 answers XML or nothing */ }
@@ -247,7 +249,8 @@ function renderResult(job) {
   }
   const model = result.model || {};
   showModelBanner(model);
-  const rows = Object.entries(result.output).sort((a, b) => b[1] - a[1] || a[0].localeCompare(b[0]));
+  // highest first, ties by label in code-point order: the API's top_label rule (and the CLI's), so row 1 is the top label
+  const rows = Object.entries(result.output).sort((a, b) => b[1] - a[1] || (a[0] < b[0] ? -1 : a[0] > b[0] ? 1 : 0));
   const positives = rows.filter(([, score]) => score >= THRESHOLD).length;
   $("result-summary").textContent =
     `Top finding: ${prettyLabel(result.top_label)}. ${positives} of ${rows.length} findings at or above the calibrated threshold ${THRESHOLD}.`;

@@ -38,6 +38,10 @@ def test_images_bucket_allows_the_pages_presigned_put_and_nothing_else(created, 
     other = requests.options(f"{moto_endpoint}/{bucket}/uploads/x",
                              headers={"Origin": "https://elsewhere.example", **preflight}, timeout=10)
     assert other.status_code == 403
+    presigned = session.client("s3").generate_presigned_url(  # what the browser preflights: the signed URL
+        "put_object", Params={"Bucket": bucket, "Key": "uploads/x", "ContentType": "application/dicom"})
+    signed = requests.options(presigned, headers={"Origin": PAGE, **preflight}, timeout=10)
+    assert signed.status_code == 200 and signed.headers["Access-Control-Allow-Origin"] == PAGE
 
 
 def test_without_an_origin_the_bucket_has_no_cors_rules():

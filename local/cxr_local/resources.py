@@ -12,8 +12,8 @@ _INDEX_KEYS = ("IndexName", "KeySchema", "Projection", "ProvisionedThroughput")
 
 
 def create_stack_resources(template: StackTemplate, session: Any) -> dict[str, dict]:
-    """Create every declared table, queue (dead-letter queues first) and bucket; return their physical ids."""
-    created = {"tables": {}, "queues": {}, "buckets": {}}
+    """Create every declared table, queue (dead-letter queues first), bucket and topic; return their physical ids."""
+    created = {"tables": {}, "queues": {}, "buckets": {}, "topics": {}}
     dynamodb = session.client("dynamodb")
     for name, table in template.tables().items():
         _create_table(dynamodb, name, table["properties"])
@@ -28,6 +28,12 @@ def create_stack_resources(template: StackTemplate, session: Any) -> dict[str, d
     for name, bucket in template.buckets().items():
         _create_bucket(s3, name, bucket["properties"])
         created["buckets"][bucket["logical_id"]] = name
+    sns = session.client("sns")
+    for arn, topic in template.topics().items():
+        made = sns.create_topic(Name=arn.rsplit(":", 1)[-1])["TopicArn"]
+        if made != arn:
+            raise RuntimeError(f"topic {arn}: endpoint returned {made}")
+        created["topics"][topic["logical_id"]] = arn
     return created
 
 

@@ -154,6 +154,7 @@ class LocalStack:
                      "pid": os.getpid(), "weights": weights,
                      "workers": opts.workers if self.worker else 0, "health_status": health,
                      "ready_seconds": round(time.monotonic() - started, 3), "phases_s": phases, "resources": created,
+                     "events_topic_arn": created.get("topics", {}).get("JobEventsTopic"),
                      "routes": [route.route_key for route in routes]}
         announce(self.info, self.options.ready_file)
         return self.info

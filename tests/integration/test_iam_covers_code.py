@@ -32,7 +32,7 @@ SCRIPT = textwrap.dedent("""
         service = self.meta.service_model.service_name
         entry = {"function": current["function"], "service": service, "operation": operation,
                  "params": {k: v for k, v in params.items() if k in ("TableName", "IndexName", "Bucket", "Key",
-                                                                      "QueueUrl")}}
+                                                                      "QueueUrl", "TopicArn")}}
         if operation == "TransactWriteItems":
             entry["items"] = [[kind, item["TableName"]] for spec in params["TransactItems"] for kind, item in spec.items()]
         if operation == "BatchGetItem":
@@ -106,6 +106,8 @@ SCRIPT = textwrap.dedent("""
     body.update(job_id=job["id"], model_id=runtime().jobs.get_job(job["id"]).model_id)
     sqs["Records"][0]["body"] = json.dumps(body)
     assert infer(sqs) == {"batchItemFailures": []}
+    hit = submit(png_event(perturbed_png(seed)))  # the same bytes again: a cache hit, a job COMPLETED (and announced) at once
+    assert hit["statusCode"] == 200, hit
     infer(event("infer_recovery_schedule.json"))
     for name in ("poll_get_job.json", "poll_get_result.json"):
         assert poll(event(name, job["id"]))["statusCode"] == 200
@@ -139,6 +141,8 @@ def required_permissions(call: dict, identity: StackIdentity) -> list[tuple[str,
         if call["operation"] == "HeadObject" and call["status"] == 404:
             needed.append(("s3:ListBucket", bucket_arn))  # without it AWS answers 403, not 404
         return needed
+    if call["service"] == "sns":
+        return [(f"sns:{call['operation']}", params["TopicArn"])]
     if call["service"] == "sqs":
         name = params["QueueUrl"].rsplit("/", 1)[-1]
         return [(f"sqs:{SQS_ACTIONS.get(call['operation'], call['operation'])}", f"arn:aws:sqs:{region}:{account}:{name}")]
@@ -193,4 +197,4 @@ def test_the_recording_saw_the_calls_that_matter(recorded_calls):
     operations = {(call["function"], call["operation"]) for call in recorded_calls}
     assert {("submit", "TransactWriteItems"), ("submit", "SendMessage"), ("submit", "HeadObject"),
             ("submit", "DeleteObject"), ("infer", "GetObject"), ("poll", "Query"),
-            ("poll", "GetQueueAttributes")} <= operations
+            ("poll", "GetQueueAttributes"), ("infer", "Publish"), ("submit", "Publish")} <= operations

@@ -89,11 +89,31 @@ def build_parser() -> argparse.ArgumentParser:
                                  help="show a completed job's scores")
     result.add_argument("job_id", metavar="ID")
     result.add_argument("--wait", action="store_true", help="wait for the job first instead of exiting 6")
+
+    watch = commands.add_parser("watch", epilog=exit_codes.HELP, formatter_class=argparse.RawDescriptionHelpFormatter,
+                                help="print job events pushed to an SQS queue (instead of polling)",
+                                description="Read completion/failure events from an SQS queue the operator subscribed "
+                                            "to the service's job-events topic for your client (`python -m "
+                                            "cxr_core.admin events subscribe`). One line per event, each event once "
+                                            "(deduplicated by event_id). Uses the AWS credentials of the queue's owner.")
+    watch.add_argument("--queue-url", required=True, help="the subscribed SQS queue")
+    watch.add_argument("--aws-endpoint", default=None,
+                       help="AWS endpoint for SQS (env AWS_ENDPOINT_URL; e.g. the local stack's moto)")
+    watch.add_argument("--count", type=int, default=None, help="stop after this many events")
+    watch.add_argument("--timeout", type=float, default=None, metavar="SECONDS",
+                       help="stop after this long (exit 4 if --count events did not arrive)")
+    watch.add_argument("--json", action="store_true", help="each event as a JSON line")
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    if args.command == "watch":
+        from .watch import watch
+        try:
+            return watch(args.queue_url, args.aws_endpoint, args.count, args.timeout, args.json)
+        except KeyboardInterrupt:
+            return 130
     command = {"submit": _submit, "submit-dir": _submit_dir, "status": _status, "result": _result}[args.command]
     try:
         client = Client(args.endpoint, args.api_key, inline_limit=args.inline_limit)

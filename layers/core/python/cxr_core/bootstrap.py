@@ -9,7 +9,7 @@ import boto3
 from botocore.config import Config
 
 from cxr_core.auth import ApiKeyStore, Authenticator, RateLimiter
-from cxr_core.aws_adapters import S3ImageStore, SqsJobQueue
+from cxr_core.aws_adapters import S3ImageStore, SnsEventPublisher, SqsJobQueue
 from cxr_core.config import Settings, settings
 from cxr_core.dynamo_store import DynamoJobStore
 from cxr_core.services.infer import InferDeps
@@ -28,6 +28,9 @@ class Runtime:
         self.jobs = DynamoJobStore(region=config.region, ttl_days=config.job_ttl_days)
         self.images = S3ImageStore(self.s3, config.images_bucket)
         self.queue = SqsJobQueue(self.sqs, config.queue_url, config.dlq_url or None)
+        self.events = (SnsEventPublisher(boto3.client("sns", region_name=config.region, endpoint_url=config.aws_endpoint_url,
+                                                      config=client_config), config.events_topic_arn)
+                       if config.events_topic_arn else None)  # no topic configured: no events
         self.auth = Authenticator(config.auth_mode, ApiKeyStore(config.auth_cache_seconds))
         self.rate_limiter = RateLimiter(config.rate_limit_per_minute, lease=config.rate_limit_lease)
         self.upload_settings = UploadSettings(url_seconds=config.upload_url_seconds,
@@ -52,7 +55,7 @@ class Runtime:
         from cxr_model.privacy import deidentify_dicom
         return SubmitDeps(jobs=self.jobs, images=self.images, queue=self.queue,
                           model_id=self.model_identity["model_id"], check_image=check_image,
-                          deidentify_dicom=deidentify_dicom, executor=self._submit_executor)
+                          deidentify_dicom=deidentify_dicom, executor=self._submit_executor, events=self.events)
 
     @cached_property
     def _submit_executor(self) -> ThreadPoolExecutor:
@@ -65,7 +68,7 @@ class Runtime:
     def infer_deps(self) -> InferDeps:
         return InferDeps(jobs=self.jobs, images=self.images, predictor=self.predictor, executor=self._executor,
                          max_receive_count=self.settings.max_receive_count,
-                         lease_seconds=self.settings.visibility_timeout_seconds)
+                         lease_seconds=self.settings.visibility_timeout_seconds, events=self.events)
 
 
 @lru_cache(maxsize=1)

@@ -38,6 +38,7 @@ class Settings:
     upload_url_seconds: int
     max_presigned_upload_bytes: int
     long_poll_interval_seconds: float
+    events_topic_arn: str
 
 
 def _int(name: str, default: int) -> int:
@@ -79,4 +80,5 @@ def settings() -> Settings:
         upload_url_seconds=_int("UPLOAD_URL_SECONDS", 900),
         max_presigned_upload_bytes=_int("MAX_PRESIGNED_UPLOAD_BYTES", 200 * 1024 * 1024),
         long_poll_interval_seconds=float(env("LONG_POLL_INTERVAL_SECONDS", "0.25")),
+        events_topic_arn=env("EVENTS_TOPIC_ARN", ""),
     )

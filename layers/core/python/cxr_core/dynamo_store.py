@@ -163,7 +163,7 @@ class DynamoJobStore:
         except UpdateError:
             pass  # the claim already moved on; the queue's redelivery decides what happens next
 
-    def fail_job(self, job: Job, token: str | None, error: str) -> None:
+    def fail_job(self, job: Job, token: str | None, error: str) -> bool:
         condition = ~JobRecord.status.is_in(JobStatus.COMPLETED.value, JobStatus.FAILED.value)
         if token:
             condition = condition & (JobRecord.claim_token == token)
@@ -175,11 +175,13 @@ class DynamoJobStore:
                 JobRecord.claim_token.remove(), JobRecord.lease_until.remove(),
             ], condition=condition)
         except UpdateError:
-            return
+            return False
+        job.status, job.error, job.finished_at, job.updated_at = JobStatus.FAILED, error, moment, moment
         try:  # free the dedup record so a later upload of the same image is tried afresh
             CacheRecord(job.cache_key).delete(condition=(CacheRecord.job_id == job.job_id) & (CacheRecord.state == PENDING))
         except DeleteError:
             pass
+        return True
 
     def touch_queued(self, job: Job) -> bool:
         """Mark a QUEUED job as re-enqueued now, so the next recovery pass leaves it alone."""

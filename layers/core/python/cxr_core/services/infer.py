@@ -10,7 +10,8 @@ from dataclasses import dataclass, field
 from typing import Protocol, Sequence
 
 from cxr_core.domain import Job, JobMessage, iso, parse_iso, utc_now
-from cxr_core.ports import ClaimState, ImageStore, JobStore
+from cxr_core.ports import ClaimState, EventPublisher, ImageStore, JobStore
+from cxr_core.services.notifications import notify
 
 logger = logging.getLogger(__name__)
 
@@ -57,6 +58,7 @@ class InferDeps:
     executor: Executor
     max_receive_count: int
     lease_seconds: int
+    events: EventPublisher | None = None
 
 
 @dataclass
@@ -87,7 +89,8 @@ def _give_back(work: _Work, deps: InferDeps, token: str, reason: str, report: Ba
     """Retry through the queue; on the last allowed delivery the job ends FAILED and the message goes to the DLQ."""
     if work.receive_count >= deps.max_receive_count:
         logger.error("job %s failed for good after %d deliveries: %s", work.job.job_id, work.receive_count, reason)
-        deps.jobs.fail_job(work.job, token, reason)
+        if deps.jobs.fail_job(work.job, token, reason):
+            notify(deps.events, work.job)  # the message goes on to the DLQ either way: no redelivery to retry it
         report.failed_jobs.append(work.job.job_id)
     else:
         logger.warning("job %s will be retried (delivery %d): %s", work.job.job_id, work.receive_count, reason)
@@ -116,8 +119,12 @@ def process_batch(messages: list[InboundMessage], deps: InferDeps) -> BatchRepor
             work.append(_Work(claim.job, ids, max(m.receive_count for m in job_messages)))
         elif claim.state is ClaimState.BUSY:
             report.failed.extend(ids)  # running elsewhere: look again after the visibility timeout
+        elif claim.state is ClaimState.FINAL and not notify(deps.events, claim.job):
+            _retry_event(ids, job_messages, report)
         else:
-            report.succeeded.extend(ids)  # already final, or no job: nothing left to do
+            # already final (a redelivery: its event may not have gone out, so it went again above; subscribers
+            # dedup by event id), or no job: nothing left to do
+            report.succeeded.extend(ids)
     loaded = []
     for item, future in [(item, deps.executor.submit(_load, item, deps)) for item in work]:
         try:
@@ -145,5 +152,16 @@ def process_batch(messages: list[InboundMessage], deps: InferDeps) -> BatchRepor
             logger.info("job %s completed", item.job.job_id)
             report.completed_jobs.append(item.job.job_id)
             report.end_to_end_ms.append((finished - parse_iso(item.job.created_at)).total_seconds() * 1000)
+            if not notify(deps.events, item.job):  # durable, but unannounced: the redelivery publishes it again
+                _retry_event(item.message_ids, [], report, item.receive_count)
+                continue
         report.succeeded.extend(item.message_ids)
     return report
+
+
+def _retry_event(message_ids: list[str], messages: list[InboundMessage], report: BatchReport,
+                 receive_count: int | None = None) -> None:
+    count = receive_count or max((m.receive_count for m in messages), default=1)
+    report.failed.extend(message_ids)
+    for message_id in message_ids:
+        report.retry_after[message_id] = min(60, 2 ** count)

@@ -194,7 +194,10 @@ class LocalStack:
         root = psutil.Process(self.process.pid)
         found: dict[str, list[int]] = {"api": [root.pid], "moto": [], "worker": []}
         for child in root.children():
-            line = " ".join(child.cmdline())
+            try:
+                line = " ".join(child.cmdline())
+            except psutil.NoSuchProcess:  # a function sandbox that timed out and was replaced
+                continue
             if "moto" in line:
                 found["moto"].append(child.pid)
             elif "functions.infer.worker" in line:

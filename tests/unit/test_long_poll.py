@@ -56,9 +56,10 @@ def test_answers_as_soon_as_the_job_finishes():
             store.jobs["j1"].status = JobStatus.FAILED
 
     clock = FakeClock(finish_after_one_second)
-    job = wait_for_job(store, "j1", "a", 20, 0.25, clock=clock, sleep=clock.sleep)
+    job = wait_for_job(store, "j1", "a", 20, 0.5, clock=clock, sleep=clock.sleep)
     assert job.status is JobStatus.FAILED
-    assert clock.now == pytest.approx(101.0)
+    assert 101.0 <= clock.now <= 101.0 + 0.5  # seen within one read gap of finishing
+    assert clock.sleeps[:3] == pytest.approx([0.1, 0.15, 0.225]) and max(clock.sleeps) == 0.5
 
 
 def test_answers_with_the_current_state_when_the_wait_runs_out():

@@ -79,6 +79,6 @@ def settings() -> Settings:
         auth_cache_seconds=_int("AUTH_CACHE_SECONDS", 30),
         upload_url_seconds=_int("UPLOAD_URL_SECONDS", 900),
         max_presigned_upload_bytes=_int("MAX_PRESIGNED_UPLOAD_BYTES", 200 * 1024 * 1024),
-        long_poll_interval_seconds=float(env("LONG_POLL_INTERVAL_SECONDS", "0.25")),
+        long_poll_interval_seconds=float(env("LONG_POLL_INTERVAL_SECONDS", "0.5")),
         events_topic_arn=env("EVENTS_TOPIC_ARN", ""),
     )

@@ -65,7 +65,6 @@ def main() -> int:
     args = parser.parse_args()
     stamp = utc_stamp()
     order = args.order.split(",")
-    per_pool = pool_size(args.users, args.duration + args.warmup)
     hit = image_pool(1, first_seed=HIT_SEED)[0]
     results = []
     out = RESULTS / f"bench_long_poll-{stamp}"
@@ -73,8 +72,10 @@ def main() -> int:
     with LocalStack(out / "stack", workers=args.workers, params=BENCH_PARAMS, args=stack_args) as stack:
         prime_hit(stack.url, stack.info.get("api_key"), hit)
         for index, name in enumerate(order):
-            pool = image_pool(per_pool, first_seed=2_000_001 + index * 100_000)
-            warm, measured = pool[:per_pool // 3], pool[per_pool // 3:]
+            # pools in folders of their own: locust takes a folder's first files, so a shared one would replay the
+            # warm-up's images as cache hits in the measured window
+            warm = image_pool(pool_size(args.users, args.warmup), first_seed=3_000_001 + index * 100_000)
+            measured = image_pool(pool_size(args.users, args.duration), first_seed=2_000_001 + index * 100_000)
             print(f"{name}: warm-up {args.warmup} s, then {args.duration} s at {args.users} users ...", flush=True)
             if args.warmup:
                 run_variant(stack, name, args.users, args.warmup, warm, hit, out / f"{index}-{name}-warmup")

@@ -21,7 +21,15 @@ def test_a_completed_job_is_pushed_to_the_clients_queue_and_cxr_watch_prints_it(
     topic = local_stack.info["events_topic_arn"]
     assert topic and "job-events" in topic and "events subscribe" in local_stack.log_path.read_text()
     sns, sqs = local_stack.aws("sns"), local_stack.aws("sqs")
-    queue = subscribe_queue(sns, sqs, topic, "local-dev", f"watch-{uuid.uuid4().hex[:8]}")["queue_url"]
+    subscription = subscribe_queue(sns, sqs, topic, "local-dev", f"watch-{uuid.uuid4().hex[:8]}")
+    try:  # the session's stack is shared: leave its queues as the template made them
+        _watch_one_job(local_stack, http, tmp_path, subscription["queue_url"])
+    finally:
+        sns.unsubscribe(SubscriptionArn=subscription["subscription_arn"])
+        sqs.delete_queue(QueueUrl=subscription["queue_url"])
+
+
+def _watch_one_job(local_stack, http, tmp_path, queue: str) -> None:
     image = unique_copy("16747_3_1.jpg", tmp_path)
     created = http.post(f"{local_stack.base_url}/v1/jobs", data=image.read_bytes(),
                         headers={"Content-Type": "image/jpeg"}, timeout=30)

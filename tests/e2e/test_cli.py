@@ -141,7 +141,9 @@ def test_submit_dir_resumes_after_an_interrupt_and_writes_csv(cli, local_stack, 
     env.update(CXR_ENDPOINT=local_stack.base_url, CXR_API_KEY=local_stack.info.get("api_key") or "")
     manifest = folder / ".cxr-manifest.jsonl"
     first = subprocess.Popen([sys.executable, "-m", "cxr_cli", "submit-dir", str(folder), "-r", "--concurrency", "1",
-                              "--no-progress"], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                              "--no-progress"], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                             # a shell running the suite in the background ignores SIGINT, and children inherit that
+                             preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     deadline = time.monotonic() + COMPLETION_SLA_S
     while not (manifest.exists() and manifest.read_text().count("\n") >= 1) and time.monotonic() < deadline:
         time.sleep(0.05)

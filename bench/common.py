@@ -145,8 +145,8 @@ class LocalStack:
     """
 
     def __init__(self, log_dir: Path, workers: int = 2, env: dict[str, str] | None = None,
-                 params: dict[str, str] | None = None, launcher: str | None = None):
-        self.log_dir, self.workers, self.launcher = log_dir, workers, launcher
+                 params: dict[str, str] | None = None, launcher: str | None = None, args: list[str] | None = None):
+        self.log_dir, self.workers, self.launcher, self.args = log_dir, workers, launcher, args or []
         # the benches before issue 20 measured the EC2 worker; bench_infer_paths.py passes InferPath=lambda
         self.env, self.params = env or {}, {"InferPath": "ec2", **(params or {})}
         self.process: subprocess.Popen | None = None
@@ -168,7 +168,7 @@ class LocalStack:
         command = [sys.executable, *entry, "--port", "0", "--workers", str(self.workers), "--no-build",
                    "--ready-file", str(ready), "--log-dir", str(self.log_dir)]
         command += [a for k, v in self.env.items() for a in ("--env", f"{k}={v}")]
-        command += [a for k, v in self.params.items() for a in ("--param", f"{k}={v}")]
+        command += [a for k, v in self.params.items() for a in ("--param", f"{k}={v}")] + self.args
         env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "CXR_LOCAL_"))}
         began = time.monotonic()
         with open(self.log_dir / "stack.log", "ab") as log:
@@ -196,7 +196,10 @@ class LocalStack:
         root = psutil.Process(self.process.pid)
         found: dict[str, list[int]] = {"api": [root.pid], "moto": [], "worker": []}
         for child in root.children():
-            line = " ".join(child.cmdline())
+            try:
+                line = " ".join(child.cmdline())
+            except psutil.NoSuchProcess:  # a function sandbox that timed out and was replaced
+                continue
             if "moto" in line:
                 found["moto"].append(child.pid)
             elif "functions.infer.worker" in line:

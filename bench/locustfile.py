@@ -6,6 +6,7 @@ Each finished task fires an "E2E" event (name cache_miss / cache_hit) with the t
 Standalone: BENCH_POOL_DIR=<folder of PNGs> BENCH_HIT_IMAGE=<png> locust -f bench/locustfile.py --headless \
     -u 20 -r 20 -t 45s --host http://127.0.0.1:8080   (bench/bench_load.py does all of this for you)
 BENCH_API_KEY: sent as x-api-key. BENCH_SAMPLES_OUT=<file.json>: also write every raw sample there when the run stops.
+BENCH_WAIT_SECONDS=N (issue 18): instead of polling every 100 ms, long-poll GET /v1/jobs/{id}?wait=N (no pause).
 """
 from __future__ import annotations
 
@@ -23,6 +24,7 @@ from capacity import WAIT_RANGE_S  # locust puts this file's folder on sys.path
 from common import multipart_body
 
 POLL_SECONDS = 0.1
+WAIT_SECONDS = float(os.environ.get("BENCH_WAIT_SECONDS") or 0)  # 0: the seed's polling
 TASK_TIMEOUT_SECONDS = 120
 CONTENT_TYPE = multipart_body(b"")[1]
 
@@ -100,9 +102,12 @@ class RadiologyClient(FastHttpUser):
 
     def _poll(self, job_id: str, began: float) -> Exception | None:
         while time.perf_counter() - began < TASK_TIMEOUT_SECONDS:
-            gevent.sleep(POLL_SECONDS)
-            with self.client.get(f"/v1/jobs/{job_id}", name="/v1/jobs/{id}", headers=self.headers,
-                                 catch_response=True) as response:
+            if WAIT_SECONDS:
+                url, name = f"/v1/jobs/{job_id}?wait={WAIT_SECONDS:g}", "/v1/jobs/{id}?wait"
+            else:
+                gevent.sleep(POLL_SECONDS)
+                url, name = f"/v1/jobs/{job_id}", "/v1/jobs/{id}"
+            with self.client.get(url, name=name, headers=self.headers, catch_response=True) as response:
                 if response.status_code != 200:
                     response.failure(f"poll answered {response.status_code}")
                     return RuntimeError(f"poll {response.status_code}")

@@ -73,6 +73,8 @@ class InMemoryJobStore:
             stored.status, stored.result, stored.error = JobStatus.COMPLETED, result, None
             stored.finished_at = stored.updated_at = iso(utc_now())
             self.tokens.pop(job.job_id, None)
+            job.status, job.result, job.finished_at, job.updated_at = (JobStatus.COMPLETED, result, stored.finished_at,
+                                                                       stored.updated_at)
             self.cache[job.cache_key] = CacheEntry(job.cache_key, job.job_id, done=True, result=result)
             return True
 
@@ -88,12 +90,15 @@ class InMemoryJobStore:
         with self._lock:
             stored = self.jobs[job.job_id]
             if stored.status.is_final or (token and not self._holds(job, token)):
-                return
+                return False
             stored.status, stored.error = JobStatus.FAILED, error
             stored.finished_at = stored.updated_at = iso(utc_now())
+            job.status, job.error, job.finished_at, job.updated_at = (stored.status, error, stored.finished_at,
+                                                                      stored.updated_at)
             entry = self.cache.get(job.cache_key)
             if entry and entry.job_id == job.job_id and not entry.done:
                 del self.cache[job.cache_key]
+            return True
 
     def touch_queued(self, job):
         stored = self.jobs[job.job_id]
@@ -191,3 +196,16 @@ def fake_check_image(data: bytes) -> FakeImageInfo:
             raise undecodable("truncated PNG")
         return FakeImageInfo("png")
     raise unsupported_media("not a PNG, JPEG or DICOM image")
+
+
+class RecordingPublisher:
+    """EventPublisher that keeps what was published; fail=True raises like an unreachable topic."""
+
+    def __init__(self, fail: bool = False):
+        self.events: list[tuple[dict, dict]] = []
+        self.fail = fail
+
+    def publish(self, event, attributes):
+        if self.fail:
+            raise ConnectionError("topic unreachable")
+        self.events.append((copy.deepcopy(event), dict(attributes)))

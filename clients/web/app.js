@@ -1,9 +1,14 @@
-// CXR triage page: upload X-rays to the v1 API, poll each job, draw its 18 scores; plain JS, no build step.
+// CXR triage page: upload X-rays to the v1 API, long-poll each job, draw its 18 scores; plain JS, no build step.
 "use strict";
 
 const THRESHOLD = 0.5; // op_norm calibrates every label so that its operating point is 0.5
-const POLL_FIRST_MS = 300;
+const LONG_POLL_S = 20; // GET /v1/jobs/{id}?wait=N answers when the job is final or after N s (N <= 20)
+const POLL_FIRST_MS = 300; // only for an API that answers a long poll early (one that ignores ?wait)
 const POLL_MAX_MS = 2000;
+// Lambda takes at most 6 MB of event and a binary body travels base64-encoded in it: larger files go to S3
+// through a presigned upload (POST /v1/uploads). Same figure as the CLI's; config.js may override it.
+const INLINE_LIMIT_BYTES = (window.CXR_CONFIG && window.CXR_CONFIG.inlineLimitBytes) ||
+                           Math.floor((6 * 1024 * 1024 - 64 * 1024) * 3 / 4);
 const WAIT_LIMIT_MS = 5 * 60 * 1000;
 const HISTORY_KEY = "cxr.history.v1";
 const MEDIA_TYPES = { png: "image/png", jpg: "image/jpeg", jpeg: "image/jpeg", dcm: "application/dicom", dicom: "application/dicom" };
@@ -26,6 +31,7 @@ function apiHeaders(extra) {
   if (key) headers["x-api-key"] = key;
   return headers;
 }
+const prettyLabel = (label) => label.replace(/_/g, " "); // "Pleural_Thickening" reads "Pleural Thickening"
 
 class ApiError extends Error {
   constructor(message, status, code) { super(message); this.status = status; this.code = code; }
@@ -39,23 +45,63 @@ async function api(path, options) {
   }
   let body = null;
   try { body = await response.json(); } catch (_) { /* a non-JSON error page */ }
-  if (!response.ok) {
-    const message = (body && (body.error || body.message)) || response.statusText || "request failed";
-    throw new ApiError(`${message} (HTTP ${response.status}${body && body.code ? ", " + body.code : ""})`,
-                       response.status, body && body.code);
+  return answer(response.status, response.statusText, body);
+}
+function answer(status, statusText, body) {
+  if (status >= 200 && status < 300) return body;
+  let message = (body && (body.error || body.message)) || statusText || "request failed";
+  if (status === 401 || status === 403) {
+    message += ". Open Settings (under the upload box), enter a valid API key and press Save";
+    const settings = document.querySelector("details.settings");
+    if (settings) settings.open = true;
   }
-  return body;
+  throw new ApiError(`${message} (HTTP ${status}${body && body.code ? ", " + body.code : ""})`, status, body && body.code);
+}
+
+// A request whose upload progress shows (fetch cannot report it): resolves with the parsed answer.
+function send(method, url, body, headers, onProgress) {
+  return new Promise((resolve, reject) => {
+    const request = new XMLHttpRequest();
+    request.open(method, url);
+    for (const [name, value] of Object.entries(headers || {})) request.setRequestHeader(name, value);
+    request.upload.onprogress = (event) => { if (event.lengthComputable && onProgress) onProgress(event.loaded, event.total); };
+    const where = new URL(url, location.href).origin === new URL(apiBase() || location.origin, location.href).origin
+      ? `the API at ${apiBase() || location.origin}` : `the storage upload URL ${new URL(url).origin} (CORS or network)`;
+    request.onerror = () => reject(new ApiError(`cannot reach ${where} (network error)`, 0, "NETWORK"));
+    request.onload = () => {
+      let parsed = null;
+      try { parsed = request.responseText ? JSON.parse(request.responseText) : null; } catch (_) { /* S3 answers XML or nothing */ }
+      try { resolve(answer(request.status, request.statusText, parsed)); } catch (error) { reject(error); }
+    };
+    request.send(body);
+  });
+}
+
+// Small files inline in POST /v1/jobs; larger ones PUT to S3 first, then POST /v1/jobs {"upload_id"}.
+async function upload(file, type, onProgress) {
+  if (file.size <= INLINE_LIMIT_BYTES) {
+    return send("POST", apiBase() + "/v1/jobs", file, apiHeaders({ "Content-Type": type }), onProgress);
+  }
+  const grant = await api("/v1/uploads", { method: "POST", body: JSON.stringify({ content_type: type }),
+                                           headers: apiHeaders({ "Content-Type": "application/json" }) });
+  await send(grant.method || "PUT", grant.url, file, grant.headers || { "Content-Type": type }, onProgress);
+  return api("/v1/jobs", { method: "POST", body: JSON.stringify({ upload_id: grant.upload_id }),
+                           headers: apiHeaders({ "Content-Type": "application/json" }) });
 }
 
 // ---- files ----
+// { type, sniffed }: sniffed is true when the bytes say so; the extension only vouches otherwise (the server
+// decides from the bytes), and only sniffed PNG/JPEG are previewed (a text file named scan.png is not).
 async function mediaType(file) {
   const head = new Uint8Array(await file.slice(0, 132).arrayBuffer());
   const starts = (...bytes) => bytes.every((b, i) => head[i] === b);
-  if (starts(0x89, 0x50, 0x4e, 0x47)) return "image/png";
-  if (starts(0xff, 0xd8, 0xff)) return "image/jpeg";
-  if (head.length >= 132 && String.fromCharCode(...head.slice(128, 132)) === "DICM") return "application/dicom";
+  if (starts(0x89, 0x50, 0x4e, 0x47)) return { type: "image/png", sniffed: true };
+  if (starts(0xff, 0xd8, 0xff)) return { type: "image/jpeg", sniffed: true };
+  if (head.length >= 132 && String.fromCharCode(...head.slice(128, 132)) === "DICM") {
+    return { type: "application/dicom", sniffed: true };
+  }
   const extension = file.name.split(".").pop().toLowerCase();
-  return MEDIA_TYPES[extension] || null;
+  return MEDIA_TYPES[extension] ? { type: MEDIA_TYPES[extension], sniffed: false } : null;
 }
 
 async function submitFiles(fileList) {
@@ -71,15 +117,15 @@ async function submitFile(file) {
                 previewUrl: null, isDicom: false, id: null, result: null, error: null, cached: false };
   jobs.set(key, job);
   select(key);
-  const type = await mediaType(file);
-  if (!type) {
+  const media = await mediaType(file);
+  if (!media) {
     return update(job, { status: "ERROR", error: `${file.name} is not a PNG, JPEG or DICOM file` });
   }
-  job.isDicom = type === "application/dicom";
-  if (!job.isDicom) job.previewUrl = URL.createObjectURL(file);
+  job.isDicom = media.type === "application/dicom";
+  if (!job.isDicom && media.sniffed) job.previewUrl = URL.createObjectURL(file);
   update(job, {});
   try {
-    const body = await api("/v1/jobs", { method: "POST", body: file, headers: apiHeaders({ "Content-Type": type }) });
+    const body = await upload(file, media.type, (sent, total) => update(job, { sent, total }));
     update(job, { id: body.id, status: body.status, cached: Boolean(body.cached), result: body.result || null });
     if (job.status !== "COMPLETED" || !job.result) await follow(job);
   } catch (error) {
@@ -91,7 +137,8 @@ async function follow(job) {
   const started = Date.now();
   let interval = POLL_FIRST_MS;
   for (;;) {
-    const body = await api(`/v1/jobs/${encodeURIComponent(job.id)}`, { headers: apiHeaders() });
+    const asked = Date.now();
+    const body = await api(`/v1/jobs/${encodeURIComponent(job.id)}?wait=${LONG_POLL_S}`, { headers: apiHeaders() });
     if (body.status === "FAILED") return update(job, { status: "FAILED", error: body.error || "the job failed" });
     if (body.status === "COMPLETED") {
       const result = await api(`/v1/jobs/${encodeURIComponent(job.id)}/result`, { headers: apiHeaders() });
@@ -101,8 +148,10 @@ async function follow(job) {
     if (Date.now() - started > WAIT_LIMIT_MS) {
       return update(job, { status: "ERROR", error: `still ${body.status} after ${WAIT_LIMIT_MS / 60000} minutes` });
     }
-    await new Promise((resolve) => setTimeout(resolve, interval));
-    interval = Math.min(interval * 1.5, POLL_MAX_MS);
+    if (Date.now() - asked < LONG_POLL_S * 1000 - 500) { // answered early: not a long-polling API
+      await new Promise((resolve) => setTimeout(resolve, interval));
+      interval = Math.min(interval * 1.5, POLL_MAX_MS);
+    }
   }
 }
 
@@ -123,12 +172,13 @@ function select(key) {
 function statusText(job) {
   const name = job.file;
   switch (job.status) {
-    case "UPLOADING": return `Uploading ${name}…`;
+    case "UPLOADING":
+      return `Uploading ${name}…` + (job.total ? ` ${(job.sent / 1e6).toFixed(1)} of ${(job.total / 1e6).toFixed(1)} MB` : "");
     case "QUEUED": return `${name}: queued, waiting for a worker…`;
     case "IN_PROGRESS": return `${name}: the model is reading the image…`;
     case "COMPLETED":
       return `${name}: completed${job.cached ? " (same image seen before: cached result)" : ""}` +
-             `${job.finishedMs ? ` in ${(job.finishedMs / 1000).toFixed(1)} s` : ""}. Top finding: ${job.result.top_label}.`;
+             `${job.finishedMs ? ` in ${(job.finishedMs / 1000).toFixed(1)} s` : ""}. Top finding: ${prettyLabel(job.result.top_label)}.`;
     case "FAILED": return `${name}: the job failed: ${job.error}`;
     default: return `${name}: ${job.error || "error"}`;
   }
@@ -139,8 +189,19 @@ function renderJob(job) {
   status.textContent = statusText(job);
   status.classList.toggle("error", job.status === "FAILED" || job.status === "ERROR");
   renderSteps(job);
+  renderProgress(job);
   renderPreview(job);
   renderResult(job);
+}
+
+function renderProgress(job) {
+  const bar = $("upload-progress");
+  bar.hidden = job.status !== "UPLOADING" || !job.total;
+  if (!bar.hidden) {
+    bar.max = job.total;
+    bar.value = job.sent;
+    bar.textContent = `${Math.round(100 * job.sent / job.total)}%`;
+  }
 }
 
 function renderSteps(job) {
@@ -158,6 +219,10 @@ function renderSteps(job) {
 function renderPreview(job) {
   const image = $("preview-image"), placeholder = $("preview-placeholder");
   const sizeKb = job.size ? ` (${Math.round(job.size / 1024)} KB)` : "";
+  if (job.previewUrl && job.status === "ERROR") { // the server could not read it either: no broken image
+    URL.revokeObjectURL(job.previewUrl);
+    job.previewUrl = null;
+  }
   if (job.previewUrl) {
     image.src = job.previewUrl;
     image.alt = `Uploaded X-ray ${job.file}`;
@@ -180,16 +245,15 @@ function renderResult(job) {
   const banner = $("model-banner");
   if (!result) {
     section.hidden = true;
-    banner.hidden = true;
     return;
   }
   const model = result.model || {};
-  banner.hidden = model.weights !== "random-init";
-  if (model.warning) $("model-banner-detail").textContent = `The model says: ${model.warning}.`;
-  const rows = Object.entries(result.output).sort((a, b) => b[1] - a[1] || a[0].localeCompare(b[0]));
+  showModelBanner(model);
+  // highest first, ties by label in code-point order: the API's top_label rule (and the CLI's), so row 1 is the top label
+  const rows = Object.entries(result.output).sort((a, b) => b[1] - a[1] || (a[0] < b[0] ? -1 : a[0] > b[0] ? 1 : 0));
   const positives = rows.filter(([, score]) => score >= THRESHOLD).length;
   $("result-summary").textContent =
-    `Top finding: ${result.top_label}. ${positives} of ${rows.length} findings at or above the calibrated threshold ${THRESHOLD}.`;
+    `Top finding: ${prettyLabel(result.top_label)}. ${positives} of ${rows.length} findings at or above the calibrated threshold ${THRESHOLD}.`;
   const body = $("chart-body");
   body.replaceChildren(...rows.map(([label, score], index) => chartRow(label, score, index === 0)));
   $("model-info").textContent = `Model ${model.name || "?"}, weights ${model.weights || "?"}, engine ${model.engine || "?"}` +
@@ -203,7 +267,7 @@ function chartRow(label, score, isTop) {
   if (isTop) row.className = "top";
   const name = document.createElement("th");
   name.scope = "row";
-  name.textContent = label;
+  name.textContent = prettyLabel(label);
   const value = document.createElement("td");
   value.className = "value";
   value.textContent = score.toFixed(3);
@@ -240,7 +304,7 @@ function renderHistory() {
     row.dataset.key = job.key;
     if (job.key === currentKey) row.setAttribute("aria-current", "true");
     const cells = [job.file, job.status + (job.cached ? " (cached)" : ""),
-                   job.result ? `${job.result.top_label} ${job.result.output[job.result.top_label].toFixed(3)}` : "-",
+                   job.result ? `${prettyLabel(job.result.top_label)} ${job.result.output[job.result.top_label].toFixed(3)}` : "-",
                    new Date(job.submittedAt).toLocaleTimeString()];
     for (const text of cells) {
       const cell = document.createElement("td");
@@ -308,15 +372,36 @@ function wireSettings() {
   $("api-base").value = localStorage.getItem("cxr.apiBase") || "";
   $("api-base").placeholder = (window.CXR_CONFIG && window.CXR_CONFIG.apiBase) || "same origin";
   $("api-key").value = sessionStorage.getItem("cxr.apiKey") || "";
-  $("settings-form").addEventListener("submit", (event) => {
-    event.preventDefault();
+  const save = () => {
     const base = $("api-base").value.trim(), key = $("api-key").value;
     if (base) localStorage.setItem("cxr.apiBase", base); else localStorage.removeItem("cxr.apiBase");
     if (key) sessionStorage.setItem("cxr.apiKey", key); else sessionStorage.removeItem("cxr.apiKey");
+  };
+  // what is typed counts at once: a key entered without pressing Save is not silently ignored
+  $("api-key").addEventListener("input", save);
+  $("api-base").addEventListener("change", () => { save(); checkModel(); });
+  $("settings-form").addEventListener("submit", (event) => {
+    event.preventDefault();
+    save();
     $("status").textContent = `Settings saved. API: ${apiBase() || "same origin"}.`;
+    checkModel();
   });
+}
+
+function showModelBanner(model) {
+  $("model-banner").hidden = model.weights !== "random-init";
+  if (model.warning) $("model-banner-detail").textContent = `The model says: ${model.warning}.`;
+}
+
+// GET /v1/ops/health needs no key and names the served model: warn before the first result, not after it
+async function checkModel() {
+  try {
+    const health = await api("/v1/ops/health", { headers: apiHeaders() });
+    if (health && health.model) showModelBanner(health.model);
+  } catch (_) { /* unreachable or old API: the first result's model still shows the banner */ }
 }
 
 wireUpload();
 wireSettings();
 loadHistory();
+checkModel();

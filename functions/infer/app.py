@@ -31,7 +31,8 @@ def is_schedule(event: dict) -> bool:
 def lambda_handler(event, context):
     if is_schedule(event):  # the recovery pass, on an EventBridge schedule
         rt = runtime()
-        recovered = recover_stuck_jobs(rt.jobs, rt.queue, rt.settings.stuck_job_seconds, rt.settings.max_receive_count)
+        recovered = recover_stuck_jobs(rt.jobs, rt.queue, rt.settings.stuck_job_seconds, rt.settings.max_receive_count,
+                                       events=rt.events)
         metrics.add_metric(name="JobsRecovered", unit=MetricUnit.Count, value=len(recovered.requeued))
         return {"requeued": recovered.requeued, "failed": recovered.failed}
     records = event.get("Records", [])

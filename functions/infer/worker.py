@@ -79,7 +79,8 @@ def recover_periodically(stop, interval_seconds: float) -> None:
     while not stop.wait(interval_seconds):
         try:
             rt = runtime()
-            recover_stuck_jobs(rt.jobs, rt.queue, rt.settings.stuck_job_seconds, rt.settings.max_receive_count)
+            recover_stuck_jobs(rt.jobs, rt.queue, rt.settings.stuck_job_seconds, rt.settings.max_receive_count,
+                               events=rt.events)
         except Exception:
             log.exception("recovery pass failed; it runs again in %.0f s", interval_seconds)
 

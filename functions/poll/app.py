@@ -6,7 +6,7 @@ from aws_lambda_powertools.metrics import MetricUnit
 from cxr_core.bootstrap import runtime
 from cxr_core.http import caller, install_error_handlers, json_response
 from cxr_core.services import ops
-from cxr_core.services.jobs import get_job, get_result, job_view, result_view
+from cxr_core.services.jobs import get_job, get_result, job_view, parse_wait, result_view, wait_for_job
 
 logger = Logger()
 metrics = Metrics()
@@ -15,10 +15,19 @@ install_error_handlers(app, logger)
 runtime()  # clients and settings built in the init phase, not on the first request
 
 
+RESPONSE_MARGIN_SECONDS = 2.0  # a long poll answers this long before the function's timeout
+
+
 @app.get("/v1/jobs/<job_id>")
 def job_status(job_id: str):
-    client_id = caller(app, runtime().auth).client_id
-    return json_response(200, job_view(get_job(runtime().jobs, job_id, client_id)))
+    rt = runtime()
+    client_id = caller(app, rt.auth).client_id
+    wait = parse_wait(app.current_event.get_query_string_value("wait"))
+    if wait is None:
+        return json_response(200, job_view(get_job(rt.jobs, job_id, client_id)))
+    left = app.lambda_context.get_remaining_time_in_millis() / 1000 - RESPONSE_MARGIN_SECONDS
+    job = wait_for_job(rt.jobs, job_id, client_id, max(0.0, min(wait, left)), rt.settings.long_poll_interval_seconds)
+    return json_response(200, job_view(job))
 
 
 @app.get("/v1/jobs/<job_id>/result")

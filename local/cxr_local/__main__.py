@@ -63,6 +63,9 @@ def parse_args(argv: list[str] | None = None) -> Options:
                         help="moto and worker logs go here (default: worker on the console, moto in a temp file)")
     parser.add_argument("--max-instances", type=int, default=2,
                         help="execution environments (processes) per HTTP function (default 2)")
+    parser.add_argument("--max-waiting-polls", type=int, default=int(env("CXR_LOCAL_MAX_WAITING_POLLS", "8")),
+                        help="long polls (GET /v1/jobs/{id}?wait=N) served at once, each in an environment of its own "
+                             "(~60 MB, started on demand; default 8 or $CXR_LOCAL_MAX_WAITING_POLLS); more wait in line")
     parser.add_argument("--api-key", default=env("CXR_LOCAL_API_KEY"),
                         help="operator key registered when AuthMode=api_key (on loopback default: cxr_local_dev_key)")
     parser.add_argument("--access-log", action="store_true", help="log every HTTP request")
@@ -76,7 +79,8 @@ def parse_args(argv: list[str] | None = None) -> Options:
                    port=args.port, moto_port=args.moto_port, workers=args.workers, worker_nice=args.worker_nice,
                    build_model=not args.no_build,
                    params=_pairs(args.param, "--param"), env=_pairs(args.env, "--env"),
-                   max_instances=args.max_instances, access_log=args.access_log,
+                   max_instances=args.max_instances, max_waiting_polls=args.max_waiting_polls,
+                   access_log=args.access_log,
                    ready_file=args.ready_file or root / ".cxr_local" / "ready.json",
                    log_dir=args.log_dir, api_key=args.api_key, model_dir=args.model_dir, aws_endpoint=args.aws_endpoint)
 

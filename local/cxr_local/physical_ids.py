@@ -70,6 +70,9 @@ class PhysicalIds:
             return f"{base.rstrip('/')}/{ident.account_id}/{self.queue_name(name)}"
         if kind == "AWS::S3::Bucket":
             return self._name_property(name, "BucketName", 63).lower()
+        if kind == "AWS::SNS::Topic":  # CloudFormation's Ref of a topic is its ARN
+            topic = self._name_property(name, "TopicName", 256)
+            return f"arn:{ident.partition}:sns:{ident.region}:{ident.account_id}:{topic}"
         if kind in ("AWS::Serverless::LayerVersion", "AWS::Lambda::LayerVersion"):
             layer = self._name_property(name, "LayerName")
             return f"arn:{ident.partition}:lambda:{ident.region}:{ident.account_id}:layer:{layer}:1"
@@ -96,6 +99,9 @@ class PhysicalIds:
             bucket = self.ref(logical_id)
             values = {"Arn": f"{arn_prefix}:s3:::{bucket}", "DomainName": f"{bucket}.s3.{ident.url_suffix}",
                       "RegionalDomainName": f"{bucket}.s3.{ident.region}.{ident.url_suffix}"}
+        elif kind == "AWS::SNS::Topic":
+            arn = self.ref(logical_id)
+            values = {"TopicArn": arn, "TopicName": arn.rsplit(":", 1)[-1]}
         elif kind in ("AWS::Serverless::Function", "AWS::Lambda::Function"):
             values = {"Arn": f"{arn_prefix}:lambda:{ident.region}:{ident.account_id}:function:{self.ref(logical_id)}"}
         else:

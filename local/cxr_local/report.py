@@ -29,6 +29,13 @@ def announce(info: dict, ready_file: Path | None) -> None:
         say(f"API key (operator, send as x-api-key): {info['api_key']}")
     for name, path in info.get("logs", {}).items():
         say(f"{name} log: {path}")
+    if info.get("events_topic_arn"):
+        aws = (f"AWS_ENDPOINT_URL={info['moto_endpoint']} AWS_ACCESS_KEY_ID=testing AWS_SECRET_ACCESS_KEY=testing "
+               "AWS_DEFAULT_REGION=us-east-1")
+        say(f"job events (SNS): {info['events_topic_arn']}; to receive one client's events in an SQS queue:")
+        say(f"  {aws} EVENTS_TOPIC_ARN={info['events_topic_arn']} python -m cxr_core.admin events subscribe "
+            "--client local-dev --queue my-events    # prints the queue_url")
+        say(f"  {aws} cxr watch --queue-url QUEUE_URL    # prints each event as a JSON line")
     if info["health_status"] != 200:
         say(f"WARNING: GET /v1/ops/health answered {info['health_status']}")
     if info.get("ready_status") != 200:

@@ -12,8 +12,8 @@ _INDEX_KEYS = ("IndexName", "KeySchema", "Projection", "ProvisionedThroughput")
 
 
 def create_stack_resources(template: StackTemplate, session: Any) -> dict[str, dict]:
-    """Create every declared table, queue (dead-letter queues first) and bucket; return their physical ids."""
-    created = {"tables": {}, "queues": {}, "buckets": {}}
+    """Create every declared table, queue (dead-letter queues first), bucket and topic; return their physical ids."""
+    created = {"tables": {}, "queues": {}, "buckets": {}, "topics": {}}
     dynamodb = session.client("dynamodb")
     for name, table in template.tables().items():
         _create_table(dynamodb, name, table["properties"])
@@ -28,6 +28,12 @@ def create_stack_resources(template: StackTemplate, session: Any) -> dict[str, d
     for name, bucket in template.buckets().items():
         _create_bucket(s3, name, bucket["properties"])
         created["buckets"][bucket["logical_id"]] = name
+    sns = session.client("sns")
+    for arn, topic in template.topics().items():
+        made = sns.create_topic(Name=arn.rsplit(":", 1)[-1])["TopicArn"]
+        if made != arn:
+            raise RuntimeError(f"topic {arn}: endpoint returned {made}")
+        created["topics"][topic["logical_id"]] = arn
     return created
 
 
@@ -105,6 +111,9 @@ def _create_bucket(client: Any, name: str, props: dict) -> None:
     if rules:
         client.put_bucket_lifecycle_configuration(
             Bucket=name, LifecycleConfiguration={"Rules": [_lifecycle_rule(rule) for rule in rules]})
+    cors = (props.get("CorsConfiguration") or {}).get("CorsRules")
+    if cors:
+        client.put_bucket_cors(Bucket=name, CORSConfiguration={"CORSRules": [_cors_rule(rule) for rule in cors]})
 
 
 def _lifecycle_rule(rule: dict) -> dict:
@@ -120,3 +129,9 @@ def _lifecycle_rule(rule: dict) -> dict:
         api_rule["AbortIncompleteMultipartUpload"] = {
             "DaysAfterInitiation": int(rule["AbortIncompleteMultipartUpload"]["DaysAfterInitiation"])}
     return api_rule
+
+
+def _cors_rule(rule: dict) -> dict:
+    """CloudFormation's CORS rule shape -> the S3 API's (MaxAge is MaxAgeSeconds, Id is ID)."""
+    renamed = {"Id": "ID", "MaxAge": "MaxAgeSeconds"}
+    return {renamed.get(key, key): int(value) if key == "MaxAge" else value for key, value in rule.items()}

@@ -31,6 +31,7 @@ from .workers import InferWorkers
 READY_TIMEOUT_S = 60.0
 
 REGION = "us-east-1"
+LONG_POLL_ROUTE = "GET /v1/jobs/{id}"
 LOCAL_DEV_API_KEY = "cxr_local_dev_key"  # only on loopback; any other --host gets a random key unless --api-key
 LOCAL_AWS_ENV = {
     "AWS_DEFAULT_REGION": REGION, "AWS_REGION": REGION, "AWS_EC2_METADATA_DISABLED": "true",
@@ -59,6 +60,9 @@ class Options:
     params: dict[str, str] = field(default_factory=dict)
     env: dict[str, str] = field(default_factory=dict)
     max_instances: int = 2  # execution environments (processes) per HTTP function, as Lambda's concurrency
+    # GET /v1/jobs/{id}?wait=N holds an environment for up to N s: such polls get a pool of their own, so they
+    # never queue submits or plain polls (on AWS: the poll function's reserved concurrency)
+    max_waiting_polls: int = 8
     ready_file: Path | None = None
     access_log: bool = False
     log_dir: Path | None = None
@@ -75,6 +79,7 @@ class LocalStack:
         self.infer_mapping = None  # InferPath=lambda: the emulated SQS event source mapping (infer_lambda.py)
         self.server: ApiServer | None = None
         self.pools: dict[str, FunctionPool] = {}
+        self.waiting_pools: dict[str, FunctionPool] = {}  # started lazily: one environment per waiting poll
         self.stopping = threading.Event()
         self._logs: list = []
         self.info: dict = {}
@@ -121,6 +126,9 @@ class LocalStack:
                                                  environment={**functions[name].environment, **local_overrides}),
                                          opts.max_instances, REGION, template.resolver.identity.account_id)
                       for name in sorted({route.function for route in routes})}
+        self.waiting_pools = {route.function: FunctionPool(self.pools[route.function].spec, opts.max_waiting_polls,
+                                                           REGION, template.resolver.identity.account_id)
+                              for route in routes if route.route_key == LONG_POLL_ROUTE}
         warming = [threading.Thread(target=pool.warm) for pool in self.pools.values()]
         for thread in warming:
             thread.start()
@@ -164,7 +172,7 @@ class LocalStack:
         api_id = str(template.resolver.ref("HttpApi")) if "HttpApi" in template.resolver.resources else "local"
         try:
             self.server = ApiServer((opts.host, opts.port), Router(routes),
-                                    lambda name, event, request_id: self.pools[name].invoke(event, request_id),
+                                    lambda name, event, request_id: self._pool(name, event).invoke(event, request_id),
                                     stage=template.parameters.get("Stage", "local"),
                                     static_root=opts.repo_root / "clients" / "web", api_id=api_id,
                                     account_id=template.resolver.identity.account_id, access_log=opts.access_log,
@@ -190,7 +198,8 @@ class LocalStack:
                      "routes": [route.route_key for route in routes],
                      "params": dict(opts.params), "account_id": template.resolver.identity.account_id,
                      "queue_url_base": template.resolver.identity.queue_url_base,
-                     "external_endpoint": bool(external)}
+                     "external_endpoint": bool(external),
+                     "events_topic_arn": created.get("topics", {}).get("JobEventsTopic")}
         if external:
             self.info.update(external.ready_info())
         self._write_env_json(template)
@@ -206,6 +215,10 @@ class LocalStack:
         write_json(document_for_stack(self.info, self.options.template, DOCKER_HOST), path)
         self.info["env_json"] = str(path)
         say(f"sam local invoke --env-vars {path} (see docs/deploy.md)")
+
+    def _pool(self, function: str, event: dict) -> FunctionPool:
+        waiting = event.get("routeKey") == LONG_POLL_ROUTE and "wait" in (event.get("queryStringParameters") or {})
+        return self.waiting_pools[function] if waiting and function in self.waiting_pools else self.pools[function]
 
     def _mint_api_key(self, template: StackTemplate) -> str | None:
         """With AuthMode=api_key every route wants an X-Api-Key: register one operator key for local use."""
@@ -261,7 +274,7 @@ class LocalStack:
                                      if self.pools else 5):
                 say("WARNING: requests still in hand after their functions' timeout; stopping anyway")
             self.server.server_close()
-        for pool in self.pools.values():
+        for pool in [*self.pools.values(), *self.waiting_pools.values()]:
             pool.close()
         processes.stop(self.moto, grace_s=5)
         for handle in self._logs:

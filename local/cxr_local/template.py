@@ -109,6 +109,11 @@ class StackTemplate:
             buckets[self.resolver.ref(logical_id)] = {"logical_id": logical_id, "properties": props}
         return buckets
 
+    def topics(self) -> dict[str, dict]:
+        """SNS topics by ARN (a Ref of a topic is its ARN)."""
+        return {self.resolver.ref(logical_id): {"logical_id": logical_id, "properties": self.properties(logical_id)}
+                for logical_id in self.logical_ids("AWS::SNS::Topic")}
+
     def dependencies(self, logical_id: str) -> list[str]:
         """Other resources this one names through Ref, GetAtt, Sub or DependsOn."""
         spec = self.resolver.resources[logical_id]

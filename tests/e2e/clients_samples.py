@@ -41,3 +41,29 @@ def _tag_dicom(data: bytes, tag: str) -> bytes:
     out = io.BytesIO()
     dataset.save_as(out, enforce_file_format=True)
     return out.getvalue()
+
+
+def clinical_size_dicom(folder: Path, name: str = "clinical_15mb.dcm", rows: int = 3000, columns: int = 2500) -> Path:
+    """An uncompressed 16-bit DX image of a clinical size (3000x2500 = 15 MB of pixels), made from the PNG sample's
+    pixels; byte-unique like unique_copy. Too large for API Gateway + Lambda: only a presigned upload carries it."""
+    import numpy as np
+    from PIL import Image
+    from pydicom.dataset import FileDataset, FileMetaDataset
+    from pydicom.uid import ExplicitVRLittleEndian, generate_uid
+
+    pixels = Image.open(XRAYS / "00000001_000.png").convert("L").resize((columns, rows), Image.BILINEAR)
+    array = (np.asarray(pixels, dtype=np.uint16) * 16).astype("<u2")  # 12 bits stored in 16
+    meta = FileMetaDataset()
+    meta.MediaStorageSOPClassUID = "1.2.840.10008.5.1.4.1.1.1.1"  # Digital X-Ray Image - For Presentation
+    meta.MediaStorageSOPInstanceUID = generate_uid()
+    meta.TransferSyntaxUID = ExplicitVRLittleEndian
+    dataset = FileDataset(str(name), {}, file_meta=meta, preamble=b"\0" * 128)
+    dataset.SOPClassUID, dataset.SOPInstanceUID = meta.MediaStorageSOPClassUID, meta.MediaStorageSOPInstanceUID
+    dataset.Modality, dataset.PhotometricInterpretation, dataset.SamplesPerPixel = "DX", "MONOCHROME2", 1
+    dataset.Rows, dataset.Columns = rows, columns
+    dataset.BitsAllocated, dataset.BitsStored, dataset.HighBit, dataset.PixelRepresentation = 16, 12, 11, 0
+    dataset.DerivationDescription = f"cxr-client-test {uuid.uuid4()}"
+    dataset.PixelData = array.tobytes()
+    target = folder / name
+    dataset.save_as(target, enforce_file_format=True)
+    return target

@@ -1,17 +1,21 @@
 """Issue 8: the `cxr` command line against the running local stack, over real HTTP, as a script would call it."""
 from __future__ import annotations
 
+import csv
+import io
 import json
 import os
 import re
+import signal
 import socket
 import subprocess
 import sys
+import time
 import uuid
 
 import pytest
 
-from .clients_samples import unique_copy
+from .clients_samples import clinical_size_dicom, unique_copy
 from .conftest import COMPLETION_SLA_S
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
@@ -97,23 +101,86 @@ def test_submit_dir_shows_progress_then_a_summary_and_json_on_the_second_run(cli
     for name in names:
         unique_copy(name, folder)
     (folder / "notes.txt").write_text("not an image; submit-dir skips it")
+    (folder / "empty.png").write_bytes(b"")  # a bad file fails only itself
 
     run = cli("submit-dir", str(folder), "--timeout", str(COMPLETION_SLA_S))
-    assert run.returncode == 0, (run.stdout, run.stderr)
-    assert re.search(r"\[#+\] 3/3 done", run.stderr), run.stderr  # the progress bar, on stderr only
+    assert run.returncode == 2, (run.stdout, run.stderr)  # the empty file's local error, the largest code
+    assert re.search(r"\[#+\] 4/4 done, 1 failed", run.stderr), run.stderr  # the progress bar, on stderr only
+    assert "skipped notes.txt: not a PNG, JPEG or DICOM file" in run.stderr
     lines = run.stdout.splitlines()
     assert lines[0].split()[:3] == ["file", "status", "top"] and set(lines[1]) <= {"-", " "}
-    body = {line.split()[0]: line for line in lines[2:2 + len(names)]}
-    assert sorted(body) == sorted(names) and all("COMPLETED" in line for line in body.values()), run.stdout
-    assert "notes.txt" not in run.stdout and "WARNING: random-init" in run.stdout
-    job_ids = {name: line.split()[-1] for name, line in body.items()}
+    body = {line.split()[0]: line for line in lines[2:7]}
+    assert sorted(body) == sorted([*names, "notes.txt", "empty.png"]), run.stdout
+    assert all("COMPLETED" in body[name] for name in names) and "SKIPPED" in body["notes.txt"]
+    assert "ERROR" in body["empty.png"] and "WARNING: random-init" in run.stdout
+    assert re.search(r"completed\s+cached\s+failed\s+skipped\n\s+3\s+0\s+1\s+1", run.stdout), run.stdout
+    job_ids = {name: body[name].split()[-1] for name in names}
     assert len(set(job_ids.values())) == len(names), f"different images uploaded at once share a job: {job_ids}"
 
-    again = cli("submit-dir", str(folder), "--json", "--no-progress")
+    (folder / "empty.png").unlink()
+    again = cli("submit-dir", str(folder), "--json", "--no-progress", "--manifest", str(tmp_path / "other.jsonl"))
     assert again.returncode == 0 and again.stderr == "", again.stderr
     records = [json.loads(line) for line in again.stdout.splitlines()]
-    assert sorted(r["file"] for r in records) == sorted(names)
-    assert all(r["cached"] and len(r["result"]["output"]) == LABEL_COUNT for r in records), records
+    assert sorted(r["file"] for r in records) == sorted([*names, "notes.txt"])
+    images = [r for r in records if r["file"] != "notes.txt"]
+    assert all(r["cached"] and len(r["result"]["output"]) == LABEL_COUNT for r in images), records
+
+
+def test_submit_dir_resumes_after_an_interrupt_and_writes_csv(cli, local_stack, tmp_path):
+    """Ctrl-C part-way; the rerun uploads only what the manifest does not hold as COMPLETED."""
+    folder = tmp_path / "study"
+    (folder / "series").mkdir(parents=True)
+    names = ["00000001_000.png", "00027426_000.png", "16747_3_1.jpg"] * 3  # enough that Ctrl-C lands part-way
+    for index, name in enumerate(names):
+        unique_copy(name, folder, f"{index}_{name}")
+    unique_copy("siim_pneumothorax_sample.dcm", folder / "series", "IM0001")  # DICOM without an extension
+    unique_copy("siim_pneumothorax_sample.dcm", folder, "DICOMDIR")
+    sr = folder / "series" / "SR0001"  # a DICOM object without pixel data (e.g. a structured report)
+    sr.write_bytes(b"\0" * 128 + b"DICM" + b"\x02\x00\x10\x00UI\x04\x001.2\x00")
+    env = {key: value for key, value in os.environ.items() if not key.startswith("CXR_")}
+    env.update(CXR_ENDPOINT=local_stack.base_url, CXR_API_KEY=local_stack.info.get("api_key") or "")
+    manifest = folder / ".cxr-manifest.jsonl"
+    first = subprocess.Popen([sys.executable, "-m", "cxr_cli", "submit-dir", str(folder), "-r", "--concurrency", "1",
+                              "--no-progress"], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                             # a shell running the suite in the background ignores SIGINT, and children inherit that
+                             preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+    deadline = time.monotonic() + COMPLETION_SLA_S
+    while not (manifest.exists() and manifest.read_text().count("\n") >= 1) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    first.send_signal(signal.SIGINT)
+    out, err = first.communicate(timeout=30)
+    assert first.returncode == 130 and "resume" in err, (first.returncode, out, err)
+    done_before = {json.loads(line)["file"] for line in manifest.read_text().splitlines()}
+    assert 1 <= len(done_before) < len(names) + 1, done_before
+
+    rerun = cli("submit-dir", str(folder), "-r", "--format", "csv", "--timeout", str(COMPLETION_SLA_S))
+    assert rerun.returncode == 0, (rerun.stdout, rerun.stderr)
+    rows = list(csv.DictReader(io.StringIO(rerun.stdout)))
+    by_file = {row["file"]: row for row in rows}
+    assert sorted(by_file) == sorted([*(f"{i}_{n}" for i, n in enumerate(names)), "series/IM0001", "DICOMDIR",
+                                      "series/SR0001"])
+    assert by_file["DICOMDIR"]["status"] == by_file["series/SR0001"]["status"] == "SKIPPED"
+    scored = [row for row in rows if row["status"] == "COMPLETED"]
+    assert len(scored) == len(names) + 1 and all(row["model_weights"] == "random-init" for row in scored)
+    labels = [name for name in rows[0] if name not in ("file", "status", "cached", "job_id", "sha256", "error",
+                                                        "top_label") and not name.startswith("model_")]
+    assert len(labels) == LABEL_COUNT and all(float(row[label]) >= 0 for row in scored for label in labels)
+    assert "skipped DICOMDIR: DICOM without pixel data" in rerun.stderr
+    summary = re.search(r"completed\s+cached\s+failed\s+skipped\n\s+(\d+)\s+(\d+)\s+(\d+)\s+(\d+)", rerun.stderr)
+    completed, cached, failed, skipped = map(int, summary.groups())  # a job in flight at Ctrl-C may come back cached
+    assert (completed + cached, failed, skipped) == (len(names) + 1, 0, 2), rerun.stderr
+    assert f"({len(done_before)} answered from the manifest" in rerun.stderr
+    lines = [json.loads(line) for line in manifest.read_text().splitlines()]
+    assert len(lines) == len(names) + 1 == len({line["sha256"] for line in lines}), "a file was uploaded twice"
+
+
+def test_a_clinical_size_dicom_takes_the_presigned_path_unasked(cli, tmp_path):
+    big = clinical_size_dicom(tmp_path)  # 15 MB: over API Gateway's 10 MB and Lambda's 6 MB
+    run = cli("submit", str(big), "--wait", "--json", "--timeout", str(COMPLETION_SLA_S))
+    assert run.returncode == 0, (run.stdout, run.stderr)
+    record = json.loads(run.stdout)
+    assert record["status"] == "COMPLETED" and len(record["result"]["output"]) == LABEL_COUNT
+    assert re.search(r"upload: \[#+\] 15\.0 MB/15\.0 MB uploaded", run.stderr), run.stderr
 
 
 def test_local_file_and_api_errors_have_their_exit_codes(cli, tmp_path):

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from .clients_samples import unique_copy
+from .clients_samples import clinical_size_dicom, unique_copy
 from .conftest import COMPLETION_SLA_S, REPO
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
@@ -116,7 +116,9 @@ def test_upload_shows_image_progress_chart_banner_and_history(page, local_stack,
     headers = {"x-api-key": api_key} if api_key else {}
     result = http.get(f"{local_stack.base_url}/v1/jobs/{job_id}/result", headers=headers, timeout=10).json()
     chart = _chart(page)
-    assert [label for label, _, _ in chart] == sorted(result["output"], key=lambda k: (-result["output"][k], k))
+    expected = sorted(result["output"], key=lambda k: (-result["output"][k], k))
+    assert [label for label, _, _ in chart] == [label.replace("_", " ") for label in expected]  # shown without "_"
+    assert expected[0] == result["top_label"]  # one tie-break rule: the chart's first row is the API's top label
     assert [score for _, score, _ in chart] == pytest.approx(sorted(result["output"].values(), reverse=True))
     assert all(decision == ("positive" if score >= 0.5 else "negative") for _, score, decision in chart)
     widths = page.eval_on_selector_all("#chart-body .bar", "bars => bars.map(b => b.getBoundingClientRect().width)")
@@ -155,7 +157,7 @@ def test_rejected_files_and_an_unreachable_api_are_reported_in_the_status(page, 
     status = page.locator("#status")
     expect(status).to_contain_text("notes.txt is not a PNG, JPEG or DICOM file")
     expect(status).to_have_class(re.compile(r"\berror\b"))
-    expect(page.locator("#model-banner")).to_be_hidden()
+    expect(page.locator("#model-banner")).to_be_visible()  # /v1/ops/health names the model before any result
     expect(page.locator("#history-body tr")).to_have_count(1)
     expect(page.locator("#history-body tr").first).to_contain_text("ERROR")
 
@@ -168,3 +170,48 @@ def test_rejected_files_and_an_unreachable_api_are_reported_in_the_status(page, 
     expect(page.locator("#result")).to_be_hidden()
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     page.screenshot(path=str(ARTIFACTS / "web_page_errors.png"), full_page=True)
+
+
+def test_a_clinical_size_dicom_goes_through_a_presigned_upload_unasked(page, local_stack, tmp_path):
+    from playwright.sync_api import expect
+
+    seen = []
+    page.on("request", lambda request: seen.append((request.method, request.url)))
+    page.goto("/")
+    expect(page.locator("#model-banner")).to_be_visible()  # before any result: the health route knows
+    if local_stack.info.get("api_key"):  # typed, never saved: the page must use it all the same
+        page.get_by_text("Settings").click()
+        page.get_by_label("API key").fill(local_stack.info["api_key"])
+    big = clinical_size_dicom(tmp_path)
+    page.set_input_files("#file-input", str(big))
+    status = page.locator("#status")
+    expect(status).to_contain_text(f"{big.name}: completed", timeout=WAIT_MS)
+    expect(page.locator("#chart-body .bar")).to_have_count(LABEL_COUNT)
+    assert ("POST", f"{local_stack.base_url}/v1/uploads") in seen
+    assert any(method == "PUT" and url.startswith(local_stack.moto_endpoint) for method, url in seen), seen
+    assert not any(method == "POST" and url.endswith("/v1/jobs") and "upload" not in url for method, url in seen[:1])
+    history = page.evaluate("JSON.parse(sessionStorage.getItem('cxr.history.v1'))")
+    assert history[-1]["sent"] == history[-1]["total"] == big.stat().st_size  # the progress bar saw every byte
+    assert any(method == "GET" and "wait=20" in url for method, url in seen)  # long polls, not tight polling
+    labels = [label for label, _, _ in _chart(page)]
+    assert all("_" not in label for label in labels) and "Pleural Thickening" in labels
+    assert page.problems == [], page.problems
+
+
+def test_a_text_file_named_png_shows_no_broken_preview_and_401_points_to_settings(page, local_stack, tmp_path):
+    from playwright.sync_api import expect
+
+    fake = tmp_path / "scan.png"
+    fake.write_text("not an image at all")
+    page.goto("/")
+    page.get_by_text("Settings").click()
+    page.get_by_label("API key").fill("not-a-valid-key")
+    page.set_input_files("#file-input", str(fake))
+    status = page.locator("#status")
+    expect(status).to_contain_text(re.compile("Open Settings.*API key", re.I))  # the 401, with where to fix it
+    expect(page.locator("#preview-image")).to_be_hidden()
+    if local_stack.info.get("api_key"):
+        page.get_by_label("API key").fill(local_stack.info["api_key"])
+        page.set_input_files("#file-input", str(fake))
+        expect(status).to_contain_text("415")
+        expect(page.locator("#preview-image")).to_be_hidden()

@@ -32,7 +32,7 @@ SCRIPT = textwrap.dedent("""
         service = self.meta.service_model.service_name
         entry = {"function": current["function"], "service": service, "operation": operation,
                  "params": {k: v for k, v in params.items() if k in ("TableName", "IndexName", "Bucket", "Key",
-                                                                      "QueueUrl")}}
+                                                                      "QueueUrl", "TopicArn")}}
         if operation == "TransactWriteItems":
             entry["items"] = [[kind, item["TableName"]] for spec in params["TransactItems"] for kind, item in spec.items()]
         if operation == "BatchGetItem":
@@ -113,6 +113,8 @@ SCRIPT = textwrap.dedent("""
     body.update(job_id=busy["id"])
     sqs["Records"][0]["body"] = json.dumps(body)
     assert infer(sqs)["batchItemFailures"]
+    hit = submit(png_event(perturbed_png(seed)))  # the same bytes again: a cache hit, a job COMPLETED (and announced) at once
+    assert hit["statusCode"] == 200, hit
     infer(event("infer_recovery_schedule.json"))
     from infra.worker_healthcheck import check_ready  # the EC2 worker's healthcheck, under the infer policy
     current["function"] = "infer"
@@ -154,6 +156,8 @@ def required_permissions(call: dict, identity: StackIdentity) -> list[tuple[str,
         if call["operation"] == "HeadObject" and call["status"] == 404:
             needed.append(("s3:ListBucket", bucket_arn))  # without it AWS answers 403, not 404
         return needed
+    if call["service"] == "sns":
+        return [(f"sns:{call['operation']}", params["TopicArn"])]
     if call["service"] == "sqs":
         name = params["QueueUrl"].rsplit("/", 1)[-1]
         return [(f"sqs:{SQS_ACTIONS.get(call['operation'], call['operation'])}", f"arn:aws:sqs:{region}:{account}:{name}")]
@@ -209,4 +213,4 @@ def test_the_recording_saw_the_calls_that_matter(recorded_calls):
     assert {("submit", "TransactWriteItems"), ("submit", "SendMessage"), ("submit", "HeadObject"),
             ("submit", "DeleteObject"), ("infer", "GetObject"), ("infer", "ChangeMessageVisibilityBatch"),
             ("poll", "Query"), ("poll", "GetQueueAttributes"), ("poll", "GetBucketLocation"),
-            ("infer", "GetBucketLocation")} <= operations
+            ("infer", "GetBucketLocation"), ("infer", "Publish"), ("submit", "Publish")} <= operations

@@ -43,7 +43,7 @@ class _Handler(BaseHTTPRequestHandler):
     def _answer(self) -> None:
         body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
         self.server.requests.append((self.command, self.path, dict(self.headers), body))
-        queue = self.server.replies.get((self.command, self.path)) or [(404, {"error": "no route", "code": "NOT_FOUND"}, {})]
+        queue = self.server.replies.get((self.command, self.path.split("?")[0])) or [(404, {"error": "no route", "code": "NOT_FOUND"}, {})]
         status, payload, headers = queue.pop(0) if len(queue) > 1 else queue[0]
         data = json.dumps(payload).encode()
         self.send_response(status)
@@ -53,7 +53,7 @@ class _Handler(BaseHTTPRequestHandler):
         self.end_headers()
         self.wfile.write(data)
 
-    do_GET = do_POST = _answer
+    do_GET = do_POST = do_PUT = _answer
 
 
 @pytest.fixture
@@ -136,3 +136,44 @@ def test_cached_answer_prints_its_result_without_waiting(api, png, capsys):
     record = json.loads(capsys.readouterr().out)
     assert record["cached"] is True and record["result"] == RESULT and record["exit_code"] == 0
     assert [r[0] for r in api.requests] == ["POST"]  # no polling for an answer already in hand
+
+
+def test_wait_long_polls_with_the_wait_parameter(api):
+    api.script("GET", f"/v1/jobs/{JOB}", (200, {"id": JOB, "status": "COMPLETED"}))
+    assert cxr(api, "status", JOB, "--wait", "--timeout", "60") == exit_codes.OK
+    assert [path for _, path, _, _ in api.requests] == [f"/v1/jobs/{JOB}?wait=20"]
+
+
+def test_a_server_that_ignores_wait_is_not_polled_in_a_tight_loop(api):
+    api.script("GET", f"/v1/jobs/{JOB}", (200, {"id": JOB, "status": "QUEUED"}), (200, {"id": JOB, "status": "QUEUED"}),
+               (200, {"id": JOB, "status": "COMPLETED"}))
+    slept = []
+    job = Client(api.url, sleep=slept.append).wait(JOB, 60)
+    assert job["status"] == "COMPLETED" and slept == [0.2, 0.2 * 1.5]
+
+
+def test_small_files_go_inline_and_large_ones_through_a_presigned_upload(api, tmp_path):
+    small, large = tmp_path / "small.png", tmp_path / "large.dcm"
+    small.write_bytes(b"\x89PNG\r\n\x1a\n" + b"\x00" * 100)
+    large.write_bytes(b"\x00" * 128 + b"DICM" + b"\x01" * 400)
+    api.script("POST", "/v1/uploads", (201, {"upload_id": "u-1", "method": "PUT", "url": f"{api.url}/bucket/u-1",
+                                             "headers": {"Content-Type": "application/dicom"}}))
+    api.script("PUT", "/bucket/u-1", (200, {}))
+    api.script("POST", "/v1/jobs", (201, {"id": JOB, "status": "QUEUED", "created_at": "t"}))
+    assert main(["--inline-limit", "300", "--endpoint", api.url, "submit", str(small), str(large)]) == exit_codes.OK
+    calls = [(method, path, headers.get("Content-Type"), body) for method, path, headers, body in api.requests]
+    assert ("POST", "/v1/jobs", "image/png", small.read_bytes()) in calls
+    assert ("PUT", "/bucket/u-1", "application/dicom", large.read_bytes()) in calls
+    assert ("POST", "/v1/uploads", "application/json", b'{"content_type": "application/dicom"}') in calls
+    assert ("POST", "/v1/jobs", "application/json", b'{"upload_id": "u-1"}') in calls
+    assert len(calls) == 4
+
+
+def test_connection_options_before_the_command_and_an_endpoint_without_scheme(api, capsys):
+    api.script("GET", f"/v1/jobs/{JOB}", (200, {"id": JOB, "status": "QUEUED"}))
+    host = api.url.removeprefix("http://")
+    assert main(["--endpoint", host, "--api-key", "k-front", "status", JOB]) == exit_codes.OK
+    assert main(["--endpoint", "http://wrong:1", "status", JOB, "--endpoint", api.url]) == exit_codes.OK  # after wins
+    assert {k.lower(): v for k, v in api.requests[0][2].items()}["x-api-key"] == "k-front"
+    assert main(["--endpoint", "ftp://x", "status", JOB]) == exit_codes.USAGE
+    assert "expected http://HOST" in capsys.readouterr().err

@@ -111,7 +111,7 @@ def test_find_images_keeps_image_extensions_only(tmp_path):
     assert [p.name for p in find_images(tmp_path)] == ["a.jpg", "b.PNG", "c.dcm"]
     assert [p.name for p in find_images(tmp_path, recursive=True)] == ["a.jpg", "b.PNG", "c.dcm", "e.jpeg"]
     (tmp_path / "empty").mkdir()
-    with pytest.raises(LocalFileError, match="no .png"):
+    with pytest.raises(LocalFileError, match="no PNG, JPEG or DICOM"):
         find_images(tmp_path / "empty")
     with pytest.raises(LocalFileError, match="not a directory"):
         find_images(tmp_path / "absent")

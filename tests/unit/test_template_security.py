@@ -38,11 +38,12 @@ def test_functions_use_only_the_template_roles_and_no_aws_managed_policies():
                           "s3:GetBucketLocation"}),
     ("SubmitFunctionRole", {"dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:DeleteItem", "dynamodb:UpdateItem",
                             "dynamodb:ConditionCheckItem", "s3:PutObject", "s3:GetObject", "s3:DeleteObject",
-                            "s3:ListBucket", "sqs:SendMessage"}),
+                            "s3:ListBucket", "sqs:SendMessage", "sns:Publish"}),
     ("InferFunctionRole", {"dynamodb:GetItem", "dynamodb:BatchGetItem", "dynamodb:UpdateItem", "dynamodb:PutItem",
                            "dynamodb:DeleteItem", "dynamodb:ConditionCheckItem", "s3:GetObject",
                            "sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:ChangeMessageVisibility",
-                           "sqs:GetQueueAttributes", "dynamodb:Query", "sqs:SendMessage", "s3:GetBucketLocation"}),
+                           "sqs:GetQueueAttributes", "dynamodb:Query", "sqs:SendMessage", "s3:GetBucketLocation",
+                           "sns:Publish"}),
 ])
 def test_each_function_role_grants_exactly_its_data_actions(role, expected):
     assert role_actions(translated(), role) - LOGGING == expected
@@ -195,3 +196,15 @@ def test_operator_routes_sit_behind_the_iam_authorizer_and_client_routes_do_not(
                 continue
             iam = {"AWS_IAM": []} in operation.get("security", [])
             assert iam == (path.startswith("/v1/ops/") and path != "/v1/ops/health"), (method, path, operation)
+
+
+def test_job_events_are_published_by_submit_and_infer_only_and_subscribed_by_this_account_only():
+    template = raw()
+    for role in ("SubmitFunctionRole", "InferFunctionRole"):
+        publish = [s for s in role_statements(translated(), role) if "sns:Publish" in as_list(s["Action"])]
+        assert [s["Resource"] for s in publish] == [{"Ref": "JobEventsTopic"}], role
+    assert not [s for s in role_statements(translated(), "PollFunctionRole") if "sns:Publish" in as_list(s["Action"])]
+    policy = template["Resources"]["JobEventsTopicPolicy"]["Properties"]["PolicyDocument"]["Statement"]
+    tenancy = next(s for s in policy if s["Sid"] == "OnlyThisAccountSubscribesOrReads")
+    assert tenancy["Effect"] == "Deny" and "sns:Subscribe" in tenancy["Action"]
+    assert tenancy["Condition"] == {"StringNotEquals": {"aws:PrincipalAccount": {"Ref": "AWS::AccountId"}}}

@@ -8,9 +8,9 @@ import sys
 import time
 from pathlib import Path
 
-from . import exit_codes, render
-from .api import DEFAULT_ENDPOINT, ApiError, Client
-from .files import LocalFileError, find_images, read_image
+from . import batch, exit_codes, render
+from .api import DEFAULT_ENDPOINT, INLINE_LIMIT_BYTES, ApiError, Client
+from .files import LocalFileError, read_image, scan_folder
 from .jobs import finish_without_waiting, follow, overall_exit_code, upload_all
 
 DESCRIPTION = """Submit chest X-rays (PNG, JPEG, DICOM) to the cxr-serverless API and read the 18 pathology scores.
@@ -23,12 +23,23 @@ class _Parser(argparse.ArgumentParser):
         self.exit(exit_codes.USAGE, f"cxr: error: {message}\n")
 
 
+def _connection_options(parser: argparse.ArgumentParser, default) -> None:
+    """Before the command (`cxr --endpoint URL submit F`) or after it; after wins. Inside a command the
+    defaults are SUPPRESS, so an option given only before the command is not overwritten by them."""
+    parser.add_argument("--endpoint", default=default(os.environ.get("CXR_ENDPOINT", DEFAULT_ENDPOINT)),
+                        help=f"API base URL; no scheme means http:// (env CXR_ENDPOINT; default {DEFAULT_ENDPOINT})")
+    parser.add_argument("--api-key", default=default(os.environ.get("CXR_API_KEY")),
+                        help="sent as the x-api-key header (env CXR_API_KEY)")
+    parser.add_argument("--inline-limit", type=int, metavar="BYTES",
+                        default=default(int(os.environ.get("CXR_INLINE_LIMIT", INLINE_LIMIT_BYTES))),
+                        help="larger files go through a presigned S3 upload instead of the request body "
+                             f"(env CXR_INLINE_LIMIT; default {INLINE_LIMIT_BYTES}: Lambda's 6 MB event "
+                             "limit after base64)")
+
+
 def build_parser() -> argparse.ArgumentParser:
     common = argparse.ArgumentParser(add_help=False)
-    common.add_argument("--endpoint", default=os.environ.get("CXR_ENDPOINT", DEFAULT_ENDPOINT),
-                        help="API base URL (env CXR_ENDPOINT; default %(default)s)")
-    common.add_argument("--api-key", default=os.environ.get("CXR_API_KEY"),
-                        help="sent as the x-api-key header (env CXR_API_KEY)")
+    _connection_options(common, lambda value: argparse.SUPPRESS)
     common.add_argument("--json", action="store_true", help="machine-readable output on stdout")
     waiting = argparse.ArgumentParser(add_help=False)
     waiting.add_argument("--timeout", type=float, default=300.0, metavar="SECONDS",
@@ -36,6 +47,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     parser = _Parser(prog="cxr", description=DESCRIPTION, epilog=exit_codes.HELP,
                      formatter_class=argparse.RawDescriptionHelpFormatter)
+    _connection_options(parser, lambda value: value)
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND", parser_class=_Parser)
 
     submit = commands.add_parser("submit", parents=[common, waiting], epilog=exit_codes.HELP,
@@ -44,16 +56,28 @@ def build_parser() -> argparse.ArgumentParser:
                                  description="Upload images. --json prints one JSON object per file per line.")
     submit.add_argument("files", nargs="+", type=Path, metavar="FILE")
     submit.add_argument("--wait", action="store_true", help="wait for the jobs and print their results")
+    submit.add_argument("--no-progress", action="store_true", help="no upload progress bar on stderr")
 
     submit_dir = commands.add_parser("submit-dir", parents=[common, waiting], epilog=exit_codes.HELP,
                                      formatter_class=argparse.RawDescriptionHelpFormatter,
                                      help="upload every image in a folder, wait, print a summary table",
-                                     description="Upload every .png/.jpg/.jpeg/.dcm/.dicom file in DIR, show "
-                                                 "progress on stderr, then a summary table (or JSON lines).")
+                                     description="Upload every PNG, JPEG and DICOM file in DIR (DICOM recognised "
+                                                 "by its bytes, with or without an extension; other files and DICOMs "
+                                                 "without pixel data are skipped and listed), show progress on stderr, "
+                                                 "then a table per file and the totals. Resumable: files already "
+                                                 "COMPLETED in the manifest are not uploaded again.")
     submit_dir.add_argument("directory", type=Path, metavar="DIR")
     submit_dir.add_argument("--recursive", "-r", action="store_true", help="include sub-folders")
-    submit_dir.add_argument("--concurrency", type=int, default=4, help="parallel uploads (default %(default)d)")
-    submit_dir.add_argument("--no-progress", action="store_true", help="no progress bar on stderr")
+    submit_dir.add_argument("--concurrency", type=int, default=4,
+                            help="files uploaded and followed at once (default %(default)d)")
+    submit_dir.add_argument("--no-progress", action="store_true",
+                            help="nothing on stderr but errors (no progress bar, no skipped-file report)")
+    submit_dir.add_argument("--manifest", type=Path, metavar="PATH",
+                            help=f"resume record, one JSON line per finished file keyed by SHA-256 "
+                                 f"(default DIR/{batch.MANIFEST_NAME})")
+    submit_dir.add_argument("--format", choices=("table", "jsonl", "csv"), default=None,
+                            help="stdout: table (default), jsonl (= --json) or csv (one row per file: the 18 scores "
+                                 "and the model identity)")
 
     status = commands.add_parser("status", parents=[common, waiting], epilog=exit_codes.HELP,
                                  formatter_class=argparse.RawDescriptionHelpFormatter, help="show a job's status")
@@ -65,14 +89,34 @@ def build_parser() -> argparse.ArgumentParser:
                                  help="show a completed job's scores")
     result.add_argument("job_id", metavar="ID")
     result.add_argument("--wait", action="store_true", help="wait for the job first instead of exiting 6")
+
+    watch = commands.add_parser("watch", epilog=exit_codes.HELP, formatter_class=argparse.RawDescriptionHelpFormatter,
+                                help="print job events pushed to an SQS queue (instead of polling)",
+                                description="Read completion/failure events from an SQS queue the operator subscribed "
+                                            "to the service's job-events topic for your client (`python -m "
+                                            "cxr_core.admin events subscribe`). One line per event, each event once "
+                                            "(deduplicated by event_id). Uses the AWS credentials of the queue's owner.")
+    watch.add_argument("--queue-url", required=True, help="the subscribed SQS queue")
+    watch.add_argument("--aws-endpoint", default=None,
+                       help="AWS endpoint for SQS (env AWS_ENDPOINT_URL; e.g. the local stack's moto)")
+    watch.add_argument("--count", type=int, default=None, help="stop after this many events")
+    watch.add_argument("--timeout", type=float, default=None, metavar="SECONDS",
+                       help="stop after this long (exit 4 if --count events did not arrive)")
+    watch.add_argument("--json", action="store_true", help="each event as a JSON line")
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    client = Client(args.endpoint, args.api_key)
+    if args.command == "watch":
+        from .watch import watch
+        try:
+            return watch(args.queue_url, args.aws_endpoint, args.count, args.timeout, args.json)
+        except KeyboardInterrupt:
+            return 130
     command = {"submit": _submit, "submit-dir": _submit_dir, "status": _status, "result": _result}[args.command]
     try:
+        client = Client(args.endpoint, args.api_key, inline_limit=args.inline_limit)
         return command(client, args)
     except LocalFileError as error:
         return _fail(str(error), exit_codes.USAGE)
@@ -84,7 +128,10 @@ def main(argv: list[str] | None = None) -> int:
 
 def _submit(client: Client, args: argparse.Namespace) -> int:
     images = [read_image(path) for path in args.files]  # every file checked before anything is uploaded
-    records = upload_all(client, images)
+    large = sum(len(image.data) for image in images if len(image.data) > client.inline_limit)
+    progress = render.ByteProgress("upload", sum(len(image.data) for image in images),
+                                   enabled=bool(large) and not args.no_progress)
+    records = upload_all(client, images, progress=progress)
     records = follow(client, records, args.timeout) if args.wait else finish_without_waiting(records)
     if args.json:
         _print_json_lines(records)
@@ -97,25 +144,48 @@ def _submit(client: Client, args: argparse.Namespace) -> int:
 
 
 def _submit_dir(client: Client, args: argparse.Namespace) -> int:
-    images = [read_image(path) for path in find_images(args.directory, args.recursive)]
-    progress = render.ProgressBar(len(images), enabled=not args.no_progress)
+    files, skipped = scan_folder(args.directory, args.recursive)
+    if not files and not skipped:
+        raise LocalFileError(f"{args.directory}: no files")
+    output = args.format or ("jsonl" if args.json else "table")
+    manifest = batch.Manifest(args.manifest or args.directory / batch.MANIFEST_NAME)
+    if not args.no_progress:
+        for path, reason in skipped:
+            print(f"cxr: skipped {path.relative_to(args.directory)}: {reason}", file=sys.stderr)
+    progress = render.ProgressBar(len(files), enabled=not args.no_progress)
+    total_bytes = sum(path.stat().st_size for path in files)
     started = time.monotonic()
 
-    def show(records: list[dict]) -> None:
-        done = [r for r in records if "exit_code" in r]
-        progress.update(len(done), sum(r["exit_code"] != exit_codes.OK for r in done), time.monotonic() - started)
+    def show(records: list[dict], sent: int) -> None:
+        progress.update(len(records), sum(r["exit_code"] != exit_codes.OK for r in records),
+                        time.monotonic() - started, sent, total_bytes)
 
-    show([])
-    records = upload_all(client, images, args.concurrency)
-    records = follow(client, records, args.timeout, on_progress=show)
+    interrupted = False
+    try:
+        records = batch.run(client, files, manifest, args.concurrency, args.timeout, show)
+    except batch.Interrupted as stop:
+        records, interrupted = stop.args[0], True
     progress.close()
-    for record in records:  # names relative to DIR read better in the table
-        record["file"] = str(Path(record["file"]).relative_to(args.directory))
-    if args.json:
-        _print_json_lines(records)
+    totals = batch.counts(records, len(skipped))
+    rows = records + [{"file": str(path), "status": "SKIPPED", "reason": reason} for path, reason in skipped]
+    for row in rows:  # names relative to DIR read better in the table
+        row["file"] = str(Path(row["file"]).relative_to(args.directory))
+    rows.sort(key=lambda row: row["file"])
+    if output == "jsonl":
+        _print_json_lines(rows)
+    elif output == "csv":
+        sys.stdout.write(render.csv_text(rows))
     else:
-        print(render.summary_table(records))
-    return _report_errors(records)
+        print(render.summary_table(rows))
+        print()
+        print(render.counts_table(totals))
+    if output != "table" and not args.no_progress:
+        print(render.counts_table(totals), file=sys.stderr)
+    code = _report_errors(records)
+    if interrupted:
+        return _fail(f"interrupted after {len(records)} of {len(files)} files; run the same command again to "
+                     f"resume ({manifest.path} keeps what finished)", 130)
+    return code
 
 
 def _status(client: Client, args: argparse.Namespace) -> int:

@@ -9,14 +9,14 @@ from . import exit_codes
 from .api import ApiError, Client
 from .files import ImageFile
 
-POLL_FIRST_S, POLL_MAX_S = 0.2, 2.0
 
 
-def upload(client: Client, image: ImageFile) -> dict:
-    """POST one image; a cache hit comes back COMPLETED with its result already in the record."""
+def upload(client: Client, image: ImageFile, progress: Callable[[int], None] | None = None) -> dict:
+    """POST one image (inline, or through a presigned upload when large); a cache hit comes back COMPLETED
+    with its result already in the record."""
     record: dict = {"file": str(image.path)}
     try:
-        submitted = client.submit(image.data, image.media_type)
+        submitted = client.submit(image.data, image.media_type, progress)
     except ApiError as error:
         return {**record, "status": "ERROR", "error": str(error), "exit_code": error.exit_code}
     body = submitted.body
@@ -27,43 +27,42 @@ def upload(client: Client, image: ImageFile) -> dict:
     return _settle(record)
 
 
-def upload_all(client: Client, images: list[ImageFile], concurrency: int = 4) -> list[dict]:
+def upload_all(client: Client, images: list[ImageFile], concurrency: int = 4,
+               progress: Callable[[int], None] | None = None) -> list[dict]:
     with ThreadPoolExecutor(max(1, min(concurrency, len(images)))) as pool:
-        return list(pool.map(lambda image: upload(client, image), images))
+        return list(pool.map(lambda image: upload(client, image, progress), images))
 
 
 def follow(client: Client, records: list[dict], timeout_s: float,
-           on_progress: Callable[[list[dict]], None] | None = None, sleep=time.sleep) -> list[dict]:
-    """Poll every unfinished job until COMPLETED/FAILED or the deadline, then fetch the results."""
+           on_progress: Callable[[list[dict]], None] | None = None) -> list[dict]:
+    """Long-poll each unfinished job in turn until COMPLETED/FAILED or the deadline, then fetch its result;
+    jobs that finished meanwhile answer at once, so this costs about one request per job."""
     deadline = time.monotonic() + timeout_s
-    interval = POLL_FIRST_S
-    while True:
-        pending = [r for r in records if "exit_code" not in r]
-        for record in pending:
-            try:
-                job = client.job(record["id"])
-            except ApiError as error:
-                record.update(error=str(error), exit_code=error.exit_code)
-                continue
-            record["status"] = job.get("status")
-            if job.get("error"):
-                record["error"] = job["error"]
-            if record["status"] == "COMPLETED":
-                _fetch_result(client, record)
-            _settle(record)
-        if on_progress:
-            on_progress(records)
-        pending = [r for r in records if "exit_code" not in r]
-        if not pending:
-            return records
-        remaining = deadline - time.monotonic()
-        if remaining <= 0:
-            for record in pending:
-                record.update(exit_code=exit_codes.TIMEOUT,
-                              error=f"still {record['status']} after {timeout_s:g}s (the job may finish later)")
-            return records
-        sleep(min(interval, remaining))
-        interval = min(interval * 1.5, POLL_MAX_S)
+    for record in records:
+        if "exit_code" not in record:
+            follow_one(client, record, deadline, timeout_s)
+            if on_progress:
+                on_progress(records)
+    if on_progress:
+        on_progress(records)
+    return records
+
+
+def follow_one(client: Client, record: dict, deadline: float, timeout_s: float) -> dict:
+    try:
+        job = client.wait(record["id"], max(0.0, deadline - time.monotonic()))
+    except ApiError as error:
+        if error.exit_code == exit_codes.TIMEOUT:
+            error = ApiError(f"still {record['status']} after {timeout_s:g}s (the job may finish later)",
+                             exit_codes.TIMEOUT)
+        record.update(error=str(error), exit_code=error.exit_code)
+        return record
+    record["status"] = job.get("status")
+    if job.get("error"):
+        record["error"] = job["error"]
+    if record["status"] == "COMPLETED":
+        _fetch_result(client, record)
+    return _settle(record)
 
 
 def finish_without_waiting(records: list[dict]) -> list[dict]:

@@ -1,6 +1,8 @@
 """Text for people: the sorted score table with decisions, the random-init warning, the submit-dir summary."""
 from __future__ import annotations
 
+import csv
+import io
 import sys
 
 THRESHOLD = 0.5  # op_norm calibrates every label so that its operating point is 0.5
@@ -13,7 +15,8 @@ def decision(score: float) -> str:
 
 
 def ranked(output: dict[str, float]) -> list[tuple[str, float]]:
-    """Highest score first; ties in label order so the table is stable."""
+    """Highest score first; ties in alphabetical label order, the API's own top_label rule (cxr_model.predictor),
+    so the first row is always the top label."""
     return sorted(output.items(), key=lambda item: (-item[1], item[0]))
 
 
@@ -73,10 +76,11 @@ def summary_table(rows: list[dict]) -> str:
         result = row.get("result") or {}
         output = result.get("output") or {}
         top = ranked(output)[0] if output else None
-        status = row.get("status", "ERROR") + (" (cached)" if row.get("cached") else "")
+        status = (row.get("status", "ERROR") + (" (cached)" if row.get("cached") else "")
+                  + (" (earlier run)" if row.get("from_manifest") else ""))
         table.append((row["file"], status, top[0] if top else "-", f"{top[1]:.3f}" if top else "-",
                       f"{sum(s >= THRESHOLD for s in output.values())}/{len(output)}" if output else "-",
-                      row.get("id") or row.get("error", "-")))
+                      row.get("id") or row.get("error") or row.get("reason", "-")))
     widths = [max(len(str(cells[i])) for cells in [headers, *table]) for i in range(len(headers))]
     lines = ["  ".join(str(cell).ljust(width) for cell, width in zip(cells, widths)).rstrip()
              for cells in [headers, *table]]
@@ -84,6 +88,45 @@ def summary_table(rows: list[dict]) -> str:
     if any(is_random_init(row.get("result") or {}) for row in rows):
         lines.append(f"WARNING: {RANDOM_INIT_WARNING}")
     return "\n".join(lines)
+
+
+def counts_table(counts: dict[str, int]) -> str:
+    """The submit-dir totals: completed / cached / failed / skipped."""
+    names = ("completed", "cached", "failed", "skipped")
+    widths = [max(len(name), len(str(counts[name]))) for name in names]
+    lines = ["  ".join(name.rjust(w) for name, w in zip(names, widths)),
+             "  ".join(str(counts[name]).rjust(w) for name, w in zip(names, widths))]
+    if counts.get("from_manifest"):
+        lines.append(f"({counts['from_manifest']} answered from the manifest of an earlier run, not uploaded again)")
+    return "\n".join(lines)
+
+
+MODEL_FIELDS = ("name", "weights", "weights_sha256", "engine", "preprocess")
+
+
+def csv_text(rows: list[dict]) -> str:
+    """One row per file: file, status, job, top label, the 18 scores (one column each), the model identity."""
+    labels: list[str] = []
+    for row in rows:
+        for label in ((row.get("result") or {}).get("output") or {}):
+            if label not in labels:
+                labels.append(label)
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow(["file", "status", "cached", "job_id", "sha256", "error", "top_label", *labels,
+                     *(f"model_{name}" for name in MODEL_FIELDS)])
+    for row in rows:
+        result = row.get("result") or {}
+        output, model = result.get("output") or {}, result.get("model") or {}
+        writer.writerow([row.get("file"), row.get("status"), bool(row.get("cached")), row.get("id") or "",
+                         row.get("sha256") or "", row.get("error") or row.get("reason") or "",
+                         result.get("top_label") or "", *(output.get(label, "") for label in labels),
+                         *(model.get(name, "") for name in MODEL_FIELDS)])
+    return buffer.getvalue()
+
+
+def megabytes(count: int) -> str:
+    return f"{count / 1e6:.1f} MB"
 
 
 class ProgressBar:
@@ -94,13 +137,15 @@ class ProgressBar:
         self.tty = hasattr(self.stream, "isatty") and self.stream.isatty()
         self._last: tuple[int, int] | None = None
 
-    def update(self, done: int, failed: int, elapsed_s: float) -> None:
+    def update(self, done: int, failed: int, elapsed_s: float, sent: int | None = None,
+               total_bytes: int | None = None) -> None:
         if not self.enabled or (not self.tty and self._last == (done, failed)):
             return
         self._last = (done, failed)
         filled = self.width * done // max(self.total, 1)
+        uploaded = f", {megabytes(sent)}/{megabytes(total_bytes)} uploaded" if total_bytes else ""
         line = (f"[{'#' * filled}{'-' * (self.width - filled)}] {done}/{self.total} done"
-                f"{f', {failed} failed' if failed else ''} {elapsed_s:5.1f}s")
+                f"{f', {failed} failed' if failed else ''}{uploaded} {elapsed_s:5.1f}s")
         self.stream.write(f"\r{line}" if self.tty else f"{line}\n")
         self.stream.flush()
 
@@ -108,3 +153,29 @@ class ProgressBar:
         if self.enabled and self.tty:
             self.stream.write("\n")
             self.stream.flush()
+
+
+class ByteProgress:
+    """The upload of one large file: a redrawn bar on a terminal, a line every quarter elsewhere."""
+
+    def __init__(self, label: str, total: int, stream=None, enabled: bool = True, width: int = 30) -> None:
+        self.label, self.total, self.sent, self.width = label, max(total, 1), 0, width
+        self.stream, self.enabled = stream or sys.stderr, enabled
+        self.tty = hasattr(self.stream, "isatty") and self.stream.isatty()
+        self._step = -1
+
+    def __call__(self, count: int) -> None:
+        self.sent = min(self.total, self.sent + count)
+        if not self.enabled:
+            return
+        step = 4 * self.sent // self.total
+        if not self.tty and step == self._step:
+            return
+        self._step = step
+        filled = self.width * self.sent // self.total
+        line = (f"{self.label}: [{'#' * filled}{'-' * (self.width - filled)}] "
+                f"{megabytes(self.sent)}/{megabytes(self.total)} uploaded")
+        self.stream.write(f"\r{line}" if self.tty else f"{line}\n")
+        if self.tty and self.sent >= self.total:
+            self.stream.write("\n")
+        self.stream.flush()

@@ -1,4 +1,4 @@
-"""Operator commands for API keys: `python -m cxr_core.admin keys create|revoke|list`."""
+"""Operator commands: `python -m cxr_core.admin keys create|revoke|list`, `... events subscribe`."""
 from __future__ import annotations
 
 import argparse
@@ -28,9 +28,18 @@ def main(argv: list[str] | None = None) -> int:
     revoke = keys.add_parser("revoke", help="revoke a key (by the key or its SHA-256)")
     revoke.add_argument("key")
     keys.add_parser("list", help="list keys (hashes only)")
+    events = commands.add_parser("events", help="job events (SNS)").add_subparsers(dest="action", required=True)
+    subscribe = events.add_parser("subscribe", help="subscribe a client's SQS queue (created if missing) to its "
+                                                    "own job events; prints the queue URL for `cxr watch`")
+    subscribe.add_argument("--client", required=True, help="client id: the filter policy passes only its events")
+    subscribe.add_argument("--queue", required=True, metavar="NAME", help="SQS queue name")
+    subscribe.add_argument("--status", action="append", choices=("COMPLETED", "FAILED"),
+                           help="only these statuses (repeatable; default both)")
     args = parser.parse_args(argv)
     if args.stack:
         use_stack(args.stack)
+    if args.command == "events":
+        return _subscribe(args)
     from cxr_core.auth import ApiKeyStore, hash_key
 
     if args.action == "create":
@@ -43,6 +52,22 @@ def main(argv: list[str] | None = None) -> int:
         print("revoked")
     else:
         print(json.dumps(ApiKeyStore.list(), indent=2))
+    return 0
+
+
+def _subscribe(args) -> int:
+    import boto3
+
+    from cxr_core.config import settings
+    from cxr_core.subscriptions import subscribe_queue
+
+    config = settings()
+    if not config.events_topic_arn:
+        print("EVENTS_TOPIC_ARN is not set (the stack output JobEventsTopicArn)", file=sys.stderr)
+        return 1
+    clients = [boto3.client(name, region_name=config.region, endpoint_url=config.aws_endpoint_url)
+               for name in ("sns", "sqs")]
+    print(json.dumps(subscribe_queue(*clients, config.events_topic_arn, args.client, args.queue, args.status)))
     return 0
 
 

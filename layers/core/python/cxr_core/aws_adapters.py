@@ -1,4 +1,4 @@
-"""ImageStore on S3 and JobQueue on SQS; the boto3 clients are made by bootstrap and injected."""
+"""ImageStore on S3, JobQueue on SQS, EventPublisher on SNS; the boto3 clients are made by bootstrap and injected."""
 from __future__ import annotations
 
 import json
@@ -57,3 +57,16 @@ class SqsJobQueue:
         if self._dlq_url:
             depth["dead_letter"] = self._count(self._dlq_url)["visible"]
         return depth
+
+
+class SnsEventPublisher:
+    """Job events on the SNS topic; message attributes let a subscription's filter policy pick a client's events."""
+
+    def __init__(self, sns_client, topic_arn: str):
+        self._sns = sns_client
+        self._topic_arn = topic_arn
+
+    def publish(self, event: dict, attributes: dict[str, str]) -> None:
+        self._sns.publish(TopicArn=self._topic_arn, Message=json.dumps(event),
+                          MessageAttributes={name: {"DataType": "String", "StringValue": value}
+                                             for name, value in attributes.items()})

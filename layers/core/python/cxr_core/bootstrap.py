@@ -10,7 +10,7 @@ import boto3
 from botocore.config import Config
 
 from cxr_core.auth import ApiKeyStore, Authenticator, FailureLimiter, RateLimiter
-from cxr_core.aws_adapters import S3ImageStore, SqsJobQueue
+from cxr_core.aws_adapters import S3ImageStore, SnsEventPublisher, SqsJobQueue
 from cxr_core.config import Settings, settings
 from cxr_core.dynamo_store import DynamoJobStore
 from cxr_core.services.infer import InferDeps
@@ -32,6 +32,9 @@ class Runtime:
         self.jobs = DynamoJobStore(region=config.region, ttl_days=config.job_ttl_days)
         self.images = S3ImageStore(self.s3, config.images_bucket)
         self.queue = SqsJobQueue(self.sqs, config.queue_url, config.dlq_url or None)
+        self.events = (SnsEventPublisher(boto3.client("sns", region_name=config.region, endpoint_url=config.aws_endpoint_url,
+                                                      config=client_config), config.events_topic_arn)
+                       if config.events_topic_arn else None)  # no topic configured: no events
         self.auth = Authenticator(config.auth_mode, ApiKeyStore(config.auth_cache_seconds),
                                   FailureLimiter(config.auth_failures_per_minute))
         self.rate_limiter = RateLimiter(config.rate_limit_per_minute, lease=config.rate_limit_lease)
@@ -98,7 +101,7 @@ class Runtime:
         return SubmitDeps(jobs=self.jobs, images=self.images, queue=self.queue,
                           model_id=self.model_identity["model_id"], check_image=check_image,
                           deidentify_dicom=deidentify_dicom, executor=self._submit_executor,
-                          cache_scope=self.settings.cache_scope)
+                          cache_scope=self.settings.cache_scope, events=self.events)
 
     @cached_property
     def _submit_executor(self) -> ThreadPoolExecutor:
@@ -111,7 +114,7 @@ class Runtime:
     def infer_deps(self) -> InferDeps:
         return InferDeps(jobs=self.jobs, images=self.images, predictor=self.predictor, executor=self._executor,
                          max_receive_count=self.settings.max_receive_count,
-                         lease_seconds=self.settings.visibility_timeout_seconds)
+                         lease_seconds=self.settings.visibility_timeout_seconds, events=self.events)
 
 
 @lru_cache(maxsize=1)

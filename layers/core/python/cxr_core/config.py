@@ -39,6 +39,8 @@ class Settings:
     max_presigned_upload_bytes: int
     cache_scope: str
     auth_failures_per_minute: int
+    long_poll_interval_seconds: float
+    events_topic_arn: str
     # EC2 worker only (the launch template's env file): the termination lifecycle hook it completes after draining
     worker_group_name: str = ""
     worker_lifecycle_hook: str = ""
@@ -86,6 +88,8 @@ def settings() -> Settings:
         max_presigned_upload_bytes=_int("MAX_PRESIGNED_UPLOAD_BYTES", 200 * 1024 * 1024),
         cache_scope=env("CACHE_SCOPE", "client"),
         auth_failures_per_minute=_int("AUTH_FAILURES_PER_MINUTE", 30),
+        long_poll_interval_seconds=float(env("LONG_POLL_INTERVAL_SECONDS", "0.5")),
+        events_topic_arn=env("EVENTS_TOPIC_ARN", ""),
         worker_group_name=env("WORKER_GROUP_NAME", ""),
         worker_lifecycle_hook=env("WORKER_LIFECYCLE_HOOK", ""),
         worker_lifecycle_poll_seconds=float(env("WORKER_LIFECYCLE_POLL_SECONDS", "5")),

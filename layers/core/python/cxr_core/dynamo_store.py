@@ -181,7 +181,7 @@ class DynamoJobStore:
                 raise
             # the claim already moved on; the queue's redelivery decides what happens next
 
-    def fail_job(self, job: Job, token: str | None, error: str) -> None:
+    def fail_job(self, job: Job, token: str | None, error: str) -> bool:
         condition = ~JobRecord.status.is_in(JobStatus.COMPLETED.value, JobStatus.FAILED.value)
         if token:
             condition = condition & (JobRecord.claim_token == token)
@@ -194,13 +194,15 @@ class DynamoJobStore:
             ], condition=condition)
         except UpdateError as error:
             if is_condition_failed(error):
-                return  # already final, or the claim moved on
+                return False  # already final, or the claim moved on
             raise
+        job.status, job.error, job.finished_at, job.updated_at = JobStatus.FAILED, error, moment, moment
         try:  # free the dedup record so a later upload of the same image is tried afresh
             CacheRecord(job.cache_key).delete(condition=(CacheRecord.job_id == job.job_id) & (CacheRecord.state == PENDING))
         except DeleteError as error:
             if not is_condition_failed(error):
                 raise
+        return True
 
     def touch_queued(self, job: Job) -> bool:
         """Mark a QUEUED job as re-enqueued now, so the next recovery pass leaves it alone."""

@@ -43,7 +43,14 @@ class Predictor:
 
     def _prediction(self, row: np.ndarray) -> Prediction:
         output = {label: float(value) for label, value in zip(self.labels, row) if label}
-        return Prediction(output=output, top_label=max(output, key=output.get))
+        return Prediction(output=output, top_label=top_label(output))
+
+
+
+def top_label(output: dict[str, float]) -> str:
+    """Highest score; a tie goes to the label first in alphabetical order. The CLI and the web page rank the
+    same way (clients/README.md), so their first row is always the API's top_label."""
+    return min(output.items(), key=lambda item: (-item[1], item[0]))[0]
 
 
 def _identity(name: str, sha256: str, weights: str, engine: str, preprocess_mode: str) -> dict:

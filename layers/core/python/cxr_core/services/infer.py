@@ -11,7 +11,8 @@ from dataclasses import dataclass, field
 from typing import Protocol, Sequence
 
 from cxr_core.domain import Job, JobMessage, iso, parse_iso, sha256_hex, utc_now
-from cxr_core.ports import ClaimState, ImageStore, JobStore
+from cxr_core.ports import ClaimState, EventPublisher, ImageStore, JobStore
+from cxr_core.services.notifications import notify
 
 logger = logging.getLogger(__name__)
 
@@ -60,6 +61,7 @@ class InferDeps:
     executor: Executor
     max_receive_count: int
     lease_seconds: int
+    events: EventPublisher | None = None
 
 
 @dataclass
@@ -99,9 +101,10 @@ def _unsettled(work: _Work, report: BatchReport, action: str) -> None:
 def _give_back(work: _Work, deps: InferDeps, token: str, reason: str, report: BatchReport) -> None:
     """Retry through the queue; on the last allowed delivery the job ends FAILED and the message goes to the DLQ."""
     final = work.receive_count >= deps.max_receive_count
+    failed_now = False
     try:
         if final:
-            deps.jobs.fail_job(work.job, token, reason)
+            failed_now = deps.jobs.fail_job(work.job, token, reason)
         else:
             deps.jobs.release_job(work.job, token, reason)
     except Exception:
@@ -109,6 +112,8 @@ def _give_back(work: _Work, deps: InferDeps, token: str, reason: str, report: Ba
         return
     if final:
         logger.error("job %s failed for good after %d deliveries: %s", work.job.job_id, work.receive_count, reason)
+        if failed_now:
+            notify(deps.events, work.job)  # the message goes on to the DLQ either way: no redelivery to retry it
         report.failed_jobs.append(work.job.job_id)
     else:
         logger.warning("job %s will be retried (delivery %d): %s", work.job.job_id, work.receive_count, reason)
@@ -170,8 +175,12 @@ def process_batch(messages: list[InboundMessage], deps: InferDeps, token: str | 
             if claim.lease_until is not None:
                 for message_id in ids:
                     report.retry_after[message_id] = max(1, math.ceil(claim.lease_until - time.time()) + 1)
+        elif claim.state is ClaimState.FINAL and not notify(deps.events, claim.job):
+            _retry_event(ids, job_messages, report)
         else:
-            report.succeeded.extend(ids)  # already final, or no job: nothing left to do
+            # already final (a redelivery: its event may not have gone out, so it went again above; subscribers
+            # dedup by event id), or no job: nothing left to do
+            report.succeeded.extend(ids)
     loaded = []
     for item, future in [(item, deps.executor.submit(_load, item, deps)) for item in work]:
         try:
@@ -179,7 +188,8 @@ def process_batch(messages: list[InboundMessage], deps: InferDeps, token: str | 
             loaded.append(item)
         except ImageMismatch as error:
             logger.error("job %s failed: %s", item.job.job_id, error)
-            deps.jobs.fail_job(item.job, token, str(error))
+            if deps.jobs.fail_job(item.job, token, str(error)):
+                notify(deps.events, item.job)
             report.failed_jobs.append(item.job.job_id)
             report.succeeded.extend(item.message_ids)
         except Exception as error:
@@ -209,5 +219,16 @@ def process_batch(messages: list[InboundMessage], deps: InferDeps, token: str | 
             logger.info("job %s completed (delivery %d)", item.job.job_id, item.receive_count)
             report.completed_jobs.append(item.job.job_id)
             report.end_to_end_ms.append((finished - parse_iso(item.job.created_at)).total_seconds() * 1000)
+            if not notify(deps.events, item.job):  # durable, but unannounced: the redelivery publishes it again
+                _retry_event(item.message_ids, [], report, item.receive_count)
+                continue
         report.succeeded.extend(item.message_ids)
     return report
+
+
+def _retry_event(message_ids: list[str], messages: list[InboundMessage], report: BatchReport,
+                 receive_count: int | None = None) -> None:
+    count = receive_count or max((m.receive_count for m in messages), default=1)
+    report.failed.extend(message_ids)
+    for message_id in message_ids:
+        report.retry_after[message_id] = min(60, 2 ** count)

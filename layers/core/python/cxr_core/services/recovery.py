@@ -13,7 +13,8 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 
 from cxr_core.domain import JobMessage, JobStatus, iso, utc_now
-from cxr_core.ports import JobQueue, JobStore
+from cxr_core.ports import EventPublisher, JobQueue, JobStore
+from cxr_core.services.notifications import notify
 
 logger = logging.getLogger(__name__)
 
@@ -25,12 +26,13 @@ class RecoveryReport:
 
 
 def recover_stuck_jobs(jobs: JobStore, queue: JobQueue, older_than_seconds: int, max_attempts: int,
-                       limit: int = 100) -> RecoveryReport:
+                       limit: int = 100, events: EventPublisher | None = None) -> RecoveryReport:
     report = RecoveryReport()
     cutoff = iso(utc_now() - timedelta(seconds=older_than_seconds))
     for job in jobs.jobs_by_status(JobStatus.IN_PROGRESS, "", limit=limit, before=cutoff):
         if job.attempts >= max_attempts:
-            jobs.fail_job(job, None, f"abandoned after {job.attempts} attempts: its worker stopped while running it")
+            if jobs.fail_job(job, None, f"abandoned after {job.attempts} attempts: its worker stopped while running it"):
+                notify(events, job)
             report.failed.append(job.job_id)
         elif jobs.reset_to_queued(job):
             queue.send(JobMessage(job.job_id, job.image_key, job.image_sha256, job.model_id))

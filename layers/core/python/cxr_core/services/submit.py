@@ -8,7 +8,8 @@ from typing import Callable
 
 from cxr_core.domain import (Job, JobMessage, JobStatus, ServiceError, Upload, iso, new_job_id, sha256_hex,
                              undecodable, unavailable, unsupported_media, utc_now)
-from cxr_core.ports import CacheKeyTaken, ImageStore, JobQueue, JobStore
+from cxr_core.ports import CacheKeyTaken, EventPublisher, ImageStore, JobQueue, JobStore
+from cxr_core.services.notifications import notify
 
 logger = logging.getLogger(__name__)
 
@@ -26,6 +27,7 @@ class SubmitDeps:
     deidentify_dicom: Callable[[bytes], bytes]  # required: what is stored keeps no patient identity
     executor: Executor | None = None  # runs the image check while the cache lookup waits on DynamoDB
     cache_scope: str = "client"  # client: answers only from the caller's own uploads; global: from anyone's
+    events: EventPublisher | None = None  # job events (a cache hit is a job COMPLETED at once)
 
 
 @dataclass
@@ -94,6 +96,7 @@ def submit_image(upload: Upload, deps: SubmitDeps, client_id: str | None = None)
         if entry is not None and entry.done:
             copy = _cached_copy(entry.result, job)
             deps.jobs.put_job(copy)
+            notify(deps.events, copy)  # the caller has the result in this answer; a lost event is only logged
             return SubmitOutcome(copy, created=False)
         if entry is not None:
             running = deps.jobs.get_job(entry.job_id)

@@ -1,0 +1,120 @@
+"""`cxr submit-dir`: every study in a folder, uploaded and followed N at a time, resumable through a manifest."""
+from __future__ import annotations
+
+import hashlib
+import json
+import queue
+import threading
+import time
+from pathlib import Path
+from typing import Callable
+
+from . import exit_codes
+from .api import Client
+from .files import LocalFileError, read_image
+from .jobs import follow_one, upload
+
+MANIFEST_NAME = ".cxr-manifest.jsonl"
+
+
+class Manifest:
+    """One JSON line per file that reached a final state, keyed by the SHA-256 of its bytes; appended and flushed
+    as each file finishes, so an interrupted run (Ctrl-C, a crash) keeps everything done before it."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.entries: dict[str, dict] = {}
+        self._lock = threading.Lock()
+        if path.is_file():
+            for line in path.read_text(encoding="utf-8", errors="replace").splitlines():
+                try:
+                    entry = json.loads(line)
+                    self.entries[entry["sha256"]] = entry
+                except (ValueError, KeyError, TypeError):
+                    continue  # a line cut short by a crash
+
+    def completed(self, sha256: str) -> dict | None:
+        entry = self.entries.get(sha256)
+        return entry if entry and entry.get("status") == "COMPLETED" and entry.get("result") else None
+
+    def append(self, record: dict) -> None:
+        line = json.dumps({key: value for key, value in record.items() if key != "exit_code"})
+        with self._lock, self.path.open("a", encoding="utf-8") as handle:
+            handle.write(line + "\n")
+            handle.flush()
+        self.entries[record["sha256"]] = record
+
+
+def process_file(client: Client, path: Path, manifest: Manifest, deadline: float, timeout_s: float,
+                 sent: Callable[[int], None]) -> dict:
+    """Read, look up in the manifest, upload, follow to the end; a bad file fails only its own record."""
+    try:
+        image = read_image(path)
+    except LocalFileError as error:
+        return {"file": str(path), "status": "ERROR", "error": str(error), "exit_code": exit_codes.USAGE}
+    digest = hashlib.sha256(image.data).hexdigest()
+    earlier = manifest.completed(digest)
+    if earlier is not None:
+        sent(len(image.data))
+        return {**earlier, "file": str(path), "from_manifest": True, "exit_code": exit_codes.OK}
+    record = upload(client, image, sent)
+    record["sha256"] = digest
+    if "exit_code" not in record:
+        follow_one(client, record, deadline, timeout_s)
+    if record.get("status") in ("COMPLETED", "FAILED") and record.get("id"):
+        manifest.append(record)
+    return record
+
+
+class Interrupted(Exception):
+    """Ctrl-C: args[0] holds the records finished so far."""
+
+
+def run(client: Client, files: list[Path], manifest: Manifest, concurrency: int, timeout_s: float,
+        on_progress: Callable[[list[dict], int], None]) -> list[dict]:
+    """N daemon threads take files in turn; the main thread only waits and redraws, so Ctrl-C reaches it at once
+    and nothing is left running (a long poll in flight dies with the process; its job finishes server-side)."""
+    deadline = time.monotonic() + timeout_s
+    todo: queue.Queue[int] = queue.Queue()
+    for index in range(len(files)):
+        todo.put(index)
+    results: list[dict | None] = [None] * len(files)
+    sent_bytes = [0]
+    lock = threading.Lock()
+    finished = threading.Semaphore(0)
+
+    def sent(count: int) -> None:
+        with lock:
+            sent_bytes[0] += count
+
+    def work() -> None:
+        while True:
+            try:
+                index = todo.get_nowait()
+            except queue.Empty:
+                return
+            try:
+                results[index] = process_file(client, files[index], manifest, deadline, timeout_s, sent)
+            except Exception as error:  # noqa: BLE001 - one file's surprise must not stop the others
+                results[index] = {"file": str(files[index]), "status": "ERROR", "error": f"{type(error).__name__}: "
+                                  f"{error}", "exit_code": exit_codes.API_ERROR}
+            finished.release()
+
+    for _ in range(max(1, min(concurrency, len(files)))):
+        threading.Thread(target=work, daemon=True).start()
+    done = 0
+    try:
+        while done < len(files):
+            if finished.acquire(timeout=0.2):
+                done += 1
+            on_progress([r for r in results if r is not None], sent_bytes[0])
+    except KeyboardInterrupt:
+        raise Interrupted([r for r in results if r is not None]) from None
+    return [r for r in results if r is not None]
+
+
+def counts(records: list[dict], skipped: int) -> dict[str, int]:
+    ok = [r for r in records if r.get("exit_code") == exit_codes.OK]
+    return {"completed": sum(not r.get("cached") for r in ok), "cached": sum(bool(r.get("cached")) for r in ok),
+            "failed": len(records) - len(ok), "skipped": skipped,
+            "from_manifest": sum(bool(r.get("from_manifest")) for r in ok)}

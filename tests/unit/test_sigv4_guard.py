@@ -89,3 +89,21 @@ def test_the_middleware_answers_403_without_calling_moto():
     env, body = signed_dynamodb(STACK)
     assert guard(env, lambda status, headers: statuses.append(status)) == [b"moto"]
     assert called[0]["wsgi.input"].read() == body
+
+
+def test_only_a_cors_preflight_reaches_moto_unsigned():
+    """S3 answers a browser's preflight of a presigned PUT from the bucket's CORS rules, without a signature."""
+    seen = []
+
+    def app(env, start_response):
+        seen.append(env["REQUEST_METHOD"])
+        start_response("200 OK", [])
+        return [b""]
+
+    guard = SigV4Guard(app, STACK)
+    url = presigned_put(STACK)
+    statuses = []
+    preflight = environ("OPTIONS", url, {"Origin": "http://127.0.0.1:8080", "Access-Control-Request-Method": "PUT"})
+    guard(preflight, lambda status, headers: statuses.append(status))
+    guard(environ("OPTIONS", url, {"Origin": "http://127.0.0.1:8080"}), lambda status, headers: statuses.append(status))
+    assert seen == ["OPTIONS"] and statuses[0].startswith("200") and statuses[1].startswith("403")

@@ -145,8 +145,10 @@ class LocalStack:
 
         infer = functions.get("InferFunction")
         if opts.workers > 0 and infer is not None:
+            sqs = (external.session.client("sqs") if external  # --aws-endpoint: that emulator's credentials
+                   else _with_endpoint(session, moto_endpoint, lambda s: s.client("sqs")))
             self.infer_mapping = start_infer_lambda(
-                template, infer, _with_endpoint(session, moto_endpoint, lambda s: s.client("sqs")),
+                template, infer, sqs,
                 max_local=opts.workers, region=REGION, overrides=local_overrides, say=say, nice=opts.worker_nice)
         if opts.workers > 0 and infer is not None and self.infer_mapping is None:  # InferPath=ec2
             worker_env = {**base_env, **infer.environment, "MODEL_DIR": model_dir,

@@ -185,7 +185,7 @@ class LocalStack:
                      "aws_env": {**{key: value for key, value in http_env.items() if key.endswith(("_TABLE", "_BUCKET",
                                                                                                    "_URL"))},
                                  **aws_env, "AWS_ENDPOINT_URL": moto_endpoint},
-                     "pid": os.getpid(), "weights": weights,
+                     "pid": os.getpid(), "weights": weights, "model_dir": model_dir,
                      "workers": opts.workers if (self.worker or self.infer_mapping) else 0, "health_status": health,
                      "ready_status": ready, "infer_path": str(template.parameters.get("InferPath", "")),
                      "ready_seconds": round(time.monotonic() - started, 3), "phases_s": phases, "resources": created,

@@ -7,6 +7,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 
 import requests
+from cxr_local.sam_env import stack_credentials
 
 from common import LocalStack
 
@@ -72,8 +73,9 @@ def auth(stack: LocalStack) -> dict:
 def jobs_table(stack: LocalStack) -> dict[str, dict]:
     import boto3
 
+    key, secret = stack_credentials(stack.info)  # the stack's moto refuses any other identity
     client = boto3.client("dynamodb", endpoint_url=stack.info["moto_endpoint"], region_name="us-east-1",
-                          aws_access_key_id="testing", aws_secret_access_key="testing")
+                          aws_access_key_id=key, aws_secret_access_key=secret)
     items, start = [], None
     while True:
         page = client.scan(TableName=stack.info["resources"]["tables"]["JobsTable"],

@@ -33,10 +33,12 @@ def local_layer(content_uri: str, repo_root: Path) -> Path:
 
 
 def function_environment(spec, endpoint: str, credentials: tuple[str, str], env_vars: dict, repo_root: Path,
-                         layer_paths: list[Path]) -> dict[str, str]:
-    """What the sandbox sees: Lambda's own variables, the template's, then env-vars overrides of declared names."""
+                         layer_paths: list[Path], model_dir: str | None = None) -> dict[str, str]:
+    """What the sandbox sees: Lambda's own variables, the template's, then env-vars overrides of declared names.
+    model_dir: the running stack's model folder (its ready file says), else the model layer's /opt/weights here."""
     declared = dict(spec.environment)
-    declared.update({"AWS_ENDPOINT_URL": endpoint, "MODEL_DIR": str(repo_root / "layers" / "model" / "weights")})
+    declared.update({"AWS_ENDPOINT_URL": endpoint,
+                     "MODEL_DIR": model_dir or str(repo_root / "layers" / "model" / "weights")})
     for scope in ("Parameters", spec.logical_id):  # as SAM: only names the function declares are overridden
         declared.update({key: str(value) for key, value in (env_vars.get(scope) or {}).items()
                          if key in spec.environment or key == "AWS_ENDPOINT_URL"})
@@ -92,7 +94,8 @@ def main(argv: list[str], repo_root: Path) -> int:
     spec = functions[args.function]
     layers = [local_layer(uri, repo_root) for uri in template.function_layers(args.function).values()]
     env_vars = json.loads(args.env_vars.read_text()) if args.env_vars else {}
-    environment = function_environment(spec, endpoint, stack_credentials(info), env_vars, repo_root, layers)
+    environment = function_environment(spec, endpoint, stack_credentials(info), env_vars, repo_root, layers,
+                                       info.get("model_dir"))
     spec = replace(spec, environment=environment)
 
     response_fd = os.dup(1)

@@ -153,8 +153,10 @@ class LocalStack:
 
         infer = functions.get("InferFunction")
         if opts.workers > 0 and infer is not None:
+            sqs = (external.session.client("sqs") if external  # --aws-endpoint: that emulator's credentials
+                   else _with_endpoint(session, moto_endpoint, lambda s: s.client("sqs")))
             self.infer_mapping = start_infer_lambda(
-                template, infer, _with_endpoint(session, moto_endpoint, lambda s: s.client("sqs")),
+                template, infer, sqs,
                 max_local=opts.workers, region=REGION, overrides=local_overrides, say=say, nice=opts.worker_nice)
         if opts.workers > 0 and infer is not None and self.infer_mapping is None:  # InferPath=ec2
             worker_env = {**base_env, **infer.environment, "MODEL_DIR": model_dir,
@@ -191,7 +193,7 @@ class LocalStack:
                      "aws_env": {**{key: value for key, value in http_env.items() if key.endswith(("_TABLE", "_BUCKET",
                                                                                                    "_URL"))},
                                  **aws_env, "AWS_ENDPOINT_URL": moto_endpoint},
-                     "pid": os.getpid(), "weights": weights,
+                     "pid": os.getpid(), "weights": weights, "model_dir": model_dir,
                      "workers": opts.workers if (self.worker or self.infer_mapping) else 0, "health_status": health,
                      "ready_status": ready, "infer_path": str(template.parameters.get("InferPath", "")),
                      "ready_seconds": round(time.monotonic() - started, 3), "phases_s": phases, "resources": created,

@@ -14,7 +14,7 @@ from pynamodb.connection import Connection
 
 from cxr_core.auth import ApiKeyStore, RateLimiter
 from cxr_core.conditions import is_condition_failed
-from cxr_core.domain import JobStatus
+from cxr_core.domain import JobStatus, sha256_hex
 from cxr_core.dynamo_store import DynamoJobStore
 from cxr_core.http import is_outage
 from cxr_core.ports import CacheKeyTaken, ClaimState
@@ -149,10 +149,11 @@ def test_a_throttled_fail_in_a_batch_is_reported_and_finished_by_the_recovery_pa
     """The last delivery of a poison job, whose FAILED write is throttled: not acknowledged, reported unsettled;
     its neighbour completes; the recovery pass then records the failure."""
     store, control = faulty
-    poison, good = claimed(runtime, "seed"), new_job()
+    good_bytes = f"good {uuid.uuid4()}".encode()
+    poison, good = claimed(runtime, "seed"), new_job(sha256_hex(good_bytes))  # infer checks the stored bytes' SHA-256
     runtime.jobs.release_job(poison, "seed", "first try")
     runtime.jobs.create_job(good)
-    runtime.images.put(good.image_key, b"good", "image/png")
+    runtime.images.put(good.image_key, good_bytes, "image/png")
 
     class Predictor:
         identity, model_id = {"name": "stub"}, "m@1"

@@ -33,7 +33,7 @@ def _reference(data: bytes, tmp_path) -> np.ndarray:
 
 def _ours(data: bytes) -> np.ndarray:
     pixels = dicom_pixels(data)
-    return normalize(pixels.array, pixels.maxval)
+    return normalize(pixels.image(), pixels.maxval)
 
 
 def _signed(seed: int = 0) -> np.ndarray:
@@ -104,6 +104,12 @@ def test_pixels_above_maxval_after_inversion_are_a_422_where_the_reference_raise
 def test_native_pixels_are_read_in_place_from_the_upload(syntax):
     data = encode_dicom(clinical_radiograph(200, 180), syntax, bits_stored=12)
     assert np.shares_memory(dicom_pixels(data).array, np.frombuffer(data, np.uint8))
+
+
+def test_monochrome1_pixels_are_read_in_place_and_inverted_in_normalisation():
+    data = _save(native_dataset(clinical_radiograph(200, 180), "MONOCHROME1", bits_stored=12))
+    pixels = dicom_pixels(data)
+    assert pixels.invert and np.shares_memory(pixels.array, np.frombuffer(data, np.uint8))
 
 
 def test_a_syntax_nothing_here_decodes_is_a_422_naming_it():

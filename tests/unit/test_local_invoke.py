@@ -22,6 +22,8 @@ def test_invoke_environment_is_lambdas_plus_the_template_plus_declared_overrides
     assert (env["AWS_ACCESS_KEY_ID"], env["AWS_SECRET_ACCESS_KEY"]) == ("AKID", "SECRET")
     assert env["AWS_LAMBDA_FUNCTION_MEMORY_SIZE"] == str(spec.memory_mb) and env["AWS_SAM_LOCAL"] == "true"
     assert env["MODEL_DIR"] == str(REPO / "layers" / "model" / "weights")  # the model layer's /opt/weights here
+    served = function_environment(spec, ENDPOINT, ("AKID", "SECRET"), {}, REPO, [], "/stack/weights")
+    assert served["MODEL_DIR"] == "/stack/weights"  # a running stack's own model folder, from its ready file
 
 
 def test_functions_get_exactly_their_declared_layers_from_local_sources():

@@ -62,8 +62,8 @@ def test_readme_reference_pixels_of_the_dicom_samples():
 
     siim = dicom_pixels((SAMPLES_DIR / "siim_pneumothorax_sample.dcm").read_bytes())
     mono1 = dicom_pixels((SAMPLES_DIR / "Fake_MONOHR1.dcm").read_bytes())
-    assert normalize(siim.array, siim.maxval)[60][2] == pytest.approx(-959.749, abs=1e-3)
-    assert normalize(mono1.array, mono1.maxval)[60][2] == pytest.approx(959.75, abs=1e-2)
+    assert normalize(siim.image(), siim.maxval)[60][2] == pytest.approx(-959.749, abs=1e-3)
+    assert mono1.invert and normalize(mono1.image(), mono1.maxval)[60][2] == pytest.approx(959.75, abs=1e-2)
 
 
 def test_monochrome1_is_the_inverse_of_monochrome2():

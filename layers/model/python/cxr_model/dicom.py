@@ -131,7 +131,8 @@ def dicom_pixels(data: bytes) -> Pixels:
 
 def dataset_pixels(ds, source: bytes | None = None) -> Pixels:
     """xrv.utils.read_xray_dcm's pixels before normalisation: pixel_array (no rescale, no VOI LUT), MONOCHROME1
-    inverted as maxval - pixels, maxval = 2**BitsStored - 1 (layers/model/README.md, "DICOM")."""
+    inverted as maxval - pixels (Pixels.invert, not copied), maxval = 2**BitsStored - 1 (layers/model/README.md,
+    "DICOM")."""
     syntax = ds.file_meta.TransferSyntaxUID
     try:
         maxval = 2 ** int(ds.BitsStored) - 1
@@ -150,7 +151,7 @@ def dataset_pixels(ds, source: bytes | None = None) -> Pixels:
         return Pixels(array, maxval)
     if maxval > np.iinfo(array.dtype).max:  # the reference's `maxval - data` overflows (NumPy 2 raises) here too
         raise ImageError.undecodable(f"DICOM MONOCHROME1 with {ds.BitsStored}-bit signed pixels is not supported")
-    return Pixels(maxval - array, maxval)
+    return Pixels(array, maxval, invert=True)
 
 
 def reraise_unless_decoder_failure(exc: BaseException) -> None:

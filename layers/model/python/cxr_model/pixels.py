@@ -25,6 +25,10 @@ class Pixels:
     maxval: int
     invert: bool = False
 
+    def image(self) -> np.ndarray:
+        """The image itself, maxval - array where inverted (a full-size copy: for checks and tests, not the worker)."""
+        return self.maxval - self.array if self.invert else self.array
+
 
 def check_size(width: int, height: int) -> None:
     if width * height > MAX_PIXELS:

@@ -18,8 +18,16 @@ def normalize(array: np.ndarray, maxval: int) -> np.ndarray:
 
 
 def _check_range(pixels: Pixels) -> None:
-    if np.iinfo(pixels.array.dtype).max > pixels.maxval and pixels.array.max() > pixels.maxval:
-        raise ImageError.undecodable(f"pixel values exceed the declared bit depth (max {pixels.maxval})")
+    """xrv.utils.normalize raises where the image's maximum exceeds maxval; for an inverted image, maxval - array,
+    that is where array < 0 (signed) or, unsigned, where array > maxval (the subtraction wraps around)."""
+    array, maxval = pixels.array, pixels.maxval
+    info = np.iinfo(array.dtype)
+    if pixels.invert and info.min < 0:
+        above = array.min() < 0
+    else:
+        above = info.max > maxval and array.max() > maxval
+    if above:
+        raise ImageError.undecodable(f"pixel values exceed the declared bit depth (max {maxval})")
 
 
 def preprocess_exact(data: bytes, size: int = 224) -> np.ndarray:

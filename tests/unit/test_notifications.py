@@ -10,6 +10,7 @@ from cxr_core.services.infer import InboundMessage, InferDeps, process_batch
 from cxr_core.services.notifications import job_event
 from cxr_core.services.recovery import recover_stuck_jobs
 from cxr_core.services.submit import SubmitDeps, submit_image
+from cxr_model.privacy import deidentify_dicom
 from tests.fakes import (FakePredictor, InMemoryImageStore, InMemoryJobStore, InMemoryQueue, RecordingPublisher,
                          fake_check_image)
 
@@ -20,7 +21,7 @@ PNG = b"\x89PNG\r\n\x1a\n"
 def world():
     jobs, images, queue, events = InMemoryJobStore(), InMemoryImageStore(), InMemoryQueue(), RecordingPublisher()
     submit = SubmitDeps(jobs=jobs, images=images, queue=queue, model_id="m@1", check_image=fake_check_image,
-                        events=events)
+                        deidentify_dicom=deidentify_dicom, events=events)
     infer = InferDeps(jobs=jobs, images=images, predictor=FakePredictor(poison=PNG + b"POISON"),
                       executor=ThreadPoolExecutor(2), max_receive_count=3, lease_seconds=60, events=events)
     return jobs, queue, events, submit, infer
@@ -97,13 +98,15 @@ def test_recovery_announces_the_job_it_fails(world):
     assert event["job_id"] == job_id and event["status"] == "FAILED" and "abandoned" in event["error"]
 
 
-def test_a_cache_hit_is_a_completed_job_and_announced_as_cached(world):
+@pytest.mark.parametrize(("scope", "client"), [("client", "hospital-a"), ("global", "hospital-b")])
+def test_a_cache_hit_is_a_completed_job_and_announced_as_cached(world, scope, client):
     jobs, queue, events, submit, infer = world
+    submit.cache_scope = scope  # hospital-a uploads first; in global scope hospital-b's upload is a hit too
     process_batch([_submit(world, b"same")], infer)
-    hit = submit_image(Upload(PNG + b"same"), submit, "hospital-b")
+    hit = submit_image(Upload(PNG + b"same"), submit, client)
     assert hit.job.status is JobStatus.COMPLETED
     event, attributes = events.events[-1]
-    assert event["job_id"] == hit.job.job_id and event["cached"] is True and attributes["client_id"] == "hospital-b"
+    assert event["job_id"] == hit.job.job_id and event["cached"] is True and attributes["client_id"] == client
 
 
 def test_the_event_is_json_and_names_no_image_bytes(world):

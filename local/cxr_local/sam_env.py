@@ -88,6 +88,18 @@ def write_json(document: dict, path: Path | None) -> None:
     tmp.replace(path)
 
 
+
+def env_json_beside(ready_file: Path) -> Path:
+    return ready_file.with_name("env.json")
+
+
+def write_env_json_beside(info: dict, template_path: Path, ready_file: Path) -> Path:
+    """sam's --env-vars file for the stack, next to its ready file (`python -m cxr_local env-json` writes the
+    same); from Docker the endpoint is the Docker host, reachable when the stack listens on 0.0.0.0."""
+    path = env_json_beside(ready_file)
+    write_json(document_for_stack(info, template_path, DOCKER_HOST), path)
+    return path
+
 def main(argv: list[str], repo_root: Path) -> int:
     parser = argparse.ArgumentParser(prog="python -m cxr_local env-json", description=__doc__.splitlines()[0])
     parser.add_argument("-o", "--output", type=Path, help="write here (default: stdout)")

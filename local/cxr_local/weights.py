@@ -1,8 +1,13 @@
-"""What weights the local stack serves, read from the ONNX export the workers load (not from a sidecar file)."""
+"""The local stack's model artifacts: their build, and what weights they hold (read from the ONNX export)."""
 from __future__ import annotations
 
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
+
+from . import processes
+from .report import say
 
 RANDOM_INIT, PROVIDED, REAL = "random-init", "provided", "real"
 
@@ -21,3 +26,9 @@ def weights_status(model_dir: str | Path) -> dict[str, Any]:
               RANDOM_INIT: "random-init stand-in of the real architecture"}.get(kind, kind)
     return {"kind": kind, "sha256": sha256, "random_init": kind == RANDOM_INIT,
             "detail": f"{detail} (SHA-256 {sha256[:16]}, {model_dir})"}
+
+
+def start_model_build(model_dir: Path, env: dict[str, str], cwd: Path) -> subprocess.Popen:
+    command = [sys.executable, "-m", "cxr_model.build", "--model-dir", str(model_dir), "--allow-random-init"]
+    say("model artifacts: " + " ".join(command[1:]))
+    return processes.spawn(command, env=env, cwd=cwd, log=None)

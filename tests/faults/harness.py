@@ -17,7 +17,7 @@ import psutil
 
 from cxr_local.intrinsics import StackIdentity
 from cxr_local.processes import free_port
-from cxr_local.stack import LOCAL_AWS_ENV
+from cxr_local.aws_backend import LOCAL_AWS_ENV
 from cxr_local.template import StackTemplate
 from tests.e2e.conftest import RunningStack, start_stack, stop_stack
 from tests.faults.proxy import FaultProxy, ProxyControl

@@ -4,7 +4,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
-from cxr_local.stack import _wait_ready
+from cxr_local.readiness import wait_ready
 
 
 def serve(statuses: list[int]):
@@ -32,7 +32,7 @@ def serve(statuses: list[int]):
 def test_waits_until_ready_with_the_operator_key():
     server, url, seen = serve([503, 503, 200])
     try:
-        assert _wait_ready(url, {"x-api-key": "op"}, timeout_s=30) == 200
+        assert wait_ready(url, {"x-api-key": "op"}, timeout_s=30) == 200
     finally:
         server.shutdown()
     assert seen == ["op", "op", "op"]
@@ -42,6 +42,6 @@ def test_a_stack_that_never_gets_ready_does_not_start():
     server, url, _ = serve([503])
     try:
         with pytest.raises(RuntimeError, match="not ready .* 503 .*queue"):
-            _wait_ready(url, {}, timeout_s=0.5)
+            wait_ready(url, {}, timeout_s=0.5)
     finally:
         server.shutdown()

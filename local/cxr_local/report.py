@@ -30,12 +30,13 @@ def announce(info: dict, ready_file: Path | None) -> None:
     for name, path in info.get("logs", {}).items():
         say(f"{name} log: {path}")
     if info.get("events_topic_arn"):
-        aws = (f"AWS_ENDPOINT_URL={info['moto_endpoint']} AWS_ACCESS_KEY_ID=testing AWS_SECRET_ACCESS_KEY=testing "
-               "AWS_DEFAULT_REGION=us-east-1")
+        # the embedded moto accepts only the stack's own identity: both commands take it from the ready file
+        ready = ready_file or "READY_FILE"
         say(f"job events (SNS): {info['events_topic_arn']}; to receive one client's events in an SQS queue:")
-        say(f"  {aws} EVENTS_TOPIC_ARN={info['events_topic_arn']} python -m cxr_core.admin events subscribe "
-            "--client local-dev --queue my-events    # prints the queue_url")
-        say(f"  {aws} cxr watch --queue-url QUEUE_URL    # prints each event as a JSON line")
+        say(f"  python -m cxr_core.admin --stack {ready} events subscribe --client local-dev --queue my-events"
+            "    # prints the queue_url")
+        say(f"  eval \"$(python -m cxr_local env-json --ready-file {ready} --credentials)\"; cxr watch --aws-endpoint {info['moto_endpoint']}"
+            " --queue-url QUEUE_URL    # prints each event as a JSON line")
     if info["health_status"] != 200:
         say(f"WARNING: GET /v1/ops/health answered {info['health_status']}")
     if info.get("ready_status") != 200:

@@ -136,7 +136,7 @@ class LocalStack:
         self.info = {**self.info, "url": url, "api_key": api_key, "moto_endpoint": aws.endpoint,
                      "aws_region": REGION, "aws_access_key_id": self.identity.access_key_id,
                      "aws_secret_access_key": self.identity.secret_access_key,
-                     "aws_env": {**{key: value for key, value in http_env.items() if key.endswith(("_TABLE", "_BUCKET",
+                     "aws_env": {**{key: value for key, value in http_env.items() if key.endswith(("_TABLE", "_BUCKET", "_ARN",
                                                                                                    "_URL"))},
                                  **aws.env},
                      "pid": os.getpid(), "weights": weights, "model_dir": model_dir,

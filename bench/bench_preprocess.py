@@ -99,7 +99,7 @@ def plugged_cases() -> list[tuple[str, bytes]]:
 
 
 def _codec(data: bytes):
-    """The decoder's own work alone: libjpeg-turbo's (simplejpeg) for JPEG, PIL's for PNG; DICOM: the whole pixel read."""
+    """The decoder's own work alone: simplejpeg's (libjpeg-turbo) for JPEG, PIL's for PNG; DICOM: the pixel read."""
     import simplejpeg
     from PIL import Image
 

@@ -2,7 +2,7 @@
 
 Run:  .venv/bin/python bench/bench_preprocess.py [--runs 5] [--model-dir layers/model/weights] [--only SUBSTRING]
 One row per format and size, CPU ms (time.process_time, p50; one core: onnxruntime and BLAS capped to 1 thread):
-  codec    the decoder's own full decode (PIL Image.load for PNG/JPEG; for DICOM the whole pixel read, = decode)
+  codec    the decoder's own full decode (simplejpeg for JPEG, PIL Image.load for PNG; DICOM: whole pixel read)
   decode   bytes -> integer pixel array (cxr_model's Pixels)
   prep     the service's whole preprocessing, bytes -> (1, 224, 224) tensor (decode included)
   fwd      one forward pass, onnxruntime batch 1, measured in the same run (median of samples taken between rows)
@@ -99,12 +99,16 @@ def plugged_cases() -> list[tuple[str, bytes]]:
 
 
 def _codec(data: bytes):
-    """The decoder's own work alone: PIL's decode for PNG/JPEG; for DICOM the whole pixel read."""
+    """The decoder's own work alone: simplejpeg's (libjpeg-turbo) for JPEG, PIL's for PNG; DICOM: the pixel read."""
+    import simplejpeg
     from PIL import Image
 
     from cxr_model.dicom import dicom_pixels
 
-    if data[:4] == b"\x89PNG" or data[:3] == b"\xff\xd8\xff":
+    if data[:3] == b"\xff\xd8\xff":
+        colorspace = "GRAY" if simplejpeg.decode_jpeg_header(data)[2] == "Gray" else "RGB"
+        return lambda: simplejpeg.decode_jpeg(data, colorspace=colorspace)
+    if data[:4] == b"\x89PNG":
         return lambda: Image.open(io.BytesIO(data)).load()
     return lambda: dicom_pixels(data)
 

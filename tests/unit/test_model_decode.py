@@ -126,3 +126,39 @@ def test_fuzzed_bytes_raise_only_image_errors():
                 call(bytes(data))
             except ImageError as error:
                 assert error.code in (UNSUPPORTED, UNDECODABLE)
+
+
+def _pillow_jpeg(array: np.ndarray, **options) -> bytes:
+    from PIL import Image
+
+    buffer = io.BytesIO()
+    Image.fromarray(array).save(buffer, format="JPEG", **options)
+    return buffer.getvalue()
+
+
+def test_jpeg_pixels_are_pillows_own():
+    """raster_pixels decodes RGB / grey JPEG with simplejpeg; every chroma subsampling, progressive and restart
+    intervals included, the pixels must be Pillow's (the reference reads JPEG through Pillow)."""
+    from PIL import Image
+
+    from cxr_model.decode import _jpeg_array, raster_pixels
+
+    rgb = np.stack([synthetic_radiograph(600, 520, 255, seed=seed).astype(np.uint8) for seed in (1, 2, 3)], axis=2)
+    cases = [_sample("16747_3_1.jpg"), _pillow_jpeg(rgb[:, :, 0], quality=90),
+             _pillow_jpeg(rgb[:, :, 0], quality=90, progressive=True)]
+    cases += [_pillow_jpeg(rgb, quality=quality, subsampling=subsampling, progressive=progressive)
+              for quality, subsampling, progressive in ((92, 0, False), (92, 1, False), (75, 2, False),
+                                                        (95, 2, True), (100, 0, True))]
+    cases.append(_pillow_jpeg(rgb, quality=85, restart_marker_rows=2))
+    for data in cases:
+        expected = np.asarray(Image.open(io.BytesIO(data)))
+        assert _jpeg_array(data, Image.open(io.BytesIO(data)).mode) is not None
+        np.testing.assert_array_equal(raster_pixels(data, "jpeg").array, expected)
+
+
+def test_jpeg_libjpeg_warnings_fall_back_to_pillow():
+    from cxr_model.decode import _jpeg_array
+
+    jpeg = _sample("16747_3_1.jpg")
+    assert _jpeg_array(jpeg[: len(jpeg) // 2], "RGB") is None  # truncated: Pillow decides (it raises)
+    assert _jpeg_array(jpeg, "CMYK") is None

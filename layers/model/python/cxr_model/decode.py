@@ -5,6 +5,7 @@ import io
 from dataclasses import dataclass
 
 import numpy as np
+import simplejpeg
 from PIL import Image
 
 from .dicom import check_dicom, dicom_jpeg_frame, read_dicom
@@ -83,25 +84,25 @@ def _verify_raster(image: Image.Image, fmt: str, data: bytes) -> None:
 
 
 def raster_pixels(data: bytes, fmt: str) -> Pixels:
-    """Decode a PNG/JPEG as skimage.io.imread would (alpha dropped); colour comes as R + G + B with maxval 765.
+    """Decode a PNG/JPEG as skimage.io.imread would (alpha dropped); colour comes as one interleaved H x W x 3 array.
 
-    normalize(R + G + B, 3 * 255) is exactly the mean over RGB of normalize(channel, 255), xrv's order, and a
-    single-channel image costs the resize a third of an interleaved H x W x 3 one.
+    PIL packs RGB(A) to H x W x 3 in one pass; the resize sums the channels block by block in float32 (exact for
+    integers), so no uint16 R + G + B plane and no single-band packs are made.
     """
     image = _open_raster(data, fmt)
     try:
         if image.mode in ("1", "P", "PA"):
             image = image.convert("RGBA" if image.mode == "PA" or "transparency" in image.info else
                                   ("L" if image.mode == "1" else "RGB"))
-        if image.mode in ("RGB", "RGBA"):
-            return Pixels(_channel_sum(image), 3 * 255)
-        array = _pixel_array(image)
+        array = _jpeg_array(data, image.mode) if fmt == "jpeg" else None
+        if array is None:
+            array = _pixel_array(image, "RGB" if image.mode == "RGBA" else None)
     except ImageError:
         raise
     except Exception as exc:
         raise ImageError.undecodable(f"{fmt.upper()} data is corrupt or truncated ({type(exc).__name__})") from None
-    if array.ndim == 3 and array.shape[2] in (2, 4):
-        array = array[:, :, :-1] if array.shape[2] == 4 else array[:, :, 0]
+    if array.ndim == 3 and array.shape[2] == 2:
+        array = array[:, :, 0]
     if array.dtype == np.uint8:
         return Pixels(array, 255)
     if array.max(initial=0) > 65535 or array.min(initial=0) < 0:
@@ -109,17 +110,33 @@ def raster_pixels(data: bytes, fmt: str) -> Pixels:
     return Pixels(array, 65535)
 
 
-def _pixel_array(image: Image.Image, band: str | None = None) -> np.ndarray:
-    """np.asarray(image), or one 8-bit band of it ("R", "G", "B"), without np.asarray's transient second copy: PIL's
-    tobytes() joins the raw encoder's chunks, 2 x the pixels at its peak; here each chunk goes straight into place."""
+def _jpeg_array(data: bytes, mode: str) -> np.ndarray | None:
+    """The RGB / grey JPEG Pillow would decode, by libjpeg-turbo straight into numpy (no PIL image, no pack), or None.
+
+    Same library and settings as Pillow (accurate integer DCT, fancy upsampling), so the pixels are identical
+    (tests/unit/test_model_decode.py). strict: any libjpeg warning or error returns None, and Pillow decides.
+    """
+    if mode not in ("RGB", "L"):
+        return None
+    try:
+        array = simplejpeg.decode_jpeg(data, colorspace="RGB" if mode == "RGB" else "GRAY", strict=True)
+    except ValueError:
+        return None
+    return array if mode == "RGB" else array.reshape(array.shape[:2])
+
+
+def _pixel_array(image: Image.Image, rgb_of: str | None = None) -> np.ndarray:
+    """np.asarray(image) (or, rgb_of="RGB", the H x W x 3 colour of an RGBA image) without np.asarray's transient
+    second copy: PIL's tobytes() joins the raw encoder's chunks, 2 x the pixels at its peak; here each chunk goes
+    straight into place."""
     image.load()
-    if band is None:
+    if rgb_of is None:
         row = np.asarray(image.crop((0, 0, image.width, 1)))  # dtype and channels as numpy would give them
         array = np.empty((image.height, *row.shape[1:]), row.dtype)
     else:
-        array = np.empty((image.height, image.width), np.uint8)
+        array = np.empty((image.height, image.width, 3), np.uint8)
     target = array.reshape(-1).view(np.uint8)
-    encoder = Image._getencoder(image.mode, "raw", band or image.mode)
+    encoder = Image._getencoder(image.mode, "raw", rgb_of or image.mode)
     position, status = 0, 0
     try:
         encoder.setimage(image.im, (0, 0, *image.size))
@@ -133,8 +150,3 @@ def _pixel_array(image: Image.Image, band: str | None = None) -> np.ndarray:
         raise ImageError.undecodable("decoded pixels could not be read")
     return array
 
-
-def _channel_sum(image: Image.Image) -> np.ndarray:
-    """R + G + B as uint16 from planes PIL packs one band at a time (contiguous adds; no H x W x 3 array)."""
-    total = np.add(_pixel_array(image, "R"), _pixel_array(image, "G"), dtype=np.uint16)
-    return np.add(total, _pixel_array(image, "B"), out=total)

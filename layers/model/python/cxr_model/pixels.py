@@ -16,7 +16,7 @@ JPEG_MAGIC = b"\xff\xd8\xff"
 @dataclass
 class Pixels:
     """Decoded integer pixels (H x W, or H x W x C averaged over C) and the maximum value of their bit depth; PNG/JPEG
-    colour arrives as R + G + B with maxval 765 (decode.raster_pixels).
+    colour arrives as interleaved H x W x 3 (decode.raster_pixels).
 
     invert: the image is maxval - array (MONOCHROME1); preprocessing folds it into normalisation, so a decoder
     can hand over its buffer without an inverted full-size copy.

@@ -95,18 +95,27 @@ def banded_operator(n_in: int, n_out: int) -> BandedOperator:
     return BandedOperator(n_in, n_out, tuple(bands), sums)
 
 
-def apply_rows(operator: BandedOperator, matrix: np.ndarray) -> np.ndarray:
-    """operator @ matrix in float32 for a 2-D array of any dtype and strides, converting one block of rows at a time.
+def apply_rows(operator: BandedOperator, matrix: np.ndarray, channels: int = 1) -> np.ndarray:
+    """operator @ matrix in float32 for a 2-D array of any dtype and strides, converting one block of rows at a time;
+    with channels > 1 the columns are interleaved pixels and each block is first summed over them (H x W result).
 
-    The conversion writes into one reused block buffer, so no full-size float copy of the input ever exists.
+    The conversion writes into one reused block buffer, so no full-size float copy of the input ever exists; the
+    channel sum of integers in float32 is exact, and the band multiplies one plane instead of C.
     """
-    result = np.zeros((operator.n_out, matrix.shape[1]), np.float32)
+    width = matrix.shape[1] // channels
+    result = np.zeros((operator.n_out, width), np.float32)
     block = np.empty((_BLOCK, matrix.shape[1]), np.float32)
+    summed = np.empty((_BLOCK, width), np.float32) if channels > 1 else None
     # reused too: a fresh product per band would be mmap'ed and page-faulted every time
-    product = np.empty((max(band.last - band.first for band in operator.bands), matrix.shape[1]), np.float32)
+    product = np.empty((max(band.last - band.first for band in operator.bands), width), np.float32)
     for band in operator.bands:
         rows = block[:band.stop - band.start]
         np.copyto(rows, matrix[band.start:band.stop], casting="unsafe")
+        if summed is not None:
+            pixels = rows.reshape(len(rows), width, channels)
+            rows = np.add(pixels[:, :, 0], pixels[:, :, 1], out=summed[:len(rows)])
+            for channel in range(2, channels):
+                rows += pixels[:, :, channel]
         into = product[:band.last - band.first]
         np.matmul(band.weights, rows, out=into)
         result[band.first:band.last] += into
@@ -126,13 +135,12 @@ def resize_square(image: np.ndarray, size: int = 224, scale: float = 1.0, offset
     """skimage.transform.resize to size x size of (scale * image + offset), averaged over colour if H x W x C.
 
     The resize is linear, so it runs on the raw pixels and the affine map is applied to the 224 x 224 result:
-    operator(a x + b) = a operator(x) + b operator(1). Rows go first, through the band, on an H x (W * C) view;
-    the colour mean then costs a sum over 224 x W instead of H x W values.
+    operator(a x + b) = a operator(x) + b operator(1). Rows go first, through the band, on an H x (W * C) view
+    whose blocks are summed over colour as they are converted; the 1 / C of the mean joins the scale.
     """
-    reduced = apply_rows(banded_operator(image.shape[0], size), image.reshape(image.shape[0], -1))
-    if image.ndim == 3:
-        channels = image.shape[2]
-        reduced = sum(reduced[:, channel::channels] for channel in range(channels)) / np.float32(channels)
+    channels = image.shape[2] if image.ndim == 3 else 1
+    reduced = apply_rows(banded_operator(image.shape[0], size), image.reshape(image.shape[0], -1), channels)
+    scale /= channels
     rows, cols = banded_operator(image.shape[0], size), banded_operator(image.shape[1], size)
     resized = apply_columns(cols, reduced)
     return (scale * resized + offset * np.outer(rows.sums, cols.sums)).astype(np.float32)

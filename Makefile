@@ -34,9 +34,10 @@ browser:
 	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
 	  $$SUDO apt-get update -qq && $$SUDO apt-get install -y -qq chromium >/dev/null; }
 
-## The embedded local stack: moto on loopback, resources from template.yaml, HTTP API, infer workers.
+## The embedded local stack: moto on loopback, resources from template.yaml, HTTP API, infer workers
+## (`model` just built the artifacts, so the stack does not run the build, and its weights fetch, a second time).
 run: model
-	$(PY) -m cxr_local $(ARGS)
+	$(PY) -m cxr_local --no-build --model-dir $(MODEL_DIR) $(ARGS)
 
 test: test-model browser
 	CXR_REQUIRE_BROWSER=1 $(TEST_ENV) $(PY) -m pytest $(PYTEST_ARGS)

@@ -12,10 +12,10 @@ from .external import ExternalEndpoint
 from .intrinsics import StackIdentity
 from .report import say
 from .resources import create_stack_resources
+from .sam_env import REGION
 from .sigv4_guard import ACCESS_KEY_ENV, SECRET_KEY_ENV, Identity
 from .template import StackTemplate
 
-REGION = "us-east-1"
 LOCAL_AWS_ENV = {
     "AWS_DEFAULT_REGION": REGION, "AWS_REGION": REGION, "AWS_EC2_METADATA_DISABLED": "true",
     "POWERTOOLS_TRACE_DISABLED": "true",  # no X-Ray daemon locally

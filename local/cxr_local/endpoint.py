@@ -49,17 +49,18 @@ class EndpointSession:
         return self._session.client(service, endpoint_url=self.endpoint, **kwargs)
 
 
-def queue_url_base(session: EndpointSession) -> str:
-    """Where this endpoint puts queue URLs (LocalStack's form depends on SQS_ENDPOINT_STRATEGY): ask it once."""
+def queue_url_parts(session: EndpointSession) -> tuple[str, str]:
+    """(base, account) of this endpoint's queue URLs (LocalStack's depend on SQS_ENDPOINT_STRATEGY): asked once."""
     sqs = session.client("sqs")
     url = sqs.create_queue(QueueName=f"cxr-probe-{uuid.uuid4().hex[:8]}")["QueueUrl"]
     sqs.delete_queue(QueueUrl=url)
-    return url.rsplit("/", 2)[0]
+    base, account, _ = url.rsplit("/", 2)
+    return base, account
 
 
 def stack_template(session: EndpointSession) -> StackTemplate:
     identity = StackIdentity(stack_name=f"cxr-{setting('CXR_STAGE')}", region=setting("AWS_DEFAULT_REGION"),
-                             account_id=setting("CXR_ACCOUNT_ID"), queue_url_base=queue_url_base(session))
+                             account_id=setting("CXR_ACCOUNT_ID"), queue_url_base=queue_url_parts(session)[0])
     return StackTemplate(setting("CXR_TEMPLATE"), {"Stage": setting("CXR_STAGE")}, identity)
 
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 import os
 from urllib.parse import urlsplit
 
-from .endpoint import EndpointSession, existing, verify
+from .endpoint import EndpointSession, existing, queue_url_parts, verify
 from .intrinsics import StackIdentity
 from .report import say
 from .resources import create_stack_resources
@@ -49,10 +49,7 @@ class ExternalEndpoint:
 
     def identity(self, params: dict[str, str]) -> StackIdentity:
         """Queue URLs and the account as this endpoint forms them (LocalStack 000000000000, moto 123456789012)."""
-        sqs = self.session.client("sqs")
-        probe = sqs.create_queue(QueueName=f"cxr-probe-{os.getpid()}")["QueueUrl"]
-        sqs.delete_queue(QueueUrl=probe)
-        base, account, _ = probe.rsplit("/", 2)
+        base, account = queue_url_parts(self.session)
         return StackIdentity(stack_name=f"cxr-{params.get('Stage', 'local')}", region=self.region,
                              account_id=account, queue_url_base=base)
 

@@ -40,8 +40,9 @@ class Runtime:
                                    ttl_days=config.job_ttl_days)
         self.images = S3ImageStore(self.s3, config.images_bucket)
         self.queue = SqsJobQueue(self.sqs, config.queue_url, config.dlq_url or None)
-        self.events = (SnsEventPublisher(boto3.client("sns", region_name=config.region, endpoint_url=config.aws_endpoint_url,
-                                                      config=client_config), config.events_topic_arn)
+        self.sns = boto3.client("sns", region_name=config.region, endpoint_url=config.aws_endpoint_url,
+                                config=client_config)
+        self.events = (SnsEventPublisher(self.sns, config.events_topic_arn)
                        if config.events_topic_arn else None)  # no topic configured: no events
         self.api_keys = ApiKeys(DynamoApiKeyStore(), config.auth_cache_seconds)
         self.auth = Authenticator(config.auth_mode, self.api_keys, FailureLimiter(config.auth_failures_per_minute))

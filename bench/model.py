@@ -120,7 +120,7 @@ def main(argv: list[str] | None = None) -> int:
         return 0
 
     from cxr_model import load_predictor
-    from cxr_model.build import build
+    from cxr_model_build.build import build
 
     build(args.model_dir, allow_random_init=True)
     predictors = {engine: load_predictor(args.model_dir, engine=engine, threads=args.threads) for engine in ENGINES}

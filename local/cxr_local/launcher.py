@@ -79,7 +79,7 @@ class StackProcess:
                 continue
             if "moto" in line:
                 found["moto"].append(child.pid)
-            elif "functions.infer.worker" in line:
+            elif "-m cxr_worker" in line:
                 found["worker"] += family
             else:
                 found["api"] += family

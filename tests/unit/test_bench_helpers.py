@@ -16,7 +16,7 @@ from bench.capacity import latest_plateau, mean_task_s, offered_tasks_per_s
 from bench.pools import multipart_body
 from bench.saturation import plan
 from bench.worker_log import CompletionTail
-from cxr_core.upload import parse_upload
+from cxr_core.request_body import parse_upload
 
 
 @pytest.mark.parametrize("values", [[5.0], [3.0, 1.0, 2.0], list(range(1, 101)), [0.5, 100.0, 7.25, 7.25, 9.0]])

@@ -23,6 +23,7 @@ import threading
 import time
 from pathlib import Path
 
+from bench import pyspy
 from bench.clinical_mix import ClinicalUploads, base_files
 from bench.harness import (REPO, RESULTS, UNLIMITED, CpuWindow, load_average, percentile, start_stack, utc_stamp,
                            write_csv, write_json)
@@ -218,7 +219,7 @@ def feeder(url: str, api_key: str, pool_dir: str, first: int, count: int, worker
 
 
 def measure_stack(batch: int, window: float, workers: int, seconds: float, pool: list[Path], env: dict[str, str],
-                  log_dir: Path, launcher: str | None = None) -> dict:
+                  log_dir: Path, launcher: str | None = None, profile: bool = False) -> dict:
     settings = {**env, "INFER_BATCH_SIZE": str(batch), "INFER_BATCH_WINDOW_SECONDS": str(window)}
     backlog = max(16, 3 * batch * workers)
     with start_stack(log_dir, workers=workers, env=settings, params=UNLIMITED, script=launcher) as stack:
@@ -230,8 +231,13 @@ def measure_stack(batch: int, window: float, workers: int, seconds: float, pool:
         time.sleep(WARMUP_S)  # the backlog fills and every worker is busy before the window opens
         first = len(completions(stack.worker_log))
         began = time.time()
-        with CpuWindow({**stack.pids(), "feeder": [feed.pid]}) as cpu:
+        pids = {**stack.pids(), "feeder": [feed.pid]}
+        targets = [(f"{role}-{pid}", pid) for role, ids in pids.items() for pid in ids] if profile else []
+        with CpuWindow(pids) as cpu:
+            spies = pyspy.record(targets, seconds, log_dir / "py-spy")
             time.sleep(seconds)
+            for spy in spies:
+                spy.wait(60)
         ended = time.time()
         fed = json.loads(feed.communicate(timeout=120)[0].strip().splitlines()[-1])
         done = [t for t, _ in completions(stack.worker_log) if began <= t <= ended]
@@ -244,6 +250,8 @@ def measure_stack(batch: int, window: float, workers: int, seconds: float, pool:
                            f"no throughput is reported for a stack that refused work. First: {fed['refused'][0]}")
     if fed["exhausted"]:
         raise RuntimeError("the image pool ran out: the backlog was not kept full; use a larger pool")
+    if profile:
+        pyspy.print_top(log_dir / "py-spy", [name for name, _ in targets])
     latency = sorted(fed["latency_ms"])
     cpu_ms = cpu.ms_per(len(done))
     return {"batch_size": batch, "window_s": window, "stack_jobs_per_s": len(done) / (ended - began),
@@ -277,6 +285,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--launcher", help="run the stack through this script instead of `-m cxr_local` "
                         "(a scratch copy with a prototype fix)")
     parser.add_argument("--env", action="append", default=[], metavar="KEY=VALUE")
+    parser.add_argument("--profile", action="store_true", help="py-spy every stack process over the measured window")
     parser.add_argument("--mix", choices=["png", CLINICAL], default="png",
                         help="uploads: the 1024 px sample PNGs (default) or the clinical mix (bench/clinical_mix.py)")
     args = parser.parse_args(argv)
@@ -300,7 +309,8 @@ def main(argv: list[str] | None = None) -> int:
         bound = measure_bound(engine_pool, args.workers, env)
         bounds.append(bound)
         stack_row = measure_stack(batch, window, args.workers, args.seconds, stack_pool, env,
-                                  RESULTS / f"bench_saturation-{stamp}" / f"b{batch}-w{window:g}", args.launcher)
+                                  RESULTS / f"bench_saturation-{stamp}" / f"b{batch}-w{window:g}", args.launcher,
+                                  args.profile)
         ratio = stack_row["stack_jobs_per_s"] / engine_row["jobs_per_s"]
         overhead = (1 / stack_row["stack_jobs_per_s"] - 1 / engine_row["jobs_per_s"]) * args.workers * 1000
         cpu_ratio = engine_row["cpu_ms_per_image"] / stack_row["stack_cpu_ms_per_job"]

@@ -126,6 +126,10 @@ def test_cpu_window_counts_only_the_window():
     assert 0 <= cpu.seconds["me"] < 0.2 and cpu.seconds["gone"] == 0.0
     assert cpu.wall_s > 0 and set(cpu.cores) == {"me", "gone"}
     assert cpu.ms_per(0) == {role: 1000 * seconds for role, seconds in cpu.seconds.items()}
+    appearing = [[]]  # a process that appears during the window counts from zero: all it has spent
+    with harness.CpuWindow(lambda: {"late": appearing[0]}) as late:
+        appearing[0] = [os.getpid()]
+    assert late.seconds["late"] >= 0.3 and late.base == {}
 
 
 def test_every_study_is_listed_and_imports(capsys):

@@ -6,8 +6,9 @@ Run: python -m bench cache-hits [--users 20] [--duration 30] [--rounds 2] [--cal
    lease), cache read, job write, SNS publish, and submit_image (a hit) as a whole.
 2. One client, one request at a time, idle stack: POST /v1/jobs of the hit image as the seed's client sends it
    (requests, `files=`: the multipart body encoded per request) and as a prebuilt body (what FastHttpUser sends).
-3. The seed's Locust scenario at --users users, rounds alternating the seed's client (HttpUser, BENCH_CLIENT=seed)
-   and FastHttpUser: the cache_hit task's p50/p95 (upload -> COMPLETED, one POST for a hit) per client.
+3. The seed's Locust scenario at --users users, after a 10 s round not measured (warm environments and workers),
+   rounds alternating the seed's client (HttpUser, BENCH_CLIENT=seed) and FastHttpUser: the cache_hit task's
+   p50/p95 (upload -> COMPLETED, one POST for a hit) per client.
 Writes bench/results/cache_hits-<UTC>.json.
 """
 from __future__ import annotations
@@ -122,6 +123,9 @@ def main(argv: list[str] | None = None) -> int:
         report["http"] = sequential_posts(stack, image, args.calls)
         report["load_average_idle_parts"] = load_average()
         rounds = []
+        if args.rounds:  # a round not measured first: the function environments and workers warm, for both clients
+            pool = image_pool(pool_size(args.users, 10), first_seed=4_900_001)
+            run_locust(stack, args.users, 10, pool, hit, out / "warm-up", client="fast")
         for index in range(args.rounds * 2):
             client = ("seed", "fast")[index % 2]
             pool = image_pool(pool_size(args.users, args.duration), first_seed=5_000_001 + index * 100_000)

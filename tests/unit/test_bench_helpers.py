@@ -55,7 +55,7 @@ WORKER_LOG = """2026-11-28 10:25:40,001 infer-worker-0 cxr.worker WARNING worker
 2026-11-28 10:25:41,250 infer-worker-1 cxr_core.services.infer INFO job aaa completed
 {"_aws":{},"BatchSize":[2.0],"JobsCompleted":[2.0]}
 {"_aws":{},"BatchSize":[0.0],"JobsCompleted":[0.0]}
-2026-11-28 10:25:41,750 infer-worker-0 cxr_core.services.infer INFO job bbb completed
+2026-11-28 10:25:41,750 infer-worker-0 cxr_core.services.infer INFO job bbb completed (delivery 2)
 2026-11-28 10:25:42,000 infer-worker-0 cxr_core.services.infer ERROR job ccc failed for good after 3 deliveries
 """
 

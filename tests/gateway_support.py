@@ -3,9 +3,13 @@ from __future__ import annotations
 
 import io
 
+import pydicom
+
 import numpy as np
 from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.uid import ExplicitVRLittleEndian, generate_uid
+from pynetdicom import AE, evt
+from pynetdicom.sop_class import Comprehensive3DSRStorage
 
 from tests.dicom_factory import SYNTAXES, native_dataset, syntax_array
 
@@ -71,3 +75,23 @@ def study(study_uid: str | None = None, syntax: str = "ExplicitVRLittleEndian") 
                              array=small_chest(64), BodyPartExamined="CHEST"),
         "sr": sr_instance(study_uid),
     }
+
+
+class DestinationScp:
+    """A destination PACS: a real pynetdicom Storage SCP that keeps what it receives."""
+
+    def __init__(self, ae_title="DEST", port=0):
+        self.received: list[pydicom.Dataset] = []
+        ae = AE(ae_title=ae_title)
+        ae.add_supported_context(Comprehensive3DSRStorage)
+        self.server = ae.start_server(("127.0.0.1", port), block=False, evt_handlers=[(evt.EVT_C_STORE, self._store)])
+        self.port = self.server.server_address[1]
+
+    def _store(self, event):
+        dataset = event.dataset
+        dataset.file_meta = event.file_meta
+        self.received.append(dataset)
+        return 0x0000
+
+    def stop(self):
+        self.server.shutdown()

@@ -42,10 +42,17 @@ def sr_series_uid(study_instance_uid: str, model_id: str) -> str:
     return derived_uid("cxr-gateway-series", study_instance_uid, model_id)
 
 
+def model_identity(model: dict) -> str:
+    """The service's own model id (weights and preprocessing decide the scores), from the result's model block."""
+    from cxr_model.identity import model_id
+
+    return model.get("model_id") or model_id(model["name"], model["weights_sha256"], model.get("preprocess", "exact"))
+
+
 def _algorithm(model: dict) -> AlgorithmIdentification:
     parameters = [f"weights: {model.get('weights')}", f"weights SHA-256: {model.get('weights_sha256')}",
                   f"preprocessing: {model.get('preprocess')} (torchxrayvision pipeline)",
-                  f"engine: {model.get('engine')}", f"model id: {model.get('model_id')}",
+                  f"engine: {model.get('engine')}", f"model id: {model_identity(model)}",
                   f"operating point: {OPERATING_POINT} after op_norm calibration"]
     return AlgorithmIdentification(name=str(model.get("name")), version=str(model.get("weights_sha256"))[:64],
                                    parameters=parameters, manufacturer=MANUFACTURER)
@@ -81,7 +88,7 @@ def build_sr(source: Dataset, result: dict, allow_stand_in: bool) -> Dataset:
     thresholds = _thresholds(model["name"])
     algorithm = _algorithm(model)
     device = DeviceObserverIdentifyingAttributes(
-        uid=derived_uid("cxr-gateway-device", model["model_id"]),
+        uid=derived_uid("cxr-gateway-device", model_identity(model)),
         name="cxr-gateway", manufacturer_name=MANUFACTURER, model_name=str(model["name"]))
     groups = [_group(label, score, not math.isnan(thresholds.get(label, math.nan)), source, algorithm)
               for label, score in result["output"].items()]
@@ -90,11 +97,13 @@ def build_sr(source: Dataset, result: dict, allow_stand_in: bool) -> Dataset:
             observer_type=dicom_codes.DCM.Device, observer_identifying_attributes=device)),
         procedure_reported=codes.CHEST, imaging_measurements=groups)
     notes = [RESEARCH_USE_ONLY]
+    if result.get("job_id"):
+        notes.append(f"cxr-serverless job {result['job_id']} (GET /v1/jobs/{result['job_id']}/result)")
     if kind != "real":
         notes.append(STAND_IN_TEXT.format(kind=kind))
     for note in notes:
         report[0].ContentSequence.append(TextContentItem(codes.COMMENT, note, relationship_type="CONTAINS"))
-    model_id = model["model_id"]
+    model_id = model_identity(model)
     description = ("CXR AI findings - research use only" if kind == "real"
                    else f"CXR AI - STAND-IN WEIGHTS ({kind}) - research use only")  # 64 characters at most
     sr = Comprehensive3DSR(

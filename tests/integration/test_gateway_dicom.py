@@ -9,15 +9,14 @@ import uuid
 import pydicom
 import pytest
 import requests
-from pynetdicom import AE, evt
+from pynetdicom import AE
 from pynetdicom.sop_class import ComputedRadiographyImageStorage, Verification
-from pynetdicom.sop_class import Comprehensive3DSRStorage
 
 from cxr_gateway.app import Gateway
 from cxr_gateway.config import Destination, GatewayConfig
 from cxr_gateway.delivery import CStoreSender, DeliveryError, StowSender
 from cxr_gateway.stow import PRIVATE_CREATOR, PRIVATE_GROUP
-from tests.gateway_support import image_instance, study
+from tests.gateway_support import DestinationScp, image_instance, study
 
 pytestmark = pytest.mark.integration
 TOKEN = "stow-token-" + uuid.uuid4().hex
@@ -165,24 +164,6 @@ def test_health_and_metrics_show_the_backlog(gateway):
     assert metrics["counts"]["accepted"] == 1 and metrics["backlog"]["by_state"]["received"] == 1
 
 
-class StorageScp:
-    """A destination PACS: a real pynetdicom Storage SCP that keeps what it receives."""
-
-    def __init__(self, ae_title="DEST"):
-        self.received: list[pydicom.Dataset] = []
-        ae = AE(ae_title=ae_title)
-        ae.add_supported_context(Comprehensive3DSRStorage)
-        self.server = ae.start_server(("127.0.0.1", 0), block=False, evt_handlers=[(evt.EVT_C_STORE, self._store)])
-        self.port = self.server.server_address[1]
-
-    def _store(self, event):
-        self.received.append(event.dataset)
-        return 0x0000
-
-    def stop(self):
-        self.server.shutdown()
-
-
 def a_report() -> bytes:
     from cxr_gateway import sr as sr_module
     from cxr_gateway.pipeline import header_bytes
@@ -191,13 +172,13 @@ def a_report() -> bytes:
     source = pydicom.dcmread(io.BytesIO(header_bytes(study()["frontal"])))
     result = {"output": dict.fromkeys(LABELS, 0.25), "model": {
         "name": "densenet121-res224-all", "weights": "real", "weights_sha256": "cd" * 32, "engine": "onnxruntime",
-        "preprocess": "exact", "model_id": "densenet121-res224-all@cdcdcdcdcdcdcdcd/exact"}}
+        "preprocess": "exact"}}
     return sr_module.encode(sr_module.build_sr(source, result, allow_stand_in=False))
 
 
 def test_c_store_delivery_to_a_real_scp_and_a_down_destination_raises():
     report = a_report()
-    destination = StorageScp()
+    destination = DestinationScp()
     try:
         CStoreSender(Destination(ae_title="DEST", host="127.0.0.1", port=destination.port), "CXR_GW").send(report)
         (received,) = destination.received

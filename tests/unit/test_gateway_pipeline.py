@@ -15,7 +15,7 @@ from tests.gateway_support import PHI_VALUES, study
 from tests.unit.test_gateway_store import Clock
 
 MODEL = {"name": "densenet121-res224-all", "weights": "real", "weights_sha256": "ab" * 32, "engine": "onnxruntime",
-         "preprocess": "exact", "model_id": "densenet121-res224-all@abababababababab/exact"}
+         "preprocess": "exact"}
 
 
 class FakeApi:

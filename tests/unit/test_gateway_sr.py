@@ -15,7 +15,9 @@ from cxr_model.specs import LABELS
 from tests.gateway_support import PATIENT, study
 
 MODEL = {"name": "densenet121-res224-all", "weights": "real", "weights_sha256": "56524913dd16" + "0" * 52,
-         "engine": "onnxruntime", "preprocess": "exact", "model_id": "densenet121-res224-all@56524913dd160000/exact"}
+         "engine": "onnxruntime", "preprocess": "exact"}
+
+MODEL_ID = "densenet121-res224-all@56524913dd160000/exact"  # what the service's cache key calls this model
 
 
 def scores():
@@ -92,10 +94,9 @@ def _texts(report):
 
 def test_uids_are_deterministic_and_the_research_use_text_is_there(source):
     first, second = built(source), built(source)
-    assert first.SOPInstanceUID == second.SOPInstanceUID == sr.sr_instance_uid(source.SOPInstanceUID,
-                                                                              MODEL["model_id"])
+    assert first.SOPInstanceUID == second.SOPInstanceUID == sr.sr_instance_uid(source.SOPInstanceUID, MODEL_ID)
     assert first.SeriesInstanceUID == second.SeriesInstanceUID
-    other_model = sr.sr_instance_uid(source.SOPInstanceUID, MODEL["model_id"].replace("5652", "0000"))
+    other_model = sr.sr_instance_uid(source.SOPInstanceUID, MODEL_ID.replace("5652", "0000"))
     assert other_model != first.SOPInstanceUID
     assert RESEARCH_USE_ONLY in _texts(first)
     assert not any("STAND-IN" in text for text in _texts(first)) and "STAND-IN" not in first.SeriesDescription

@@ -109,6 +109,11 @@ class Gateway:
                 self._in_flight[lane].discard(item.key)
             self._wake.set()
 
+    def in_hand(self) -> int:
+        """Items being worked on now (handed to a pool, step not finished)."""
+        with self._in_flight_lock:
+            return sum(len(keys) for keys in self._in_flight.values())
+
     def sweep(self) -> int:
         swept = self.store.sweep()
         if swept:

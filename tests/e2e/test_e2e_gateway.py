@@ -9,7 +9,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pydicom
@@ -19,7 +18,8 @@ from pynetdicom import AE
 
 from cxr_gateway import sr as sr_module
 from cxr_local.processes import free_port
-from tests.e2e.conftest import REPO, start_stack, stop_stack
+from cxr_local.waiting import wait_until
+from tests.e2e.conftest import REPO, start_stack
 from tests.gateway_support import PHI_VALUES, DestinationScp, study
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
@@ -39,7 +39,7 @@ def gateway_stack(tmp_path_factory, destination_port):
                         "--gateway-allow", CALLING_AE, "--gateway-allow-stand-in", "--gateway-dicom-port", "0",
                         "--gateway-http-port", "0", "--gateway-store", str(folder / "gateway"))
     yield stack
-    code = stop_stack(stack.process)
+    code = stack.stop()
     assert code == 0, f"local stack exited with {code}:\n{stack.log_tail()}"
 
 
@@ -56,17 +56,6 @@ def c_store(gateway: dict, files: list[bytes]) -> list[int]:
         assoc.release()
 
 
-def wait_for(condition, deadline_s: float, what: str):
-    deadline = time.monotonic() + deadline_s
-    while True:
-        value = condition()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            pytest.fail(f"{what} not within {deadline_s}s")
-        time.sleep(0.2)
-
-
 def gateway_client_key(gateway: dict) -> str:
     return json.loads((Path(gateway["store"]) / "config.json").read_text())["api_key"]
 
@@ -78,7 +67,7 @@ def job_id_of(report) -> str:
 
 def assert_scores_equal_the_result(stack, report) -> dict:
     job_id = job_id_of(report)
-    result = requests.get(f"{stack.base_url}/v1/jobs/{job_id}/result", timeout=30,
+    result = requests.get(f"{stack.url}/v1/jobs/{job_id}/result", timeout=30,
                           headers={"x-api-key": gateway_client_key(stack.info["gateway"])}).json()
     back = sr_module.read_back(_encoded(report))
     scores = {}
@@ -102,7 +91,7 @@ def test_a_routed_study_gets_its_sr_and_no_phi_reaches_aws(gateway_stack, destin
     try:
         routed = study()
         assert c_store(gateway, list(routed.values())) == [0, 0, 0, 0]
-        (report,) = wait_for(lambda: destination.received, DELIVERY_DEADLINE_S, "the SR at the destination")
+        (report,) = wait_until(lambda: destination.received, DELIVERY_DEADLINE_S, what="the SR at the destination")
         frontal = pydicom.dcmread(io.BytesIO(routed["frontal"]))
         assert report.StudyInstanceUID == frontal.StudyInstanceUID and report.PatientID == frontal.PatientID
         result = assert_scores_equal_the_result(gateway_stack, report)
@@ -143,7 +132,7 @@ def test_stow_rs_with_the_ready_file_headers_is_scored_and_delivered(gateway_sta
         answer = requests.post(gateway["stow_url"], data=body, headers=headers, timeout=60)
         assert answer.status_code == 200, answer.text
         assert len(answer.json()["00081199"]["Value"]) == 4
-        (report,) = wait_for(lambda: destination.received, DELIVERY_DEADLINE_S, "the SR of the STOW-RS study")
+        (report,) = wait_until(lambda: destination.received, DELIVERY_DEADLINE_S, what="the SR of the STOW-RS study")
         assert report.StudyInstanceUID == pydicom.dcmread(io.BytesIO(routed["frontal"])).StudyInstanceUID
         assert_scores_equal_the_result(gateway_stack, report)
     finally:
@@ -160,7 +149,7 @@ def restart_gateway(gateway: dict, log: Path) -> subprocess.Popen:
     process = subprocess.Popen([sys.executable, "-m", "cxr_gateway", "--config",
                                 str(Path(gateway["store"]) / "config.json")], cwd=REPO, env=env,
                                stdout=open(log, "ab"), stderr=subprocess.STDOUT)  # noqa: SIM115
-    wait_for(lambda: ready.exists() or process.poll() is not None, 60, "the restarted gateway's ready file")
+    wait_until(lambda: ready.exists() or process.poll() is not None, 60, what="the restarted gateway's ready file")
     assert process.poll() is None, log.read_text()[-3000:]
     gateway.update({key: value for key, value in json.loads(ready.read_text()).items()
                     if key in ("dicom_port", "health_url", "pid")})
@@ -174,18 +163,18 @@ def test_sigkill_of_the_gateway_mid_study_loses_nothing(gateway_stack, destinati
     os.kill(gateway["pid"], signal.SIGKILL)  # destination down and the image just received: nothing delivered yet
     process = restart_gateway(gateway, tmp_path / "gateway.log")
     try:
-        wait_for(lambda: requests.get(gateway["health_url"], timeout=10).json()["backlog"]["by_state"]["ready"],
-                 DELIVERY_DEADLINE_S, "the SR built and waiting for the (down) destination")
+        wait_until(lambda: requests.get(gateway["health_url"], timeout=10).json()["backlog"]["by_state"]["ready"],
+                   DELIVERY_DEADLINE_S, what="the SR built and waiting for the (down) destination")
         os.kill(process.pid, signal.SIGKILL)  # again, now with the SR pending delivery
         process.wait(10)
         destination = DestinationScp(port=destination_port)
         try:
             process = restart_gateway(gateway, tmp_path / "gateway.log")
-            (report,) = wait_for(lambda: destination.received, DELIVERY_DEADLINE_S, "the SR after the restarts")
+            (report,) = wait_until(lambda: destination.received, DELIVERY_DEADLINE_S, what="the SR after the restarts")
             assert report.StudyInstanceUID == pydicom.dcmread(io.BytesIO(routed["frontal"])).StudyInstanceUID
             assert_scores_equal_the_result(gateway_stack, report)
-            wait_for(lambda: requests.get(gateway["health_url"], timeout=10).json()["backlog"]["pending"] == 0, 30,
-                     "an empty backlog")
+            wait_until(lambda: requests.get(gateway["health_url"], timeout=10).json()["backlog"]["pending"] == 0, 30,
+                       what="an empty backlog")
         finally:
             destination.stop()
     finally:

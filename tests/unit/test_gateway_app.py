@@ -1,23 +1,15 @@
 """The gateway's loop: uploads and deliveries never queue behind long polls; the sweep runs on demand."""
 import threading
-import time
 
 import pytest
 
 from cxr_gateway.app import Gateway
 from cxr_gateway.config import GatewayConfig
+from cxr_local.waiting import wait_until
 from pydicom.uid import generate_uid
 
 from tests.gateway_support import image_instance
 from tests.unit.test_gateway_pipeline import FakeApi, FlakySender
-
-
-def wait_for(condition, deadline_s=30.0):
-    deadline = time.monotonic() + deadline_s
-    while not condition():
-        if time.monotonic() > deadline:
-            pytest.fail("condition not met in time")
-        time.sleep(0.02)
 
 
 def frontal() -> bytes:
@@ -49,11 +41,11 @@ def test_uploads_go_on_while_every_poll_thread_waits_and_all_is_delivered(config
     try:
         for _ in range(6):
             assert gateway.receiver.receive(frontal()).status == "accepted"
-        wait_for(lambda: len(api.uploads) == 6)  # with both poll threads blocked
+        wait_until(lambda: len(api.uploads) == 6, 30, what="6 uploads")  # with both poll threads blocked
         assert gateway.store.backlog()["by_state"]["submitted"] == 6
         api.release.set()
-        wait_for(lambda: len(sender.sent) == 6)
-        wait_for(lambda: gateway.store.backlog()["pending"] == 0)
+        wait_until(lambda: len(sender.sent) == 6, 30, what="6 deliveries")
+        wait_until(lambda: gateway.store.backlog()["pending"] == 0, 30, what="an empty backlog")
     finally:
         api.release.set()
         gateway.stop()

@@ -110,7 +110,7 @@ def mixed_study(seed: int = 0, pa_syntax: str = "JPEG2000Lossless", patient: dic
     sr_uid, sr = text_sr(study_uid, patient)
     return study_uid, [
         StudyInstance("pa", pa_uid, pa, True),
-        StudyInstance("lateral", lat_uid, lat, False, "lateral"),
-        StudyInstance("ct", ct_uid, ct, False, "modality"),
-        StudyInstance("sr", sr_uid, sr, False, "sop class"),
+        StudyInstance("lateral", lat_uid, lat, False, "viewposition"),
+        StudyInstance("ct", ct_uid, ct, False, "ct"),
+        StudyInstance("sr", sr_uid, sr, False, "sr"),
     ]

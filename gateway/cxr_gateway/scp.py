@@ -1,0 +1,79 @@
+"""The DICOM side: a Storage SCP (and C-ECHO) for the configured calling AE titles and source networks."""
+from __future__ import annotations
+
+import ipaddress
+import logging
+import threading
+
+from pynetdicom import AE, ALL_TRANSFER_SYNTAXES, AllStoragePresentationContexts, evt
+from pynetdicom.sop_class import Verification
+from pynetdicom.transport import ThreadedAssociationServer
+
+from .receiving import FAILED, Receiver
+
+LOG = logging.getLogger("cxr_gateway")
+STATUS_SUCCESS = 0x0000
+STATUS_CANNOT_UNDERSTAND = 0xC210
+STATUS_OUT_OF_RESOURCES = 0xA700
+
+
+class _FilteredServer(ThreadedAssociationServer):
+    """Refuses TCP connections from outside the allowed source networks before any DICOM is read."""
+    allowed_networks: list = []
+
+    def verify_request(self, request, client_address) -> bool:
+        if not self.allowed_networks:
+            return True
+        address = ipaddress.ip_address(client_address[0])
+        allowed = any(address in network for network in self.allowed_networks)
+        if not allowed:
+            LOG.warning("DICOM connection from %s refused: not in the allowed networks", client_address[0])
+        return allowed
+
+
+def make_ae(ae_title: str, allowed_aets: list[str]) -> AE:
+    ae = AE(ae_title=ae_title)
+    ae.require_calling_aet = list(allowed_aets)  # others: A-ASSOCIATE-RJ, calling AE title not recognised
+    ae.maximum_pdu_size = 0  # no limit
+    ae.add_supported_context(Verification)
+    # every storage SOP class (a PACS routes whole studies: what is not a chest radiograph is taken and skipped),
+    # in every transfer syntax as proposed: the gateway never asks the sender to transcode
+    for context in AllStoragePresentationContexts:
+        ae.add_supported_context(context.abstract_syntax, ALL_TRANSFER_SYNTAXES)
+    return ae
+
+
+class StorageScp:
+    def __init__(self, receiver: Receiver, ae_title: str, allowed_aets: list[str], allowed_networks: list,
+                 ssl_context=None) -> None:
+        self.receiver = receiver
+        self.ae = make_ae(ae_title, allowed_aets)
+        self.allowed_networks, self.ssl_context = allowed_networks, ssl_context
+        self.server: _FilteredServer | None = None
+
+    def _on_store(self, event) -> int:
+        try:
+            data = event.encoded_dataset(include_meta=True)
+        except Exception:  # noqa: BLE001 - a dataset pynetdicom cannot hand over: the sender sees a failure
+            LOG.exception("C-STORE dataset unreadable")
+            return STATUS_CANNOT_UNDERSTAND
+        try:
+            outcome = self.receiver.receive(data)
+        except Exception:  # noqa: BLE001 - the spool could not take it: not stored, the sender must retry
+            LOG.exception("C-STORE not spooled")
+            return STATUS_OUT_OF_RESOURCES
+        return STATUS_CANNOT_UNDERSTAND if outcome.status == FAILED else STATUS_SUCCESS
+
+    def start(self, host: str, port: int) -> int:
+        handlers = [(evt.EVT_C_STORE, self._on_store)]
+        server = self.ae.make_server((host, port), ssl_context=self.ssl_context, evt_handlers=handlers,
+                                     server_class=_FilteredServer)
+        server.allowed_networks = self.allowed_networks
+        threading.Thread(target=server.serve_forever, name="dicom-scp", daemon=True).start()
+        self.server = server
+        return server.server_address[1]
+
+    def stop(self) -> None:
+        if self.server is not None:
+            self.server.shutdown()
+            self.server.server_close()

@@ -11,7 +11,6 @@ OPERATING_POINT = 0.5
 # The model's labels are its own vocabulary, not SNOMED CT or LOINC codes: a coding system of this service says so.
 FINDING_SYSTEM = "urn:cxr-serverless:finding"
 JOB_SYSTEM = "urn:cxr-serverless:job"
-MODEL_SYSTEM = "urn:cxr-serverless:model"
 LOINC = "http://loinc.org"
 DIAGNOSTIC_SERVICE = "http://terminology.hl7.org/CodeSystem/v2-0074"
 OBSERVATION_CATEGORY = "http://terminology.hl7.org/CodeSystem/observation-category"
@@ -83,7 +82,6 @@ def diagnostic_report(result: dict) -> dict:
         "result": [{"reference": f"#{observation['id']}", "display": observation["code"]["text"]}
                    for observation in observations],
         "conclusion": conclusion,
-        "extension": [{"url": f"{MODEL_SYSTEM}/identity", "valueString": model.get("model_id", "")}],
     }
     if issued:
         report["issued"] = issued

@@ -1,0 +1,169 @@
+"""The local stack, the DICOM gateway and a real Orthanc wired to each other on loopback (tests, bench and demo)."""
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import requests
+
+from cxr_local.processes import free_port
+from tests.pacs.orthanc import ORTHANC_AE, Modality, Orthanc, StowServer
+
+REPO = Path(__file__).resolve().parents[2]
+GATEWAY_AE = "CXR_GATEWAY"
+GATEWAY_MODALITY = "cxr"  # Orthanc's name for the gateway (DicomModalities and DicomWeb.Servers)
+START_TIMEOUT_S = 60
+
+
+def wait_until(condition, timeout_s: float, interval_s: float = 0.2, message: str = "condition"):
+    """condition() until it returns something truthy (returned), failing past timeout_s."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        value = condition()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"{message}: not within {timeout_s}s")
+        time.sleep(interval_s)
+
+
+def create_client_key(ready_file: Path, client: str) -> str:
+    """A client key of the stack's own (the gateway is a client of the public API, with its own identity)."""
+    done = subprocess.run([sys.executable, "-m", "cxr_core.admin", "--stack", str(ready_file), "keys", "create",
+                           "--client", client], cwd=REPO, capture_output=True, text=True, timeout=60, check=True)
+    return json.loads(done.stdout)["api_key"]
+
+
+@dataclass
+class GatewayProcess:
+    """`python -m cxr_gateway` with a store that outlives the process (restart() resumes it)."""
+    workdir: Path
+    api_url: str
+    api_key: str
+    destination: str
+    allowed_aets: list[str]
+    allow_stand_in: bool = False
+    ae_title: str = GATEWAY_AE
+    stow_token: str = field(default_factory=lambda: os.urandom(16).hex())
+    dicom_port: int = field(default_factory=free_port)
+    http_port: int = field(default_factory=free_port)
+    extra_args: list[str] = field(default_factory=list)
+    process: subprocess.Popen | None = None
+    info: dict = field(default_factory=dict)
+
+    @property
+    def store_path(self) -> Path:
+        return self.workdir / "store.sqlite3"
+
+    @property
+    def log_path(self) -> Path:
+        return self.workdir / "gateway.log"
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.http_port}"
+
+    @property
+    def stow_url(self) -> str:
+        return f"{self.url}/studies"
+
+    @property
+    def stow_headers(self) -> dict[str, str]:
+        return {"x-api-key": self.stow_token}
+
+    def command(self) -> list[str]:
+        command = [sys.executable, "-m", "cxr_gateway", "--api-url", self.api_url, "--ae-title", self.ae_title,
+                   "--host", "127.0.0.1", "--dicom-port", str(self.dicom_port), "--http-port", str(self.http_port),
+                   "--destination", self.destination, "--stow-token", self.stow_token,
+                   "--store", str(self.store_path), "--ready-file", str(self.workdir / "ready.json"),
+                   *[arg for aet in self.allowed_aets for arg in ("--allow", aet)], *self.extra_args]
+        return command + (["--allow-stand-in"] if self.allow_stand_in else [])
+
+    def start(self, timeout_s: float = START_TIMEOUT_S) -> "GatewayProcess":
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        ready = self.workdir / "ready.json"
+        ready.unlink(missing_ok=True)
+        env = {**os.environ, "CXR_GATEWAY_API_KEY": self.api_key}
+        log = open(self.log_path, "ab")  # noqa: SIM115 - the child writes to it for its whole life
+        self.process = subprocess.Popen(self.command(), cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT,
+                                        start_new_session=True)
+        log.close()
+        deadline = time.monotonic() + timeout_s
+        while not ready.exists():
+            if self.process.poll() is not None or time.monotonic() > deadline:
+                self.stop()
+                raise RuntimeError(f"gateway not ready (exit {self.process.returncode}):\n{self.log_tail()}")
+            time.sleep(0.1)
+        self.info = json.loads(ready.read_text())
+        return self
+
+    def stop(self, grace_s: float = 30) -> None:
+        if self.process is None or self.process.poll() is not None:
+            return
+        self.process.send_signal(signal.SIGTERM)
+        try:
+            self.process.wait(grace_s)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait(10)
+
+    def kill(self) -> None:
+        """SIGKILL: no shutdown code runs (what a crash or the OOM killer does)."""
+        os.kill(self.process.pid, signal.SIGKILL)
+        self.process.wait(10)
+
+    def restart(self) -> "GatewayProcess":
+        self.stop()
+        return self.start()
+
+    def health(self) -> dict:
+        return requests.get(f"{self.url}/health", timeout=10).json()
+
+    def metrics(self) -> dict:
+        return requests.get(f"{self.url}/metrics", timeout=10).json()
+
+    def log_tail(self, lines: int = 60) -> str:
+        if not self.log_path.exists():
+            return ""
+        return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
+
+
+@dataclass
+class PacsSetup:
+    stack: object  # tests.e2e.conftest.RunningStack
+    gateway: GatewayProcess
+    orthanc: Orthanc
+
+    def stop(self) -> None:
+        self.orthanc.stop()
+        self.gateway.stop()
+
+
+def orthanc_for(workdir: Path, gateway: GatewayProcess, http_port: int, dicom_port: int) -> Orthanc:
+    """Orthanc that knows the gateway as a DICOM modality (C-STORE both ways) and as a STOW-RS server."""
+    return Orthanc(workdir, http_port=http_port, dicom_port=dicom_port,
+                   modalities={GATEWAY_MODALITY: Modality(gateway.ae_title, "127.0.0.1", gateway.dicom_port)},
+                   stow_servers={GATEWAY_MODALITY: StowServer(gateway.url, gateway.stow_headers)})
+
+
+def start_gateway_and_orthanc(workdir: Path, stack, *, allow_stand_in: bool, destination: str = "cstore",
+                              allowed_aets: tuple[str, ...] = (ORTHANC_AE,)) -> PacsSetup:
+    """A gateway (its own client key) sending SRs to a fresh Orthanc by C-STORE ("cstore") or STOW-RS ("stow")."""
+    orthanc_http, orthanc_dicom = free_port(), free_port()
+    target = (f"{ORTHANC_AE}@127.0.0.1:{orthanc_dicom}" if destination == "cstore"
+              else f"http://127.0.0.1:{orthanc_http}/dicom-web/studies")
+    gateway = GatewayProcess(workdir / "gateway", stack.base_url, create_client_key(stack.ready_file, "gateway"),
+                             target, list(allowed_aets), allow_stand_in).start()
+    orthanc = orthanc_for(workdir / "orthanc", gateway, orthanc_http, orthanc_dicom)
+    try:
+        orthanc.start()
+    except Exception:
+        gateway.stop()
+        raise
+    return PacsSetup(stack, gateway, orthanc)

@@ -54,6 +54,7 @@ class GatewayProcess:
     dicom_port: int = field(default_factory=free_port)
     http_port: int = field(default_factory=free_port)
     extra_args: list[str] = field(default_factory=list)
+    env: dict[str, str] = field(default_factory=dict)  # e.g. CXR_GATEWAY_RETRY_MAX_S for quick redelivery
     process: subprocess.Popen | None = None
     info: dict = field(default_factory=dict)
 
@@ -89,7 +90,7 @@ class GatewayProcess:
         self.workdir.mkdir(parents=True, exist_ok=True)
         ready = self.workdir / "ready.json"
         ready.unlink(missing_ok=True)
-        env = {**os.environ, "CXR_GATEWAY_API_KEY": self.api_key}
+        env = {**os.environ, **self.env, "CXR_GATEWAY_API_KEY": self.api_key}
         log = open(self.log_path, "ab")  # noqa: SIM115 - the child writes to it for its whole life
         self.process = subprocess.Popen(self.command(), cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT,
                                         start_new_session=True)
@@ -153,13 +154,13 @@ def orthanc_for(workdir: Path, gateway: GatewayProcess, http_port: int, dicom_po
 
 
 def start_gateway_and_orthanc(workdir: Path, stack, *, allow_stand_in: bool, destination: str = "cstore",
-                              allowed_aets: tuple[str, ...] = (ORTHANC_AE,)) -> PacsSetup:
+                              allowed_aets: tuple[str, ...] = (ORTHANC_AE,), env: dict | None = None) -> PacsSetup:
     """A gateway (its own client key) sending SRs to a fresh Orthanc by C-STORE ("cstore") or STOW-RS ("stow")."""
     orthanc_http, orthanc_dicom = free_port(), free_port()
     target = (f"{ORTHANC_AE}@127.0.0.1:{orthanc_dicom}" if destination == "cstore"
               else f"http://127.0.0.1:{orthanc_http}/dicom-web/studies")
     gateway = GatewayProcess(workdir / "gateway", stack.base_url, create_client_key(stack.ready_file, "gateway"),
-                             target, list(allowed_aets), allow_stand_in).start()
+                             target, list(allowed_aets), allow_stand_in, env=dict(env or {})).start()
     orthanc = orthanc_for(workdir / "orthanc", gateway, orthanc_http, orthanc_dicom)
     try:
         orthanc.start()

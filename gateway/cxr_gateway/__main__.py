@@ -20,7 +20,7 @@ def parse_args(argv: list[str] | None = None) -> config_module.GatewayConfig:
     parser.add_argument("--ae-title", help="the gateway's AE title (default CXR_GATEWAY)")
     parser.add_argument("--host", help="address to listen on (default 127.0.0.1)")
     parser.add_argument("--dicom-port", type=int, help="DICOM port (default 11112; 0: any free port)")
-    parser.add_argument("--http-port", type=int, help="STOW-RS, /health and /metrics port (default 8042; 0: any)")
+    parser.add_argument("--http-port", type=int, help="STOW-RS, /health and /metrics port (default 8044; 0: any)")
     parser.add_argument("--allow", action="append", dest="allowed_aets", metavar="AE_TITLE",
                         help="a calling AE title that may connect (repeatable; required)")
     parser.add_argument("--allow-network", action="append", dest="allowed_networks", metavar="CIDR",

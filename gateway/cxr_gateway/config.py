@@ -44,7 +44,7 @@ class GatewayConfig:
     ae_title: str = "CXR_GATEWAY"
     host: str = "127.0.0.1"
     dicom_port: int = 11112
-    http_port: int = 8042  # STOW-RS, /health, /metrics
+    http_port: int = 8044  # STOW-RS, /health, /metrics (8042 is Orthanc's)
     allowed_aets: list[str] = field(default_factory=list)  # calling AE titles that may associate (empty: none)
     allowed_networks: list[str] = field(default_factory=list)  # source CIDRs for DICOM and STOW-RS (empty: any)
     stow_tokens: list[str] = field(default_factory=list)  # accepted as x-api-key or Authorization: Bearer

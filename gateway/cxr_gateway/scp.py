@@ -69,11 +69,11 @@ class StorageScp:
         server = self.ae.make_server((host, port), ssl_context=self.ssl_context, evt_handlers=handlers,
                                      server_class=_FilteredServer)
         server.allowed_networks = self.allowed_networks
+        self.ae._servers.append(server)  # as start_server does: shutdown() takes it off the AE's list
         threading.Thread(target=server.serve_forever, name="dicom-scp", daemon=True).start()
         self.server = server
         return server.server_address[1]
 
     def stop(self) -> None:
         if self.server is not None:
-            self.server.shutdown()
-            self.server.server_close()
+            self.server.shutdown()  # also closes its socket

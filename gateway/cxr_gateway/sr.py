@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import io
 import math
+import uuid
 
 import highdicom as hd
 from highdicom.sr import (AlgorithmIdentification, Comprehensive3DSR, DeviceObserverIdentifyingAttributes,
@@ -11,16 +12,21 @@ from highdicom.sr import (AlgorithmIdentification, Comprehensive3DSR, DeviceObse
                           TrackingIdentifier)
 from pydicom.dataset import Dataset
 from pydicom.sr.codedict import codes as dicom_codes
-from pydicom.uid import generate_uid
 
 from . import codes
 from .notice import RESEARCH_USE_ONLY
 
+_UID_NAMESPACE = uuid.UUID("6b1f0c1e-3c55-5d0e-9a51-2a0f4b1e7c24")  # this gateway's name-based UUIDs
 OPERATING_POINT = 0.5  # torchxrayvision's op_norm maps each label's calibrated threshold to 0.5
 SR_SERIES_NUMBER = 7701
 MANUFACTURER = "cxr-serverless"
 STAND_IN_TEXT = ("STAND-IN WEIGHTS ({kind}): these scores do not come from torchxrayvision's published weights; "
                  "they are meaningless for any patient. NOT FOR CLINICAL USE.")
+
+
+def derived_uid(*parts: str) -> str:
+    """2.25.<UUID> (PS3.5 B.2) from a name-based UUID (RFC 4122 version 5): the same parts, the same UID."""
+    return f"2.25.{uuid.uuid5(_UID_NAMESPACE, chr(31).join(parts)).int}"
 
 
 class StandInRefused(Exception):
@@ -29,17 +35,24 @@ class StandInRefused(Exception):
 
 def sr_instance_uid(source_sop_instance_uid: str, model_id: str) -> str:
     """The same source image scored by the same model always gives the same SR: a re-send never duplicates."""
-    return generate_uid(prefix=None, entropy_srcs=["cxr-gateway-sr", source_sop_instance_uid, model_id])
+    return derived_uid("cxr-gateway-sr", source_sop_instance_uid, model_id)
 
 
 def sr_series_uid(study_instance_uid: str, model_id: str) -> str:
-    return generate_uid(prefix=None, entropy_srcs=["cxr-gateway-series", study_instance_uid, model_id])
+    return derived_uid("cxr-gateway-series", study_instance_uid, model_id)
+
+
+def model_identity(model: dict) -> str:
+    """The service's own model id (weights and preprocessing decide the scores), from the result's model block."""
+    from cxr_model.identity import model_id
+
+    return model.get("model_id") or model_id(model["name"], model["weights_sha256"], model.get("preprocess", "exact"))
 
 
 def _algorithm(model: dict) -> AlgorithmIdentification:
     parameters = [f"weights: {model.get('weights')}", f"weights SHA-256: {model.get('weights_sha256')}",
                   f"preprocessing: {model.get('preprocess')} (torchxrayvision pipeline)",
-                  f"engine: {model.get('engine')}", f"model id: {model.get('model_id')}",
+                  f"engine: {model.get('engine')}", f"model id: {model_identity(model)}",
                   f"operating point: {OPERATING_POINT} after op_norm calibration"]
     return AlgorithmIdentification(name=str(model.get("name")), version=str(model.get("weights_sha256"))[:64],
                                    parameters=parameters, manufacturer=MANUFACTURER)
@@ -58,8 +71,8 @@ def _group(label: str, score: float, calibrated: bool, source: Dataset, algorith
     if calibrated:  # a label without a calibrated threshold has no operating point: no present/absent claim
         evaluations = [QualitativeEvaluation(finding, codes.PRESENT if score >= OPERATING_POINT else codes.ABSENT)]
     return MeasurementsAndQualitativeEvaluations(
-        tracking_identifier=TrackingIdentifier(uid=generate_uid(prefix=None, entropy_srcs=[
-            "cxr-gateway-finding", str(source.SOPInstanceUID), label]), identifier=label),
+        tracking_identifier=TrackingIdentifier(uid=derived_uid(
+            "cxr-gateway-finding", str(source.SOPInstanceUID), label), identifier=label),
         finding_type=finding, algorithm_id=algorithm, finding_sites=None,
         measurements=[Measurement(name=codes.SCORE, value=float(score), unit=codes.NO_UNITS, algorithm_id=algorithm)],
         qualitative_evaluations=evaluations,
@@ -79,7 +92,7 @@ def build_sr(source: Dataset, result: dict, allow_stand_in: bool) -> Dataset:
     thresholds = _thresholds(model["name"])
     algorithm = _algorithm(model)
     device = DeviceObserverIdentifyingAttributes(
-        uid=generate_uid(prefix=None, entropy_srcs=["cxr-gateway-device", model["model_id"]]),
+        uid=derived_uid("cxr-gateway-device", model_identity(model)),
         name="cxr-gateway", manufacturer_name=MANUFACTURER, model_name=str(model["name"]))
     groups = [_group(label, score, not math.isnan(thresholds.get(label, math.nan)), source, algorithm)
               for label, score in result["output"].items()]
@@ -88,12 +101,15 @@ def build_sr(source: Dataset, result: dict, allow_stand_in: bool) -> Dataset:
             observer_type=dicom_codes.DCM.Device, observer_identifying_attributes=device)),
         procedure_reported=codes.CHEST, imaging_measurements=groups)
     notes = [RESEARCH_USE_ONLY]
+    if result.get("job_id"):
+        notes.append(f"cxr-serverless job {result['job_id']} (GET /v1/jobs/{result['job_id']}/result)")
     if kind != "real":
         notes.append(STAND_IN_TEXT.format(kind=kind))
     for note in notes:
         report[0].ContentSequence.append(TextContentItem(codes.COMMENT, note, relationship_type="CONTAINS"))
-    model_id = model["model_id"]
-    description = "CXR AI findings - research use only" + ("" if kind == "real" else f" - STAND-IN WEIGHTS ({kind})")
+    model_id = model_identity(model)
+    description = ("CXR AI findings - research use only" if kind == "real"
+                   else f"CXR AI - STAND-IN WEIGHTS ({kind}) - research use only")  # 64 characters at most
     sr = Comprehensive3DSR(
         evidence=[source], content=report[0], series_instance_uid=sr_series_uid(str(source.StudyInstanceUID), model_id),
         series_number=SR_SERIES_NUMBER, sop_instance_uid=sr_instance_uid(str(source.SOPInstanceUID), model_id),

@@ -1,0 +1,199 @@
+"""The gateway's listeners over real sockets: pynetdicom SCUs (C-ECHO, C-STORE in many transfer syntaxes, an
+unknown calling AE), STOW-RS requests, and delivery to a real Storage SCP (C-STORE) and a STOW-RS server."""
+from __future__ import annotations
+
+import io
+import threading
+import uuid
+
+import pydicom
+import pytest
+import requests
+from pynetdicom import AE
+from pynetdicom.sop_class import ComputedRadiographyImageStorage, Verification
+
+from cxr_gateway.app import Gateway
+from cxr_gateway.config import Destination, GatewayConfig
+from cxr_gateway.delivery import CStoreSender, DeliveryError, StowSender
+from cxr_gateway.stow import PRIVATE_CREATOR, PRIVATE_GROUP
+from tests.gateway_support import DestinationScp, image_instance, study
+
+pytestmark = pytest.mark.integration
+TOKEN = "stow-token-" + uuid.uuid4().hex
+SYNTAXES = ["ExplicitVRLittleEndian", "ImplicitVRLittleEndian", "DeflatedExplicitVRLittleEndian", "RLELossless",
+            "JPEGBaseline8Bit", "JPEGExtended12Bit", "JPEGLossless", "JPEGLosslessSV1", "JPEGLSLossless",
+            "JPEGLSNearLossless", "JPEG2000Lossless", "JPEG2000", "HTJ2KLossless", "HTJ2K"]
+
+
+@pytest.fixture
+def gateway(tmp_path):
+    config = GatewayConfig(ae_title="CXR_GW_TEST", dicom_port=0, http_port=0, allowed_aets=["PACS_A"],
+                           stow_tokens=[TOKEN], store_path=str(tmp_path / "store.sqlite3"))
+    gateway = Gateway(config, client=object(), sender=None)
+    gateway.start(process=False)  # listeners only: what arrives stays in the spool for the test to read
+    yield gateway
+    gateway.stop()
+
+
+def associate(gateway, calling="PACS_A", contexts=((Verification, None),)):
+    ae = AE(ae_title=calling)
+    for abstract, syntax in contexts:
+        ae.add_requested_context(abstract, syntax) if syntax else ae.add_requested_context(abstract)
+    return ae.associate("127.0.0.1", gateway.dicom_port, ae_title="CXR_GW_TEST")
+
+
+def spooled(gateway) -> list[bytes]:
+    return [item.payload for item in gateway.store.due(100)]
+
+
+def test_c_echo_from_an_allowed_ae(gateway):
+    assoc = associate(gateway)
+    assert assoc.is_established
+    assert assoc.send_c_echo().Status == 0x0000
+    assoc.release()
+
+
+def test_an_unknown_calling_ae_title_is_refused(gateway):
+    assoc = associate(gateway, calling="STRANGER")
+    assert assoc.is_rejected and not assoc.is_established
+    assert assoc.acceptor.primitive.result_source == 0x01 and assoc.acceptor.primitive.diagnostic == 0x03
+
+
+def test_a_source_outside_the_allowed_networks_is_refused(tmp_path):
+    config = GatewayConfig(dicom_port=0, http_port=0, allowed_aets=["PACS_A"], allowed_networks=["10.99.0.0/16"],
+                           stow_tokens=[TOKEN], store_path=str(tmp_path / "s.sqlite3"))
+    gateway = Gateway(config, client=object(), sender=None)
+    gateway.start(process=False)
+    try:
+        assoc = AE(ae_title="PACS_A")
+        assoc.add_requested_context(Verification)
+        assert not assoc.associate("127.0.0.1", gateway.dicom_port, ae_title=config.ae_title).is_established
+        answer = requests.get(f"http://127.0.0.1:{gateway.http_port}/health", timeout=10)
+        assert answer.status_code == 403
+    finally:
+        gateway.stop()
+
+
+@pytest.mark.parametrize("syntax", SYNTAXES)
+def test_c_store_in_the_syntax_the_sender_proposes_is_spooled_as_sent(gateway, syntax):
+    data = image_instance(pydicom.uid.generate_uid(), syntax, ViewPosition="PA", BodyPartExamined="CHEST")
+    sent = pydicom.dcmread(io.BytesIO(data))
+    assoc = associate(gateway, contexts=((ComputedRadiographyImageStorage, [sent.file_meta.TransferSyntaxUID]),))
+    assert assoc.is_established
+    assert assoc.accepted_contexts[0].transfer_syntax[0] == sent.file_meta.TransferSyntaxUID  # not transcoded
+    assert assoc.send_c_store(sent).Status == 0x0000
+    assoc.release()
+    (stored,) = spooled(gateway)
+    received = pydicom.dcmread(io.BytesIO(stored))
+    assert received.file_meta.TransferSyntaxUID == sent.file_meta.TransferSyntaxUID
+    assert received.SOPInstanceUID == sent.SOPInstanceUID
+    assert received.PixelData == sent.PixelData
+
+
+def test_a_routed_study_by_c_store_spools_only_the_frontal_image(gateway):
+    routed = study()
+    datasets = {name: pydicom.dcmread(io.BytesIO(data)) for name, data in routed.items()}
+    ae = AE(ae_title="PACS_A")
+    for ds in datasets.values():
+        ae.add_requested_context(ds.SOPClassUID, ds.file_meta.TransferSyntaxUID)
+    assoc = ae.associate("127.0.0.1", gateway.dicom_port, ae_title="CXR_GW_TEST")
+    assert assoc.is_established
+    statuses = {name: assoc.send_c_store(ds).Status for name, ds in datasets.items()}
+    assoc.release()
+    assert statuses == dict.fromkeys(routed, 0x0000)  # the skipped ones are taken, never failed
+    (stored,) = spooled(gateway)
+    assert pydicom.dcmread(io.BytesIO(stored)).SOPInstanceUID == datasets["frontal"].SOPInstanceUID
+    assert gateway.metrics.snapshot()["counts"]["skipped"] == 3
+
+
+def stow(gateway, parts, study_uid=None, headers=None):
+    boundary = uuid.uuid4().hex
+    body = b"".join(f"--{boundary}\r\nContent-Type: application/dicom\r\n\r\n".encode() + part + b"\r\n"
+                    for part in parts) + f"--{boundary}--\r\n".encode()
+    url = f"http://127.0.0.1:{gateway.http_port}/studies" + (f"/{study_uid}" if study_uid else "")
+    return requests.post(url, data=body, timeout=30, headers={
+        "Content-Type": f'multipart/related; type="application/dicom"; boundary={boundary}',
+        "Accept": "application/dicom+json", **({"x-api-key": TOKEN} if headers is None else headers)})
+
+
+def _status_and_reason(item: dict) -> tuple[str, str | None]:
+    creator = next(tag for tag, value in item.items() if tag.startswith("0009") and value["Value"] == [PRIVATE_CREATOR])
+    block = creator[6:8]
+    status = item[f"{PRIVATE_GROUP:04X}{block}10"]["Value"][0]
+    reason = item.get(f"{PRIVATE_GROUP:04X}{block}11", {}).get("Value", [None])[0]
+    return status, reason
+
+
+def test_stow_rs_answers_each_instance_queued_or_skipped_with_its_reason(gateway):
+    routed = study()
+    answer = stow(gateway, list(routed.values()))
+    assert answer.status_code == 200 and answer.headers["Content-Type"] == "application/dicom+json"
+    body = answer.json()
+    assert "00081198" not in body  # no FailedSOPSequence
+    by_uid = {item["00081155"]["Value"][0]: _status_and_reason(item) for item in body["00081199"]["Value"]}
+    uids = {name: str(pydicom.dcmread(io.BytesIO(data)).SOPInstanceUID) for name, data in routed.items()}
+    assert by_uid[uids["frontal"]] == ("QUEUED", None)
+    assert by_uid[uids["lateral"]][0] == "SKIPPED" and by_uid[uids["lateral"]][1].startswith("ViewPosition LL")
+    assert by_uid[uids["ct"]][1].startswith("SOP class CT Image Storage")
+    assert by_uid[uids["sr"]][1].startswith("non-image SOP class")
+    assert len(spooled(gateway)) == 1
+
+
+def test_stow_rs_failures_auth_and_media_type(gateway):
+    frontal = study()["frontal"]
+    assert stow(gateway, [frontal], headers={}).status_code == 401
+    assert stow(gateway, [frontal], headers={"x-api-key": "wrong"}).status_code == 401
+    assert stow(gateway, [frontal], headers={"Authorization": f"Bearer {TOKEN}"}).status_code == 200
+    other_study = stow(gateway, [frontal], study_uid="1.2.3.4")
+    assert other_study.status_code == 409
+    (failed,) = other_study.json()["00081198"]["Value"]
+    assert failed["00081197"]["Value"] == [0xA900]
+    mixed = stow(gateway, [study()["frontal"], b"not dicom at all"])
+    assert mixed.status_code == 202 and len(mixed.json()["00081198"]["Value"]) == 1
+    plain = requests.post(f"http://127.0.0.1:{gateway.http_port}/studies", data=frontal, timeout=10,
+                          headers={"Content-Type": "application/dicom", "x-api-key": TOKEN})
+    assert plain.status_code == 415 and plain.json()["code"] == "UNSUPPORTED_MEDIA_TYPE"
+
+
+def test_health_and_metrics_show_the_backlog(gateway):
+    stow(gateway, [study()["frontal"]])
+    health = requests.get(f"http://127.0.0.1:{gateway.http_port}/health", timeout=10).json()
+    assert health["status"] == "ok" and health["backlog"]["pending"] == 1
+    assert health["backlog"]["oldest_pending_age_s"] >= 0
+    metrics = requests.get(f"http://127.0.0.1:{gateway.http_port}/metrics", timeout=10).json()
+    assert metrics["counts"]["accepted"] == 1 and metrics["backlog"]["by_state"]["received"] == 1
+
+
+def a_report() -> bytes:
+    from cxr_gateway import sr as sr_module
+    from cxr_gateway.pipeline import header_bytes
+    from cxr_model.specs import LABELS
+
+    source = pydicom.dcmread(io.BytesIO(header_bytes(study()["frontal"])))
+    result = {"output": dict.fromkeys(LABELS, 0.25), "model": {
+        "name": "densenet121-res224-all", "weights": "real", "weights_sha256": "cd" * 32, "engine": "onnxruntime",
+        "preprocess": "exact"}}
+    return sr_module.encode(sr_module.build_sr(source, result, allow_stand_in=False))
+
+
+def test_c_store_delivery_to_a_real_scp_and_a_down_destination_raises():
+    report = a_report()
+    destination = DestinationScp()
+    try:
+        CStoreSender(Destination(ae_title="DEST", host="127.0.0.1", port=destination.port), "CXR_GW").send(report)
+        (received,) = destination.received
+        assert received.SOPInstanceUID == pydicom.dcmread(io.BytesIO(report)).SOPInstanceUID
+    finally:
+        destination.stop()
+    with pytest.raises(DeliveryError):
+        CStoreSender(Destination(ae_title="DEST", host="127.0.0.1", port=destination.port), "CXR_GW").send(report)
+
+
+def test_stow_rs_delivery_to_a_dicomweb_server(gateway):
+    """The gateway's own STOW-RS endpoint stands in for a PACS's DICOMweb: the SR arrives as one part."""
+    report = a_report()
+    url = f"http://127.0.0.1:{gateway.http_port}/studies"
+    StowSender(Destination(url=url, headers={"x-api-key": TOKEN})).send(report)
+    assert gateway.metrics.snapshot()["skipped_by_reason"] == {"non-image SOP class": 1}
+    with pytest.raises(DeliveryError):
+        StowSender(Destination(url=url, headers={"x-api-key": "wrong"})).send(report)

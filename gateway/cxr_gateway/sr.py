@@ -82,10 +82,6 @@ def _group(label: str, score: float, calibrated: bool, source: Dataset, algorith
 def build_sr(source: Dataset, result: dict, allow_stand_in: bool) -> Dataset:
     """The SR for one scored image (`source`: its header, `result`: GET /v1/jobs/{id}/result)."""
     model = result["model"]
-    if "model_id" not in model:  # GET /v1/jobs/{id}/result's model carries name, weights SHA-256 and preprocessing
-        from cxr_model.identity import model_id
-
-        model = {**model, "model_id": model_id(model["name"], model["weights_sha256"], model.get("preprocess", "exact"))}
     kind = model.get("weights")
     if kind != "real" and not allow_stand_in:
         raise StandInRefused(f"result from {kind!r} weights: not delivered without --allow-stand-in")

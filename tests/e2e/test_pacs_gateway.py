@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import json
+from pathlib import Path
 
 import pydicom
 import pytest
@@ -11,8 +12,7 @@ import requests
 
 from tests.e2e.conftest import COMPLETION_SLA_S
 from tests.pacs import orthanc as orthanc_module
-from tests.pacs.gateway_stack import GATEWAY_MODALITY, GatewayProcess, create_client_key, start_gateway_and_orthanc, \
-    wait_until
+from tests.pacs.gateway_stack import GATEWAY_MODALITY, GatewayProcess, create_client_key, start_pacs_stack, wait_until
 from tests.pacs.sr_check import COMPREHENSIVE_3D_SR, job_id, read_sr, scores, source_uids, texts
 from tests.pacs.study import PHI_MARKERS, mixed_study, radiograph
 
@@ -22,16 +22,22 @@ FAST_RETRIES = {"CXR_GATEWAY_RETRY_BASE_S": "0.5", "CXR_GATEWAY_RETRY_MAX_S": "2
 
 
 @pytest.fixture(scope="module")
-def pacs(local_stack, tmp_path_factory):
+def pacs(tmp_path_factory):
+    """`python -m cxr_local --gateway` (its own stack: the bucket holds only this module's uploads) and Orthanc."""
     reason = orthanc_module.missing_reason()
     if reason:
         if orthanc_module.env_flag_required():
             pytest.fail(reason)
         pytest.skip(reason)
-    setup = start_gateway_and_orthanc(tmp_path_factory.mktemp("pacs"), local_stack, allow_stand_in=True,
-                                      env=FAST_RETRIES)
+    setup = start_pacs_stack(tmp_path_factory.mktemp("pacs"), allow_stand_in=True, gateway_env=FAST_RETRIES)
     yield setup
-    setup.stop()
+    code = setup.stop()
+    assert code == 0, f"local stack exited with {code}:\n{setup.stack.log_tail()}"
+
+
+@pytest.fixture(scope="module")
+def local_stack(pacs):
+    return pacs.stack
 
 
 def new_instances(orthanc, study_id: str, sent: set[str]) -> list[dict]:
@@ -50,7 +56,7 @@ def load_study(orthanc, instances) -> str:
                               .StudyInstanceUID)
 
 
-def gateway_result(local_stack, gateway: GatewayProcess, job: str, fmt: str | None = None) -> requests.Response:
+def gateway_result(local_stack, gateway, job: str, fmt: str | None = None) -> requests.Response:
     params = {"format": fmt} if fmt else None
     return requests.get(f"{local_stack.base_url}/v1/jobs/{job}/result", params=params,
                         headers={"x-api-key": gateway.api_key}, timeout=30)
@@ -94,7 +100,7 @@ def test_cstore_routed_study_scores_the_pa_skips_the_rest_and_files_the_sr_in_th
     assert len(grown) == 3, skipped  # the lateral, the CT slice and the text SR, each for its own reason
     for instance in instances[1:]:
         assert any(instance.skip_reason_hint in reason.lower() for reason in grown), (instance.role, grown)
-    log = pacs.gateway.log_path.read_text()
+    log = pacs.gateway.log_text()
     assert "is not frontal" in log and "skipped" in log
 
 
@@ -163,7 +169,7 @@ def test_nothing_that_reached_the_service_carries_phi(pacs, local_stack):
     for table in dynamo.list_tables()["TableNames"]:
         dump = json.dumps(dynamo.scan(TableName=table)["Items"])
         assert not [marker for marker in PHI_MARKERS if marker in dump], table
-    for log in (local_stack.log_path, pacs.gateway.log_path):
+    for log in Path(local_stack.log_path).parent.glob("*.log"):  # the stack's, its functions', the gateway's
         text = log.read_text(errors="replace")
         assert not [marker for marker in PHI_MARKERS if marker in text], log
     for path in pacs.gateway.store_path.parent.glob("store.sqlite3*"):
@@ -174,11 +180,14 @@ def test_nothing_that_reached_the_service_carries_phi(pacs, local_stack):
 def test_orthanc_down_while_the_result_is_ready_gets_the_sr_after_it_restarts(pacs):
     _, instances = mixed_study(seed=40, pa_syntax="JPEGLosslessSV1")
     study_id = load_study(pacs.orthanc, instances[:1])
-    pacs.orthanc.store_to_modality(GATEWAY_MODALITY, [study_id])
-    pacs.orthanc.stop()
+    pacs.orthanc.stop()  # first: an SR must not slip into an Orthanc that is still shutting down
+    assert c_store_as_orthanc(pacs.gateway, instances[0].dicom) == 0x0000  # what Orthanc routed before it went down
     try:
-        wait_until(lambda: pacs.gateway.metrics()["counts"].get("retries_ready", 0) >= 1, SR_SLA_S,
-                   message="a failed delivery to the stopped Orthanc")
+        try:
+            wait_until(lambda: pacs.gateway.metrics()["counts"].get("retries_ready", 0) >= 1, SR_SLA_S,
+                       message="a failed delivery to the stopped Orthanc")
+        except TimeoutError:
+            pytest.fail(f"no failed delivery: {pacs.gateway.metrics()}\n{pacs.gateway.log_text()[-3000:]}")
         backlog = pacs.gateway.health()["backlog"]
         assert backlog["by_state"]["ready"] >= 1 and backlog["oldest_pending_age_s"] > 0, backlog
     finally:
@@ -186,6 +195,21 @@ def test_orthanc_down_while_the_result_is_ready_gets_the_sr_after_it_restarts(pa
     (sr_entry,) = wait_for_srs(pacs.orthanc, study_id, {instances[0].sop_instance_uid})
     assert read_sr(pacs.orthanc.instance_file(sr_entry["ID"])).SOPClassUID == COMPREHENSIVE_3D_SR
     wait_until(lambda: pacs.gateway.health()["backlog"]["pending"] == 0, 30, message="backlog drained")
+
+
+def c_store_as_orthanc(gateway, data: bytes) -> int:
+    """C-STORE one instance to a gateway with Orthanc's calling AE title; the status."""
+    from pynetdicom import AE
+
+    dataset = pydicom.dcmread(io.BytesIO(data))
+    sender = AE(ae_title="ORTHANC")
+    sender.add_requested_context(dataset.SOPClassUID, dataset.file_meta.TransferSyntaxUID)
+    association = sender.associate("127.0.0.1", gateway.dicom_port, ae_title=gateway.ae_title)
+    assert association.is_established
+    try:
+        return association.send_c_store(dataset).Status
+    finally:
+        association.release()
 
 
 def test_gateway_killed_mid_study_loses_nothing_after_restart(pacs):
@@ -201,7 +225,7 @@ def test_gateway_killed_mid_study_loses_nothing_after_restart(pacs):
     pending = pacs.gateway.health()["backlog"]["pending"]
     pacs.gateway.kill()  # SIGKILL while the study is in hand: acknowledged to the PACS, not yet delivered
     assert pending >= 1, "the study was already delivered before the kill: nothing tested"
-    pacs.gateway.start()
+    pacs.gateway.restart(env=FAST_RETRIES)
     sent = {uid for uid, _ in images}
     found = wait_for_srs(pacs.orthanc, study_id, sent, count=len(images), timeout_s=SR_SLA_S * 2)
     sources = set()
@@ -213,8 +237,6 @@ def test_gateway_killed_mid_study_loses_nothing_after_restart(pacs):
 def test_a_stand_in_result_is_not_sent_without_the_flag(pacs, local_stack, tmp_path):
     """A second gateway without --allow-stand-in, sending to the same Orthanc: it scores, withholds, sends nothing."""
     from pydicom.uid import generate_uid
-    from pynetdicom import AE
-    from pynetdicom.sop_class import ComputedRadiographyImageStorage
 
     strict = GatewayProcess(tmp_path / "strict", local_stack.base_url,
                             create_client_key(local_stack.ready_file, "gateway-strict"),
@@ -224,13 +246,7 @@ def test_a_stand_in_result_is_not_sent_without_the_flag(pacs, local_stack, tmp_p
         study_uid = generate_uid()
         uid, data = radiograph(study_uid, seed=60, syntax="ExplicitVRLittleEndian", size=256)
         pacs.orthanc.upload(data)
-        sender = AE(ae_title="ORTHANC")
-        sender.add_requested_context(ComputedRadiographyImageStorage)
-        association = sender.associate("127.0.0.1", strict.dicom_port, ae_title=strict.ae_title)
-        assert association.is_established
-        status = association.send_c_store(pydicom.dcmread(io.BytesIO(data)))
-        association.release()
-        assert status.Status == 0x0000
+        assert c_store_as_orthanc(strict, data) == 0x0000
         wait_until(lambda: strict.metrics()["counts"].get("withheld_stand_in", 0) == 1, SR_SLA_S,
                    message="the stand-in result withheld")
         assert strict.health()["backlog"]["pending"] == 0

@@ -121,7 +121,8 @@ class Orthanc:
             "DicomWeb": {
                 "Enable": True,
                 "Root": "/dicom-web/",
-                "Servers": {name: {"Url": server.url, "HttpHeaders": server.headers}
+                # the gateway's STOW-RS wants a Content-Length: Orthanc sends chunked bodies unless told not to
+                "Servers": {name: {"Url": server.url, "HttpHeaders": server.headers, "ChunkedTransfers": False}
                             for name, server in self.stow_servers.items()},
             },
         }

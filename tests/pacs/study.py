@@ -21,7 +21,7 @@ FAKE_PATIENT = {
     "StudyTime": "071500",
 }
 # strings that must never leave the gateway towards the service (patient identity, accession, institution)
-PHI_MARKERS = ("DOE^JANE", "DOE", "PID-4711-SECRET", "19600229", "ACC-0815-SECRET", "HOUSE^GREGORY",
+PHI_MARKERS = ("DOE^JANE", "PID-4711-SECRET", "19600229", "ACC-0815-SECRET", "HOUSE^GREGORY",
                "St. Nowhere General", "STUDY-42")
 
 
@@ -112,5 +112,5 @@ def mixed_study(seed: int = 0, pa_syntax: str = "JPEG2000Lossless", patient: dic
         StudyInstance("pa", pa_uid, pa, True),
         StudyInstance("lateral", lat_uid, lat, False, "viewposition"),
         StudyInstance("ct", ct_uid, ct, False, "ct"),
-        StudyInstance("sr", sr_uid, sr, False, "sr"),
+        StudyInstance("sr", sr_uid, sr, False, "non-image"),
     ]

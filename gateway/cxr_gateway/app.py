@@ -15,12 +15,14 @@ from .delivery import make_sender
 from .pipeline import Metrics, Pipeline
 from .receiving import Receiver
 from .scp import StorageScp
-from .store import Store, load_or_create_key
+from .store import READY, RECEIVED, SUBMITTED, Store, load_or_create_key
 from .stow import HttpServer
 
 LOG = logging.getLogger("cxr_gateway")
 SWEEP_EVERY_S = 60.0
 IDLE_WAIT_S = 0.5
+WORK, POLL = "work", "poll"
+LANES = {WORK: (RECEIVED, READY), POLL: (SUBMITTED,)}  # upload and deliver | long-poll the service's job
 
 
 def server_ssl_context(config: GatewayConfig) -> ssl.SSLContext | None:
@@ -58,9 +60,13 @@ class Gateway:
         self._wake = threading.Event()
         self.receiver = Receiver(self.store, self.metrics, on_accepted=self._wake.set)
         self._stop = threading.Event()
-        self._in_flight: set[str] = set()
+        self._in_flight: dict[str, set[str]] = {lane: set() for lane in LANES}
         self._in_flight_lock = threading.Lock()
-        self._pool = ThreadPoolExecutor(max(1, config.workers), thread_name_prefix="gateway-item")
+        # long polls wait on the service: they get threads of their own, so uploads and deliveries never queue
+        # behind them
+        self._capacity = {WORK: max(1, config.workers), POLL: max(1, config.poll_workers)}
+        self._pools = {lane: ThreadPoolExecutor(size, thread_name_prefix=f"gateway-{lane}")
+                       for lane, size in self._capacity.items()}
         self.scp: StorageScp | None = None
         self.http: HttpServer | None = None
         self.dicom_port = self.http_port = None
@@ -68,25 +74,27 @@ class Gateway:
 
     # ---- the loop ---------------------------------------------------------------------------
     def run_due_once(self) -> int:
-        """Hand every due item not already in hand to the pool; the number handed over."""
-        with self._in_flight_lock:
-            free = self.config.workers - len(self._in_flight)
-            busy = set(self._in_flight)
-        if free <= 0:
-            return 0
-        items = self.store.due(free, exclude=busy)
-        for item in items:
+        """Hand every due item not already in hand to its lane's pool; the number handed over."""
+        handed = 0
+        for lane, states in LANES.items():
             with self._in_flight_lock:
-                self._in_flight.add(item.key)
-            self._pool.submit(self._step, item)
-        return len(items)
+                busy = set(self._in_flight[lane])
+            free = self._capacity[lane] - len(busy)
+            if free <= 0:
+                continue
+            for item in self.store.due(free, exclude=busy, states=states):
+                with self._in_flight_lock:
+                    self._in_flight[lane].add(item.key)
+                self._pools[lane].submit(self._step, lane, item)
+                handed += 1
+        return handed
 
-    def _step(self, item) -> None:
+    def _step(self, lane: str, item) -> None:
         try:
             self.pipeline.step(item)
         finally:
             with self._in_flight_lock:
-                self._in_flight.discard(item.key)
+                self._in_flight[lane].discard(item.key)
             self._wake.set()
 
     def sweep(self) -> int:
@@ -150,7 +158,8 @@ class Gateway:
             self.scp.stop()
         if self.http:
             self.http.stop()
-        self._pool.shutdown(wait=True, cancel_futures=True)
+        for pool in self._pools.values():
+            pool.shutdown(wait=True, cancel_futures=True)
         self.store.close()
 
 

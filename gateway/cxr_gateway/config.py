@@ -54,7 +54,8 @@ class GatewayConfig:
     store_path: str = "cxr-gateway/store.sqlite3"
     store_key: str | None = None  # Fernet key (urlsafe base64 of 32 bytes); default: a 0600 key file beside the store
     store_ttl_hours: float = 72.0
-    workers: int = 4  # items advanced at once (submit, long poll, deliver)
+    workers: int = 4  # items uploaded or delivered at once
+    poll_workers: int = 8  # jobs long-polled at once (each waits on GET /v1/jobs/{id}?wait=20)
     retry_base_s: float = 2.0
     retry_max_s: float = 300.0
     tls_cert: str | None = None  # DICOM TLS (and HTTPS for STOW-RS) when both are set

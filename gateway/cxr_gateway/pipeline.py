@@ -12,6 +12,7 @@ from cxr_model.privacy import deidentify_dicom
 from pydicom.uid import ExplicitVRLittleEndian
 
 from . import sr as sr_module
+from .sr_template import SrFactory
 from .delivery import backoff_s
 from .store import READY, RECEIVED, SUBMITTED, Item, Store
 
@@ -54,6 +55,7 @@ class Pipeline:
                  retry_base_s: float = 2.0, retry_max_s: float = 300.0) -> None:
         self.store, self.client, self.sender, self.metrics = store, client, sender, metrics
         self.allow_stand_in, self.retry_base_s, self.retry_max_s = allow_stand_in, retry_base_s, retry_max_s
+        self.reports = SrFactory()
 
     def step(self, item: Item) -> None:
         """Advance one item by one state; a failure that may pass schedules a retry with backoff."""
@@ -97,14 +99,14 @@ class Pipeline:
     def _scored(self, key: str, header: bytes, result: dict) -> None:
         source = pydicom.dcmread(io.BytesIO(header))
         try:
-            report = sr_module.build_sr(source, result, self.allow_stand_in)
+            report = self.reports.build(source, result, self.allow_stand_in)
         except sr_module.StandInRefused as refusal:
             self.metrics.count("withheld_stand_in")
             LOG.warning("item %s: SR withheld: %s", key[:12], refusal)
             self.store.delete(key)
             return
         self.metrics.count("scored")
-        self.store.advance(key, READY, sr_module.encode(report))
+        self.store.advance(key, READY, report)
 
     def _deliver(self, item: Item) -> None:
         if self.sender is None:

@@ -42,6 +42,14 @@ def sr_series_uid(study_instance_uid: str, model_id: str) -> str:
     return derived_uid("cxr-gateway-series", study_instance_uid, model_id)
 
 
+def finding_tracking_uid(source_sop_instance_uid: str, label: str) -> str:
+    return derived_uid("cxr-gateway-finding", source_sop_instance_uid, label)
+
+
+def job_text(job_id: str) -> str:
+    return f"cxr-serverless job {job_id} (GET /v1/jobs/{job_id}/result)"
+
+
 def model_identity(model: dict) -> str:
     """The service's own model id (weights and preprocessing decide the scores), from the result's model block."""
     from cxr_model.identity import model_id
@@ -71,16 +79,33 @@ def _group(label: str, score: float, calibrated: bool, source: Dataset, algorith
     if calibrated:  # a label without a calibrated threshold has no operating point: no present/absent claim
         evaluations = [QualitativeEvaluation(finding, codes.PRESENT if score >= OPERATING_POINT else codes.ABSENT)]
     return MeasurementsAndQualitativeEvaluations(
-        tracking_identifier=TrackingIdentifier(uid=derived_uid(
-            "cxr-gateway-finding", str(source.SOPInstanceUID), label), identifier=label),
+        tracking_identifier=TrackingIdentifier(uid=finding_tracking_uid(str(source.SOPInstanceUID), label),
+                                               identifier=label),
         finding_type=finding, algorithm_id=algorithm, finding_sites=None,
-        measurements=[Measurement(name=codes.SCORE, value=float(score), unit=codes.NO_UNITS, algorithm_id=algorithm)],
+        measurements=[Measurement(name=codes.SCORE, value=float(score), unit=codes.NO_UNITS)],
         qualitative_evaluations=evaluations,
         source_images=[SourceImageForMeasurementGroup(str(source.SOPClassUID), str(source.SOPInstanceUID))])
 
 
+# type 2 (present, maybe empty) in the source's IOD; highdicom reads them, and some senders leave them out
+TYPE2_PATIENT_STUDY = ("PatientName", "PatientID", "PatientBirthDate", "PatientSex", "AccessionNumber", "StudyID",
+                       "StudyDate", "StudyTime", "ReferringPhysicianName")
+
+
+def with_type2(source: Dataset) -> Dataset:
+    """The source header with every type 2 patient/study attribute present (empty where the sender left it out)."""
+    missing = [keyword for keyword in TYPE2_PATIENT_STUDY if keyword not in source]
+    if not missing:
+        return source
+    completed = Dataset(source)  # a shallow copy: the received header is not changed
+    for keyword in missing:
+        setattr(completed, keyword, None)
+    return completed
+
+
 def build_sr(source: Dataset, result: dict, allow_stand_in: bool) -> Dataset:
     """The SR for one scored image (`source`: its header, `result`: GET /v1/jobs/{id}/result)."""
+    source = with_type2(source)
     model = result["model"]
     kind = model.get("weights")
     if kind != "real" and not allow_stand_in:
@@ -98,7 +123,7 @@ def build_sr(source: Dataset, result: dict, allow_stand_in: bool) -> Dataset:
         procedure_reported=codes.CHEST, imaging_measurements=groups)
     notes = [RESEARCH_USE_ONLY]
     if result.get("job_id"):
-        notes.append(f"cxr-serverless job {result['job_id']} (GET /v1/jobs/{result['job_id']}/result)")
+        notes.append(job_text(result["job_id"]))
     if kind != "real":
         notes.append(STAND_IN_TEXT.format(kind=kind))
     for note in notes:

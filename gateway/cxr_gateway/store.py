@@ -113,12 +113,14 @@ class Store:
         with self._lock:
             self._db.execute("DELETE FROM items WHERE key=?", (key,))
 
-    def due(self, limit: int, exclude: set[str] | frozenset = frozenset()) -> list[Item]:
+    def due(self, limit: int, exclude: set[str] | frozenset = frozenset(), states: tuple[str, ...] = STATES) -> list[Item]:
+        """Items whose time has come, in the given states, the longest waiting first."""
+        marks = ",".join("?" * len(states))
         with self._lock:
             rows = self._db.execute(
                 "SELECT key, state, received_at, expires_at, next_attempt_at, attempts, job_id, detail, payload "
-                "FROM items WHERE next_attempt_at <= ? ORDER BY next_attempt_at LIMIT ?",
-                (self.clock(), limit + len(exclude))).fetchall()
+                f"FROM items WHERE next_attempt_at <= ? AND state IN ({marks}) ORDER BY next_attempt_at LIMIT ?",
+                (self.clock(), *states, limit + len(exclude))).fetchall()
         items = [Item(*row[:8], self._fernet.decrypt(row[8])) for row in rows if row[0] not in exclude]
         return items[:limit]
 

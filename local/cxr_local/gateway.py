@@ -60,9 +60,10 @@ class GatewayProcess:
         """Mint the gateway's client key through the admin path, start it, wait for its ready file."""
         api_key = None
         if auth_mode == "api_key":
-            from cxr_core.auth import ApiKeyStore
+            from cxr_core.bootstrap import Runtime
+            from cxr_core.config import read_settings
 
-            api_key = ApiKeyStore.create("cxr-gateway", label="cxr_local --gateway")
+            api_key = Runtime(read_settings(os.environ)).api_keys.create("cxr-gateway", label="cxr_local --gateway")
         store_dir = (self.options.store_dir or self.repo_root / ".cxr_local" / "gateway").resolve()
         store_dir.mkdir(parents=True, exist_ok=True)
         ready = store_dir / "ready.json"

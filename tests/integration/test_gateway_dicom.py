@@ -197,3 +197,51 @@ def test_stow_rs_delivery_to_a_dicomweb_server(gateway):
     assert gateway.metrics.snapshot()["skipped_by_reason"] == {"non-image SOP class": 1}
     with pytest.raises(DeliveryError):
         StowSender(Destination(url=url, headers={"x-api-key": "wrong"})).send(report)
+
+
+def self_signed(folder):
+    import datetime
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "localhost")])
+    now = datetime.datetime.now(datetime.timezone.utc)
+    cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
+            .serial_number(x509.random_serial_number()).not_valid_before(now - datetime.timedelta(minutes=5))
+            .not_valid_after(now + datetime.timedelta(days=1))
+            .add_extension(x509.SubjectAlternativeName([x509.DNSName("localhost")]), critical=False)
+            .sign(key, hashes.SHA256()))
+    (folder / "cert.pem").write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    (folder / "key.pem").write_bytes(key.private_bytes(serialization.Encoding.PEM,
+                                                       serialization.PrivateFormat.PKCS8,
+                                                       serialization.NoEncryption()))
+    return folder / "cert.pem", folder / "key.pem"
+
+
+def test_dicom_tls_and_https(tmp_path):
+    import ssl
+
+    cert, key = self_signed(tmp_path)
+    config = GatewayConfig(host="127.0.0.1", dicom_port=0, http_port=0, allowed_aets=["PACS_A"],
+                           stow_tokens=[TOKEN], store_path=str(tmp_path / "s.sqlite3"), tls_cert=str(cert),
+                           tls_key=str(key))
+    gateway = Gateway(config, client=object(), sender=None)
+    gateway.start(process=False)
+    try:
+        client = ssl.create_default_context(ssl.Purpose.SERVER_AUTH, cafile=str(cert))
+        ae = AE(ae_title="PACS_A")
+        ae.add_requested_context(Verification)
+        assoc = ae.associate("127.0.0.1", gateway.dicom_port, ae_title=config.ae_title, tls_args=(client, "localhost"))
+        assert assoc.is_established and assoc.send_c_echo().Status == 0x0000
+        assoc.release()
+        plain = AE(ae_title="PACS_A")
+        plain.add_requested_context(Verification)
+        assert not plain.associate("127.0.0.1", gateway.dicom_port, ae_title=config.ae_title).is_established
+        health = requests.get(f"https://localhost:{gateway.http_port}/health", verify=str(cert), timeout=10)
+        assert health.status_code == 200 and gateway.ready_info()["stow_url"].startswith("https://")
+    finally:
+        gateway.stop()

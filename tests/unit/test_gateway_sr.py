@@ -11,6 +11,7 @@ from cxr_gateway import sr
 from cxr_gateway.codes import PRIVATE_SCHEME
 from cxr_gateway.notice import RESEARCH_USE_ONLY
 from cxr_gateway.pipeline import header_bytes
+from cxr_gateway.sr_template import SrFactory
 from cxr_model.specs import LABELS
 from tests.gateway_support import PATIENT, study
 
@@ -111,3 +112,35 @@ def test_a_stand_in_result_is_refused_unless_allowed_and_then_says_so(source, ki
     assert f"STAND-IN WEIGHTS ({kind})" in report.SeriesDescription
     assert RESEARCH_USE_ONLY in _texts(report)
     assert isinstance(report, hd.sr.Comprehensive3DSR)
+
+
+TIMES = {"00080012", "00080013", "00080023", "00080033", "0018A002"}  # creation/content date and time
+
+
+def _without_times(value):
+    if isinstance(value, dict):
+        return {key: _without_times(item) for key, item in value.items() if key not in TIMES}
+    if isinstance(value, list):
+        return [_without_times(item) for item in value]
+    return value
+
+
+@pytest.mark.parametrize("weights, job_id", [("real", "job-7"), ("random-init", None)])
+def test_the_filled_template_equals_highdicoms_own_build(weights, job_id):
+    factory = SrFactory()
+    # the second image reuses the first one's template; two findings with one score, a lower one between them
+    for routed, output in ((study(), scores()),
+                           (study(syntax="JPEGLSLossless"), {**scores(), "Atelectasis": 0.9, "Infiltration": 0.9})):
+        source = pydicom.dcmread(io.BytesIO(header_bytes(routed["frontal"])))
+        source.Manufacturer, source.StationName = "ACME", "XR-ROOM-2"  # acquisition equipment is carried over
+        if job_id is None:  # a sender that leaves type 2 attributes out, and a name in UTF-8
+            del source.PatientID, source.AccessionNumber
+            source.SpecificCharacterSet, source.PatientName = "ISO_IR 192", "Müller^Zoë"
+        result = {"output": output, "model": {**MODEL, "weights": weights}, "job_id": job_id}
+        expected = pydicom.dcmread(io.BytesIO(sr.encode(sr.build_sr(source, result, allow_stand_in=True))))
+        filled = pydicom.dcmread(io.BytesIO(factory.build(source, result, allow_stand_in=True)))
+        assert _without_times(filled.to_json_dict()) == _without_times(expected.to_json_dict())
+        assert filled.file_meta.MediaStorageSOPInstanceUID == expected.SOPInstanceUID
+        assert isinstance(sr.read_back(sr.encode(filled)), hd.sr.Comprehensive3DSR)
+    with pytest.raises(sr.StandInRefused):
+        factory.build(source, {"output": scores(), "model": {**MODEL, "weights": "random-init"}}, False)

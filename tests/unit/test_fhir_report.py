@@ -6,7 +6,7 @@ import pytest
 from fhir.resources.R4B.diagnosticreport import DiagnosticReport
 from fhir.resources.R4B.observation import Observation
 
-from cxr_core.domain import ServiceError
+from cxr_core.domain import ErrorKind, ServiceError
 from cxr_core.fhir import (FINDING_SYSTEM, OPERATING_POINT, RESEARCH_USE, diagnostic_report,
                            parse_result_format)
 from cxr_model.specs import LABELS
@@ -63,4 +63,5 @@ def test_format_parameter(raw, expected):
 def test_unknown_format_is_a_400():
     with pytest.raises(ServiceError) as caught:
         parse_result_format("hl7v2")
-    assert caught.value.status == 400 and "format" in caught.value.message
+    assert caught.value.kind is ErrorKind.INVALID and caught.value.code == "BAD_REQUEST"  # http.py: 400
+    assert "format" in caught.value.message

@@ -117,7 +117,9 @@ def test_the_container_gets_its_settings_with_the_secrets_outside_the_template()
     assert "CXR_GATEWAY_API_KEY" not in env  # read from Secrets Manager at boot, never a template value
     config = pytest.importorskip("cxr_gateway.config")
     fields = {f"CXR_GATEWAY_{name.upper()}" for name in config.GatewayConfig.__dataclass_fields__}
-    assert set(env) | {"CXR_GATEWAY_API_KEY", "CXR_GATEWAY_STOW_TOKENS"} <= fields
+    secrets = {"CXR_GATEWAY_API_KEY", "CXR_GATEWAY_STOW_TOKENS", "CXR_GATEWAY_STORE_KEY"}
+    assert not secrets & set(env)
+    assert set(env) | secrets <= fields
 
 
 def test_user_data_and_the_health_script_pass_shellcheck():

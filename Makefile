@@ -41,6 +41,11 @@ orthanc:
 	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
 	  $$SUDO apt-get update -qq && $$SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq orthanc orthanc-dicomweb >/dev/null; }
 
+## A real Orthanc + the local stack + its DICOM gateway; the sample radiographs routed through and the SRs filed back
+## into the study; prints Orthanc's web UI address (docs/pacs.md). Ctrl-C stops it. ARGS="--exit --screenshot F.png".
+pacs-demo: model orthanc
+	$(PY) local/pacs_demo.py --model-dir $(abspath $(MODEL_DIR)) $(ARGS)
+
 ## The embedded local stack: moto on loopback, resources from template.yaml, HTTP API, infer workers
 ## (`model` just built the artifacts, so the stack does not run the build, and its weights fetch, a second time).
 run: model

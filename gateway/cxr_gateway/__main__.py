@@ -38,6 +38,7 @@ def parse_args(argv: list[str] | None = None) -> config_module.GatewayConfig:
     parser.add_argument("--log-level", default="INFO")
     args = parser.parse_args(argv)
     logging.basicConfig(level=args.log_level.upper(), format="[cxr_gateway] %(levelname)s %(message)s")
+    logging.getLogger("highdicom").setLevel(logging.WARNING)  # its INFO lines name the source instance's UIDs
     headers = {}
     for pair in args.destination_header:
         name, sep, value = pair.partition("=")

@@ -18,6 +18,7 @@ from tests.pacs.study import PHI_MARKERS, mixed_study, radiograph
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 SR_SLA_S = COMPLETION_SLA_S + 60  # one scoring plus the gateway's long poll and delivery
+ROUTED_STUDIES: list[list[str]] = []  # the study and instance UIDs each routing test sent (the PHI test reads them)
 FAST_RETRIES = {"CXR_GATEWAY_RETRY_BASE_S": "0.5", "CXR_GATEWAY_RETRY_MAX_S": "2"}
 
 
@@ -50,6 +51,8 @@ def wait_for_srs(orthanc, study_id: str, sent: set[str], count: int = 1, timeout
 
 
 def load_study(orthanc, instances) -> str:
+    header = pydicom.dcmread(io.BytesIO(instances[0].dicom), stop_before_pixels=True)
+    ROUTED_STUDIES.append([str(header.StudyInstanceUID), *[instance.sop_instance_uid for instance in instances]])
     for instance in instances:
         orthanc.upload(instance.dicom)
     return orthanc.find_study(pydicom.dcmread(io.BytesIO(instances[0].dicom), stop_before_pixels=True)
@@ -169,9 +172,12 @@ def test_nothing_that_reached_the_service_carries_phi(pacs, local_stack):
     for table in dynamo.list_tables()["TableNames"]:
         dump = json.dumps(dynamo.scan(TableName=table)["Items"])
         assert not [marker for marker in PHI_MARKERS if marker in dump], table
+    routed_uids = [uid for study in ROUTED_STUDIES for uid in study]
+    assert routed_uids, "the routed studies' UIDs were recorded"
     for log in Path(local_stack.log_path).parent.glob("*.log"):  # the stack's, its functions', the gateway's
         text = log.read_text(errors="replace")
         assert not [marker for marker in PHI_MARKERS if marker in text], log
+        assert not [uid for uid in routed_uids if uid in text], log  # PS3.15: the original UIDs identify too
     for path in pacs.gateway.store_path.parent.glob("store.sqlite3*"):
         raw = path.read_bytes()
         assert not [marker for marker in PHI_MARKERS if marker.encode() in raw], path  # encrypted at rest

@@ -132,3 +132,32 @@ def test_user_data_and_the_health_script_pass_shellcheck():
         done = subprocess.run([shellcheck, "--shell=bash", "--severity=style", "-"], input=text, text=True,
                               capture_output=True, timeout=60)
         assert done.returncode == 0, f"{name}:\n{done.stdout}"
+
+
+def test_the_gateway_image_installs_and_copies_everything_the_gateway_imports():
+    import ast
+    import re
+    import sys
+
+    repo = TEMPLATE.parent
+    dockerfile = (repo / "infra" / "gateway.Dockerfile").read_text()
+    pins = set()
+    for name in ("core.txt", "model.txt"):
+        pins |= {line.split("==")[0].lower() for line in (repo / "requirements" / name).read_text().splitlines()
+                 if "==" in line and not line.startswith("#")}
+    pins |= set(re.search(r"grep -E '\^\(([^)]*)\)=='", dockerfile).group(1).split("|"))
+    copied = set(re.findall(r"^COPY \S+/(cxr_\w+) ", dockerfile, re.M))
+    distribution = {"PIL": "pillow"}
+    first_party = {"cxr_gateway", "cxr_model", "cxr_cli", "cxr_core", "cxr_local"}
+    imported = set()
+    for path in (repo / "gateway" / "cxr_gateway").glob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Import):
+                imported |= {alias.name.split(".")[0] for alias in node.names}
+            elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+                imported.add(node.module.split(".")[0])
+    third_party = {name for name in imported - first_party if name not in sys.stdlib_module_names}
+    assert {distribution.get(name, name).lower() for name in third_party} <= pins
+    assert imported & first_party - {"cxr_gateway"} <= copied and "cxr_gateway" in copied
+    assert "cxr_core" not in imported and "cxr_local" not in imported  # a client of the API, not the service
+    assert 'CMD ["python", "-m", "cxr_gateway"]' in dockerfile and "USER 10001" in dockerfile

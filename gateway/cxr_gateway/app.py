@@ -152,15 +152,22 @@ class Gateway:
                 "allow_stand_in": self.config.allow_stand_in, "tls": bool(self.config.tls_cert)}
 
     def stop(self) -> None:
+        if self.config.ready_file:
+            Path(self.config.ready_file).unlink(missing_ok=True)
         self._stop.set()
         self._wake.set()
         if self.scp:
             self.scp.stop()
         if self.http:
             self.http.stop()
-        for pool in self._pools.values():
-            pool.shutdown(wait=True, cancel_futures=True)
-        self.store.close()
+        # uploads and deliveries in hand finish; a long poll in hand is left to end (its item is durable, and is
+        # polled again after a restart)
+        self._pools[POLL].shutdown(wait=False, cancel_futures=True)
+        self._pools[WORK].shutdown(wait=True, cancel_futures=True)
+        with self._in_flight_lock:
+            polling = bool(self._in_flight[POLL])
+        if not polling:
+            self.store.close()  # else the process exit closes it, after the poll threads are gone
 
 
 def _write_private_json(path: Path, info: dict) -> None:

@@ -52,7 +52,7 @@ class GatewayConfig:
     destination_headers: dict = field(default_factory=dict)
     allow_stand_in: bool = False
     store_path: str = "cxr-gateway/store.sqlite3"
-    store_key: str | None = None  # Fernet key (urlsafe base64 of 32 bytes); default: a 0600 key file beside the store
+    store_key: str | None = None  # AES-256-GCM key (URL-safe base64 of 32 bytes); default: a 0600 key file beside the store
     store_ttl_hours: float = 72.0
     workers: int = 4  # items uploaded or delivered at once
     poll_workers: int = 8  # jobs long-polled at once (each waits on GET /v1/jobs/{id}?wait=20)

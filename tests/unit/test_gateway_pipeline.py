@@ -3,13 +3,12 @@ import io
 
 import pydicom
 import pytest
-from cryptography.fernet import Fernet
 
 from cxr_cli.api import ApiError, Submitted
 from cxr_gateway.delivery import DeliveryError, backoff_s
 from cxr_gateway.pipeline import Metrics, Pipeline
 from cxr_gateway.receiving import ACCEPTED, SKIPPED, Receiver
-from cxr_gateway.store import READY, SUBMITTED, Store
+from cxr_gateway.store import READY, SUBMITTED, Store, new_key
 from cxr_model.specs import LABELS
 from tests.gateway_support import PHI_VALUES, study
 from tests.unit.test_gateway_store import Clock
@@ -59,7 +58,7 @@ def clock():
 
 
 def make(tmp_path, clock, api=None, sender=None, allow_stand_in=False):
-    store = Store(tmp_path / "s.sqlite3", Fernet.generate_key(), ttl_s=3600, clock=clock)
+    store = Store(tmp_path / "s.sqlite3", new_key(), ttl_s=3600, clock=clock)
     metrics = Metrics()
     pipeline = Pipeline(store, api or FakeApi(), sender or FlakySender(), metrics, allow_stand_in,
                         retry_base_s=2, retry_max_s=60)

@@ -2,9 +2,10 @@
 import sqlite3
 
 import pytest
-from cryptography.fernet import Fernet, InvalidToken
+from cryptography.exceptions import InvalidTag
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
-from cxr_gateway.store import READY, RECEIVED, SUBMITTED, Store, load_or_create_key
+from cxr_gateway.store import READY, RECEIVED, SUBMITTED, Store, load_or_create_key, new_key
 from tests.gateway_support import PHI_VALUES, study
 
 
@@ -21,23 +22,46 @@ def clock():
     return Clock()
 
 
+KEYS = {}
+
+
+def store_key(folder):
+    return KEYS.setdefault(str(folder), new_key())
+
+
 @pytest.fixture
 def store(tmp_path, clock):
-    return Store(tmp_path / "store.sqlite3", Fernet.generate_key(), ttl_s=3600, clock=clock)
+    return Store(tmp_path / "store.sqlite3", store_key(tmp_path), ttl_s=3600, clock=clock)
 
 
 def test_nothing_identifying_is_readable_on_disk(tmp_path, store):
     data = study()["frontal"]
     assert store.put_received("1.2.3.4.5", data)
     store.close()
-    raw = (tmp_path / "store.sqlite3").read_bytes() + b"".join(
-        path.read_bytes() for path in tmp_path.glob("store.sqlite3-*"))
+    raw = b"".join(path.read_bytes() for path in tmp_path.rglob("*") if path.is_file())
+    assert len(list((tmp_path / "store.sqlite3.spool").iterdir())) == 1
     for value in (*PHI_VALUES, "1.2.3.4.5"):
         assert value.encode() not in raw
     rows = sqlite3.connect(tmp_path / "store.sqlite3").execute("SELECT key, payload FROM items").fetchall()
-    assert len(rows) == 1 and rows[0][0] != "1.2.3.4.5"
-    with pytest.raises(InvalidToken):  # another key cannot read it
-        Fernet(Fernet.generate_key()).decrypt(rows[0][1])
+    assert len(rows) == 1 and rows[0][0] != "1.2.3.4.5" and rows[0][1] is None  # the instance is in the spool
+    key = rows[0][0]
+    sealed = (tmp_path / "store.sqlite3.spool" / key).read_bytes()
+    with pytest.raises(InvalidTag):  # another key cannot read it
+        AESGCM(AESGCM.generate_key(bit_length=256)).decrypt(sealed[:12], sealed[12:], key.encode())
+
+
+def test_a_value_moved_to_another_row_does_not_open_and_is_never_handed_on(tmp_path, store, clock):
+    store.put_received("1.2.3", b"first")
+    store.put_received("4.5.6", b"second")
+    store.close()
+    spool = tmp_path / "store.sqlite3.spool"
+    moved, kept = store.row_key("1.2.3"), store.row_key("4.5.6")
+    (spool / moved).write_bytes((spool / kept).read_bytes())
+    reopened = Store(tmp_path / "store.sqlite3", store_key(tmp_path), ttl_s=3600, clock=clock)
+    assert [item.payload for item in reopened.due(10)] == [b"second"]
+    assert [item.payload for item in reopened.due(10)] == [b"second"]  # not offered again before its TTL
+    clock.now += 3600
+    assert reopened.sweep() == 2
 
 
 def test_an_item_moves_through_its_states_and_a_resend_in_flight_changes_nothing(store):
@@ -52,6 +76,7 @@ def test_an_item_moves_through_its_states_and_a_resend_in_flight_changes_nothing
     assert store.backlog()["by_state"] == {RECEIVED: 0, SUBMITTED: 0, READY: 1}
     store.delete(item.key)
     assert store.due(10) == [] and store.backlog()["pending"] == 0
+    assert list(store.spool.iterdir()) == []  # the spooled instance went when the header replaced it
 
 
 def test_a_retry_waits_its_delay_and_counts_the_attempt(store, clock):
@@ -74,6 +99,21 @@ def test_the_ttl_sweep_deletes_only_expired_items(store, clock):
     (item,) = store.due(10)
     assert item.payload == b"y"
     assert store.backlog()["oldest_pending_age_s"] == 1800
+    assert [path.name for path in store.spool.iterdir()] == [item.key]
+
+
+def test_the_sweep_removes_spool_files_without_a_row_after_a_grace(store):
+    import os
+    import time
+
+    from cxr_gateway.store import ORPHAN_GRACE_S
+
+    (store.spool / "left-by-a-crash").write_bytes(b"sealed")
+    (store.spool / "just-written").write_bytes(b"sealed")
+    old = time.time() - ORPHAN_GRACE_S - 1
+    os.utime(store.spool / "left-by-a-crash", (old, old))
+    store.sweep()
+    assert [path.name for path in store.spool.iterdir()] == ["just-written"]
 
 
 def test_backlog_reports_the_oldest_pending_item(store, clock):
@@ -90,3 +130,5 @@ def test_the_key_file_is_made_once_and_private(tmp_path):
     assert load_or_create_key(tmp_path / "s.sqlite3", None) == key
     assert (tmp_path / "s.sqlite3.key").stat().st_mode & 0o777 == 0o600
     assert load_or_create_key(tmp_path / "s.sqlite3", "configured-key") == b"configured-key"
+    with pytest.raises(ValueError, match="32 bytes"):
+        Store(tmp_path / "t.sqlite3", b"c2hvcnQ=", ttl_s=1)

@@ -178,7 +178,9 @@ def test_nothing_that_reached_the_service_carries_phi(pacs, local_stack):
         text = log.read_text(errors="replace")
         assert not [marker for marker in PHI_MARKERS if marker in text], log
         assert not [uid for uid in routed_uids if uid in text], log  # PS3.15: the original UIDs identify too
-    for path in pacs.gateway.store_path.parent.glob("store.sqlite3*"):
+    stored = [path for path in pacs.gateway.store_path.parent.rglob("*") if path.is_file()]
+    assert stored
+    for path in stored:  # the database, its WAL, the spool files of received instances, the gateway's config
         raw = path.read_bytes()
         assert not [marker for marker in PHI_MARKERS if marker.encode() in raw], path  # encrypted at rest
 

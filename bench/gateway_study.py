@@ -53,10 +53,12 @@ def worker_pids(stack) -> list[int]:
     """The EC2-path infer workers under the stack process (and their children)."""
     import psutil
 
+    from cxr_local.workers import WORKER_COMMAND
+
     found = []
     for child in psutil.Process(stack.process.pid).children(recursive=True):
         try:
-            if "functions.infer.worker" in " ".join(child.cmdline()):
+            if " ".join(child.cmdline()[1:3]) == " ".join(WORKER_COMMAND[1:]):
                 found += [child.pid] + [grandchild.pid for grandchild in child.children(recursive=True)]
         except psutil.NoSuchProcess:
             continue
@@ -81,6 +83,8 @@ def direct_phase(stack, api_key: str, files: list[bytes], threads: int = 4) -> d
         statuses = list(pool.map(one, files))
     wall = time.monotonic() - began
     worker_cpu = cpu_seconds(worker_pids(stack)) - workers_before
+    if worker_cpu <= 0:
+        raise RuntimeError("no CPU time measured for the infer workers: their processes were not found")
     return {"wall_s": wall, "completed": statuses.count("COMPLETED"), "worker_cpu_s": worker_cpu,
             "instances_per_s": len(files) / wall, "worker_cpu_s_per_image": worker_cpu / len(files)}
 

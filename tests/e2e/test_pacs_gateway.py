@@ -264,3 +264,23 @@ def test_a_stand_in_result_is_not_sent_without_the_flag(pacs, local_stack, tmp_p
         assert "withheld" in strict.log_path.read_text()
     finally:
         strict.stop()
+
+
+def test_the_sr_goes_back_by_stow_rs_when_the_destination_is_orthancs_dicomweb(tmp_path_factory):
+    """`--gateway-destination http://.../dicom-web/studies`: the SR reaches Orthanc through its DICOMweb plugin."""
+    reason = orthanc_module.missing_reason()
+    if reason:
+        pytest.skip(reason)
+    setup = start_pacs_stack(tmp_path_factory.mktemp("pacs-stow-out"), allow_stand_in=True, destination="stow")
+    try:
+        assert setup.gateway.info["destination"].startswith("STOW-RS http://127.0.0.1:")
+        _, instances = mixed_study(seed=70, pa_syntax="JPEG2000")
+        study_id = load_study(setup.orthanc, instances[:1])
+        setup.orthanc.store_to_modality(GATEWAY_MODALITY, [study_id])
+        (sr_entry,) = wait_for_srs(setup.orthanc, study_id, {instances[0].sop_instance_uid})
+        report = read_sr(setup.orthanc.instance_file(sr_entry["ID"]))
+        assert report.SOPClassUID == COMPREHENSIVE_3D_SR and source_uids(report) == {instances[0].sop_instance_uid}
+        assert setup.gateway.metrics()["counts"].get("delivered") == 1
+    finally:
+        code = setup.stop()
+    assert code == 0

@@ -1,7 +1,7 @@
 """A 100-instance study pushed by C-STORE from a real Orthanc through the DICOM gateway, next to direct API
 submission of the same files, in one run: instances/s and the gateway's overhead per instance (issue 24, item 9).
 
-`.venv/bin/python bench/gateway_study.py [--instances 100] [--size 1024] [--syntax JPEGLSLossless] [--workers 1]`
+`python -m bench gateway-study [--instances 100] [--size 1024] [--syntax JPEGLSLossless] [--workers 1]`
 Phase "direct": the files go to POST /v1/jobs (application/dicom) from 4 client threads, each job long-polled to
 COMPLETED. Phase "gateway": the same files, preloaded into Orthanc, are sent as one study with
 /modalities/{gateway}/store; the phase ends when the last SR is in Orthanc. Gateway overhead per instance is its own
@@ -11,17 +11,14 @@ instance over the direct phase; both are compared with the worker's CPU time per
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 import tempfile
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
-sys.path[:0] = [str(REPO), str(REPO / "bench")]
-
-from common import RESULTS, completions, utc_stamp, write_json  # noqa: E402
+from bench.harness import RESULTS, cpu_seconds, load_average, utc_stamp, write_json
+from bench.worker_log import completions
 
 TARGET_OVERHEAD_RATIO = 0.10
 
@@ -36,39 +33,14 @@ def make_study(count: int, size: int, syntax: str) -> tuple[str, list[tuple[str,
                        for index in range(count)]
 
 
-def cpu_seconds(pids: list[int]) -> float:
-    import psutil
-
-    total = 0.0
-    for pid in pids:
-        try:
-            times = psutil.Process(pid).cpu_times()
-            total += times.user + times.system
-        except psutil.NoSuchProcess:
-            continue
-    return total
-
-
-def worker_pids(stack) -> list[int]:
-    """The EC2-path infer workers under the stack process (and their children)."""
-    import psutil
-
-    from cxr_local.workers import WORKER_COMMAND
-
-    found = []
-    for child in psutil.Process(stack.process.pid).children(recursive=True):
-        try:
-            if " ".join(child.cmdline()[1:3]) == " ".join(WORKER_COMMAND[1:]):
-                found += [child.pid] + [grandchild.pid for grandchild in child.children(recursive=True)]
-        except psutil.NoSuchProcess:
-            continue
-    return found
+def cpu_of(pids: list[int]) -> float:
+    return cpu_seconds({"all": pids})["all"]
 
 
 def direct_phase(stack, api_key: str, files: list[bytes], threads: int = 4) -> dict:
     from cxr_cli.api import Client
 
-    client = Client(stack.base_url, api_key)
+    client = Client(stack.url, api_key)
 
     def one(data: bytes) -> str:
         job = client.submit(data, "application/dicom").body
@@ -77,12 +49,12 @@ def direct_phase(stack, api_key: str, files: list[bytes], threads: int = 4) -> d
         return job["status"]
 
     one(files[0][:-2] + b"\x00\x00")  # warm-up: the workers' model loaded before the clock starts (not counted)
-    workers_before = cpu_seconds(worker_pids(stack))
+    workers_before = cpu_of(stack.pids()["worker"])
     began = time.monotonic()
     with ThreadPoolExecutor(threads) as pool:
         statuses = list(pool.map(one, files))
     wall = time.monotonic() - began
-    worker_cpu = cpu_seconds(worker_pids(stack)) - workers_before
+    worker_cpu = cpu_of(stack.pids()["worker"]) - workers_before
     if worker_cpu <= 0:
         raise RuntimeError("no CPU time measured for the infer workers: their processes were not found")
     return {"wall_s": wall, "completed": statuses.count("COMPLETED"), "worker_cpu_s": worker_cpu,
@@ -91,13 +63,14 @@ def direct_phase(stack, api_key: str, files: list[bytes], threads: int = 4) -> d
 
 def gateway_phase(setup, study_uid: str, sent: set[str], timeout_s: float,
                   py_spy: str | None = None) -> dict:
-    from tests.pacs.gateway_stack import GATEWAY_MODALITY, wait_until
+    from cxr_local.waiting import wait_until
+    from tests.pacs.gateway_stack import GATEWAY_MODALITY
 
     stack, orthanc, gateway = setup.stack, setup.orthanc, setup.gateway
-    worker_log = Path(stack.log_path).parent / "worker.log"
+    worker_log = stack.worker_log
     study_id = orthanc.find_study(study_uid)
-    workers_before, gateway_before = cpu_seconds(worker_pids(stack)), cpu_seconds([gateway.pid])
-    orthanc_before = cpu_seconds([orthanc.process.pid])
+    workers_before, gateway_before = cpu_of(stack.pids()["worker"]), cpu_of([gateway.pid])
+    orthanc_before = cpu_of([orthanc.process.pid])
     completed_before = len(completions(worker_log))
     recorder = None
     if py_spy:
@@ -115,9 +88,9 @@ def gateway_phase(setup, study_uid: str, sent: set[str], timeout_s: float,
                  if item["MainDicomTags"]["SOPInstanceUID"] not in sent]
         return len(found) >= len(sent)
 
-    wait_until(all_srs, timeout_s, interval_s=0.5, message=f"{len(sent)} SRs in Orthanc")
+    wait_until(all_srs, timeout_s, interval_s=0.5, what=f"{len(sent)} SRs in Orthanc")
     wall = time.monotonic() - began
-    gateway_cpu = cpu_seconds([gateway.pid]) - gateway_before
+    gateway_cpu = cpu_of([gateway.pid]) - gateway_before
     if recorder is not None:
         import signal
 
@@ -126,14 +99,14 @@ def gateway_phase(setup, study_uid: str, sent: set[str], timeout_s: float,
     return {"wall_s": wall, "cstore_s": stored_s, "cstore_failed": stored.get("FailedInstancesCount"),
             "instances_per_s": len(sent) / wall, "gateway_cpu_s": gateway_cpu,
             "gateway_cpu_s_per_instance": gateway_cpu / len(sent),
-            "orthanc_cpu_s": cpu_seconds([orthanc.process.pid]) - orthanc_before,
-            "worker_cpu_s": cpu_seconds(worker_pids(stack)) - workers_before,
+            "orthanc_cpu_s": cpu_of([orthanc.process.pid]) - orthanc_before,
+            "worker_cpu_s": cpu_of(stack.pids()["worker"]) - workers_before,
             "images_scored": len(completions(worker_log)) - completed_before,
             "gateway_metrics": gateway.metrics()}
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="python -m bench gateway-study", description=__doc__.splitlines()[0])
     parser.add_argument("--instances", type=int, default=100)
     parser.add_argument("--size", type=int, default=1024, help="pixels per side (12-bit CR)")
     parser.add_argument("--syntax", default="JPEGLSLossless", help="transfer syntax the PACS stores and sends")
@@ -154,12 +127,12 @@ def main(argv: list[str] | None = None) -> int:
     try:
         for data in files:
             setup.orthanc.upload(data)
-        load_before = os.getloadavg()
+        load_before = load_average()
         print("phase direct: POST /v1/jobs ...", flush=True)
         direct = direct_phase(setup.stack, create_client_key(setup.stack.ready_file, "bench-direct"), files)
         print("phase gateway: Orthanc -> C-STORE -> gateway -> API -> SR -> Orthanc ...", flush=True)
         via_gateway = gateway_phase(setup, study_uid, {uid for uid, _ in instances}, args.timeout, args.py_spy)
-        load_after = os.getloadavg()
+        load_after = load_average()
     finally:
         setup.stop()
     per_image = direct["worker_cpu_s_per_image"]
@@ -169,11 +142,11 @@ def main(argv: list[str] | None = None) -> int:
               "gateway_cpu_overhead_ratio": via_gateway["gateway_cpu_s_per_instance"] / per_image,
               "gateway_extra_wall_s_per_instance": extra_wall,
               "gateway_extra_wall_ratio": extra_wall / (direct["wall_s"] / args.instances),
-              "loadavg_before": load_before, "loadavg_after": load_after, "cpus": os.cpu_count()}
+              "loadavg_before": load_before, "loadavg_after": load_after}
     path = write_json(RESULTS / f"gateway_study-{utc_stamp()}.json", report)
     print(f"\n{args.instances} instances, {args.size} px 12-bit {args.syntax}, "
           f"{report['bytes_per_instance'] / 1e6:.2f} MB each, {args.workers} worker(s); "
-          f"load average {load_before[0]:.2f} -> {load_after[0]:.2f} on {os.cpu_count()} CPUs")
+          f"load average {load_before[0]:.2f} -> {load_after[0]:.2f}")
     print(f"| path | wall s | instances/s | worker CPU s/image | gateway CPU s/instance |")
     print(f"|---|---|---|---|---|")
     print(f"| direct API | {direct['wall_s']:.1f} | {direct['instances_per_s']:.2f} | {per_image:.3f} | - |")

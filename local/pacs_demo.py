@@ -104,7 +104,7 @@ def main(argv: list[str] | None = None) -> int:
     stack_args = ("--model-dir", args.model_dir) if args.model_dir else ()
     pacs = start_pacs_stack(work, allow_stand_in=True, stack_args=stack_args, workers=args.workers)
     try:
-        model = requests.get(f"{pacs.stack.base_url}/v1/ops/health", timeout=30).json().get("model", {})
+        model = requests.get(f"{pacs.stack.url}/v1/ops/health", timeout=30).json().get("model", {})
         if model.get("weights") != "real":
             print(banner([f"STAND-IN WEIGHTS ({model.get('weights')}): the demo runs the gateway with",
                           "--gateway-allow-stand-in, so its SRs reach Orthanc, marked STAND-IN in the SR.",
@@ -123,7 +123,7 @@ def main(argv: list[str] | None = None) -> int:
             return metrics if metrics["backlog"]["pending"] == 0 and metrics["counts"].get("received", 0) >= sent \
                 else None
 
-        metrics = wait_until(settled, SR_DEADLINE_S, interval_s=0.5, message="the gateway's backlog drained")
+        metrics = wait_until(settled, SR_DEADLINE_S, interval_s=0.5, what="the gateway's backlog drained")
         srs = len(pacs.orthanc.study_instances(study_id)) - sent
         print(f"gateway: {metrics['counts']}; skipped: {metrics['skipped_by_reason']}")
         study_url = f"{pacs.orthanc.explorer_url}#study?uuid={study_id}"

@@ -18,16 +18,16 @@ def completed_job(local_stack):
     with requests.Session() as http:
         http.headers.update(local_stack.auth_headers)
         image = perturbed_png(9241)  # its own bytes: not a cache hit from another test
-        created = http.post(f"{local_stack.base_url}/v1/jobs", files={"image": ("chest.png", image, "image/png")},
+        created = http.post(f"{local_stack.url}/v1/jobs", files={"image": ("chest.png", image, "image/png")},
                             timeout=30)
         assert created.status_code == 201, created.text
-        final, _ = wait_for_terminal_status(http, local_stack.base_url, created.json()["id"])
+        final, _ = wait_for_terminal_status(http, local_stack.url, created.json()["id"])
         assert final["status"] == "COMPLETED", final
         yield final["id"]
 
 
 def test_fhir_result_is_a_valid_diagnostic_report_with_the_json_results_scores(local_stack, http, completed_job):
-    base = f"{local_stack.base_url}/v1/jobs/{completed_job}/result"
+    base = f"{local_stack.url}/v1/jobs/{completed_job}/result"
     plain = http.get(base, timeout=10).json()
     response = http.get(base, params={"format": "fhir"}, timeout=10)
     assert response.status_code == 200, response.text
@@ -42,6 +42,6 @@ def test_fhir_result_is_a_valid_diagnostic_report_with_the_json_results_scores(l
 
 
 def test_unknown_format_is_a_json_400(local_stack, http, completed_job):
-    response = http.get(f"{local_stack.base_url}/v1/jobs/{completed_job}/result", params={"format": "xml"},
+    response = http.get(f"{local_stack.url}/v1/jobs/{completed_job}/result", params={"format": "xml"},
                         timeout=10)
     assert_json_error(response, 400, "BAD_REQUEST")

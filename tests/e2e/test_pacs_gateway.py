@@ -47,7 +47,7 @@ def new_instances(orthanc, study_id: str, sent: set[str]) -> list[dict]:
 
 def wait_for_srs(orthanc, study_id: str, sent: set[str], count: int = 1, timeout_s: float = SR_SLA_S) -> list[dict]:
     return wait_until(lambda: (found := new_instances(orthanc, study_id, sent)) and len(found) >= count and found,
-                      timeout_s, message=f"{count} SR(s) in Orthanc's study {study_id}")
+                      timeout_s, what=f"{count} SR(s) in Orthanc's study {study_id}")
 
 
 def load_study(orthanc, instances) -> str:
@@ -61,7 +61,7 @@ def load_study(orthanc, instances) -> str:
 
 def gateway_result(local_stack, gateway, job: str, fmt: str | None = None) -> requests.Response:
     params = {"format": fmt} if fmt else None
-    return requests.get(f"{local_stack.base_url}/v1/jobs/{job}/result", params=params,
+    return requests.get(f"{local_stack.url}/v1/jobs/{job}/result", params=params,
                         headers={"x-api-key": gateway.api_key}, timeout=30)
 
 
@@ -193,7 +193,7 @@ def test_orthanc_down_while_the_result_is_ready_gets_the_sr_after_it_restarts(pa
     try:
         try:
             wait_until(lambda: pacs.gateway.metrics()["counts"].get("retries_ready", 0) >= 1, SR_SLA_S,
-                       message="a failed delivery to the stopped Orthanc")
+                       what="a failed delivery to the stopped Orthanc")
         except TimeoutError:
             pytest.fail(f"no failed delivery: {pacs.gateway.metrics()}\n{pacs.gateway.log_text()[-3000:]}")
         backlog = pacs.gateway.health()["backlog"]
@@ -202,7 +202,7 @@ def test_orthanc_down_while_the_result_is_ready_gets_the_sr_after_it_restarts(pa
         pacs.orthanc.start()
     (sr_entry,) = wait_for_srs(pacs.orthanc, study_id, {instances[0].sop_instance_uid})
     assert read_sr(pacs.orthanc.instance_file(sr_entry["ID"])).SOPClassUID == COMPREHENSIVE_3D_SR
-    wait_until(lambda: pacs.gateway.health()["backlog"]["pending"] == 0, 30, message="backlog drained")
+    wait_until(lambda: pacs.gateway.health()["backlog"]["pending"] == 0, 30, what="backlog drained")
 
 
 def c_store_as_orthanc(gateway, data: bytes) -> int:
@@ -246,7 +246,7 @@ def test_a_stand_in_result_is_not_sent_without_the_flag(pacs, local_stack, tmp_p
     """A second gateway without --allow-stand-in, sending to the same Orthanc: it scores, withholds, sends nothing."""
     from pydicom.uid import generate_uid
 
-    strict = GatewayProcess(tmp_path / "strict", local_stack.base_url,
+    strict = GatewayProcess(tmp_path / "strict", local_stack.url,
                             create_client_key(local_stack.ready_file, "gateway-strict"),
                             f"{pacs.orthanc.aet}@127.0.0.1:{pacs.orthanc.dicom_port}", ["ORTHANC"],
                             allow_stand_in=False).start()
@@ -256,7 +256,7 @@ def test_a_stand_in_result_is_not_sent_without_the_flag(pacs, local_stack, tmp_p
         pacs.orthanc.upload(data)
         assert c_store_as_orthanc(strict, data) == 0x0000
         wait_until(lambda: strict.metrics()["counts"].get("withheld_stand_in", 0) == 1, SR_SLA_S,
-                   message="the stand-in result withheld")
+                   what="the stand-in result withheld")
         assert strict.health()["backlog"]["pending"] == 0
         assert strict.metrics()["counts"].get("delivered", 0) == 0
         study_id = pacs.orthanc.find_study(study_uid)

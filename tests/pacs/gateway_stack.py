@@ -6,31 +6,19 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import requests
 
 from cxr_local.processes import free_port
+from cxr_local.waiting import wait_until
 from tests.pacs.orthanc import ORTHANC_AE, Modality, Orthanc, StowServer
 
 REPO = Path(__file__).resolve().parents[2]
 GATEWAY_AE = "CXR_GATEWAY"
 GATEWAY_MODALITY = "cxr"  # Orthanc's name for the gateway (DicomModalities and DicomWeb.Servers)
 START_TIMEOUT_S = 60
-
-
-def wait_until(condition, timeout_s: float, interval_s: float = 0.2, message: str = "condition"):
-    """condition() until it returns something truthy (returned), failing past timeout_s."""
-    deadline = time.monotonic() + timeout_s
-    while True:
-        value = condition()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"{message}: not within {timeout_s}s")
-        time.sleep(interval_s)
 
 
 def create_client_key(ready_file: Path, client: str) -> str:
@@ -95,12 +83,14 @@ class GatewayProcess:
         self.process = subprocess.Popen(self.command(), cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT,
                                         start_new_session=True)
         log.close()
-        deadline = time.monotonic() + timeout_s
-        while not ready.exists():
-            if self.process.poll() is not None or time.monotonic() > deadline:
+        try:
+            wait_until(lambda: ready.exists() or self.process.poll() is not None, timeout_s, 0.1,
+                       what="the gateway's ready file")
+        finally:
+            if not ready.exists():
                 self.stop()
-                raise RuntimeError(f"gateway not ready (exit {self.process.returncode}):\n{self.log_tail()}")
-            time.sleep(0.1)
+        if not ready.exists():
+            raise RuntimeError(f"gateway not ready (exit {self.process.returncode}):\n{self.log_tail()}")
         self.info = json.loads(ready.read_text())
         return self
 
@@ -192,7 +182,7 @@ class StackGateway:
             return
         victim.send_signal(signal.SIGKILL)
         wait_until(lambda: not victim.is_running() or victim.status() == psutil.STATUS_ZOMBIE, 10,
-                   message="the killed gateway gone")
+                   what="the killed gateway gone")
 
     def restart(self, env: dict | None = None, timeout_s: float = START_TIMEOUT_S) -> "StackGateway":
         store = Path(self.info["store"])
@@ -204,7 +194,7 @@ class StackGateway:
                                         stderr=subprocess.STDOUT, start_new_session=True)
         log.close()
         wait_until(lambda: ready.exists() or self.process.poll() is not None, timeout_s,
-                   message="the restarted gateway's ready file")
+                   what="the restarted gateway's ready file")
         if self.process.poll() is not None:
             raise RuntimeError(f"the restarted gateway exited with {self.process.returncode}")
         self.info.update({key: value for key, value in json.loads(ready.read_text()).items()
@@ -226,16 +216,14 @@ class StackGateway:
 
 @dataclass
 class PacsStack:
-    stack: object  # tests.e2e.conftest.RunningStack
+    stack: object  # cxr_local.launcher.StackProcess
     gateway: StackGateway
     orthanc: Orthanc
 
     def stop(self) -> int | None:
-        from tests.e2e.conftest import stop_stack
-
         self.orthanc.stop()
         self.gateway.stop()
-        return stop_stack(self.stack.process)
+        return self.stack.stop()
 
 
 def orthanc_for(workdir: Path, gateway, http_port: int, dicom_port: int) -> Orthanc:
@@ -251,7 +239,7 @@ def start_pacs_stack(workdir: Path, *, allow_stand_in: bool, destination: str = 
                      ) -> PacsStack:
     """`python -m cxr_local --gateway ...` (the e2e launcher) sending SRs to a fresh Orthanc by C-STORE ("cstore")
     or STOW-RS ("stow"), and that Orthanc, configured from the stack's ready file."""
-    from tests.e2e.conftest import start_stack, stop_stack
+    from tests.e2e.conftest import start_stack
 
     orthanc_http, orthanc_dicom = free_port(), free_port()
     target = (f"{ORTHANC_AE}@127.0.0.1:{orthanc_dicom}" if destination == "cstore"
@@ -267,6 +255,6 @@ def start_pacs_stack(workdir: Path, *, allow_stand_in: bool, destination: str = 
     try:
         orthanc.start()
     except Exception:
-        stop_stack(stack.process)
+        stack.stop()
         raise
     return PacsStack(stack, gateway, orthanc)

@@ -128,8 +128,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"gateway: {metrics['counts']}; skipped: {metrics['skipped_by_reason']}")
         study_url = f"{pacs.orthanc.explorer_url}#study?uuid={study_id}"
         print(f"\n{srs} SR(s) filed in the study. Open Orthanc's web UI:\n  {study_url}\n"
-              f"  (Orthanc Explorer: {pacs.orthanc.explorer_url}; the SR series is 'CXR AI findings - research use "
-              f"only'.)\nResearch use only, not a medical device.\n", flush=True)
+              f"  (Orthanc Explorer: {pacs.orthanc.explorer_url}; the SRs are the series of modality SR, number 7701, "
+              f"'CXR AI ...'.)\nResearch use only, not a medical device.\n", flush=True)
         if args.screenshot:
             screenshot(study_url, args.screenshot)
             print(f"screenshot: {args.screenshot}")

@@ -154,7 +154,12 @@ def test_unknown_calling_ae_title_is_refused_and_orthanc_echoes(pacs):
 
 
 def test_nothing_that_reached_the_service_carries_phi(pacs, local_stack):
-    """Runs after the routed studies: the bucket, the jobs table, the logs and the gateway's store on disk."""
+    """A study of its own routed through (and whatever the tests before it routed): the bucket, the tables, every
+    log of the stack and the gateway, and the gateway's store on disk."""
+    _, instances = mixed_study(seed=35, pa_syntax="JPEG2000Lossless")
+    study_id = load_study(pacs.orthanc, instances)
+    pacs.orthanc.store_to_modality(GATEWAY_MODALITY, [study_id])
+    wait_for_srs(pacs.orthanc, study_id, {instance.sop_instance_uid for instance in instances})
     stack_s3 = local_stack.aws("s3")
     bucket = local_stack.info["aws_env"]["IMAGES_BUCKET"]
     objects = [obj["Key"] for page in stack_s3.get_paginator("list_objects_v2").paginate(Bucket=bucket)

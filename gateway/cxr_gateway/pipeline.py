@@ -14,7 +14,7 @@ from pydicom.uid import ExplicitVRLittleEndian
 from . import sr as sr_module
 from .sr_template import SrFactory
 from .delivery import backoff_s
-from .store import READY, RECEIVED, SUBMITTED, Item, Store
+from .store import READY, RECEIVED, SUBMITTED, Item, Store, Unopenable
 
 LOG = logging.getLogger("cxr_gateway")
 LONG_POLL_S = 20
@@ -62,6 +62,8 @@ class Pipeline:
         handler = {RECEIVED: self._submit, SUBMITTED: self._poll, READY: self._deliver}[item.state]
         try:
             handler(item)
+        except Unopenable:  # logged by the store; the row waits for the TTL sweep, never retried or used
+            self.metrics.count("unopenable")
         except Exception as error:  # noqa: BLE001 - anything else is transient until proven otherwise
             delay = backoff_s(item.attempts, self.retry_base_s, self.retry_max_s)
             detail = f"{type(error).__name__}: {error}"

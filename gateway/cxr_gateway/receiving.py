@@ -33,11 +33,22 @@ class Receiver:
         """Spool a frontal chest radiograph (on disk before this returns), skip anything else; never raises."""
         try:
             header = pydicom.dcmread(io.BytesIO(data), stop_before_pixels=True)
+        except (InvalidDicomError, AttributeError, ValueError, EOFError, OSError) as error:
+            return self._invalid(error)
+        return self.receive_parsed(header, [data], expected_study)
+
+    def _invalid(self, error: Exception) -> Outcome:
+        self.metrics.count("received_invalid")
+        return Outcome(FAILED, f"not a DICOM instance with SOP class and instance UIDs: {type(error).__name__}")
+
+    def receive_parsed(self, header, parts: list, expected_study: str | None = None) -> Outcome:
+        """As receive, for an instance whose header (without pixels) is already read; parts: its file's bytes, in
+        pieces (the C-STORE path hands the file meta and the received dataset without joining them)."""
+        try:
             sop_class, sop_instance = str(header.SOPClassUID), str(header.SOPInstanceUID)
             study = str(header.get("StudyInstanceUID", ""))
-        except (InvalidDicomError, AttributeError, ValueError, EOFError, OSError) as error:
-            self.metrics.count("received_invalid")
-            return Outcome(FAILED, f"not a DICOM instance with SOP class and instance UIDs: {type(error).__name__}")
+        except (AttributeError, ValueError) as error:
+            return self._invalid(error)
         self.metrics.count("received")
         ids = dict(sop_class_uid=sop_class, sop_instance_uid=sop_instance, study_instance_uid=study)
         if expected_study and study != expected_study:
@@ -47,7 +58,7 @@ class Receiver:
             self.metrics.skip(reason)
             LOG.info("instance %s skipped: %s", self.store.row_key(sop_instance)[:12], reason)
             return Outcome(SKIPPED, reason, **ids)
-        new = self.store.put_received(sop_instance, data)
+        new = self.store.put_received(sop_instance, parts)
         self.metrics.count("accepted" if new else "accepted_already_in_flight")
         LOG.info("instance %s accepted%s", self.store.row_key(sop_instance)[:12], "" if new else " (already in flight)")
         self.on_accepted()

@@ -5,7 +5,10 @@ import ipaddress
 import logging
 import threading
 
+from pydicom.filereader import read_dataset
+from pydicom.uid import DeflatedExplicitVRLittleEndian
 from pynetdicom import AE, ALL_TRANSFER_SYNTAXES, AllStoragePresentationContexts, evt
+from pynetdicom.dsutils import encode_file_meta
 from pynetdicom.sop_class import Verification
 from pynetdicom.transport import ThreadedAssociationServer
 
@@ -15,6 +18,7 @@ LOG = logging.getLogger("cxr_gateway")
 STATUS_SUCCESS = 0x0000
 STATUS_CANNOT_UNDERSTAND = 0xC210
 STATUS_OUT_OF_RESOURCES = 0xA700
+_PIXEL_TAGS = frozenset({0x7FE00008, 0x7FE00009, 0x7FE00010})  # float, double float and integer pixel data
 
 
 class _FilteredServer(ThreadedAssociationServer):
@@ -53,12 +57,13 @@ class StorageScp:
 
     def _on_store(self, event) -> int:
         try:
-            data = event.encoded_dataset(include_meta=True)
+            header, parts = _received_file(event)
         except Exception:  # noqa: BLE001 - a dataset pynetdicom cannot hand over: the sender sees a failure
             LOG.exception("C-STORE dataset unreadable")
             return STATUS_CANNOT_UNDERSTAND
         try:
-            outcome = self.receiver.receive(data)
+            outcome = (self.receiver.receive(parts[0]) if header is None
+                       else self.receiver.receive_parsed(header, parts))
         except Exception:  # noqa: BLE001 - the spool could not take it: not stored, the sender must retry
             LOG.exception("C-STORE not spooled")
             return STATUS_OUT_OF_RESOURCES
@@ -77,3 +82,19 @@ class StorageScp:
     def stop(self) -> None:
         if self.server is not None:
             self.server.shutdown()  # also closes its socket
+
+
+def _received_file(event) -> tuple:
+    """(header without pixels, the file's bytes in pieces) of a C-STORE request: its header read from the received
+    dataset in the negotiated syntax, and the file as the file meta plus a view of that dataset, never joined into
+    a copy of several megabytes. A deflated dataset must be inflated to be read: (None, [the file's bytes])."""
+    syntax = event.context.transfer_syntax
+    if syntax == DeflatedExplicitVRLittleEndian:
+        return None, [event.encoded_dataset(include_meta=True)]
+    received = event.request.DataSet  # the BytesIO pynetdicom wrote the P-DATA fragments into
+    received.seek(0)
+    header = read_dataset(received, syntax.is_implicit_VR, syntax.is_little_endian,
+                          stop_when=lambda tag, vr, length: tag in _PIXEL_TAGS)
+    header.file_meta = event.file_meta
+    prefix = b"\0" * 128 + b"DICM" + encode_file_meta(event.file_meta)
+    return header, [prefix, received.getbuffer()]

@@ -17,16 +17,20 @@ import os
 import sqlite3
 import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from functools import cached_property, partial
 from pathlib import Path
+from typing import Callable, Iterable
 
 from cryptography.exceptions import InvalidTag
+from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 LOG = logging.getLogger("cxr_gateway")
 RECEIVED, SUBMITTED, READY = "received", "submitted", "ready"
 ORPHAN_GRACE_S = 300  # a spool file without a row is removed by the sweep after this (a crash between file and row)
 STATES = (RECEIVED, SUBMITTED, READY)
+SEAL_CHUNK = 1 << 20  # received instances are sealed into the spool in pieces of this size: no sealed copy in memory
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS items (
@@ -44,7 +48,12 @@ CREATE INDEX IF NOT EXISTS items_due ON items (next_attempt_at);
 """
 
 
-@dataclass(frozen=True)
+class Unopenable(Exception):
+    """A stored value that does not open with this store's key (another key, or altered): never used; its row waits
+    for the TTL sweep."""
+
+
+@dataclass(eq=False)
 class Item:
     key: str
     state: str
@@ -54,7 +63,13 @@ class Item:
     attempts: int
     job_id: str | None
     detail: str | None
-    payload: bytes  # decrypted
+    _open: Callable[[], bytes] = field(repr=False)
+
+    @cached_property
+    def payload(self) -> bytes:
+        """Decrypted when first used (by the thread that works on the item), not when the item is picked; raises
+        Unopenable for a value that does not open."""
+        return self._open()
 
 
 def new_key() -> bytes:
@@ -82,7 +97,7 @@ class Store:
         secret = base64.urlsafe_b64decode(key)
         if len(secret) != 32:
             raise ValueError("the store key must be 32 bytes, URL-safe base64 (cxr_gateway.store.new_key())")
-        self._aead = AESGCM(secret)
+        self._secret, self._aead = secret, AESGCM(secret)
         self._hmac_key = hashlib.sha256(b"cxr-gateway-row-key:" + secret).digest()
         Path(self.path).parent.mkdir(parents=True, exist_ok=True)
         self.spool = Path(f"{self.path}.spool")
@@ -99,17 +114,28 @@ class Store:
         return nonce + self._aead.encrypt(nonce, data, key.encode())
 
     def _open(self, key: str, sealed: bytes) -> bytes:
-        return self._aead.decrypt(sealed[:12], sealed[12:], key.encode())
+        view = memoryview(sealed)
+        return self._aead.decrypt(view[:12], view[12:], key.encode())
 
     def row_key(self, sop_instance_uid: str) -> str:
         return hmac.new(self._hmac_key, sop_instance_uid.encode(), hashlib.sha256).hexdigest()
 
-    def _write_spool(self, key: str, sealed: bytes) -> None:
-        """The file is on disk (data and name) before this returns."""
+    def _write_spool(self, key: str, parts: Iterable) -> None:
+        """The parts, concatenated and sealed as _seal does (nonce, ciphertext, tag), in one pass through a small
+        buffer; the file is on disk (data and name) before this returns."""
         final, partial = self.spool / key, self.spool / f"{key}.partial"
-        with open(os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "wb") as handle:
-            handle.write(sealed)
-            handle.flush()
+        nonce = os.urandom(12)
+        encryptor = Cipher(algorithms.AES(self._secret), modes.GCM(nonce)).encryptor()
+        encryptor.authenticate_additional_data(key.encode())
+        buffer = bytearray(SEAL_CHUNK + 15)  # update_into wants room for a block more than it is given
+        sealed = memoryview(buffer)
+        with open(os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "wb", buffering=0) as handle:
+            handle.write(nonce)
+            for part in parts:
+                view = memoryview(part).cast("B")
+                for start in range(0, len(view), SEAL_CHUNK):
+                    handle.write(sealed[:encryptor.update_into(view[start:start + SEAL_CHUNK], buffer)])
+            handle.write(encryptor.finalize() + encryptor.tag)
             os.fsync(handle.fileno())
         os.replace(partial, final)
         directory = os.open(self.spool, os.O_RDONLY)
@@ -118,13 +144,14 @@ class Store:
         finally:
             os.close(directory)
 
-    def put_received(self, sop_instance_uid: str, data: bytes) -> bool:
-        """Spool a received instance; False if that instance is already in flight (a re-send changes nothing)."""
+    def put_received(self, sop_instance_uid: str, data: bytes | list) -> bool:
+        """Spool a received instance (its bytes, or the pieces that make them up); False if that instance is already
+        in flight (a re-send changes nothing)."""
         now, key = self.clock(), self.row_key(sop_instance_uid)
         with self._lock:
             if self._db.execute("SELECT 1 FROM items WHERE key=?", (key,)).fetchone():
                 return False
-        self._write_spool(key, self._seal(key, data))
+        self._write_spool(key, data if isinstance(data, list) else [data])
         with self._lock:
             cursor = self._db.execute(
                 "INSERT OR IGNORE INTO items (key, state, received_at, expires_at, next_attempt_at, payload) "
@@ -156,27 +183,27 @@ class Store:
         (self.spool / key).unlink(missing_ok=True)
 
     def due(self, limit: int, exclude: set[str] | frozenset = frozenset(), states: tuple[str, ...] = STATES) -> list[Item]:
-        """Items whose time has come, in the given states, the longest waiting first."""
+        """Items whose time has come, in the given states, the longest waiting first (payloads open when used)."""
         marks = ",".join("?" * len(states))
         with self._lock:
             rows = self._db.execute(
                 "SELECT key, state, received_at, expires_at, next_attempt_at, attempts, job_id, detail, payload "
                 f"FROM items WHERE next_attempt_at <= ? AND state IN ({marks}) ORDER BY next_attempt_at LIMIT ?",
                 (self.clock(), *states, limit + len(exclude))).fetchall()
-        items = []
-        for row in rows:
-            if row[0] in exclude:
-                continue
-            try:
-                sealed = row[8] if row[8] is not None else (self.spool / row[0]).read_bytes()
-                items.append(Item(*row[:8], self._open(row[0], sealed)))
-            except (InvalidTag, FileNotFoundError):  # another key, or a changed file: never handed on; the TTL sweep removes it
-                LOG.error("item %s does not open with this store key (wrong key or altered); left to the TTL sweep",
-                          row[0][:12])
-                with self._lock:
-                    self._db.execute("UPDATE items SET next_attempt_at=expires_at, detail=? WHERE key=?",
-                                     ("does not open with this store key", row[0]))
+        items = [Item(*row[:8], _open=partial(self._open_item, row[0], row[8]))
+                 for row in rows if row[0] not in exclude]
         return items[:limit]
+
+    def _open_item(self, key: str, row_payload: bytes | None) -> bytes:
+        try:
+            return self._open(key, row_payload if row_payload is not None else (self.spool / key).read_bytes())
+        except (InvalidTag, FileNotFoundError):  # another key, or a changed file: never used; the TTL sweep removes it
+            LOG.error("item %s does not open with this store key (wrong key or altered); left to the TTL sweep",
+                      key[:12])
+            with self._lock:
+                self._db.execute("UPDATE items SET next_attempt_at=expires_at, detail=? WHERE key=?",
+                                 ("does not open with this store key", key))
+            raise Unopenable(key[:12]) from None
 
     def sweep(self) -> int:
         """Delete every item past its TTL (never delivered), and spool files no row refers to; items deleted."""

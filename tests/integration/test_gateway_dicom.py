@@ -9,6 +9,7 @@ import uuid
 import pydicom
 import pytest
 import requests
+from pydicom.uid import ExplicitVRLittleEndian, ImplicitVRLittleEndian
 from pynetdicom import AE
 from pynetdicom.sop_class import ComputedRadiographyImageStorage, Verification
 
@@ -176,13 +177,19 @@ def a_report() -> bytes:
     return sr_module.encode(sr_module.build_sr(source, result, allow_stand_in=False))
 
 
-def test_c_store_delivery_to_a_real_scp_and_a_down_destination_raises():
+@pytest.mark.parametrize("accepted", [None, [ImplicitVRLittleEndian]], ids=["explicit VR as built", "implicit VR only"])
+def test_c_store_delivery_to_a_real_scp_and_a_down_destination_raises(accepted):
+    """The SR's bytes go out as built where the destination takes explicit VR; re-encoded where it takes only
+    implicit VR; either way the destination holds the same document."""
     report = a_report()
-    destination = DestinationScp()
+    destination = DestinationScp(transfer_syntaxes=accepted)
     try:
         CStoreSender(Destination(ae_title="DEST", host="127.0.0.1", port=destination.port), "CXR_GW").send(report)
         (received,) = destination.received
-        assert received.SOPInstanceUID == pydicom.dcmread(io.BytesIO(report)).SOPInstanceUID
+        sent = pydicom.dcmread(io.BytesIO(report))
+        assert received.SOPInstanceUID == sent.SOPInstanceUID
+        assert received.file_meta.TransferSyntaxUID == (accepted or [ExplicitVRLittleEndian])[0]
+        assert received == sent  # every element, nested content included
     finally:
         destination.stop()
     with pytest.raises(DeliveryError):

@@ -158,3 +158,17 @@ def test_a_service_outage_is_retried_not_dropped(tmp_path, clock):
     (row,) = store.raw_rows()
     assert row[5] == 1 and "connection failed" in row[7]
     assert SUBMITTED not in [item.state for item in store.due(10)]
+
+
+def test_an_instance_that_does_not_open_is_never_uploaded_nor_retried(tmp_path, clock):
+    api = FakeApi()
+    store, pipeline, receiver, metrics = make(tmp_path, clock, api)
+    assert receiver.receive(study()["frontal"]).status == ACCEPTED
+    (path,) = store.spool.iterdir()
+    sealed = bytearray(path.read_bytes())
+    sealed[-1] ^= 1  # the tag no longer matches
+    path.write_bytes(bytes(sealed))
+    (item,) = store.due(10)
+    pipeline.step(item)
+    assert api.uploads == [] and metrics.snapshot()["counts"]["unopenable"] == 1
+    assert "retries_received" not in metrics.snapshot()["counts"] and store.due(10) == []  # parked until the TTL

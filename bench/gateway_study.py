@@ -116,7 +116,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--py-spy", metavar="SVG", help="record the gateway process with py-spy during its phase")
     args = parser.parse_args(argv)
 
-    from tests.pacs.gateway_stack import create_client_key, start_pacs_stack
+    from tests.pacs.gateway_process import create_client_key
+    from tests.pacs.gateway_stack import start_pacs_stack
 
     print(f"building {args.instances} CR instances ({args.size} px, 12-bit, {args.syntax}) ...", flush=True)
     study_uid, instances = make_study(args.instances, args.size, args.syntax)

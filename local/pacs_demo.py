@@ -97,7 +97,8 @@ def main(argv: list[str] | None = None) -> int:
 
     import requests
 
-    from tests.pacs.gateway_stack import GATEWAY_MODALITY, start_pacs_stack, wait_until
+    from cxr_local.waiting import wait_until
+    from tests.pacs.gateway_stack import GATEWAY_MODALITY, start_pacs_stack
 
     work = Path(tempfile.mkdtemp(prefix="cxr-pacs-demo-"))
     print(f"starting Orthanc, the local stack and the gateway (logs under {work}) ...", flush=True)

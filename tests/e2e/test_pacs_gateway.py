@@ -10,9 +10,11 @@ import pydicom
 import pytest
 import requests
 
+from cxr_local.waiting import wait_until
 from tests.e2e.conftest import COMPLETION_SLA_S
 from tests.pacs import orthanc as orthanc_module
-from tests.pacs.gateway_stack import GATEWAY_MODALITY, GatewayProcess, create_client_key, start_pacs_stack, wait_until
+from tests.pacs.gateway_process import GatewayProcess, create_client_key
+from tests.pacs.gateway_stack import GATEWAY_MODALITY, start_pacs_stack
 from tests.pacs.sr_check import COMPREHENSIVE_3D_SR, job_id, read_sr, scores, source_uids, texts
 from tests.pacs.study import PHI_MARKERS, mixed_study, radiograph
 
@@ -22,14 +24,19 @@ ROUTED_STUDIES: list[list[str]] = []  # the study and instance UIDs each routing
 FAST_RETRIES = {"CXR_GATEWAY_RETRY_BASE_S": "0.5", "CXR_GATEWAY_RETRY_MAX_S": "2"}
 
 
-@pytest.fixture(scope="module")
-def pacs(tmp_path_factory):
-    """`python -m cxr_local --gateway` (its own stack: the bucket holds only this module's uploads) and Orthanc."""
+def require_orthanc() -> None:
+    """Skip without Orthanc, unless `make test` asked for it (CXR_REQUIRE_ORTHANC=1): then it is a failure."""
     reason = orthanc_module.missing_reason()
     if reason:
         if orthanc_module.env_flag_required():
             pytest.fail(reason)
         pytest.skip(reason)
+
+
+@pytest.fixture(scope="module")
+def pacs(tmp_path_factory):
+    """`python -m cxr_local --gateway` (its own stack: the bucket holds only this module's uploads) and Orthanc."""
+    require_orthanc()
     setup = start_pacs_stack(tmp_path_factory.mktemp("pacs"), allow_stand_in=True, gateway_env=FAST_RETRIES)
     yield setup
     code = setup.stop()
@@ -273,9 +280,7 @@ def test_a_stand_in_result_is_not_sent_without_the_flag(pacs, local_stack, tmp_p
 
 def test_the_sr_goes_back_by_stow_rs_when_the_destination_is_orthancs_dicomweb(tmp_path_factory):
     """`--gateway-destination http://.../dicom-web/studies`: the SR reaches Orthanc through its DICOMweb plugin."""
-    reason = orthanc_module.missing_reason()
-    if reason:
-        pytest.skip(reason)
+    require_orthanc()
     setup = start_pacs_stack(tmp_path_factory.mktemp("pacs-stow-out"), allow_stand_in=True, destination="stow")
     try:
         assert setup.gateway.info["destination"].startswith("STOW-RS http://127.0.0.1:")

@@ -94,6 +94,9 @@ def check_sr(pacs, local_stack, study_id: str, sr_entry: dict, pa) -> None:
     assert set(sr_scores) == set(api_scores)
     for label, score in api_scores.items():
         assert sr_scores[label] == pytest.approx(score, abs=1e-9), label
+    fhir = gateway_result(local_stack, pacs.gateway, job, "fhir").json()  # the same result for an EHR
+    assert {obs["code"]["coding"][0]["code"]: obs["valueQuantity"]["value"] for obs in fhir["contained"]} == \
+        pytest.approx(api_scores, abs=1e-12)
 
 
 def test_cstore_routed_study_scores_the_pa_skips_the_rest_and_files_the_sr_in_the_study(pacs, local_stack):

@@ -80,11 +80,12 @@ def study(study_uid: str | None = None, syntax: str = "ExplicitVRLittleEndian") 
 class DestinationScp:
     """A destination PACS: a real pynetdicom Storage SCP that keeps what it receives."""
 
-    def __init__(self, ae_title="DEST", port=0, transfer_syntaxes=None):
+    def __init__(self, ae_title="DEST", port=0, transfer_syntaxes=None, ssl_context=None):
         self.received: list[pydicom.Dataset] = []
         ae = AE(ae_title=ae_title)
         ae.add_supported_context(Comprehensive3DSRStorage, transfer_syntaxes)
-        self.server = ae.start_server(("127.0.0.1", port), block=False, evt_handlers=[(evt.EVT_C_STORE, self._store)])
+        self.server = ae.start_server(("127.0.0.1", port), block=False, ssl_context=ssl_context,
+                                      evt_handlers=[(evt.EVT_C_STORE, self._store)])
         self.port = self.server.server_address[1]
 
     def _store(self, event):

@@ -31,6 +31,10 @@ def parse_args(argv: list[str] | None = None) -> config_module.GatewayConfig:
     parser.add_argument("--destination", help="where SRs go: AE_TITLE@HOST:PORT (C-STORE) or a STOW-RS URL")
     parser.add_argument("--destination-header", action="append", default=[], metavar="NAME=VALUE",
                         help="a header sent with every STOW-RS delivery (repeatable)")
+    parser.add_argument("--destination-tls", action="store_true", default=None,
+                        help="C-STORE SRs over DICOM TLS (the destination's certificate verified, host name checked)")
+    parser.add_argument("--destination-tls-ca", metavar="PEM",
+                        help="the CA that signed the destination's certificate (implies --destination-tls)")
     parser.add_argument("--allow-stand-in", action="store_true", default=None,
                         help="deliver results from stand-in weights (random-init/provided), marked as such in the SR")
     parser.add_argument("--store", dest="store_path", help="the encrypted store (sqlite file)")

@@ -36,6 +36,17 @@ def server_ssl_context(config: GatewayConfig) -> ssl.SSLContext | None:
     return context
 
 
+def destination_ssl_context(config: GatewayConfig) -> ssl.SSLContext | None:
+    """TLS for C-STORE to the destination: its certificate verified (against destination_tls_ca, else the system's
+    CAs) and its host name checked; the gateway presents tls_cert where it has one (a destination may require it)."""
+    if not (config.destination_tls or config.destination_tls_ca):
+        return None
+    context = ssl.create_default_context(ssl.Purpose.SERVER_AUTH, cafile=config.destination_tls_ca)
+    if config.tls_cert:
+        context.load_cert_chain(config.tls_cert, config.tls_key)
+    return context
+
+
 def api_client(config: GatewayConfig):
     from cxr_cli.api import Client  # the same client `cxr` uses: inline or presigned upload by size, retries
 
@@ -54,7 +65,8 @@ class Gateway:
         self.store = Store(config.store_path, key, ttl_s=config.store_ttl_hours * 3600, clock=clock)
         self.metrics = Metrics()
         self.destination = config.parsed_destination()
-        self.sender = sender if sender is not None else make_sender(self.destination, config.ae_title)
+        self.sender = sender if sender is not None else make_sender(self.destination, config.ae_title,
+                                                                    destination_ssl_context(config))
         self.pipeline = Pipeline(self.store, client if client is not None else api_client(config), self.sender,
                                  self.metrics, config.allow_stand_in, config.retry_base_s, config.retry_max_s)
         self._wake = threading.Event()
@@ -96,6 +108,11 @@ class Gateway:
             with self._in_flight_lock:
                 self._in_flight[lane].discard(item.key)
             self._wake.set()
+
+    def in_hand(self) -> int:
+        """Items being worked on now (handed to a pool, step not finished)."""
+        with self._in_flight_lock:
+            return sum(len(keys) for keys in self._in_flight.values())
 
     def sweep(self) -> int:
         swept = self.store.sweep()
@@ -149,7 +166,8 @@ class Gateway:
                 "http_url": base, "stow_url": f"{base}/studies" if base else None,
                 "health_url": f"{base}/health" if base else None, "pid": os.getpid(),
                 "destination": self.destination.describe() if self.destination else None,
-                "allow_stand_in": self.config.allow_stand_in, "tls": bool(self.config.tls_cert)}
+                "allow_stand_in": self.config.allow_stand_in, "tls": bool(self.config.tls_cert),
+                "destination_tls": bool(self.config.destination_tls or self.config.destination_tls_ca)}
 
     def stop(self) -> None:
         if self.config.ready_file:

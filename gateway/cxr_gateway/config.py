@@ -61,6 +61,8 @@ class GatewayConfig:
     tls_cert: str | None = None  # DICOM TLS (and HTTPS for STOW-RS) when both are set
     tls_key: str | None = None
     tls_ca: str | None = None  # with it, peers must present a certificate it signed
+    destination_tls: bool = False  # C-STORE of SRs over DICOM TLS (the destination's certificate is verified)
+    destination_tls_ca: str | None = None  # the CA that signed the destination's certificate (default: the system's)
     ready_file: str | None = None
 
     def parsed_destination(self) -> Destination | None:
@@ -76,6 +78,10 @@ class GatewayConfig:
         self.networks()
         if bool(self.tls_cert) != bool(self.tls_key):
             raise ValueError("DICOM TLS needs both tls_cert and tls_key")
+        destination = self.parsed_destination()
+        if (self.destination_tls or self.destination_tls_ca) and (destination is None or destination.url):
+            raise ValueError("destination_tls is for a C-STORE destination (AE_TITLE@HOST:PORT); a STOW-RS URL "
+                             "takes https://")
 
 
 _LISTS = {"allowed_aets", "allowed_networks", "stow_tokens"}

@@ -252,3 +252,39 @@ def test_dicom_tls_and_https(tmp_path):
         assert health.status_code == 200 and gateway.ready_info()["stow_url"].startswith("https://")
     finally:
         gateway.stop()
+
+
+@pytest.mark.parametrize("client_certificate", [False, True], ids=["server-authenticated", "mutual"])
+def test_c_store_delivery_over_dicom_tls(tmp_path, client_certificate):
+    """--destination-tls: the SR reaches a TLS Storage SCP on loopback whose certificate the gateway verifies against
+    destination_tls_ca (host name checked); with tls_cert the gateway presents its own to a destination that
+    requires one. Without the CA the destination is not trusted: nothing is sent, the item is retried."""
+    import ssl
+
+    cert, key = self_signed(tmp_path)
+    server = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    server.load_cert_chain(cert, key)
+    if client_certificate:
+        server.load_verify_locations(cert)
+        server.verify_mode = ssl.CERT_REQUIRED
+    destination = DestinationScp(ssl_context=server)
+    common = dict(dicom_port=0, http_port=0, allowed_aets=["PACS_A"], destination=f"DEST@localhost:{destination.port}")
+    if client_certificate:
+        common.update(tls_cert=str(cert), tls_key=str(key))
+    try:
+        trusted = Gateway(GatewayConfig(**common, destination_tls_ca=str(cert),
+                                        store_path=str(tmp_path / "a.sqlite3")), client=object())
+        report = a_report()
+        trusted.sender.send(report)
+        (received,) = destination.received
+        assert received == pydicom.dcmread(io.BytesIO(report))
+        untrusted = Gateway(GatewayConfig(**common, destination_tls=True, store_path=str(tmp_path / "b.sqlite3")),
+                            client=object())
+        with pytest.raises(DeliveryError):
+            untrusted.sender.send(a_report())
+        plain = Gateway(GatewayConfig(**common, store_path=str(tmp_path / "c.sqlite3")), client=object())
+        with pytest.raises(DeliveryError):
+            plain.sender.send(a_report())
+        assert len(destination.received) == 1
+    finally:
+        destination.stop()

@@ -39,6 +39,8 @@ def test_destinations(text, expected):
     (GatewayConfig(allowed_aets=["A"], destination="nowhere"), "AE_TITLE@HOST:PORT"),
     (GatewayConfig(allowed_aets=["A"], tls_cert="c.pem"), "tls_cert and tls_key"),
     (GatewayConfig(allowed_aets=["A"], allowed_networks=["10.0.0.0/33"]), "10.0.0.0/33"),
+    (GatewayConfig(allowed_aets=["A"], destination="https://pacs/studies", destination_tls=True), "https://"),
+    (GatewayConfig(allowed_aets=["A"], destination_tls_ca="ca.pem"), "C-STORE destination"),
 ])
 def test_invalid_settings_are_refused(config, message):
     with pytest.raises(ValueError, match=message):
@@ -52,3 +54,11 @@ def test_the_local_stack_gateway_flags():
     assert options.destination == "ORTHANC@127.0.0.1:4242" and options.allowed_aets == ["A", "B"]
     assert options.allow_stand_in is True and options.dicom_port == 0
     assert parse_args(["--gateway"]).gateway.allowed_aets == ["ORTHANC"]
+
+
+def test_the_destination_tls_flags():
+    from cxr_gateway.__main__ import parse_args as gateway_args
+
+    config = gateway_args(["--allow", "A", "--destination", "PACS@pacs.example:2762", "--destination-tls-ca", "ca.pem"])
+    assert (config.destination_tls, config.destination_tls_ca) == (False, "ca.pem")  # the CA alone turns TLS on
+    assert gateway_args(["--allow", "A", "--destination", "PACS@h:1", "--destination-tls"]).destination_tls is True

@@ -19,6 +19,7 @@ STUDIES = {
     "package-sizes": ("package_sizes", "Lambda layers built as a deploy does: sizes against the 250 MB limit"),
     "gateway-overhead": ("gateway_overhead", "the DICOM gateway's CPU per instance vs the worker's per image, per kind"),
     "layer-size": ("layer_size", "installed size of the onnxruntime-only infer runtime against 250 MB"),
+    "gateway-study": ("gateway_study", "100 instances by C-STORE from Orthanc through the DICOM gateway vs direct API"),
 }
 
 

@@ -1,0 +1,96 @@
+"""PNG decode with ISA-L's inflate feeding Pillow's own unfilter: Pillow's pixels, at about 0.55x its time.
+
+Pillow inflates IDAT with zlib, ~85% of its decode of a 16-bit radiograph. Here ISA-L inflates it (deflate output
+is fixed by the stream, so the bytes are the same), the result is re-framed as a zlib stream of stored blocks
+(copied, not compressed), and Pillow's PNG decoder (unfilter, de-interlace, unpack) runs on that: the same code
+path as Image.open(...).load(), so the pixels are Pillow's (tests/unit/test_png_decode.py checks every colour
+type, bit depth, filter and interlace). Anything the fast path cannot take returns None, and Pillow decides.
+"""
+from __future__ import annotations
+
+import struct
+
+import numpy as np
+from PIL import Image
+
+from .raster_check import inflated_png_size
+
+try:
+    from isal import isal_zlib
+except ImportError:  # pragma: no cover - the model layer ships isal
+    isal_zlib = None
+
+_STORED_BLOCK = 65535
+_ZLIB_HEADER = b"\x78\x01"
+_LAST_EMPTY_BLOCK = b"\x01\x00\x00\xff\xff"
+_FAST_MODES = frozenset({"L", "LA", "RGB", "RGBA", "I", "I;16", "I;16B"})  # palettes, 1-bit: Pillow's own load
+_IN_PLACE = {"L": np.uint8, "I;16": np.dtype("<u2")}  # modes whose Pillow rows are the numpy array's rows
+
+
+def _idat_chunks(data: bytes) -> list[memoryview] | None:
+    """The consecutive IDAT chunks from the first one, as Pillow's load reads them (None: a chunk is cut short)."""
+    view, offset, chunks = memoryview(data), 8, []
+    while offset + 8 <= len(data):
+        length, kind = struct.unpack(">I4s", data[offset:offset + 8])
+        if kind == b"IDAT":
+            if offset + 8 + length > len(data):
+                return None
+            chunks.append(view[offset + 8:offset + 8 + length])
+        elif chunks or kind == b"IEND":
+            break
+        offset += 12 + length
+    return chunks
+
+
+def _inflate_as_stored_zlib(chunks: list[memoryview], expected: int) -> bytes | None:
+    """The IDAT stream inflated by ISA-L (at most `expected` bytes: no bomb) and re-framed, piece by piece, as a zlib
+    stream of stored deflate blocks; None unless it inflates to exactly `expected` bytes."""
+    inflater, parts, produced, adler = isal_zlib.decompressobj(), [_ZLIB_HEADER], 0, 1
+    for chunk in chunks:
+        pending = chunk
+        while pending and produced < expected:
+            piece = inflater.decompress(pending, expected - produced)
+            pending = inflater.unconsumed_tail
+            if not piece:
+                break
+            produced += len(piece)
+            adler = isal_zlib.adler32(piece, adler)
+            view = memoryview(piece)
+            for start in range(0, len(piece), _STORED_BLOCK):
+                block = view[start:start + _STORED_BLOCK]
+                parts += (struct.pack("<BHH", 0, len(block), len(block) ^ 0xFFFF), block)
+    if produced != expected:
+        return None
+    parts += (_LAST_EMPTY_BLOCK, struct.pack(">I", adler))
+    return b"".join(parts)
+
+
+def fast_png_decode(data: bytes, image: Image.Image) -> np.ndarray | Image.Image | None:
+    """The decoded pixels of `data` (opened, not loaded, as `image`), or None where Pillow's own load must run.
+
+    Greyscale decodes straight into a numpy array (a Pillow image mapped on its buffer: no pack, no copy); other
+    modes come back as a loaded Pillow image."""
+    tile = image.tile
+    if isal_zlib is None or image.mode not in _FAST_MODES or len(tile) != 1 or tile[0][0] != "zip":
+        return None
+    rawmode = tile[0][3] if isinstance(tile[0][3], str) else tile[0][3][0]
+    width, height, bit_depth, color_type, _, _, interlace = struct.unpack(">IIBBBBB", data[16:29])
+    expected = inflated_png_size(width, height, bit_depth, color_type, interlace)
+    chunks = _idat_chunks(data)
+    try:
+        stored = _inflate_as_stored_zlib(chunks, expected) if chunks else None
+    except Exception:
+        stored = None  # Pillow's load gives its own verdict on a broken stream
+    if stored is None:
+        return None
+    dtype = _IN_PLACE.get(image.mode)
+    array = None if dtype is None else np.empty((height, width), dtype)
+    if array is None:
+        out = Image.new(image.mode, image.size, None)  # not zero-filled: the decoder writes every row
+    else:
+        out = Image.frombuffer(image.mode, image.size, array, "raw", image.mode, 0, 1)
+    try:
+        out.frombytes(stored, "zip", rawmode, *((1,) if interlace else ()))
+    except Exception:
+        return None
+    return out if array is None else array

@@ -173,7 +173,7 @@ def test_an_image_overwritten_after_submit_fails_its_job_without_inference(world
 
 def test_a_dicom_is_checked_against_the_hash_of_its_stored_de_identified_bytes(world):
     jobs, images, queue, submit, infer, _ = world
-    submit.deidentify_dicom = lambda data: data.replace(b"PATIENT", b"")
+    submit.deidentify_dicom = lambda data, digest: data.replace(b"PATIENT", b"")
     submit.check_image = lambda data: type("Info", (), {"format": "dicom"})()
     submit_image(Upload(b"\x89PNG\r\n\x1a\nPATIENT scan"), submit)
     report = process_batch([InboundMessage("m0", json.dumps(queue.messages[0].to_dict()))], infer)

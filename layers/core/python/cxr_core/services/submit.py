@@ -111,7 +111,7 @@ def submit_image(upload: Upload, deps: SubmitDeps, client_id: str | None = None)
         if not stored:
             stored_bytes = deps.deidentify_dicom(upload.data, digest) if image_format == "dicom" else upload.data
             deps.images.put(job.image_key, stored_bytes, _MEDIA_TYPES[image_format])
-            job.stored_sha256 = sha256_hex(stored_bytes)
+            job.stored_sha256 = digest if stored_bytes is upload.data else sha256_hex(stored_bytes)
             stored = True
         try:
             deps.jobs.create_job(job, stale_job_id=stale_job_id, claim_cache=claim_cache)

@@ -1,9 +1,9 @@
 """PNG decode with ISA-L's inflate feeding Pillow's own unfilter: Pillow's pixels, at about 0.55x its time.
 
 Pillow inflates IDAT with zlib, ~85% of its decode of a 16-bit radiograph. Here ISA-L inflates it (deflate output
-is fixed by the stream, so the bytes are the same), the result is re-framed as a zlib stream of stored blocks
-(copied, not compressed), and Pillow's PNG decoder (unfilter, de-interlace, unpack) runs on that: the same code
-path as Image.open(...).load(), so the pixels are Pillow's (tests/unit/test_png_decode.py checks every colour
+is fixed by the stream, so the bytes are the same), each inflated piece is handed on as a stored block of a zlib
+stream (copied, not compressed) to Pillow's PNG decoder (unfilter, de-interlace, unpack): the same decoder
+Image.open(...).load() runs, so the pixels are Pillow's (tests/unit/test_png_decode.py checks every colour
 type, bit depth, filter and interlace). Anything the fast path cannot take returns None, and Pillow decides.
 """
 from __future__ import annotations
@@ -22,7 +22,6 @@ except ImportError:  # pragma: no cover - the model layer ships isal
 
 _STORED_BLOCK = 65535
 _ZLIB_HEADER = b"\x78\x01"
-_LAST_EMPTY_BLOCK = b"\x01\x00\x00\xff\xff"
 _FAST_MODES = frozenset({"L", "LA", "RGB", "RGBA", "I", "I;16", "I;16B"})  # palettes, 1-bit: Pillow's own load
 _IN_PLACE = {"L": np.uint8, "I;16": np.dtype("<u2")}  # modes whose Pillow rows are the numpy array's rows
 
@@ -42,27 +41,44 @@ def _idat_chunks(data: bytes) -> list[memoryview] | None:
     return chunks
 
 
-def _inflate_as_stored_zlib(chunks: list[memoryview], expected: int) -> bytes | None:
-    """The IDAT stream inflated by ISA-L (at most `expected` bytes: no bomb) and re-framed, piece by piece, as a zlib
-    stream of stored deflate blocks; None unless it inflates to exactly `expected` bytes."""
-    inflater, parts, produced, adler = isal_zlib.decompressobj(), [_ZLIB_HEADER], 0, 1
+class _Decoder:
+    """Pillow's PNG ("zip") decoder writing into `target`, fed a zlib stream piece by piece as ImageFile.load feeds it
+    (what it leaves unconsumed goes first next time); done once every row is written."""
+
+    def __init__(self, target: Image.Image, rawmode: str, interlace: int) -> None:
+        self.decoder = Image._getdecoder(target.mode, "zip", (rawmode,), (1,) if interlace else ())
+        self.decoder.setimage(target.im, (0, 0, *target.size))
+        self.pending, self.done = b"", False
+
+    def feed(self, data) -> None:
+        buffer = self.pending + bytes(data) if self.pending else data
+        consumed, error = self.decoder.decode(buffer)
+        if consumed < 0:
+            if error < 0:
+                raise ValueError(f"PNG decoder error {error}")
+            self.done = True
+        else:
+            self.pending = bytes(buffer[consumed:])
+
+
+def _inflate_into(decoder: _Decoder, chunks: list[memoryview], expected: int) -> None:
+    """The IDAT stream inflated by ISA-L (never past `expected` bytes: no bomb) and handed over as stored deflate
+    blocks of a zlib stream, piece by piece: no whole inflated copy is held."""
+    inflater, produced = isal_zlib.decompressobj(), 0
+    decoder.feed(_ZLIB_HEADER)
     for chunk in chunks:
         pending = chunk
-        while pending and produced < expected:
+        while pending and produced < expected and not decoder.done:
             piece = inflater.decompress(pending, expected - produced)
             pending = inflater.unconsumed_tail
             if not piece:
                 break
             produced += len(piece)
-            adler = isal_zlib.adler32(piece, adler)
             view = memoryview(piece)
             for start in range(0, len(piece), _STORED_BLOCK):
                 block = view[start:start + _STORED_BLOCK]
-                parts += (struct.pack("<BHH", 0, len(block), len(block) ^ 0xFFFF), block)
-    if produced != expected:
-        return None
-    parts += (_LAST_EMPTY_BLOCK, struct.pack(">I", adler))
-    return b"".join(parts)
+                decoder.feed(struct.pack("<BHH", 0, len(block), len(block) ^ 0xFFFF))
+                decoder.feed(block)
 
 
 def fast_png_decode(data: bytes, image: Image.Image) -> np.ndarray | Image.Image | None:
@@ -77,11 +93,7 @@ def fast_png_decode(data: bytes, image: Image.Image) -> np.ndarray | Image.Image
     width, height, bit_depth, color_type, _, _, interlace = struct.unpack(">IIBBBBB", data[16:29])
     expected = inflated_png_size(width, height, bit_depth, color_type, interlace)
     chunks = _idat_chunks(data)
-    try:
-        stored = _inflate_as_stored_zlib(chunks, expected) if chunks else None
-    except Exception:
-        stored = None  # Pillow's load gives its own verdict on a broken stream
-    if stored is None:
+    if not chunks:
         return None
     dtype = _IN_PLACE.get(image.mode)
     array = None if dtype is None else np.empty((height, width), dtype)
@@ -90,7 +102,15 @@ def fast_png_decode(data: bytes, image: Image.Image) -> np.ndarray | Image.Image
     else:
         out = Image.frombuffer(image.mode, image.size, array, "raw", image.mode, 0, 1)
     try:
-        out.frombytes(stored, "zip", rawmode, *((1,) if interlace else ()))
+        decoder = _Decoder(out, rawmode, interlace)
     except Exception:
+        return None
+    try:
+        _inflate_into(decoder, chunks, expected)
+    except Exception:
+        return None  # Pillow's own load gives its verdict on a broken stream
+    finally:
+        decoder.decoder.cleanup()
+    if not decoder.done:
         return None
     return out if array is None else array

@@ -41,19 +41,22 @@ def _installed_mib(distribution: str) -> float | None:
     return sum((file.size or 0) for file in files) / 2**20
 
 
-def candidates() -> dict:
+def pillow_pixels(data: bytes) -> np.ndarray:
+    """raster_pixels with the ISA-L path switched off: Pillow's own load."""
     import cxr_model.decode as decode
 
     fast = decode.fast_png_decode
+    decode.fast_png_decode = lambda *args: None
+    try:
+        return decode.raster_pixels(data, "png").array
+    finally:
+        decode.fast_png_decode = fast
 
-    def pillow(data):
-        decode.fast_png_decode = lambda *args: None
-        try:
-            return decode.raster_pixels(data, "png").array
-        finally:
-            decode.fast_png_decode = fast
 
-    found = {"Pillow (raster_pixels, fast path off)": ("pillow", pillow, True),
+def candidates() -> dict:
+    import cxr_model.decode as decode
+
+    found = {"Pillow (raster_pixels, fast path off)": ("pillow", pillow_pixels, True),
              "ISA-L inflate + Pillow's unfilter (adopted)": ("isal", lambda d: decode.raster_pixels(d, "png").array,
                                                              True),
              "zlib inflate only": (None, lambda d: zlib.decompress(_idat(d)), False)}

@@ -79,8 +79,8 @@ def _png_decode_vs_pillow(repeats: int) -> dict:
     sys.path.insert(0, str(HERE))
     import cxr_model.decode as decode
     from clinical_mix import base_files
+    from png_decoders import pillow_pixels
 
-    fast = decode.fast_png_decode
     out = {}
     for path in base_files():
         if path.suffix != ".png":
@@ -88,9 +88,7 @@ def _png_decode_vs_pillow(repeats: int) -> dict:
         data = path.read_bytes()
         pillow_ms, ours_ms = [], []
         for _ in range(repeats):
-            decode.fast_png_decode = lambda *args: None
-            pillow_ms.append(_cpu_ms(lambda: decode.raster_pixels(data, "png"), 1))
-            decode.fast_png_decode = fast
+            pillow_ms.append(_cpu_ms(lambda: pillow_pixels(data), 1))
             ours_ms.append(_cpu_ms(lambda: decode.raster_pixels(data, "png"), 1))
         out[path.name] = {"pillow": statistics.median(pillow_ms), "isal_pillow_unfilter": statistics.median(ours_ms)}
     return out

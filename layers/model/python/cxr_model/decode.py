@@ -90,8 +90,8 @@ def raster_pixels(data: bytes, fmt: str) -> Pixels:
             array = _jpeg_array(data, image.mode)
         if array is None:
             array = _pixel_array(image, "RGB" if image.mode == "RGBA" else None)
-    except ImageError:
-        raise
+    except (ImageError, MemoryError):
+        raise  # out of memory says nothing about the image: infer retries it, never fails it as undecodable
     except Exception as exc:
         raise ImageError.undecodable(f"{fmt.upper()} data is corrupt or truncated ({type(exc).__name__})") from None
     if array.ndim == 3 and array.shape[2] == 2:

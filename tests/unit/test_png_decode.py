@@ -142,3 +142,20 @@ def test_a_broken_stream_gets_pillows_verdict(damage, monkeypatch):
     with pytest.raises(decode.ImageError) as pillows:
         pillow_pixels(data, monkeypatch)
     assert ours.value.code == pillows.value.code == "UNDECODABLE_IMAGE"
+
+
+@pytest.mark.parametrize("header", [b"\x88\x1c", b"\x48\x89"], ids=["64k-window", "4k-window"])
+def test_a_zlib_header_isal_would_judge_otherwise_goes_to_pillow(header, monkeypatch):
+    """zlib refuses a window over 32 KiB (ISA-L decodes it) and enforces a smaller declared window (ISA-L does not):
+    such streams take Pillow's own load, whatever its verdict."""
+    samples = _samples(48, 48, 0, 8, 4)
+    stream = header + zlib.compress(_filter_rows(_scanlines(samples, 8), 1, 0))[2:]
+    data = encode_png(samples, 0, 8, False)[:33] + _chunk(b"IDAT", stream) + _chunk(b"IEND", b"")
+    assert fast_png_decode(data, _open_raster(data, "png")) is None
+    try:
+        pillows = pillow_pixels(data, monkeypatch)
+    except decode.ImageError:
+        with pytest.raises(decode.ImageError):
+            raster_pixels(data, "png")
+    else:
+        assert np.array_equal(raster_pixels(data, "png").array, pillows)

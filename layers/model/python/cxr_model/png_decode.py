@@ -41,6 +41,12 @@ def _idat_chunks(data: bytes) -> list[memoryview] | None:
     return chunks
 
 
+def _plain_zlib_header(header: bytes) -> bool:
+    """Deflate with a 32 KiB window, no preset dictionary, a valid check: the streams ISA-L and zlib judge alike
+    (zlib refuses a window over 32 KiB and enforces a smaller declared one; ISA-L does neither), else Pillow's load."""
+    return len(header) == 2 and header[0] == 0x78 and not header[1] & 0x20 and (header[0] << 8 | header[1]) % 31 == 0
+
+
 class _Decoder:
     """Pillow's PNG ("zip") decoder writing into `target`, fed a zlib stream piece by piece as ImageFile.load feeds it
     (what it leaves unconsumed goes first next time); done once every row is written."""
@@ -93,7 +99,7 @@ def fast_png_decode(data: bytes, image: Image.Image) -> np.ndarray | Image.Image
     width, height, bit_depth, color_type, _, _, interlace = struct.unpack(">IIBBBBB", data[16:29])
     expected = inflated_png_size(width, height, bit_depth, color_type, interlace)
     chunks = _idat_chunks(data)
-    if not chunks:
+    if not chunks or not _plain_zlib_header(b"".join(bytes(chunk[:2]) for chunk in chunks[:2])[:2]):
         return None
     dtype = _IN_PLACE.get(image.mode)
     array = None if dtype is None else np.empty((height, width), dtype)

@@ -1,4 +1,4 @@
-"""PNG decode candidates side by side on the clinical mix's 16-bit PNGs (issue 28): time, pixels equal to Pillow's, size.
+"""PNG decode candidates side by side on the clinical mix's 16-bit PNGs (issue 28): time, pixels against Pillow's, size.
 
 Run: .venv/bin/python bench/png_decoders.py [--repeats 7]
 Candidates that are not installed are listed as such (pyspng and pyspng-seunglab install the same module name:

@@ -132,7 +132,8 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--baseline", type=Path, help="another checkout whose cxr_model/cxr_core to measure alongside")
-    parser.add_argument("--model-dir", default=os.environ.get("CXR_TEST_MODEL_DIR", str(REPO / "build" / "test-weights")))
+    parser.add_argument("--model-dir",
+                        default=os.environ.get("CXR_TEST_MODEL_DIR", str(REPO / "build" / "test-weights")))
     parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:

@@ -23,7 +23,7 @@ _JPEG_SOF = frozenset(range(0xC0, 0xD0)) - {0xC4, 0xC8, 0xCC}
 
 
 def inflated_png_size(width: int, height: int, bit_depth: int, color_type: int, interlace: int) -> int:
-    """Bytes the IDAT stream must inflate to: filtered scanlines (one filter byte each), per Adam7 pass if interlaced."""
+    """Bytes IDAT must inflate to: filtered scanlines (a filter byte each), per Adam7 pass if interlaced."""
     bits = _CHANNELS[color_type] * bit_depth
 
     def size(w: int, h: int) -> int:

@@ -1,6 +1,6 @@
 """PNG decode candidates side by side on the clinical mix's 16-bit PNGs (issue 28): time, pixels against Pillow's, size.
 
-Run: .venv/bin/python bench/png_decoders.py [--repeats 7]
+Run: python -m bench png-decoders [--repeats 7]
 Candidates that are not installed are listed as such (pyspng and pyspng-seunglab install the same module name:
 run once with each on PYTHONPATH). CPU ms (process_time), the median of `repeats` calls, alternating candidates
 within one process. "inflate only" rows decode nothing (no unfilter): they bound what an inflate-based path can do.
@@ -11,16 +11,15 @@ import argparse
 import io
 import statistics
 import struct
-import sys
 import time
 import zlib
 from importlib import metadata
-from pathlib import Path
 
 import numpy as np
 from PIL import Image
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
+from bench.clinical_mix import base_files
+from bench.harness import load_average
 
 
 def _idat(data: bytes) -> bytes:
@@ -79,14 +78,12 @@ def candidates() -> dict:
     return found
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=7)
-    args = parser.parse_args()
-    from clinical_mix import base_files
-
+    args = parser.parse_args(argv)
     table = candidates()
-    print(f"load average {tuple(round(x, 2) for x in __import__('os').getloadavg())}")
+    print(f"load average {load_average()}")
     for path in [p for p in base_files() if p.suffix == ".png"]:
         data = path.read_bytes()
         reference = np.asarray(Image.open(io.BytesIO(data)))
@@ -116,7 +113,4 @@ def main() -> None:
             else:
                 equal = "(no pixels)"
             print(f"| {name} | {median:.1f} | {median / pillow_ms:.2f} | {equal} | {size_text} |")
-
-
-if __name__ == "__main__":
-    main()
+    return 0

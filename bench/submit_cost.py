@@ -1,6 +1,6 @@
 """Submit-side CPU against the worker's, per format of the clinical mix (issue 28), and PNG decode against Pillow's.
 
-Run: .venv/bin/python bench/submit_cost.py [--rounds 3] [--repeats 5] [--baseline TREE] [--model-dir DIR]
+Run: python -m bench submit-cost [--rounds 3] [--repeats 5] [--baseline TREE] [--model-dir DIR]
 Submit side (what POST /v1/jobs spends on the image, the HTTP adapter and the S3 put apart): the upload's SHA-256,
 check_image, de-identification (DICOM) and the SHA-256 of the bytes stored. Worker: predictor.preprocess (decode +
 exact preprocessing) and one forward pass (onnxruntime, batch 1, 1 thread). CPU time (process_time), the median of
@@ -20,12 +20,10 @@ import statistics
 import subprocess
 import sys
 import time
-from datetime import datetime, timezone
 from pathlib import Path
 
-HERE = Path(__file__).resolve().parent
-REPO = HERE.parent
-RESULTS = HERE / "results"
+from bench.clinical_mix import base_files
+from bench.harness import REPO, RESULTS, load_average, utc_stamp, write_json
 SUBMIT_PARTS = ("sha256", "check_image", "deidentify", "stored_sha256")
 WORKER_PARTS = ("preprocess", "forward")
 
@@ -41,9 +39,7 @@ def _cpu_ms(function, repeats: int) -> float:
 
 def _child(model_dir: str, repeats: int) -> dict:
     """One round in this process: every file of the mix, every part (imports whichever cxr_model PYTHONPATH gives)."""
-    sys.path.insert(0, str(HERE))
     import cxr_model
-    from clinical_mix import base_files
     from cxr_model import check_image, load_predictor
     from cxr_model.privacy import deidentify_dicom
 
@@ -76,10 +72,9 @@ def _child(model_dir: str, repeats: int) -> dict:
 
 def _png_decode_vs_pillow(repeats: int) -> dict:
     """raster_pixels with the ISA-L path against Pillow's own load (the fast path off), alternating, one process."""
-    sys.path.insert(0, str(HERE))
     import cxr_model.decode as decode
-    from clinical_mix import base_files
-    from png_decoders import pillow_pixels
+
+    from bench.png_decoders import pillow_pixels
 
     out = {}
     for path in base_files():
@@ -99,8 +94,9 @@ def _run_round(tree: Path | None, model_dir: str, repeats: int) -> dict:
     if tree is not None:
         paths = [str(tree / "layers" / "model" / "python"), str(tree / "layers" / "core" / "python")]
         env["PYTHONPATH"] = os.pathsep.join(paths + [env.get("PYTHONPATH", "")])
-    command = [sys.executable, __file__, "--child", "--model-dir", model_dir, "--repeats", str(repeats)]
-    return json.loads(subprocess.run(command, env=env, check=True, capture_output=True, text=True).stdout)
+    command = [sys.executable, "-m", "bench", "submit-cost", "--child", "--model-dir", model_dir,
+               "--repeats", str(repeats)]
+    return json.loads(subprocess.run(command, env=env, cwd=REPO, check=True, capture_output=True, text=True).stdout)
 
 
 def _summary(rounds: list[dict]) -> dict:
@@ -127,7 +123,7 @@ def _print(label: str, summary: dict) -> None:
     print(f"| **mix** (sum submit / sum worker) | | | | | | | | **{summary['mix_ratio']:.3f}** |")
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--repeats", type=int, default=5)
@@ -135,11 +131,11 @@ def main() -> None:
     parser.add_argument("--model-dir",
                         default=os.environ.get("CXR_TEST_MODEL_DIR", str(REPO / "build" / "test-weights")))
     parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     if args.child:
         print(json.dumps(_child(args.model_dir, args.repeats)))
-        return
-    load = os.getloadavg()
+        return 0
+    load = load_average()
     current, baseline = [], []
     for _ in range(args.rounds):
         current.append(_run_round(None, args.model_dir, args.repeats))
@@ -155,12 +151,7 @@ def main() -> None:
     for name, row in record["png_decode"].items():
         print(f"  {name}: Pillow {row['pillow']:.1f}, ISA-L + Pillow's unfilter {row['isal_pillow_unfilter']:.1f}"
               f" ({row['isal_pillow_unfilter'] / row['pillow']:.2f}x)")
-    record["load_average_after"] = os.getloadavg()
+    record["load_average_after"] = load_average()
     print(f"\nload average before {load}, after {record['load_average_after']}")
-    RESULTS.mkdir(exist_ok=True)
-    stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
-    (RESULTS / f"submit_cost-{stamp}.json").write_text(json.dumps(record, indent=1))
-
-
-if __name__ == "__main__":
-    main()
+    write_json(RESULTS / f"submit_cost-{utc_stamp()}.json", record)
+    return 0

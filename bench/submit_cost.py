@@ -1,4 +1,4 @@
-"""Submit-side CPU against the worker's, per format of the clinical mix (issue 28), and PNG decode against Pillow's.
+"""Submit-side CPU against the worker's, per format of the clinical mix (issue 28).
 
 Run: python -m bench submit-cost [--rounds 3] [--repeats 5] [--baseline TREE] [--model-dir DIR]
 Submit side (what POST /v1/jobs spends on the image, the HTTP adapter and the S3 put apart): the upload's SHA-256,
@@ -6,8 +6,8 @@ check_image, de-identification (DICOM) and the SHA-256 of the bytes stored. Work
 exact preprocessing) and one forward pass (onnxruntime, batch 1, 1 thread). CPU time (process_time), the median of
 `repeats` calls, then the median over `rounds` interleaved rounds, each in a fresh process. With --baseline (another
 checkout of this repository, e.g. main before issue 28) its cxr_model/cxr_core run in alternate processes of the same
-run, so the before/after columns share the host's load. Also prints the PNG decode of the current tree against
-Pillow's own load (the fast path switched off), in one process. Writes bench/results/submit_cost-<UTC>.json.
+run, so the before/after columns share the host's load (PNG decode against Pillow's: python -m bench png-decoders).
+Writes bench/results/submit_cost-<UTC>.json.
 """
 from __future__ import annotations
 
@@ -70,25 +70,6 @@ def _child(model_dir: str, repeats: int) -> dict:
     return rows
 
 
-def _png_decode_vs_pillow(repeats: int) -> dict:
-    """raster_pixels with the ISA-L path against Pillow's own load (the fast path off), alternating, one process."""
-    import cxr_model.decode as decode
-
-    from bench.png_decoders import pillow_pixels
-
-    out = {}
-    for path in base_files():
-        if path.suffix != ".png":
-            continue
-        data = path.read_bytes()
-        pillow_ms, ours_ms = [], []
-        for _ in range(repeats):
-            pillow_ms.append(_cpu_ms(lambda: pillow_pixels(data), 1))
-            ours_ms.append(_cpu_ms(lambda: decode.raster_pixels(data, "png"), 1))
-        out[path.name] = {"pillow": statistics.median(pillow_ms), "isal_pillow_unfilter": statistics.median(ours_ms)}
-    return out
-
-
 def _run_round(tree: Path | None, model_dir: str, repeats: int) -> dict:
     env = dict(os.environ)
     if tree is not None:
@@ -146,11 +127,6 @@ def main(argv: list[str] | None = None) -> int:
         record["baseline"] = _summary(baseline)
         _print("baseline", record["baseline"])
     _print("current", record["current"])
-    record["png_decode"] = _png_decode_vs_pillow(max(args.repeats, 5))
-    print("\nPNG decode (raster_pixels), CPU ms, medians, one process:")
-    for name, row in record["png_decode"].items():
-        print(f"  {name}: Pillow {row['pillow']:.1f}, ISA-L + Pillow's unfilter {row['isal_pillow_unfilter']:.1f}"
-              f" ({row['isal_pillow_unfilter'] / row['pillow']:.2f}x)")
     record["load_average_after"] = load_average()
     print(f"\nload average before {load}, after {record['load_average_after']}")
     write_json(RESULTS / f"submit_cost-{utc_stamp()}.json", record)

@@ -20,6 +20,8 @@ STUDIES = {
     "gateway-overhead": ("gateway_overhead", "the DICOM gateway's CPU per instance vs the worker's per image, per kind"),
     "layer-size": ("layer_size", "installed size of the onnxruntime-only infer runtime against 250 MB"),
     "gateway-study": ("gateway_study", "100 instances by C-STORE from Orthanc through the DICOM gateway vs direct API"),
+    "submit-cost": ("submit_cost", "submit-side CPU (hash, checks, de-identification) against the worker's, per format"),
+    "png-decoders": ("png_decoders", "PNG decode candidates: time, pixels against Pillow's, installed size"),
 }
 
 

@@ -8,7 +8,7 @@ import numpy as np
 
 from .artifacts import (RANDOM_INIT, ArtifactPaths, has_stand_in_marker, read_provenance, weights_kind,
                         weights_warning)
-from .engines import ENGINES
+from .engines import check_engine_settings
 from .identity import model_id
 from .preprocess import PREPROCESS_MODES, preprocess
 from .specs import get_spec
@@ -29,7 +29,7 @@ class Predictor:
         self.engine = engine
         self.labels = labels
         self.identity = identity
-        self.model_id = model_id(identity["name"], identity["weights_sha256"], preprocess_mode)
+        self.model_id = model_id(identity["name"], identity["weights_sha256"], preprocess_mode, identity["precision"])
         self.preprocess_mode = preprocess_mode
 
     def preprocess(self, data: bytes) -> np.ndarray:
@@ -53,30 +53,32 @@ def top_label(output: dict[str, float]) -> str:
     return min(output.items(), key=lambda item: (-item[1], item[0]))[0]
 
 
-def _identity(name: str, sha256: str, weights: str, engine: str, preprocess_mode: str) -> dict:
+def _identity(name: str, sha256: str, weights: str, engine: str, preprocess_mode: str, precision: str) -> dict:
     identity = {"name": name, "weights_sha256": sha256, "weights": weights, "engine": engine,
-                "preprocess": preprocess_mode}
+                "preprocess": preprocess_mode, "precision": precision}
     if warning := weights_warning(weights):
         identity["warning"] = warning
     return identity
 
 
 def load_predictor(model_dir: str, engine: str = "onnxruntime", threads: int = 1,
-                   preprocess_mode: str = "exact", name: str = "densenet121-res224-all") -> Predictor:
-    if engine not in ENGINES:
-        raise ValueError(f"unknown engine {engine!r}; expected one of {ENGINES}")
+                   preprocess_mode: str = "exact", name: str = "densenet121-res224-all",
+                   precision: str = "fp32") -> Predictor:
+    """engine: onnxruntime (the default, CPU), torch (CPU), torch-cuda or onnxruntime-cuda (NVIDIA GPU: raise
+    EngineUnavailable where there is none); precision: fp32, or bf16/fp16 (torch engines, opt-in, in the model id)."""
+    check_engine_settings(engine, precision)
     if preprocess_mode not in PREPROCESS_MODES:
         raise ValueError(f"unknown preprocess mode {preprocess_mode!r}; expected one of {PREPROCESS_MODES}")
     spec = get_spec(name)
     paths = ArtifactPaths(os.path.abspath(model_dir), spec)
     _limit_blas_threads(threads)
     record = read_provenance(paths) or {}
-    if engine == "onnxruntime":
+    if engine.startswith("onnxruntime"):
         if not os.path.isfile(paths.onnx):
             raise ModelArtifactsMissing(f"{paths.onnx} missing: run python -m cxr_model.build --model-dir {model_dir}")
         from .engines.onnx_engine import OnnxEngine
 
-        runner = OnnxEngine(paths.onnx, threads)
+        runner = OnnxEngine(paths.onnx, threads, device="cuda" if engine == "onnxruntime-cuda" else "cpu")
         sha256 = runner.metadata["cxr_model.weights_sha256"]
         kind = weights_kind(spec, sha256, runner.metadata.get("cxr_model.weights"),
                             record.get("weights") if record.get("sha256") == sha256 else None)
@@ -86,12 +88,18 @@ def load_predictor(model_dir: str, engine: str = "onnxruntime", threads: int = 1
         from .artifacts import sha256_file
         from .engines.torch_engine import TorchEngine
 
-        runner = TorchEngine.load(paths.model_dir, name, threads)
+        runner = TorchEngine.load(paths.model_dir, name, threads, "cuda" if engine == "torch-cuda" else "cpu", precision)
+        runner.check_precision()  # a reduced precision past its bound on the scores never serves
         sha256 = sha256_file(paths.weights)
         onnx_marker = _onnx_weights_marker(paths.onnx, sha256)
         kind = weights_kind(spec, sha256, record.get("weights") if record.get("sha256") == sha256 else None,
                             onnx_marker, RANDOM_INIT if has_stand_in_marker(paths.weights) else None)
-    return Predictor(runner, spec.labels, _identity(name, sha256, kind, engine, preprocess_mode), preprocess_mode)
+    identity = _identity(name, sha256, kind, engine, preprocess_mode, precision)
+    if engine == "torch-cuda":  # decode on the CPU, resize and forward batched on the GPU
+        from .device_predictor import DevicePredictor
+
+        return DevicePredictor(runner, spec.labels, identity, preprocess_mode)
+    return Predictor(runner, spec.labels, identity, preprocess_mode)
 
 
 def _limit_blas_threads(threads: int) -> None:

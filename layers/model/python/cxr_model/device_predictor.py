@@ -1,0 +1,40 @@
+"""GPU serving: decode and crop on the CPU (the worker's thread pool), the exact resize and the forward pass batched
+on the engine's device, so the CPU cores only decode."""
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from .predictor import Prediction, Predictor
+from .preprocess import Cropped, crop, decode_pixels
+from .resize_torch import resize_square_batch
+
+SIZE = 224
+
+
+def resize_batch(items: list[Cropped], device: torch.device, size: int = SIZE) -> torch.Tensor:
+    """(N, 1, size, size) float32 on `device`, in the order given; images of one crop size and dtype share a
+    resize (radiographs come in a handful of detector sizes)."""
+    out = torch.empty((len(items), 1, size, size), dtype=torch.float32, device=device)
+    groups: dict[tuple, list[int]] = {}
+    for index, item in enumerate(items):
+        groups.setdefault((item.pixels.shape, item.pixels.dtype.str), []).append(index)
+    for indices in groups.values():
+        pixels = torch.from_numpy(np.stack([items[i].pixels for i in indices])).to(device, non_blocking=True)
+        scales = torch.tensor([items[i].scale for i in indices], dtype=torch.float64)
+        offsets = torch.tensor([items[i].offset for i in indices], dtype=torch.float64)
+        out[indices, 0] = resize_square_batch(pixels, size, scales, offsets)
+    return out
+
+
+class DevicePredictor(Predictor):
+    """preprocess() returns the CPU part (Cropped, validated as the CPU path validates); predict() does the rest."""
+
+    def preprocess(self, data: bytes) -> Cropped:
+        return crop(decode_pixels(data))
+
+    def predict(self, images: list[Cropped]) -> list[Prediction]:
+        if not images:
+            return []
+        scores = self.engine.run_tensor(resize_batch(images, self.engine.device)).cpu().numpy()
+        return [self._prediction(row) for row in scores]

@@ -19,8 +19,8 @@ DOCKERFILE = (REPO / "Dockerfile").read_text()
 WEIGHTS_SOURCE = "layers/model/weights/"  # the tests build their stand-in elsewhere (tests/model_support.py)
 
 
-def instructions() -> list[tuple[str, str]]:
-    joined = DOCKERFILE.replace("\\\n", " ")
+def instructions(dockerfile: str = DOCKERFILE) -> list[tuple[str, str]]:
+    joined = dockerfile.replace("\\\n", " ")
     return [(line.split(None, 1)[0].upper(), line.split(None, 1)[1].strip())
             for line in joined.splitlines() if line.strip() and not line.lstrip().startswith("#")]
 
@@ -31,11 +31,11 @@ def one(keyword: str) -> str:
     return found[0]
 
 
-def dockerignore_allows(path: str) -> bool:
+def dockerignore_allows(path: str, ignore_file: str = ".dockerignore") -> bool:
     """Docker's rule: the last matching pattern wins; a pattern matching a parent folder matches its files."""
     allowed = True
     candidates = [path] + ["/".join(path.split("/")[:i]) for i in range(1, path.count("/") + 1)]
-    for line in (REPO / ".dockerignore").read_text().splitlines():
+    for line in (REPO / ignore_file).read_text().splitlines():
         line = line.strip()
         if not line or line.startswith("#"):
             continue
@@ -54,9 +54,9 @@ def source_matches(source: str, weights: Path) -> list[str]:
     return glob.glob(str(REPO / source))
 
 
-def copies() -> list[tuple[list[str], str]]:
+def copies(dockerfile: str = DOCKERFILE) -> list[tuple[list[str], str]]:
     result = []
-    for key, args in instructions():
+    for key, args in instructions(dockerfile):
         if key == "COPY":
             *sources, destination = shlex.split(args)
             result.append(([s for s in sources if not s.startswith("--")], destination))

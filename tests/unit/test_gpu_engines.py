@@ -125,3 +125,23 @@ def test_the_precision_check_images_look_like_network_inputs():
     images = check_images()
     assert images.shape == (8, 1, 224, 224) and images.dtype == np.float32
     assert images.min() >= -1024 and images.max() <= 1024 and images.std() > 100
+
+
+@pytest.mark.parametrize("env, precision, decode_threads", [
+    ({}, "fp32", 8), ({"INFER_BATCH_SIZE": "3"}, "fp32", 3),
+    ({"MODEL_PRECISION": "fp16", "INFER_BATCH_SIZE": "64", "DECODE_THREADS": "4"}, "fp16", 4),
+])
+def test_precision_and_decode_threads_come_from_the_one_config_module(monkeypatch, env, precision, decode_threads):
+    from cxr_core.config import settings
+    from tests.unit.template_support import raw_template
+
+    assert raw_template()["Parameters"]["ModelPrecision"]["Default"] == "fp32"
+    for name in ("MODEL_PRECISION", "INFER_BATCH_SIZE", "DECODE_THREADS"):
+        monkeypatch.delenv(name, raising=False)
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    settings.cache_clear()
+    try:
+        assert (settings().model_precision, settings().decode_threads) == (precision, decode_threads)
+    finally:
+        settings.cache_clear()

@@ -52,3 +52,13 @@ def test_an_empty_group_list_gives_an_empty_batch():
     assert resize_batch([], torch.device("cpu")).shape == (0, 1, 224, 224)
     one = Cropped(np.full((64, 64), 255, np.uint8), 2048 / 255, -1024.0)
     assert np.allclose(resize_batch([one], torch.device("cpu")).numpy()[0, 0, 100:120, 100:120], 1024, atol=1e-2)
+
+
+@pytest.mark.parametrize("dtype", [np.uint8, np.uint16, np.int16, np.uint32])
+def test_pixels_reach_the_device_with_their_values(dtype):
+    from cxr_model.device_predictor import to_device
+
+    info = np.iinfo(dtype)
+    pixels = np.array([[info.min, 0, 1], [info.max - 1, info.max, 2]], dtype=dtype)[None]
+    moved = to_device(pixels, torch.device("cpu"))
+    assert moved.dtype != torch.float32 and np.array_equal(moved.numpy().astype(np.int64), pixels.astype(np.int64))

@@ -3,8 +3,6 @@ from __future__ import annotations
 
 import json
 import os
-import shlex
-import shutil
 import subprocess
 import sys
 import sysconfig
@@ -13,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from .template_support import REPO
-from .test_dockerfile import copies, dockerignore_allows, instructions, source_matches
+from .test_dockerfile import check_copies, dockerignore_allows, instructions, lay_out_image
 
 GPU_DOCKERFILE = (REPO / "Dockerfile.gpu").read_text()
 IGNORE = "Dockerfile.gpu.dockerignore"  # BuildKit reads <Dockerfile>.dockerignore beside the Dockerfile
@@ -56,38 +54,14 @@ def built_weights(tmp_path_factory) -> Path:
 
 
 def test_every_copied_file_exists_and_passes_its_own_allow_list(built_weights):
-    for sources, _ in copies(GPU_DOCKERFILE):
-        for source in sources:
-            matches = source_matches(source, built_weights)
-            assert matches, f"COPY {source}: nothing there"
-            for match in matches:
-                files = [match] if Path(match).is_file() else [
-                    str(p) for p in Path(match).rglob("*") if p.is_file() and "__pycache__" not in p.parts]
-                for file in files:
-                    relative = (f"layers/model/weights/{Path(file).name}" if source.startswith("layers/model/weights/")
-                                else str(Path(file).relative_to(REPO)))
-                    assert dockerignore_allows(relative, IGNORE), file
+    check_copies(built_weights, GPU_DOCKERFILE, IGNORE)
     assert dockerignore_allows("layers/model/weights/some-torch-weights.pt", IGNORE)  # the torch engine's file
     assert not dockerignore_allows(".venv/bin/python", IGNORE) and not dockerignore_allows("tests/x.py", IGNORE)
 
 
 @pytest.fixture(scope="module")
 def image_root(tmp_path_factory, built_weights) -> Path:
-    root, workdir = tmp_path_factory.mktemp("gpu-image"), Path("/")
-    for key, args in instructions(GPU_DOCKERFILE):
-        if key == "WORKDIR":
-            workdir = Path(args)
-        if key != "COPY":
-            continue
-        *sources, destination = shlex.split(args)
-        target = root / (workdir / destination).relative_to("/")
-        for match in (Path(m) for source in sources for m in source_matches(source, built_weights)):
-            if match.is_dir():
-                shutil.copytree(match, target, dirs_exist_ok=True, ignore=shutil.ignore_patterns("__pycache__"))
-            else:
-                (target if destination.endswith("/") else target.parent).mkdir(parents=True, exist_ok=True)
-                shutil.copy2(match, target / match.name if destination.endswith("/") else target)
-    return root
+    return lay_out_image(tmp_path_factory.mktemp("gpu-image"), built_weights, GPU_DOCKERFILE)
 
 
 def run_in_image(image_root: Path, code: str) -> subprocess.CompletedProcess:

@@ -3,7 +3,7 @@ and the CPU cores one GPU needs to decode clinical-size inputs at its rate. Writ
 
 Where a GPU is lent (bench/README.md, "GPU study"): `bash bench/gpu_prepare.sh` here once, then on the GPU machine
   PYTHONPATH=.gpu-carry/site CXR_SAMPLES_DIR=.gpu-carry/xrays python3 bench/gpu_study.py --out $OUT/gpu_study.json
-It builds the random-init stand-in there (the build's own offline path), so no weights file travels. `--device cpu`
+It builds the random-init stand-in there (cxr_model_build's own offline path), so no weights file travels. `--device cpu`
 runs every step on the CPU (tests/unit/test_gpu_study.py), so the study cannot rot where no GPU is.
 """
 from __future__ import annotations
@@ -17,7 +17,8 @@ import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
-for path in (REPO / "layers" / "model" / "python", REPO):  # cxr_model and tests.model_support, without an install
+# cxr_model, the build package and tests.model_support, without an install
+for path in (REPO / "layers" / "model" / "python", REPO / "modelbuild", REPO):
     if str(path) not in sys.path:
         sys.path.insert(0, str(path))
 
@@ -33,14 +34,14 @@ def build_stand_in(model_dir: str, threads: int):
     torch (the record says so), so one export problem does not cost the GPU figures."""
     from cxr_model import load_predictor
     from cxr_model.artifacts import ArtifactPaths
-    from cxr_model.build import build
     from cxr_model.specs import get_spec
+    from cxr_model_build.build import build
 
     try:
         record = build(model_dir, MODEL, allow_random_init=True, offline=True)
         return record, load_predictor(model_dir, engine="onnxruntime", threads=threads)
     except Exception as exc:  # noqa: BLE001 - recorded in the result
-        from cxr_model.stand_in import create_random_weights
+        from cxr_model_build.stand_in import create_random_weights
 
         paths = ArtifactPaths(os.path.abspath(model_dir), get_spec(MODEL))
         if not os.path.isfile(paths.weights):
@@ -84,11 +85,12 @@ def forward_rates(engine, inputs: np.ndarray, batches: list[int], runs: int, war
 def deviations(cpu_predictor, engine, datas: dict[str, bytes]) -> dict:
     """max |delta p| of the device engine against the CPU engine (onnxruntime): on the CPU's preprocessed tensors,
     and through the device pipeline from the same bytes (decode on the CPU, exact resize on the device)."""
-    from cxr_model.device_predictor import DevicePredictor
+    from cxr_model.engines.torch_device import DevicePipeline
+    from cxr_model.predictor import Predictor
 
     tensors = np.stack([cpu_predictor.preprocess(data) for data in datas.values()])
     reference = cpu_predictor.engine.run(tensors)
-    device_predictor = DevicePredictor(engine, cpu_predictor.labels, cpu_predictor.identity, "exact")
+    device_predictor = Predictor(engine, cpu_predictor.labels, cpu_predictor.identity, "exact", DevicePipeline(engine))
     from_bytes = np.array([[p.output[label] for label in cpu_predictor.labels if label] for p in
                            device_predictor.predict([device_predictor.preprocess(data) for data in datas.values()])])
     labelled = [i for i, label in enumerate(cpu_predictor.labels) if label]
@@ -137,7 +139,7 @@ def _cpu():
 def device_resize_rate(datas: dict[str, bytes], device, batch: int, runs: int) -> dict[str, float]:
     """images/s of the exact resize on the device for `batch` decoded crops of each clinical input (host->device
     copy of the integer pixels included): what the GPU spends besides the forward pass."""
-    from cxr_model.device_predictor import resize_batch
+    from cxr_model.engines.torch_device import resize_batch
     from cxr_model.preprocess import crop, decode_pixels
 
     rates = {}

@@ -30,8 +30,8 @@ def _pins(name: str) -> dict[str, str]:
 def test_cuda_runtime_base_non_root_healthcheck_and_the_worker_entry_point():
     assert one("FROM").startswith("nvidia/cuda:") and "-runtime-" in one("FROM")
     assert one("USER").split(":")[0] == "10001" and "--uid 10001" in GPU_DOCKERFILE
-    assert "infra/worker_healthcheck.py" in one("HEALTHCHECK") and "--start-period" in one("HEALTHCHECK")
-    assert json.loads(one("CMD")) == ["python", "-m", "functions.infer.worker"]
+    assert "cxr_worker.healthcheck" in one("HEALTHCHECK") and "--start-period" in one("HEALTHCHECK")
+    assert json.loads(one("CMD")) == ["python", "-m", "cxr_worker"]
     assert one("STOPSIGNAL") == "SIGTERM"
     assert "MODEL_ENGINE=torch-cuda" in one("ENV")
 

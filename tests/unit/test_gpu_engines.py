@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from cxr_model import load_predictor, read_identity
-from cxr_model.device_predictor import DevicePredictor
+from cxr_model.engines.torch_device import DevicePipeline
 from cxr_model.engines import EngineUnavailable
 from cxr_model.engines import torch_engine
 from cxr_model.engines.onnx_engine import CUDA_PROVIDER, OnnxEngine
@@ -69,12 +69,12 @@ def test_unknown_engines_and_precisions_are_refused(model_dir, engine, precision
         load_predictor(model_dir, engine=engine, precision=precision)
 
 
-def test_torch_cuda_selects_the_device_predictor_and_matches_the_cpu_engine(model_dir, cpu_torch, monkeypatch):
+def test_torch_cuda_selects_the_device_pipeline_and_matches_the_cpu_engine(model_dir, cpu_torch, monkeypatch):
     """The torch-cuda wiring end to end with the device swapped for the CPU: decode on the host, batched exact
     resize and forward on the engine's device, scores equal to the CPU pipeline."""
     monkeypatch.setattr(torch_engine, "cuda_device", lambda requested="cuda": torch.device("cpu"))
     predictor = load_predictor(model_dir, engine="torch-cuda")
-    assert isinstance(predictor, DevicePredictor)
+    assert isinstance(predictor.pipeline, DevicePipeline) and predictor.pipeline.engine is predictor.engine
     assert predictor.identity["engine"] == "torch-cuda" and predictor.identity["precision"] == "fp32"
     assert predictor.model_id == cpu_torch.model_id  # fp32 on any engine: one cache key
     datas = [path.read_bytes() for path in SAMPLE_FILES]

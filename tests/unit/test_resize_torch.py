@@ -5,10 +5,10 @@ import numpy as np
 import pytest
 import torch
 
-from cxr_model.device_predictor import resize_batch
+from cxr_model.engines.torch_device import resize_batch
 from cxr_model.preprocess import Cropped, crop, decode_pixels, preprocess
 from cxr_model.resize import resize_square
-from cxr_model.resize_torch import resize_square_batch
+from cxr_model.engines.torch_resize import resize_square_batch
 from tests.model_support import SAMPLE_FILES, large_radiographs
 
 TOLERANCE = 2e-3  # on the [-1024, 1024] scale: float32 rounding of two products in another order (scores: < 1e-6)
@@ -56,7 +56,7 @@ def test_an_empty_group_list_gives_an_empty_batch():
 
 @pytest.mark.parametrize("dtype", [np.uint8, np.uint16, np.int16, np.uint32])
 def test_pixels_reach_the_device_with_their_values(dtype):
-    from cxr_model.device_predictor import to_device
+    from cxr_model.engines.torch_device import to_device
 
     info = np.iinfo(dtype)
     pixels = np.array([[info.min, 0, 1], [info.max - 1, info.max, 2]], dtype=dtype)[None]

@@ -24,22 +24,38 @@ class ModelArtifactsMissing(RuntimeError):
     """The build step has not been run for this model directory."""
 
 
-class Predictor:
-    def __init__(self, engine, labels: tuple[str, ...], identity: dict, preprocess_mode: str):
+class CpuPipeline:
+    """The whole preprocessing on the CPU (in the caller's threads), then one forward pass of the stacked tensors."""
+
+    def __init__(self, engine, preprocess_mode: str):
         self.engine = engine
-        self.labels = labels
-        self.identity = identity
-        self.model_id = model_id(identity["name"], identity["weights_sha256"], preprocess_mode, identity["precision"])
         self.preprocess_mode = preprocess_mode
 
     def preprocess(self, data: bytes) -> np.ndarray:
         return preprocess(data, self.preprocess_mode)
 
-    def predict(self, images: list[np.ndarray]) -> list[Prediction]:
+    def scores(self, images: list[np.ndarray]) -> np.ndarray:
+        return self.engine.run(np.stack(images).astype(np.float32, copy=False))
+
+
+class Predictor:
+    """pipeline: where preprocessing ends and the engine begins (CpuPipeline; the GPU's is engines.torch_device)."""
+
+    def __init__(self, engine, labels: tuple[str, ...], identity: dict, preprocess_mode: str, pipeline=None):
+        self.engine = engine
+        self.labels = labels
+        self.identity = identity
+        self.model_id = model_id(identity["name"], identity["weights_sha256"], preprocess_mode, identity["precision"])
+        self.preprocess_mode = preprocess_mode
+        self.pipeline = pipeline or CpuPipeline(engine, preprocess_mode)
+
+    def preprocess(self, data: bytes):
+        return self.pipeline.preprocess(data)
+
+    def predict(self, images: list) -> list[Prediction]:
         if not images:
             return []
-        scores = self.engine.run(np.stack(images).astype(np.float32, copy=False))
-        return [self._prediction(row) for row in scores]
+        return [self._prediction(row) for row in self.pipeline.scores(images)]
 
     def _prediction(self, row: np.ndarray) -> Prediction:
         output = {label: float(value) for label, value in zip(self.labels, row) if label}
@@ -75,7 +91,7 @@ def load_predictor(model_dir: str, engine: str = "onnxruntime", threads: int = 1
     record = read_provenance(paths) or {}
     if engine.startswith("onnxruntime"):
         if not os.path.isfile(paths.onnx):
-            raise ModelArtifactsMissing(f"{paths.onnx} missing: run python -m cxr_model.build --model-dir {model_dir}")
+            raise ModelArtifactsMissing(f"{paths.onnx} missing: run python -m cxr_model_build.build --model-dir {model_dir}")
         from .engines.onnx_engine import OnnxEngine
 
         runner = OnnxEngine(paths.onnx, threads, device="cuda" if engine == "onnxruntime-cuda" else "cpu")
@@ -84,7 +100,7 @@ def load_predictor(model_dir: str, engine: str = "onnxruntime", threads: int = 1
                             record.get("weights") if record.get("sha256") == sha256 else None)
     else:
         if not os.path.isfile(paths.weights):
-            raise ModelArtifactsMissing(f"{paths.weights} missing: run python -m cxr_model.build --model-dir {model_dir}")
+            raise ModelArtifactsMissing(f"{paths.weights} missing: run python -m cxr_model_build.build --model-dir {model_dir}")
         from .artifacts import sha256_file
         from .engines.torch_engine import TorchEngine
 
@@ -95,11 +111,12 @@ def load_predictor(model_dir: str, engine: str = "onnxruntime", threads: int = 1
         kind = weights_kind(spec, sha256, record.get("weights") if record.get("sha256") == sha256 else None,
                             onnx_marker, RANDOM_INIT if has_stand_in_marker(paths.weights) else None)
     identity = _identity(name, sha256, kind, engine, preprocess_mode, precision)
+    pipeline = None
     if engine == "torch-cuda":  # decode on the CPU, resize and forward batched on the GPU
-        from .device_predictor import DevicePredictor
+        from .engines.torch_device import DevicePipeline
 
-        return DevicePredictor(runner, spec.labels, identity, preprocess_mode)
-    return Predictor(runner, spec.labels, identity, preprocess_mode)
+        pipeline = DevicePipeline(runner)
+    return Predictor(runner, spec.labels, identity, preprocess_mode, pipeline)
 
 
 def _limit_blas_threads(threads: int) -> None:
@@ -114,11 +131,10 @@ def _onnx_weights_marker(onnx_path: str, sha256: str) -> str | None:
     """The random-init flag an ONNX export of these same weights carries, read without building a session."""
     if not os.path.isfile(onnx_path):
         return None
-    try:
-        import onnx
+    from .engines.onnx_engine import onnx_metadata
 
-        proto = onnx.load(onnx_path, load_external_data=False)
-    except Exception:
+    try:
+        props = onnx_metadata(onnx_path)
+    except Exception:  # noqa: BLE001 - an unreadable export carries no marker
         return None
-    props = {entry.key: entry.value for entry in proto.metadata_props}
     return props.get("cxr_model.weights") if props.get("cxr_model.weights_sha256") == sha256 else None

@@ -35,7 +35,7 @@ def _check_range(pixels: Pixels) -> None:
 @dataclass(frozen=True)
 class Cropped:
     """The square crop of the integer pixels and the affine map (normalize, MONOCHROME1's inversion) still to apply:
-    everything before the resize, which can then run here (resize_square) or batched on a GPU (resize_torch)."""
+    everything before the resize, which can then run here (resize_square) or batched on a GPU (engines.torch_resize)."""
     pixels: np.ndarray
     scale: float
     offset: float

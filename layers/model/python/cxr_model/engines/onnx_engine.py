@@ -25,6 +25,12 @@ def _providers(device: str) -> list:
     return [(CUDA_PROVIDER, CUDA_OPTIONS)]
 
 
+def onnx_metadata(onnx_path: str) -> dict[str, str]:
+    """The export's own metadata (weights kind and hash, labels, thresholds), read through onnxruntime."""
+    session = ort.InferenceSession(onnx_path, providers=["CPUExecutionProvider"])
+    return dict(session.get_modelmeta().custom_metadata_map)
+
+
 class OnnxEngine:
     name = "onnxruntime"
 

@@ -1,13 +1,12 @@
-"""GPU serving: decode and crop on the CPU (the worker's thread pool), the exact resize and the forward pass batched
-on the engine's device, so the CPU cores only decode."""
+"""GPU serving pipeline: decode and crop on the CPU (the worker's thread pool), the exact resize and the forward pass
+batched on the engine's device, so the CPU cores only decode."""
 from __future__ import annotations
 
 import numpy as np
 import torch
 
-from .predictor import Prediction, Predictor
-from .preprocess import Cropped, crop, decode_pixels
-from .resize_torch import resize_square_batch
+from ..preprocess import Cropped, crop, decode_pixels
+from .torch_resize import resize_square_batch
 
 SIZE = 224
 
@@ -37,14 +36,15 @@ def resize_batch(items: list[Cropped], device: torch.device, size: int = SIZE) -
     return out
 
 
-class DevicePredictor(Predictor):
-    """preprocess() returns the CPU part (Cropped, validated as the CPU path validates); predict() does the rest."""
+class DevicePipeline:
+    """preprocess() is the CPU part (Cropped, validated as the CPU path validates); scores() does the rest on the
+    engine's device (a TorchEngine)."""
+
+    def __init__(self, engine):
+        self.engine = engine
 
     def preprocess(self, data: bytes) -> Cropped:
         return crop(decode_pixels(data))
 
-    def predict(self, images: list[Cropped]) -> list[Prediction]:
-        if not images:
-            return []
-        scores = self.engine.run_tensor(resize_batch(images, self.engine.device)).cpu().numpy()
-        return [self._prediction(row) for row in scores]
+    def scores(self, items: list[Cropped]) -> np.ndarray:
+        return self.engine.run_tensor(resize_batch(items, self.engine.device)).cpu().numpy()

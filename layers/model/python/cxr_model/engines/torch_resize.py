@@ -6,7 +6,7 @@ import functools
 import numpy as np
 import torch
 
-from .resize import BandedOperator, banded_operator
+from ..resize import BandedOperator, banded_operator
 
 
 @functools.lru_cache(maxsize=64)

@@ -8,8 +8,9 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 PYTHON=${PYTHON:-.venv/bin/python}
 SAMPLES=${CXR_SAMPLES_DIR:-../shared/data/xrays}
+# CARRY_PYTHON: the GPU machine's Python (3.12); another version gives a dry run on this machine
 rm -rf .gpu-carry && mkdir -p .gpu-carry/site .gpu-carry/xrays
-"$PYTHON" -m pip download -q --no-deps --only-binary=:all: --python-version 3.12 --implementation cp \
+"$PYTHON" -m pip download -q --no-deps --only-binary=:all: --python-version "${CARRY_PYTHON:-3.12}" --implementation cp \
   --platform manylinux_2_28_x86_64 --platform manylinux_2_17_x86_64 --platform manylinux2014_x86_64 \
   -d .gpu-carry/wheels "simplejpeg==$(grep -oP '^simplejpeg==\K\S+' requirements/model.txt)" \
   "pydicom==$(grep -oP '^pydicom==\K\S+' requirements/model.txt)"

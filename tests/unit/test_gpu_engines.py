@@ -145,3 +145,35 @@ def test_precision_and_decode_threads_come_from_the_one_config_module(monkeypatc
         assert (settings().model_precision, settings().decode_threads) == (precision, decode_threads)
     finally:
         settings.cache_clear()
+
+
+def test_the_infer_service_runs_a_batch_through_the_device_pipeline(model_dir, cpu_torch, monkeypatch):
+    """A batch of real uploads through process_batch with the torch-cuda predictor (device swapped for the CPU):
+    decoding in the executor's threads, one batched resize + forward pass, each job COMPLETED with the CPU's scores."""
+    import json
+    from concurrent.futures import ThreadPoolExecutor
+
+    from cxr_core.domain import JobStatus, Upload
+    from cxr_core.services.infer import InboundMessage, InferDeps, process_batch
+    from cxr_core.services.submit import SubmitDeps, submit_image
+    from cxr_model import check_image
+    from cxr_model.privacy import deidentify_dicom
+    from tests.fakes import InMemoryImageStore, InMemoryJobStore, InMemoryQueue
+
+    monkeypatch.setattr(torch_engine, "cuda_device", lambda requested="cuda": torch.device("cpu"))
+    predictor = load_predictor(model_dir, engine="torch-cuda")
+    jobs, images, queue = InMemoryJobStore(), InMemoryImageStore(), InMemoryQueue()
+    submit = SubmitDeps(jobs=jobs, images=images, queue=queue, model_id=predictor.model_id, check_image=check_image,
+                        deidentify_dicom=deidentify_dicom)
+    datas = [path.read_bytes() for path in SAMPLE_FILES]
+    for data in datas:
+        submit_image(Upload(data), submit)
+    messages = [InboundMessage(f"m{i}", json.dumps(m.to_dict())) for i, m in enumerate(queue.messages)]
+    report = process_batch(messages, InferDeps(jobs=jobs, images=images, predictor=predictor,
+                                               executor=ThreadPoolExecutor(4), max_receive_count=3, lease_seconds=60))
+    assert sorted(report.succeeded) == sorted(m.message_id for m in messages) and report.batch_size == len(datas)
+    expected = {tuple(p.output.values()) for p in cpu_torch.predict([cpu_torch.preprocess(d) for d in datas])}
+    for job_id in report.completed_jobs:
+        job = jobs.get_job(job_id)
+        assert job.status is JobStatus.COMPLETED and job.result["model"]["engine"] == "torch-cuda"
+        assert min(max(abs(a - b) for a, b in zip(job.result["output"].values(), scores)) for scores in expected) <= 1e-4

@@ -66,3 +66,13 @@ def test_reduced_precision_is_opt_in_and_reaches_functions_and_workers_alike():
     env = worker_environment(render({"WorkerInstanceType": "g5.xlarge", "ModelPrecision": "fp16"}))
     assert env["MODEL_PRECISION"] == "fp16"  # submit/poll and the worker compute one cache key
     assert raw()["Globals"]["Function"]["Environment"]["Variables"]["MODEL_PRECISION"] == {"Ref": "ModelPrecision"}
+
+
+def test_reduced_precision_is_refused_by_a_rule_unless_gpu_workers_consume_the_queue():
+    rule = raw()["Rules"]["ReducedPrecisionNeedsGpuWorkers"]
+    assert rule["RuleCondition"] == {"Fn::Not": [{"Fn::Equals": [{"Ref": "ModelPrecision"}, "fp32"]}]}
+    first, second = rule["Assertions"]
+    assert first["Assert"] == {"Fn::Equals": [{"Ref": "InferPath"}, "ec2"]}
+    listed, chosen = second["Assert"]["Fn::Contains"]
+    assert chosen == {"Ref": "WorkerInstanceType"}
+    assert set(listed) == {case["Fn::Equals"][1] for case in raw()["Conditions"]["WorkerIsGpu"]["Fn::Or"]}

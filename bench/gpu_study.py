@@ -11,7 +11,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import statistics
 import sys
 import time
 from pathlib import Path
@@ -23,6 +22,9 @@ for path in (REPO / "layers" / "model" / "python", REPO / "modelbuild", REPO):
         sys.path.insert(0, str(path))
 
 import numpy as np  # noqa: E402
+
+from bench.gpu_feed import cores_per_device, decode_costs, device_resize_rate  # noqa: E402
+from bench.gpu_timing import timed  # noqa: E402
 
 MODEL = "densenet121-res224-all"
 BATCHES = (1, 8, 64, 256)
@@ -50,25 +52,6 @@ def build_stand_in(model_dir: str, threads: int):
         return record, load_predictor(model_dir, engine="torch", threads=threads)
 
 
-def _sync(device) -> None:
-    import torch
-
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-
-
-def _timed(fn, device, runs: int) -> float:
-    """Seconds per call, median of `runs` calls, the device's queue drained around each."""
-    samples = []
-    for _ in range(runs):
-        _sync(device)
-        start = time.perf_counter()
-        fn()
-        _sync(device)
-        samples.append(time.perf_counter() - start)
-    return statistics.median(samples)
-
-
 def forward_rates(engine, inputs: np.ndarray, batches: list[int], runs: int, warmup: int) -> dict[str, float]:
     """images/s of engine.run_tensor on a batch already on the device (the forward pass alone)."""
     import torch
@@ -78,7 +61,7 @@ def forward_rates(engine, inputs: np.ndarray, batches: list[int], runs: int, war
         batch = torch.from_numpy(np.resize(inputs, (size, *inputs.shape[1:]))).to(engine.device)
         for _ in range(warmup):
             engine.run_tensor(batch)
-        rates[str(size)] = size / _timed(lambda: engine.run_tensor(batch), engine.device, runs)
+        rates[str(size)] = size / timed(lambda: engine.run_tensor(batch), engine.device, runs)
     return rates
 
 
@@ -112,50 +95,6 @@ def reduced_precision(model, device: str, tensors: np.ndarray, exact: np.ndarray
         results[precision] = {"max_abs_delta_p_vs_fp32": delta, "within_bound": delta <= REDUCED_PRECISION_BOUND,
                               f"images_per_s_batch_{batch}": rate}
     return results
-
-
-def decode_costs(datas: dict[str, bytes], runs: int) -> dict[str, dict[str, float]]:
-    """Single-thread CPU ms per clinical-size input: decode + crop (all the CPU does when the resize runs on the
-    GPU), and the whole exact preprocessing (the CPU path)."""
-    from threadpoolctl import threadpool_limits
-
-    from cxr_model.preprocess import crop, decode_pixels, preprocess
-
-    costs = {}
-    with threadpool_limits(limits=1):
-        for name, data in datas.items():
-            decode = _timed(lambda: crop(decode_pixels(data)).pixels.sum(), _cpu(), runs)  # sum: touch every pixel
-            whole = _timed(lambda: preprocess(data), _cpu(), runs)
-            costs[name] = {"decode_crop_ms": decode * 1000, "preprocess_ms": whole * 1000}
-    return costs
-
-
-def _cpu():
-    import torch
-
-    return torch.device("cpu")
-
-
-def device_resize_rate(datas: dict[str, bytes], device, batch: int, runs: int) -> dict[str, float]:
-    """images/s of the exact resize on the device for `batch` decoded crops of each clinical input (host->device
-    copy of the integer pixels included): what the GPU spends besides the forward pass."""
-    from cxr_model.engines.torch_device import resize_batch
-    from cxr_model.preprocess import crop, decode_pixels
-
-    rates = {}
-    for name, data in datas.items():
-        items = [crop(decode_pixels(data))] * batch
-        resize_batch(items, device)
-        rates[name] = batch / _timed(lambda: resize_batch(items, device), device, runs)
-    return rates
-
-
-def cores_per_device(rate: float, costs: dict[str, dict[str, float]]) -> dict[str, float]:
-    """CPU cores that keep `rate` images/s fed, at the clinical mix's mean single-thread cost per image."""
-    decode = statistics.mean(cost["decode_crop_ms"] for cost in costs.values()) / 1000
-    whole = statistics.mean(cost["preprocess_ms"] for cost in costs.values()) / 1000
-    return {"resize_on_device": rate * decode, "resize_on_cpu": rate * whole,
-            "mean_decode_crop_ms": decode * 1000, "mean_preprocess_ms": whole * 1000}
 
 
 def study(args) -> dict:

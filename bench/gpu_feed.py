@@ -49,3 +49,30 @@ def cores_per_device(rate: float, costs: dict[str, dict[str, float]]) -> dict[st
     whole = statistics.mean(cost["preprocess_ms"] for cost in costs.values()) / 1000
     return {"resize_on_device": rate * decode, "resize_on_cpu": rate * whole,
             "mean_decode_crop_ms": decode * 1000, "mean_preprocess_ms": whole * 1000}
+
+
+def decode_thread_scaling(datas: dict[str, bytes], threads: int) -> dict[str, float]:
+    """Wall time to decode + crop every input `threads` times, in one thread and in `threads` threads of one process:
+    whether the decoders release the GIL, i.e. whether DECODE_THREADS alone can use the cores or the worker needs
+    one process per vCPU (WORKER_PROCESSES)."""
+    import time
+    from concurrent.futures import ThreadPoolExecutor
+
+    from threadpoolctl import threadpool_limits
+
+    from cxr_model.preprocess import crop, decode_pixels
+
+    work = [data for data in datas.values() for _ in range(threads)]
+
+    def decode(data: bytes) -> float:
+        return float(crop(decode_pixels(data)).pixels.sum())
+
+    with threadpool_limits(limits=1):
+        start = time.perf_counter()
+        [decode(data) for data in work]
+        serial = time.perf_counter() - start
+        with ThreadPoolExecutor(threads) as pool:
+            start = time.perf_counter()
+            list(pool.map(decode, work))
+            threaded = time.perf_counter() - start
+    return {"threads": threads, "serial_s": serial, "threaded_s": threaded, "speedup": serial / threaded}

@@ -23,7 +23,7 @@ for path in (REPO / "layers" / "model" / "python", REPO / "modelbuild", REPO):
 
 import numpy as np  # noqa: E402
 
-from bench.gpu_feed import cores_per_device, decode_costs, device_resize_rate  # noqa: E402
+from bench.gpu_feed import cores_per_device, decode_costs, decode_thread_scaling, device_resize_rate  # noqa: E402
 from bench.gpu_timing import timed  # noqa: E402
 
 MODEL = "densenet121-res224-all"
@@ -128,6 +128,7 @@ def study(args) -> dict:
                                                max(batches), args.runs, args.warmup),
         "device_resize_images_per_s": device_resize_rate(clinical, engine.device, min(max(batches), 64), args.runs),
         "cpu_decode_single_thread": costs,
+        "decode_thread_scaling": decode_thread_scaling(clinical, min(4, os.cpu_count() or 1)),
         "cpu_cores_per_device_at_best_rate": {"images_per_s": best, **cores_per_device(best, costs)},
         "host": {"cpus": os.cpu_count(), "load_average": list(os.getloadavg())},
         "seconds": None,
@@ -154,6 +155,8 @@ def report(result: dict) -> str:
                  f"{cores['resize_on_device']:.1f} (decode {cores['mean_decode_crop_ms']:.1f} ms/image, resize on "
                  f"the device) or {cores['resize_on_cpu']:.1f} (whole preprocessing {cores['mean_preprocess_ms']:.1f}"
                  f" ms/image on the CPU)")
+    scaling = result["decode_thread_scaling"]
+    lines.append(f"decoding in {scaling['threads']} threads of one process: {scaling['speedup']:.2f}x one thread")
     lines.append("device resize images/s: " + ", ".join(f"{k} {v:.0f}"
                                                         for k, v in result["device_resize_images_per_s"].items()))
     return "\n".join(lines)

@@ -42,6 +42,8 @@ def test_it_sizes_the_cpu_cores_a_device_needs_from_measured_decode_costs(result
     assert cores["resize_on_device"] == pytest.approx(cores["images_per_s"] * cores["mean_decode_crop_ms"] / 1000)
     assert 0 < cores["resize_on_device"] < cores["resize_on_cpu"]
     assert all(rate > 0 for rate in result["device_resize_images_per_s"].values())
+    scaling = result["decode_thread_scaling"]
+    assert scaling["threads"] >= 1 and scaling["speedup"] == pytest.approx(scaling["serial_s"] / scaling["threaded_s"])
 
 
 def test_reduced_precision_is_measured_against_the_bound(result):

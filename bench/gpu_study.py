@@ -97,6 +97,18 @@ def reduced_precision(model, device: str, tensors: np.ndarray, exact: np.ndarray
     return results
 
 
+def decodable(cpu_predictor, datas: dict[str, bytes], skipped: dict[str, str]) -> dict[str, bytes]:
+    """The inputs this machine's decoders read (a codec missing there costs one input, not the GPU run)."""
+    kept = {}
+    for name, data in datas.items():
+        try:
+            cpu_predictor.preprocess(data)
+            kept[name] = data
+        except Exception as exc:  # noqa: BLE001 - recorded in the result
+            skipped[name] = repr(exc)[:300]
+    return kept
+
+
 def study(args) -> dict:
     import torch
 
@@ -107,8 +119,9 @@ def study(args) -> dict:
     exact_cuda_math()  # what the torch-cuda engine sets; recorded below as the state the figures ran under
     record, cpu_predictor = build_stand_in(args.model_dir, args.threads)
     engine = TorchEngine.load(args.model_dir, MODEL, threads=args.threads, device=args.device)
-    samples = {path.name: path.read_bytes() for path in SAMPLE_FILES}
-    clinical = dict(list(large_radiographs().items())[:args.clinical])
+    skipped: dict[str, str] = {}
+    samples = decodable(cpu_predictor, {path.name: path.read_bytes() for path in SAMPLE_FILES}, skipped)
+    clinical = decodable(cpu_predictor, dict(list(large_radiographs().items())[:args.clinical]), skipped)
     tensors = np.stack([cpu_predictor.preprocess(data) for data in {**samples, **clinical}.values()])
     batches = [int(size) for size in args.batches.split(",")]
     rates = forward_rates(engine, tensors, batches, args.runs, args.warmup)
@@ -120,7 +133,7 @@ def study(args) -> dict:
         "torch": torch.__version__, "cuda": torch.version.cuda,
         "tf32": {"matmul": torch.backends.cuda.matmul.allow_tf32, "cudnn": torch.backends.cudnn.allow_tf32},
         "weights": record.get("weights"), "precision": "fp32", "cpu_engine": cpu_predictor.identity["engine"],
-        "build_error": record.get("build_error"),
+        "build_error": record.get("build_error"), "skipped_inputs": skipped,
         "forward_images_per_s": rates,
         "deviation_vs_cpu_engine": {"samples": deviations(cpu_predictor, engine, samples),
                                     "clinical": deviations(cpu_predictor, engine, clinical)},

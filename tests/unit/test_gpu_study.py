@@ -24,7 +24,7 @@ def test_it_reports_throughput_per_batch_size_in_fp32_with_tf32_off(result):
     assert all(rate > 0 for rate in result["forward_images_per_s"].values())
     assert result["precision"] == "fp32" and result["tf32"] == {"matmul": False, "cudnn": False}
     assert result["weights"] == "random-init" and result["device_name"] == "cpu"
-    assert result["cpu_engine"] == "onnxruntime" and result["build_error"] is None
+    assert result["cpu_engine"] == "onnxruntime" and result["build_error"] is None and result["skipped_inputs"] == {}
 
 
 def test_the_device_engine_and_pipeline_stay_within_1e4_of_the_cpu_engine(result):

@@ -2,9 +2,9 @@
 and the CPU cores one GPU needs to decode clinical-size inputs at its rate. Writes one JSON file.
 
 Where a GPU is lent (bench/README.md, "GPU study"): `bash bench/gpu_prepare.sh` here once, then on the GPU machine
-  PYTHONPATH=.gpu-carry/site CXR_SAMPLES_DIR=.gpu-carry/xrays python3 bench/gpu_study.py --out $OUT/gpu_study.json
+  PYTHONPATH=.gpu-carry/site CXR_SAMPLES_DIR=.gpu-carry/xrays python3 -m bench gpu --out $OUT/gpu_study.json
 It builds the random-init stand-in there (cxr_model_build's own offline path), so no weights file travels. `--device cpu`
-runs every step on the CPU (tests/unit/test_gpu_study.py), so the study cannot rot where no GPU is.
+runs every step on the CPU (tests/integration/test_gpu_study.py), so the study cannot rot where no GPU is.
 """
 from __future__ import annotations
 

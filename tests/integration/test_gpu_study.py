@@ -10,11 +10,11 @@ from tests.model_support import built_model_dir
 
 @pytest.fixture(scope="module")
 def result(tmp_path_factory):
-    from bench import gpu_study
+    from bench import gpu
 
     out = tmp_path_factory.mktemp("gpu") / "gpu_study.json"
     model_dir = built_model_dir(str(tmp_path_factory.mktemp("model")))
-    assert gpu_study.main(["--device", "cpu", "--model-dir", model_dir, "--batches", "1,2", "--runs", "1",
+    assert gpu.main(["--device", "cpu", "--model-dir", model_dir, "--batches", "1,2", "--runs", "1",
                            "--warmup", "0", "--clinical", "2", "--out", str(out)]) == 0
     return json.loads(out.read_text())
 

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from .template_support import REPO
+from tests.unit.template_support import REPO
 from .test_dockerfile import check_copies, dockerignore_allows, instructions, lay_out_image
 
 GPU_DOCKERFILE = (REPO / "Dockerfile.gpu").read_text()

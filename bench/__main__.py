@@ -22,6 +22,7 @@ STUDIES = {
     "gateway-study": ("gateway_study", "100 instances by C-STORE from Orthanc through the DICOM gateway vs direct API"),
     "submit-cost": ("submit_cost", "submit-side CPU (hash, checks, de-identification) against the worker's, per format"),
     "png-decoders": ("png_decoders", "PNG decode candidates: time, pixels against Pillow's, installed size"),
+    "gpu": ("gpu", "GPU worker: images/s at batch 1/8/64/256, |delta p| vs the CPU engine, CPU cores per GPU"),
 }
 
 

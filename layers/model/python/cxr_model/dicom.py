@@ -7,6 +7,7 @@ import warnings
 import numpy as np
 
 from .dicom_frames import check_frame
+from .dicom_inflate import check_inflation
 from .errors import ImageError
 from .pixels import JPEG_MAGIC, Pixels, check_size
 
@@ -24,6 +25,12 @@ def read_dicom(data: bytes, quiet: bool = False, defer_pixels: bool = False):
     native pixels can be read in place (dicom_pixels) instead of copied."""
     import pydicom
 
+    try:
+        check_inflation(data)  # pydicom inflates a deflated dataset whole, with no bound
+    except ImageError:
+        if quiet:
+            return None
+        raise
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")

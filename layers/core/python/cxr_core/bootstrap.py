@@ -47,6 +47,7 @@ class Runtime:
         self.api_keys = ApiKeys(DynamoApiKeyStore(), config.auth_cache_seconds)
         self.auth = Authenticator(config.auth_mode, self.api_keys, FailureLimiter(config.auth_failures_per_minute))
         self.rate_limiter = RateLimiter(DynamoRateCounter(), config.rate_limit_per_minute, lease=config.rate_limit_lease)
+        self.upload_claims = DynamoRateCounter()  # a claim is a counter with limit 1 (RateLimitsTable, with TTL)
         self.upload_settings = UploadSettings(url_seconds=config.upload_url_seconds,
                                               max_bytes=config.max_presigned_upload_bytes)
 

@@ -52,8 +52,10 @@ class ImageStore(Protocol):
     def get(self, key: str) -> bytes: ...
     def size(self, key: str) -> int | None: ...
     def delete(self, key: str) -> None: ...
-    def presign_put(self, key: str, content_type: str, expires_seconds: int) -> tuple[str, dict[str, str]]:
-        """The URL and the headers the PUT must send (they are signed with it)."""
+    def presign_put(self, key: str, content_type: str, expires_seconds: int, size: int,
+                    checksum_sha256: str | None = None) -> tuple[str, dict[str, str]]:
+        """The URL and the headers the PUT must send (they are signed with it, and so are its Content-Length and,
+        when given, its base64 x-amz-checksum-sha256: the store refuses another length or other bytes)."""
 
 
 class EventPublisher(Protocol):

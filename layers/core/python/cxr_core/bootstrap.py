@@ -108,9 +108,11 @@ class Runtime:
     def submit_deps(self) -> SubmitDeps:
         from cxr_core.image_checks import domain_image_check
         from cxr_model.privacy import deidentify_dicom
+        from cxr_model.strip import strip_metadata
         return SubmitDeps(jobs=self.jobs, images=self.images, queue=self.queue,
                           model_id=self.model_identity["model_id"], check_image=domain_image_check,
-                          deidentify_dicom=deidentify_dicom, executor=self._submit_executor,
+                          deidentify_dicom=deidentify_dicom, strip_metadata=strip_metadata,
+                          executor=self._submit_executor,
                           cache_scope=self.settings.cache_scope, events=self.events)
 
     @cached_property

@@ -86,6 +86,13 @@ class ApiKeyStore(Protocol):
     def all(self) -> list[StoredKey]: ...
 
 
+class Leases(Protocol):
+    def acquire(self, key: str, slots: int, now: float, until: float) -> str | None:
+        """One of `slots` leases under key, held until `until` (epoch s; a holder that dies frees it then) unless
+        released first; None while all are held (atomically: a conditional write per slot tried)."""
+    def release(self, token: str, until: float) -> None: ...
+
+
 class RateCounter(Protocol):
     def reserve(self, window_key: str, count: int, limit: int, expires_at: datetime) -> bool:
         """Add count to the window's counter if it stays within limit (atomically); False, unchanged, if not."""

@@ -54,6 +54,9 @@ def _open_raster(data: bytes, fmt: str) -> Image.Image:
 def check_image(data: bytes) -> ImageInfo:
     """Validate an upload without a full decode: 415 for foreign formats, 422 for broken or absurd images."""
     fmt = sniff_format(data)
+    if fmt is None and data[:4] == b"DICM":  # decided (issue 25): a Part 10 file has its 128-byte preamble
+        raise ImageError.unsupported("DICOM file without its 128-byte preamble before 'DICM' (DICOM PS3.10 7.1): "
+                                     "send the file as the modality wrote it")
     if fmt is None:
         raise ImageError.unsupported("the upload is not a PNG, JPEG or DICOM image")
     if fmt == "dicom":

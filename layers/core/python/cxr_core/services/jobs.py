@@ -4,9 +4,11 @@ from __future__ import annotations
 import math
 import time
 from contextlib import contextmanager
+from datetime import timedelta
 from typing import Callable, Iterator
 
-from cxr_core.domain import ErrorKind, Job, JobStatus, ServiceError, bad_request, job_not_found, result_not_ready
+from cxr_core.domain import (ErrorKind, Job, JobStatus, ServiceError, bad_request, iso, job_not_found, parse_iso,
+                             result_not_ready)
 from cxr_core.ports import JobStore, Leases
 
 MAX_WAIT_SECONDS = 20.0  # under API Gateway's 30 s integration timeout, with room for the Lambda's own
@@ -15,11 +17,17 @@ LEASE_MARGIN_SECONDS = 5.0  # a long-poll slot outlives its wait by this much sh
 LONG_POLL_RETRY_SECONDS = 2
 
 
-def job_view(job: Job) -> dict:
+def job_view(job: Job, redelivery_seconds: int | None = None) -> dict:
+    """redelivery_seconds: the queue's visibility timeout; a job already tried shows its attempts, and one whose
+    batch died also the latest time its message is delivered again (`retry_by`), not just QUEUED."""
     view = {"id": job.job_id, "status": job.status.value, "created_at": job.created_at,
             "updated_at": job.updated_at}
     if job.status is JobStatus.FAILED:
         view["error"] = job.error or "failed"
+    if job.attempts and not job.status.is_final:
+        view["attempts"] = job.attempts
+        if redelivery_seconds and job.started_at:
+            view["retry_by"] = iso(parse_iso(job.started_at) + timedelta(seconds=redelivery_seconds))
     return view
 
 

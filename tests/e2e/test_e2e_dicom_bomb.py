@@ -21,7 +21,7 @@ def bomb() -> bytes:
 
 def test_inline_deflate_bomb_is_422(local_stack, http, bomb):
     began = time.monotonic()
-    response = http.post(f"{local_stack.base_url}/v1/jobs", data=bomb, headers={"Content-Type": "application/dicom"},
+    response = http.post(f"{local_stack.url}/v1/jobs", data=bomb, headers={"Content-Type": "application/dicom"},
                          timeout=60)
     assert_json_error(response, 422, "UNDECODABLE_IMAGE")
     assert "inflates past" in response.json()["error"]
@@ -29,7 +29,7 @@ def test_inline_deflate_bomb_is_422(local_stack, http, bomb):
 
 
 def test_presigned_deflate_bomb_is_422_at_claim(local_stack, http, bomb):
-    url = local_stack.base_url
+    url = local_stack.url
     grant = http.post(f"{url}/v1/uploads", json={"content_type": "application/dicom", "size": len(bomb)}, timeout=30)
     assert grant.status_code == 201, grant.text
     grant = grant.json()

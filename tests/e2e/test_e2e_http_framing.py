@@ -17,7 +17,7 @@ pytestmark = pytest.mark.e2e
 
 
 def connect(stack, timeout_s: float = 15) -> socket.socket:
-    parts = urlsplit(stack.base_url)
+    parts = urlsplit(stack.url)
     return socket.create_connection((parts.hostname, parts.port), timeout=timeout_s)
 
 

@@ -10,7 +10,7 @@ import requests
 
 from tests.images import perturbed_png
 
-from .conftest import start_stack, stop_stack
+from .conftest import start_stack
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 WAIT_S, MARGIN_S, BURST = 20, 3.0, 30  # the longest wait: time for the 8 waiting environments to start
@@ -20,14 +20,14 @@ WAIT_S, MARGIN_S, BURST = 20, 3.0, 30  # the longest wait: time for the 8 waitin
 def idle_stack(tmp_path_factory):
     stack = start_stack(tmp_path_factory.mktemp("idle"), workers=0)
     yield stack
-    assert stop_stack(stack.process) == 0
+    assert stack.stop() == 0
 
 
 def test_a_burst_of_long_polls_is_capped_per_client_and_none_waits_past_its_wait(idle_stack):
     headers = {"Content-Type": "image/png", **idle_stack.auth_headers}
-    job = requests.post(f"{idle_stack.base_url}/v1/jobs", data=perturbed_png(2504), headers=headers, timeout=60)
+    job = requests.post(f"{idle_stack.url}/v1/jobs", data=perturbed_png(2504), headers=headers, timeout=60)
     assert job.status_code == 201, job.text
-    url = f"{idle_stack.base_url}/v1/jobs/{job.json()['id']}?wait={WAIT_S}"
+    url = f"{idle_stack.url}/v1/jobs/{job.json()['id']}?wait={WAIT_S}"
 
     def poll(_):
         began = time.monotonic()

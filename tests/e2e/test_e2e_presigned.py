@@ -19,7 +19,7 @@ pytestmark = pytest.mark.e2e
 
 
 def grant(local_stack, http, data: bytes, **declared) -> dict:
-    response = http.post(f"{local_stack.base_url}/v1/uploads",
+    response = http.post(f"{local_stack.url}/v1/uploads",
                          json={"content_type": "image/png", "size": len(data), **declared}, timeout=30)
     assert response.status_code == 201, response.text
     return response.json()
@@ -43,7 +43,7 @@ def test_an_unsigned_huge_put_is_refused_before_its_body_is_read(local_stack):
 
 def test_a_presigned_put_is_held_to_its_signed_size_sha256_and_headers(local_stack, http):
     data = perturbed_png(2502)
-    assert_json_error(http.post(f"{local_stack.base_url}/v1/uploads", json={"content_type": "image/png"},
+    assert_json_error(http.post(f"{local_stack.url}/v1/uploads", json={"content_type": "image/png"},
                                 timeout=30), 400)  # the size is required: it is signed into the URL
     sized = grant(local_stack, http, data)
     longer = requests.put(sized["url"], data=data + b"\0" * 1024, headers=sized["headers"], timeout=30)
@@ -63,9 +63,9 @@ def test_an_upload_id_is_claimed_once_ever(local_stack, http):
     data = perturbed_png(2503)
     upload = grant(local_stack, http, data)
     assert requests.put(upload["url"], data=data, headers=upload["headers"], timeout=30).status_code == 200
-    first = http.post(f"{local_stack.base_url}/v1/jobs", json={"upload_id": upload["upload_id"]}, timeout=60)
+    first = http.post(f"{local_stack.url}/v1/jobs", json={"upload_id": upload["upload_id"]}, timeout=60)
     assert first.status_code in (200, 201), first.text
     # the URL still lives: the same bytes PUT again must not make a second job
     assert requests.put(upload["url"], data=data, headers=upload["headers"], timeout=30).status_code == 200
-    second = http.post(f"{local_stack.base_url}/v1/jobs", json={"upload_id": upload["upload_id"]}, timeout=60)
+    second = http.post(f"{local_stack.url}/v1/jobs", json={"upload_id": upload["upload_id"]}, timeout=60)
     assert_json_error(second, 409, "UPLOAD_ALREADY_USED")

@@ -20,7 +20,7 @@ pytestmark = pytest.mark.e2e
 def test_the_stored_image_keeps_pixels_and_no_metadata(local_stack, http, kind):
     array = np.random.default_rng(hash(kind) % 1000).integers(0, 255, (256, 256), dtype=np.uint8)
     upload = png_with_metadata(array) if kind == "png" else jpeg_with_metadata(array)
-    response = http.post(f"{local_stack.base_url}/v1/jobs", data=upload, headers={"Content-Type": f"image/{kind}"},
+    response = http.post(f"{local_stack.url}/v1/jobs", data=upload, headers={"Content-Type": f"image/{kind}"},
                          timeout=60)
     assert response.status_code == 201, response.text
     job_id = response.json()["id"]
@@ -32,5 +32,5 @@ def test_the_stored_image_keeps_pixels_and_no_metadata(local_stack, http, kind):
     assert hashlib.sha256(stored).hexdigest() == item["stored_sha256"]["S"]
     assert item["image_sha256"]["S"] == hashlib.sha256(upload).hexdigest()  # the cache still keys on the upload
     assert np.array_equal(np.asarray(Image.open(io.BytesIO(stored))), np.asarray(Image.open(io.BytesIO(upload))))
-    status, _ = wait_for_terminal_status(http, local_stack.base_url, job_id)
+    status, _ = wait_for_terminal_status(http, local_stack.url, job_id)
     assert status["status"] == "COMPLETED", status

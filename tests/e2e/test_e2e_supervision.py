@@ -12,19 +12,11 @@ import requests
 
 from tests.images import perturbed_png
 
-from .conftest import start_stack, stop_stack, wait_for_terminal_status
+from cxr_local.waiting import wait_until
+
+from .conftest import start_stack, wait_for_terminal_status
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
-
-
-def until(predicate, timeout_s: float, what: str):
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.1)
-    raise AssertionError(f"not within {timeout_s}s: {what}")
 
 
 def moto_of(stack) -> psutil.Process:
@@ -44,11 +36,11 @@ def gone(process: psutil.Process) -> bool:
 def test_jobs_and_queued_messages_survive_a_clean_restart_and_fresh_starts_empty(tmp_path):
     folder = tmp_path / "stack"
     first = start_stack(folder, workers=0)  # nothing consumes the queue: the job waits in SQS
-    submitted = requests.post(f"{first.base_url}/v1/jobs", data=perturbed_png(2501),
+    submitted = requests.post(f"{first.url}/v1/jobs", data=perturbed_png(2501),
                               headers={"Content-Type": "image/png", **first.auth_headers}, timeout=60)
     assert submitted.status_code == 201, submitted.text
     job_id = submitted.json()["id"]
-    assert stop_stack(first.process) == 0, first.log_tail()
+    assert first.stop() == 0, first.log_tail()
     assert (folder / "state" / "manifest.json").is_file()
 
     second = start_stack(folder, workers=1)  # same folder: restored, and its worker takes the queued message
@@ -56,18 +48,18 @@ def test_jobs_and_queued_messages_survive_a_clean_restart_and_fresh_starts_empty
         assert "restored the state" in second.log_path.read_text()
         with requests.Session() as http:
             http.headers.update(second.auth_headers)
-            status, _ = wait_for_terminal_status(http, second.base_url, job_id)
+            status, _ = wait_for_terminal_status(http, second.url, job_id)
             assert status["status"] == "COMPLETED", status
-            assert http.get(f"{second.base_url}/v1/jobs/{job_id}/result", timeout=30).status_code == 200
+            assert http.get(f"{second.url}/v1/jobs/{job_id}/result", timeout=30).status_code == 200
     finally:
-        assert stop_stack(second.process) == 0, second.log_tail()
+        assert second.stop() == 0, second.log_tail()
 
     third = start_stack(folder, "--fresh", workers=0)
     try:
-        missing = requests.get(f"{third.base_url}/v1/jobs/{job_id}", headers=third.auth_headers, timeout=30)
+        missing = requests.get(f"{third.url}/v1/jobs/{job_id}", headers=third.auth_headers, timeout=30)
         assert missing.status_code == 404
     finally:
-        assert stop_stack(third.process) == 0, third.log_tail()
+        assert third.stop() == 0, third.log_tail()
 
 
 def test_a_killed_moto_stops_the_stack_loudly_without_a_zombie_or_ready_file(tmp_path):
@@ -76,7 +68,7 @@ def test_a_killed_moto_stops_the_stack_loudly_without_a_zombie_or_ready_file(tmp
     os.kill(moto.pid, signal.SIGKILL)
     killed = time.monotonic()
     try:
-        ready = requests.get(f"{stack.base_url}/v1/ops/ready", headers=stack.auth_headers, timeout=10)
+        ready = requests.get(f"{stack.url}/v1/ops/ready", headers=stack.auth_headers, timeout=10)
         assert ready.status_code != 200
     except requests.ConnectionError:
         pass  # already stopped
@@ -93,9 +85,9 @@ def test_a_killed_stack_process_leaves_no_ready_file_and_says_what_was_lost(tmp_
     moto = moto_of(stack)
     os.kill(stack.process.pid, signal.SIGKILL)
     stack.process.wait(10)
-    until(lambda: not stack.ready_file.exists(), 10, "the ready file (with the stack's AWS secret) removed")
-    until(lambda: "died without stopping" in stack.log_path.read_text(), 10, "the janitor's message")
-    until(lambda: gone(moto), 10, "moto gone with the stack")
+    wait_until(lambda: not stack.ready_file.exists(), 10, what="the ready file (with the stack's AWS secret) removed")
+    wait_until(lambda: "died without stopping" in stack.log_path.read_text(), 10, what="the janitor's message")
+    wait_until(lambda: gone(moto), 10, what="moto gone with the stack")
     try:
         os.killpg(stack.process.pid, signal.SIGKILL)  # whatever of the group is left (nothing, normally)
     except ProcessLookupError:

@@ -63,6 +63,7 @@ class ApiServer(HTTPServer):
 
     def server_close(self) -> None:
         super().server_close()
+        self.deadlines.expire_all()  # idle connections' threads return, so the process exits without waiting
         self._pool.shutdown(wait=False, cancel_futures=True)
 
     @contextmanager

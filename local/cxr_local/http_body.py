@@ -102,6 +102,11 @@ class Deadlines:
             self._armed[sock] = (time.monotonic() + seconds, expired)
         return expired
 
+    def expire_all(self) -> None:
+        """Every armed deadline passes now (a stopping server: idle keep-alive connections close at once)."""
+        with self._lock:
+            self._armed = {sock: (0.0, flag) for sock, (_, flag) in self._armed.items()}
+
     def disarm(self, sock: socket.socket) -> None:
         with self._lock:
             self._armed.pop(sock, None)

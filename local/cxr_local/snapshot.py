@@ -19,7 +19,7 @@ def save(session: Any, template: StackTemplate, folder: Path) -> dict:
     """Write the snapshot next to `folder` and swap it in whole (a stop killed midway leaves the previous one)."""
     partial = folder.with_name(folder.name + ".partial")
     shutil.rmtree(partial, ignore_errors=True)
-    partial.mkdir(parents=True)
+    partial.mkdir(parents=True, mode=0o700)  # jobs, keys' hashes and stored images: the owner's alone
     counts: dict[str, dict[str, int]] = {"tables": {}, "buckets": {}, "queues": {}, "topics": {}}
     dynamodb = session.client("dynamodb")
     for name in template.tables():

@@ -8,7 +8,7 @@ import json
 import shutil
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 from .template import StackTemplate
 
@@ -85,6 +85,30 @@ def restore(session: Any, template: StackTemplate, folder: Path) -> dict | None:
         for subscription in _read_lines(folder / "sns" / f"{arn.rsplit(':', 1)[-1]}.jsonl"):
             sns.subscribe(TopicArn=arn, **subscription)
     return manifest
+
+
+def restore_at_start(session: Any, template: StackTemplate, folder: Path, fresh: bool,
+                     say: Callable[[str], None]) -> None:
+    if fresh:
+        say(f"--fresh: starting empty; the snapshot in {folder} is replaced at the next clean stop")
+        return
+    manifest = restore(session, template, folder)
+    if manifest:
+        say(f"restored the state of the clean stop at {manifest['saved_at']} from {folder}: {_summary(manifest)} "
+            f"(--fresh starts empty)")
+
+
+def save_at_stop(session: Any, template: StackTemplate, folder: Path, say: Callable[[str], None]) -> None:
+    try:
+        say(f"saved the state to {folder}: {_summary(save(session, template, folder))}")
+    except Exception as error:  # noqa: BLE001 - stopping goes on; the previous snapshot stays
+        say(f"WARNING: could not save the state to {folder} ({error}); the previous snapshot stays")
+
+
+def _summary(manifest: dict) -> str:
+    counts = manifest["counts"]
+    return (f"{sum(counts['tables'].values())} items, {sum(counts['buckets'].values())} objects, "
+            f"{sum(counts['queues'].values())} queued messages")
 
 
 def _drain(sqs: Any, url: str) -> list[dict]:

@@ -180,30 +180,12 @@ class LocalStack:
         return Runtime(read_settings(os.environ)).api_keys.create("local-dev", label="cxr_local", api_key=api_key, operator=True)
 
     def _restore_state(self, template: StackTemplate) -> None:
-        state = self.options.state_dir
-        if self.aws.external or state is None:
-            return
-        if self.options.fresh:
-            say(f"--fresh: starting empty; the snapshot in {state} is replaced at the next clean stop")
-            return
-        manifest = snapshot.restore(self.aws.session(), template, state)
-        if manifest:
-            counts = manifest["counts"]
-            say(f"restored the state of the clean stop at {manifest['saved_at']} from {state}: "
-                f"{sum(counts['tables'].values())} items, {sum(counts['buckets'].values())} objects, "
-                f"{sum(counts['queues'].values())} queued messages (--fresh starts empty)")
+        if not self.aws.external and self.options.state_dir is not None:
+            snapshot.restore_at_start(self.aws.session(), template, self.options.state_dir, self.options.fresh, say)
 
     def _save_state(self) -> None:
-        state = self.options.state_dir
-        if state is None or self._template is None or self.aws is None or not self.aws.moto_alive():
-            return
-        try:
-            manifest = snapshot.save(self.aws.session(), self._template, state)
-            counts = manifest["counts"]
-            say(f"saved the state to {state}: {sum(counts['tables'].values())} items, "
-                f"{sum(counts['buckets'].values())} objects, {sum(counts['queues'].values())} queued messages")
-        except Exception as error:  # noqa: BLE001 - stopping goes on; the previous snapshot stays
-            say(f"WARNING: could not save the state to {state} ({error}); the previous snapshot stays")
+        if self.options.state_dir is not None and self._template is not None and self.aws and self.aws.moto_alive():
+            snapshot.save_at_stop(self.aws.session(), self._template, self.options.state_dir, say)
 
     def dead_part(self) -> str | None:
         """What has died that the stack cannot serve without, said for the operator; None while all live."""

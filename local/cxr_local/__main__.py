@@ -13,6 +13,7 @@ import sys
 import threading
 from pathlib import Path
 
+from . import gateway
 from .stack import LocalStack, Options, say
 
 
@@ -78,6 +79,7 @@ def parse_args(argv: list[str] | None = None) -> Options:
                              "(default: a state/ folder beside the ready file)")
     parser.add_argument("--fresh", action="store_true",
                         help="start empty, ignoring the saved state (the next clean stop replaces it)")
+    gateway.add_arguments(parser)
     args = parser.parse_args(argv)
     root = _find_repo_root()
     ready_file = args.ready_file or root / ".cxr_local" / "ready.json"
@@ -89,7 +91,7 @@ def parse_args(argv: list[str] | None = None) -> Options:
                    access_log=args.access_log,
                    ready_file=ready_file, log_dir=args.log_dir, api_key=args.api_key, model_dir=args.model_dir,
                    aws_endpoint=args.aws_endpoint, state_dir=args.state_dir or ready_file.parent / "state",
-                   fresh=args.fresh)
+                   fresh=args.fresh, gateway=gateway.options_from(args))
 
 
 SUBCOMMANDS = ("invoke", "env-json")

@@ -102,7 +102,9 @@ def events() -> dict[str, dict]:
     return {
         "submit_png.json": http_event("POST", "/v1/jobs", "/v1/jobs", png, "image/png"),
         "submit_multipart.json": http_event("POST", "/v1/jobs", "/v1/jobs", form, form_type),
-        "submit_upload.json": http_event("POST", "/v1/uploads", "/v1/uploads", b'{"content_type": "image/png"}',
+        "submit_upload.json": http_event("POST", "/v1/uploads", "/v1/uploads",
+                                         json.dumps({"content_type": "image/png", "size": len(png),
+                                                     "sha256": hashlib.sha256(png).hexdigest()}).encode(),
                                          "application/json", text_body=True),
         "poll_get_job.json": http_event("GET", "/v1/jobs/{id}", f"/v1/jobs/{JOB_ID}", path_parameters=job),
         "poll_get_result.json": http_event("GET", "/v1/jobs/{id}/result", f"/v1/jobs/{JOB_ID}/result",

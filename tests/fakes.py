@@ -235,6 +235,28 @@ class InMemoryApiKeyStore:
         return copy.deepcopy(list(self.keys.values()))
 
 
+class InMemoryLeases:
+    """Leases: per slot the time it runs out, taken and freed under a lock as DynamoDB's conditional writes are."""
+
+    def __init__(self):
+        self.until: dict[str, float] = {}
+        self._lock = threading.Lock()
+
+    def acquire(self, key, slots, now, until):
+        with self._lock:
+            for slot in range(slots):
+                token = f"{key}#{slot}"
+                if self.until.get(token, 0) < now:
+                    self.until[token] = until
+                    return token
+            return None
+
+    def release(self, token, until):
+        with self._lock:
+            if self.until.get(token) == until:
+                self.until[token] = 0
+
+
 class InMemoryRateCounter:
     """RateCounter: a conditional add per window key, atomic under a lock as DynamoDB's conditional update is."""
 

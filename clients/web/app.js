@@ -82,7 +82,11 @@ async function upload(file, type, onProgress) {
   if (file.size <= INLINE_LIMIT_BYTES) {
     return send("POST", apiBase() + "/v1/jobs", file, apiHeaders({ "Content-Type": type }), onProgress);
   }
-  const grant = await api("/v1/uploads", { method: "POST", body: JSON.stringify({ content_type: type }),
+  // size and SHA-256 are signed into the URL: S3 refuses a body of another length or other bytes
+  const digest = new Uint8Array(await crypto.subtle.digest("SHA-256", await file.arrayBuffer()));
+  const sha256 = Array.from(digest, (byte) => byte.toString(16).padStart(2, "0")).join("");
+  const grant = await api("/v1/uploads", { method: "POST",
+                                           body: JSON.stringify({ content_type: type, size: file.size, sha256 }),
                                            headers: apiHeaders({ "Content-Type": "application/json" }) });
   await send(grant.method || "PUT", grant.url, file, grant.headers || { "Content-Type": type }, onProgress);
   return api("/v1/jobs", { method: "POST", body: JSON.stringify({ upload_id: grant.upload_id }),

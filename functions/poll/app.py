@@ -7,7 +7,8 @@ from cxr_core.bootstrap import runtime
 from cxr_core.fhir import FHIR_CONTENT_TYPE, diagnostic_report, parse_result_format
 from cxr_core.http import caller, install_error_handlers, json_response
 from cxr_core.services import ops
-from cxr_core.services.jobs import get_job, get_result, job_view, parse_wait, result_view, wait_for_job
+from cxr_core.services.jobs import (get_job, get_result, job_view, long_poll_slot, parse_wait, result_view,
+                                    wait_for_job)
 
 logger = Logger()
 metrics = Metrics()
@@ -25,10 +26,12 @@ def job_status(job_id: str):
     client_id = caller(app, rt.auth).client_id
     wait = parse_wait(app.current_event.get_query_string_value("wait"))
     if wait is None:
-        return json_response(200, job_view(get_job(rt.jobs, job_id, client_id)))
+        return json_response(200, job_view(get_job(rt.jobs, job_id, client_id), rt.settings.visibility_timeout_seconds))
     left = app.lambda_context.get_remaining_time_in_millis() / 1000 - RESPONSE_MARGIN_SECONDS
-    job = wait_for_job(rt.jobs, job_id, client_id, max(0.0, min(wait, left)), rt.settings.long_poll_interval_seconds)
-    return json_response(200, job_view(job))
+    wait = max(0.0, min(wait, left))
+    with long_poll_slot(rt.long_poll_leases, client_id, wait, rt.settings.long_polls_per_client):
+        job = wait_for_job(rt.jobs, job_id, client_id, wait, rt.settings.long_poll_interval_seconds)
+    return json_response(200, job_view(job, rt.settings.visibility_timeout_seconds))
 
 
 @app.get("/v1/jobs/<job_id>/result")

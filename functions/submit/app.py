@@ -31,7 +31,7 @@ def submit_job():
     content_type = event.headers.get("content-type")
     body = json_body(app) if _is_json(content_type) else {}
     if "upload_id" in body:  # null or not, it names a presigned upload: 400 unless it is one of the caller's
-        with taken_upload(rt.images, client_id, body["upload_id"], rt.upload_settings) as upload:
+        with taken_upload(rt.images, rt.upload_claims, client_id, body["upload_id"], rt.upload_settings) as upload:
             outcome = submit_image(upload, rt.submit_deps(), client_id)
     else:
         upload = parse_upload(content_type, body_bytes(event.body, event.is_base64_encoded),
@@ -47,8 +47,8 @@ def new_upload():
     rt = runtime()
     client_id = caller(app, rt.auth).client_id
     rt.rate_limiter.hit(client_id)
-    content_type = json_body(app).get("content_type") if _is_json(app.current_event.headers.get("content-type")) else None
-    return json_response(201, create_upload(rt.images, client_id, content_type, rt.upload_settings))
+    request = json_body(app) if _is_json(app.current_event.headers.get("content-type")) else {}
+    return json_response(201, create_upload(rt.images, client_id, request, rt.upload_settings))
 
 
 @logger.inject_lambda_context

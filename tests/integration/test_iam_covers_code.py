@@ -91,7 +91,8 @@ SCRIPT = textwrap.dedent("""
     assert created["statusCode"] == 201, created
     job = json.loads(created["body"])
     upload_request = event("submit_png.json")
-    upload_request.update(body=json.dumps({"content_type": "image/png"}), isBase64Encoded=False,
+    upload_request.update(body=json.dumps({"content_type": "image/png", "size": len(perturbed_png(seed + 1))}),
+                          isBase64Encoded=False,
                           routeKey="POST /v1/uploads", rawPath="/dev/v1/uploads")
     upload_request["requestContext"]["http"]["path"] = "/dev/v1/uploads"
     upload_request["headers"]["content-type"] = "application/json"

@@ -1,6 +1,7 @@
 """HTTP client for the v1 API: submit, job status, result; every failure becomes an ApiError with an exit code."""
 from __future__ import annotations
 
+import hashlib
 import re
 import time
 from dataclasses import dataclass
@@ -94,7 +95,9 @@ class Client:
 
     def submit_presigned(self, data: bytes, media_type: str,
                          progress: Callable[[int], None] | None = None) -> Submitted:
-        upload = self._request("POST", "/v1/uploads", json={"content_type": media_type}).json()
+        # the size and SHA-256 are signed into the URL: S3 refuses another length or other bytes
+        upload = self._request("POST", "/v1/uploads", json={"content_type": media_type, "size": len(data),
+                                                            "sha256": hashlib.sha256(data).hexdigest()}).json()
         headers = upload.get("headers") or {"Content-Type": media_type}
         try:
             stored = self.session.request(upload.get("method", "PUT"), upload["url"], headers=headers,

@@ -12,7 +12,7 @@ from botocore.config import Config
 from cxr_core.auth import ApiKeys, Authenticator, FailureLimiter, RateLimiter
 from cxr_core.aws_adapters import AutoScalingLifecycleAction, S3ImageStore, SnsEventPublisher, SqsJobQueue
 from cxr_core.config import Settings, settings
-from cxr_core.dynamo_auth import DynamoApiKeyStore, DynamoRateCounter
+from cxr_core.dynamo_auth import DynamoApiKeyStore, DynamoLeases, DynamoRateCounter
 from cxr_core.dynamo_store import DynamoJobStore
 from cxr_core.records import TableNames, bind_tables
 from cxr_core.services.infer import InferDeps
@@ -47,6 +47,8 @@ class Runtime:
         self.api_keys = ApiKeys(DynamoApiKeyStore(), config.auth_cache_seconds)
         self.auth = Authenticator(config.auth_mode, self.api_keys, FailureLimiter(config.auth_failures_per_minute))
         self.rate_limiter = RateLimiter(DynamoRateCounter(), config.rate_limit_per_minute, lease=config.rate_limit_lease)
+        self.upload_claims = DynamoRateCounter()  # a claim is a counter with limit 1 (RateLimitsTable, with TTL)
+        self.long_poll_leases = DynamoLeases()  # a client's concurrent long polls (RateLimitsTable, with TTL)
         self.upload_settings = UploadSettings(url_seconds=config.upload_url_seconds,
                                               max_bytes=config.max_presigned_upload_bytes)
 
@@ -108,9 +110,11 @@ class Runtime:
     def submit_deps(self) -> SubmitDeps:
         from cxr_core.image_checks import domain_image_check
         from cxr_model.privacy import deidentify_dicom
+        from cxr_model.strip import strip_metadata
         return SubmitDeps(jobs=self.jobs, images=self.images, queue=self.queue,
                           model_id=self.model_identity["model_id"], check_image=domain_image_check,
-                          deidentify_dicom=deidentify_dicom, executor=self._submit_executor,
+                          deidentify_dicom=deidentify_dicom, strip_metadata=strip_metadata,
+                          executor=self._submit_executor,
                           cache_scope=self.settings.cache_scope, events=self.events)
 
     @cached_property

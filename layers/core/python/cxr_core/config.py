@@ -43,6 +43,7 @@ class Settings:
     cache_scope: str
     auth_failures_per_minute: int
     long_poll_interval_seconds: float
+    long_polls_per_client: int
     events_topic_arn: str
     # EC2 worker only (the launch template's env file): the termination lifecycle hook it completes after draining
     worker_group_name: str = ""
@@ -101,6 +102,7 @@ def read_settings(environment: Mapping[str, str]) -> Settings:
         cache_scope=env("CACHE_SCOPE", "client"),
         auth_failures_per_minute=_int("AUTH_FAILURES_PER_MINUTE", 30),
         long_poll_interval_seconds=float(env("LONG_POLL_INTERVAL_SECONDS", "0.5")),
+        long_polls_per_client=_int("LONG_POLLS_PER_CLIENT", 4),
         events_topic_arn=env("EVENTS_TOPIC_ARN", ""),
         worker_group_name=env("WORKER_GROUP_NAME", ""),
         worker_lifecycle_hook=env("WORKER_LIFECYCLE_HOOK", ""),

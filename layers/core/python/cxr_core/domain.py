@@ -151,7 +151,8 @@ def undecodable(message: str) -> ServiceError:
 
 
 def job_not_found(job_id: str) -> ServiceError:
-    return ServiceError(ErrorKind.NOT_FOUND, "JOB_NOT_FOUND", f"no job with id {job_id}")
+    shown = job_id if len(job_id) <= 64 else job_id[:64] + "..."  # a 9 KB id is not echoed back
+    return ServiceError(ErrorKind.NOT_FOUND, "JOB_NOT_FOUND", f"no job with id {shown}")
 
 
 def result_not_ready(job_id: str, status: JobStatus) -> ServiceError:

@@ -52,8 +52,10 @@ class ImageStore(Protocol):
     def get(self, key: str) -> bytes: ...
     def size(self, key: str) -> int | None: ...
     def delete(self, key: str) -> None: ...
-    def presign_put(self, key: str, content_type: str, expires_seconds: int) -> tuple[str, dict[str, str]]:
-        """The URL and the headers the PUT must send (they are signed with it)."""
+    def presign_put(self, key: str, content_type: str, expires_seconds: int, size: int,
+                    checksum_sha256: str | None = None) -> tuple[str, dict[str, str]]:
+        """The URL and the headers the PUT must send (they are signed with it, and so are its Content-Length and,
+        when given, its base64 x-amz-checksum-sha256: the store refuses another length or other bytes)."""
 
 
 class EventPublisher(Protocol):
@@ -82,6 +84,13 @@ class ApiKeyStore(Protocol):
     def revoke(self, key_hash: str, moment: str) -> bool:
         """Mark the key revoked at moment; False when there is no such key."""
     def all(self) -> list[StoredKey]: ...
+
+
+class Leases(Protocol):
+    def acquire(self, key: str, slots: int, now: float, until: float) -> str | None:
+        """One of `slots` leases under key, held until `until` (epoch s; a holder that dies frees it then) unless
+        released first; None while all are held (atomically: a conditional write per slot tried)."""
+    def release(self, token: str, until: float) -> None: ...
 
 
 class RateCounter(Protocol):

@@ -203,8 +203,9 @@ def process_batch(messages: list[InboundMessage], deps: InferDeps, token: str | 
         except Exception as error:
             reason = _permanent_failure(error)
             if reason is None:
-                _give_back(item, deps, token, f"{type(error).__name__}: {getattr(error, 'message', None) or error}",
-                           report)
+                logger.warning("job %s: its image could not be prepared", item.job.job_id, exc_info=True)
+                _give_back(item, deps, token,
+                           _public_reason(error, "the image could not be prepared for the model"), report)
                 continue
             logger.error("job %s failed: %s", item.job.job_id, reason)
             if deps.jobs.fail_job(item.job, token, reason):
@@ -220,7 +221,7 @@ def process_batch(messages: list[InboundMessage], deps: InferDeps, token: str | 
     except Exception as error:
         logger.exception("forward pass failed for %d jobs", len(loaded))
         for item in loaded:
-            _give_back(item, deps, token, f"inference failed: {type(error).__name__}: {error}", report)
+            _give_back(item, deps, token, "inference failed", report)  # the details are in the log above
         return report
     report.forward_ms = (time.perf_counter() - started) * 1000
     finished = utc_now()
@@ -241,6 +242,13 @@ def process_batch(messages: list[InboundMessage], deps: InferDeps, token: str | 
                 continue
         report.succeeded.extend(item.message_ids)
     return report
+
+
+def _public_reason(error: Exception, default: str) -> str:
+    """What a job shows of an error: an image error's own message, else a fixed text (exception classes and
+    internals stay in the log)."""
+    message = getattr(error, "message", None)
+    return message if isinstance(message, str) and message else default
 
 
 def _retry_event(message_ids: list[str], messages: list[InboundMessage], report: BatchReport,

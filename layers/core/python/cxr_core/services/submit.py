@@ -27,6 +27,8 @@ class SubmitDeps:
     executor: Executor | None = None  # runs the image check while the cache lookup waits on DynamoDB
     cache_scope: str = "client"  # client: answers only from the caller's own uploads; global: from anyone's
     events: EventPublisher | None = None  # job events (a cache hit is a job COMPLETED at once)
+    # the stored form: metadata segments, trailing bytes and invalid allow-listed values dropped (cxr_model.strip)
+    strip_metadata: Callable[[bytes, str], bytes] | None = None
 
 
 @dataclass
@@ -98,6 +100,8 @@ def submit_image(upload: Upload, deps: SubmitDeps, client_id: str | None = None)
             image_format = check.result() if check else _image_format(upload.data, deps.check_image)
         if not stored:
             stored_bytes = deps.deidentify_dicom(upload.data, digest) if image_format == "dicom" else upload.data
+            if deps.strip_metadata is not None:
+                stored_bytes = deps.strip_metadata(stored_bytes, image_format)
             deps.images.put(job.image_key, stored_bytes, _MEDIA_TYPES[image_format])
             job.stored_sha256 = digest if stored_bytes is upload.data else sha256_hex(stored_bytes)
             stored = True

@@ -390,6 +390,11 @@ function wireSettings() {
 
 function showModelBanner(model) {
   $("model-banner").hidden = model.weights !== "random-init";
+  // the service words its intended use once (cxr_model.notice); the page shows that text, never its own
+  if (model.intended_use) {
+    $("intended-use").textContent = model.intended_use;
+    $("intended-use").hidden = false;
+  }
   if (model.warning) $("model-banner-detail").textContent = `The model says: ${model.warning}.`;
 }
 

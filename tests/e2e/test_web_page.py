@@ -115,6 +115,9 @@ def test_upload_shows_image_progress_chart_banner_and_history(page, local_stack,
     job_id = re.search(r"job ([0-9a-f-]{36})", page.locator("#model-info").text_content())[1]
     headers = {"x-api-key": api_key} if api_key else {}
     result = http.get(f"{local_stack.base_url}/v1/jobs/{job_id}/result", headers=headers, timeout=10).json()
+    # the standing statement of intended use: the service's one wording, shown as the API gives it
+    assert "not a medical device" in result["model"]["intended_use"]
+    expect(page.locator("#intended-use")).to_have_text(result["model"]["intended_use"])
     chart = _chart(page)
     expected = sorted(result["output"], key=lambda k: (-result["output"][k], k))
     assert [label for label, _, _ in chart] == [label.replace("_", " ") for label in expected]  # shown without "_"

@@ -50,6 +50,8 @@ def score_table(result: dict, stream=None) -> str:
     positives = sum(score >= THRESHOLD for _, score in rows)
     lines.append(f"top label: {result.get('top_label', rows[0][0])}; {positives} of {len(rows)} positive "
                  f"at the calibrated threshold {THRESHOLD}")
+    if model.get("intended_use"):
+        lines.append(model["intended_use"])  # the service's own wording, never the client's
     return "\n".join(lines)
 
 
@@ -87,6 +89,8 @@ def summary_table(rows: list[dict]) -> str:
     lines.insert(1, "  ".join("-" * width for width in widths))
     if any(is_random_init(row.get("result") or {}) for row in rows):
         lines.append(f"WARNING: {RANDOM_INIT_WARNING}")
+    statements = {((row.get("result") or {}).get("model") or {}).get("intended_use") for row in rows} - {None}
+    lines.extend(sorted(statements))
     return "\n".join(lines)
 
 

@@ -5,6 +5,7 @@ import os
 
 from .artifacts import (RANDOM_INIT, ArtifactPaths, has_stand_in_marker, read_provenance, sha256_file, weights_kind,
                         weights_warning)
+from .notice import INTENDED_USE
 from .specs import get_spec
 
 
@@ -26,9 +27,14 @@ def read_identity(model_dir: str, name: str = "densenet121-res224-all", engine: 
         sha256 = sha256_file(paths.weights)
     stand_in = os.path.isfile(paths.weights) and has_stand_in_marker(paths.weights)  # no .pt on Lambda: the record
     kind = weights_kind(spec, sha256, record.get("weights"), RANDOM_INIT if stand_in else None)
-    identity = {"name": name, "weights_sha256": sha256, "weights": kind, "engine": engine,
-                "preprocess": preprocess_mode, "model_id": model_id(name, sha256, preprocess_mode)}
-    if warning := weights_warning(kind):
+    return {**describe(name, sha256, kind, engine, preprocess_mode), "model_id": model_id(name, sha256, preprocess_mode)}
+
+
+def describe(name: str, sha256: str, weights: str, engine: str, preprocess_mode: str) -> dict:
+    """The identity every result carries: which weights (and how trustworthy), engine, preprocessing, intended use."""
+    identity = {"name": name, "weights_sha256": sha256, "weights": weights, "engine": engine,
+                "preprocess": preprocess_mode, "intended_use": INTENDED_USE}
+    if warning := weights_warning(weights):
         identity["warning"] = warning
     return identity
 

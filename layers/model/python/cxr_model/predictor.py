@@ -6,10 +6,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .artifacts import (RANDOM_INIT, ArtifactPaths, has_stand_in_marker, read_provenance, weights_kind,
-                        weights_warning)
+from .artifacts import RANDOM_INIT, ArtifactPaths, has_stand_in_marker, read_provenance, weights_kind
 from .engines import ENGINES
-from .identity import model_id
+from .identity import describe, model_id
 from .preprocess import PREPROCESS_MODES, preprocess
 from .specs import get_spec
 
@@ -53,14 +52,6 @@ def top_label(output: dict[str, float]) -> str:
     return min(output.items(), key=lambda item: (-item[1], item[0]))[0]
 
 
-def _identity(name: str, sha256: str, weights: str, engine: str, preprocess_mode: str) -> dict:
-    identity = {"name": name, "weights_sha256": sha256, "weights": weights, "engine": engine,
-                "preprocess": preprocess_mode}
-    if warning := weights_warning(weights):
-        identity["warning"] = warning
-    return identity
-
-
 def load_predictor(model_dir: str, engine: str = "onnxruntime", threads: int = 1,
                    preprocess_mode: str = "exact", name: str = "densenet121-res224-all") -> Predictor:
     if engine not in ENGINES:
@@ -91,7 +82,7 @@ def load_predictor(model_dir: str, engine: str = "onnxruntime", threads: int = 1
         onnx_marker = _onnx_weights_marker(paths.onnx, sha256)
         kind = weights_kind(spec, sha256, record.get("weights") if record.get("sha256") == sha256 else None,
                             onnx_marker, RANDOM_INIT if has_stand_in_marker(paths.weights) else None)
-    return Predictor(runner, spec.labels, _identity(name, sha256, kind, engine, preprocess_mode), preprocess_mode)
+    return Predictor(runner, spec.labels, describe(name, sha256, kind, engine, preprocess_mode), preprocess_mode)
 
 
 def _limit_blas_threads(threads: int) -> None:

@@ -24,7 +24,7 @@ from .provenance import classify_weights, write_provenance
 from .stand_in import RANDOM_INIT_SEED, create_random_weights
 
 log = logging.getLogger("cxr_model_build")
-EXPORT_FORMAT = 1  # bump when the export recipe changes, so stale ONNX files get rebuilt
+EXPORT_FORMAT = 2  # 2: a second output, the class activation maps. Bump when the export recipe changes, so stale ONNX files get rebuilt
 
 
 def _now() -> str:

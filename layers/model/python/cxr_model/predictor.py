@@ -17,6 +17,8 @@ from .specs import get_spec
 class Prediction:
     output: dict[str, float]
     top_label: str
+    # each reported finding's 7x7 logit map (before sigmoid and op_norm), in output's order; None from an old export
+    heatmaps: dict[str, list[list[float]]] | None = None
 
 
 class ModelArtifactsMissing(RuntimeError):
@@ -37,12 +39,19 @@ class Predictor:
     def predict(self, images: list[np.ndarray]) -> list[Prediction]:
         if not images:
             return []
-        scores = self.engine.run(np.stack(images).astype(np.float32, copy=False))
-        return [self._prediction(row) for row in scores]
+        scores, maps = self.engine.run_with_maps(np.stack(images).astype(np.float32, copy=False))
+        return [self._prediction(row, None if maps is None else maps[index]) for index, row in enumerate(scores)]
 
-    def _prediction(self, row: np.ndarray) -> Prediction:
+    def _prediction(self, row: np.ndarray, maps: np.ndarray | None) -> Prediction:
         output = {label: float(value) for label, value in zip(self.labels, row) if label}
-        return Prediction(output=output, top_label=top_label(output))
+        heatmaps = None if maps is None else {label: grid.tolist() for label, grid in zip(self.labels, maps) if label}
+        return Prediction(output=output, top_label=top_label(output), heatmaps=heatmaps)
+
+    @staticmethod
+    def model_input_pixels(image: np.ndarray) -> bytes:
+        """The (1, H, W) model input as 8-bit grey, row by row: [-1024, 1024] mapped onto [0, 255]."""
+        scaled = (np.asarray(image, dtype=np.float32)[0] + 1024.0) * (255.0 / 2048.0)
+        return np.clip(np.rint(scaled), 0, 255).astype(np.uint8).tobytes()
 
 
 

@@ -11,6 +11,8 @@ from dataclasses import dataclass, field
 from typing import Protocol, Sequence
 
 from cxr_core.domain import Job, JobMessage, iso, parse_iso, sha256_hex, utc_now
+from cxr_core.heatmaps import MODEL_INPUT_SIZE, encode_heatmaps, model_input_key
+from cxr_core.overlay import encode_png
 from cxr_core.ports import ClaimState, EventPublisher, ImageStore, JobStore
 from cxr_core.services.notifications import notify
 
@@ -20,6 +22,7 @@ logger = logging.getLogger(__name__)
 class Prediction(Protocol):
     output: dict
     top_label: str
+    heatmaps: dict | None  # finding -> 7x7 logit map, from the same forward pass
 
 
 class Predictor(Protocol):
@@ -28,6 +31,8 @@ class Predictor(Protocol):
 
     def preprocess(self, data: bytes): ...
     def predict(self, images: list) -> Sequence[Prediction]: ...
+    def model_input_pixels(self, image) -> bytes:
+        """The preprocessed image as 8-bit grey rows (MODEL_INPUT_SIZE square): what heatmaps are drawn on."""
 
 
 @dataclass
@@ -132,6 +137,9 @@ def _load(work: _Work, deps: InferDeps) -> None:
     if sha256_hex(data) != expected:
         raise ImageMismatch(f"stored image {work.job.image_key} does not match the SHA-256 recorded at submit")
     work.tensor = deps.predictor.preprocess(data)
+    pixels = deps.predictor.model_input_pixels(work.tensor)
+    deps.images.put(model_input_key(work.job.image_key), encode_png(pixels, MODEL_INPUT_SIZE, MODEL_INPUT_SIZE),
+                    "image/png")
 
 
 def _lease_seconds(messages: list[InboundMessage], visibility_seconds: int) -> int:
@@ -210,6 +218,8 @@ def process_batch(messages: list[InboundMessage], deps: InferDeps, token: str | 
     for item, prediction in zip(loaded, predictions):
         result = {"top_label": prediction.top_label, "output": prediction.output,
                   "model": deps.predictor.identity, "created_at": iso(finished)}
+        if prediction.heatmaps:
+            result["heatmaps"] = encode_heatmaps(prediction.heatmaps)
         try:
             completed = deps.jobs.complete_job(item.job, token, result)
         except Exception:

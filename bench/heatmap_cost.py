@@ -1,0 +1,99 @@
+"""What the class activation maps cost: the export with the maps output against the same network without it.
+
+Both ONNX files come from the same weights (the build's, in MODEL_DIR) and run in one process, taking turns
+round after round (A B A B ...), so host load hits both alike; each reports its median round. Also timed: turning
+a batch's maps into the stored record (heatmap encoding) and one PNG overlay as GET .../heatmap renders it.
+Run: python bench/heatmap_cost.py [--model-dir build/test-weights] [--rounds 15] [--batch 1 8]
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+REPO = Path(__file__).resolve().parents[1]
+SAMPLE = Path(os.environ.get("CXR_SAMPLES_DIR", REPO.parent / "shared" / "data" / "xrays")) / "00000001_000.png"
+NAME = "densenet121-res224-all"
+
+
+def export_without_maps(model_dir: str, out: str) -> None:
+    import torch
+    import torchxrayvision as xrv
+
+    from cxr_model_build.export import _network_module
+
+    model = xrv.models.DenseNet(weights=NAME, cache_dir=model_dir)
+    with torch.no_grad():
+        torch.onnx.export(_network_module(model, maps=False), (torch.zeros(1, 1, 224, 224),), out,
+                          input_names=["image"], output_names=["probs"],
+                          dynamic_axes={"image": {0: "batch"}, "probs": {0: "batch"}}, opset_version=17, dynamo=False)
+
+
+def session(path: str):
+    import onnxruntime as ort
+
+    options = ort.SessionOptions()
+    options.intra_op_num_threads, options.inter_op_num_threads = 1, 1
+    options.enable_mem_pattern = False
+    return ort.InferenceSession(path, sess_options=options, providers=["CPUExecutionProvider"])
+
+
+def timed(run, repeat: int) -> float:
+    started = time.perf_counter()
+    for _ in range(repeat):
+        run()
+    return (time.perf_counter() - started) / repeat * 1000
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--model-dir", default=str(REPO / "build" / "test-weights"))
+    parser.add_argument("--rounds", type=int, default=15)
+    parser.add_argument("--batch", type=int, nargs="+", default=[1, 8])
+    args = parser.parse_args()
+
+    from cxr_core.heatmaps import encode_heatmaps
+    from cxr_core.overlay import overlay_png
+    from cxr_model import load_predictor
+
+    predictor = load_predictor(args.model_dir, engine="onnxruntime", threads=1, name=NAME)
+    with_maps = predictor.engine.session
+    with tempfile.TemporaryDirectory() as tmp:
+        plain_path = os.path.join(tmp, "no-maps.onnx")
+        export_without_maps(args.model_dir, plain_path)
+        without_maps = session(plain_path)
+        image = predictor.preprocess(SAMPLE.read_bytes())
+        print(f"load {os.getloadavg()[0]:.1f}; onnxruntime, 1 intra-op thread; {args.rounds} alternating rounds; "
+              f"weights {predictor.identity['weights']}")
+        print(f"{'batch':>5}  {'no maps ms':>10}  {'maps ms':>8}  {'extra':>7}")
+        for batch_size in args.batch:
+            batch = np.stack([image] * batch_size)
+            repeat = max(1, 8 // batch_size)
+            runs = {"plain": lambda: without_maps.run(None, {"image": batch}),
+                    "maps": lambda: with_maps.run(None, {"image": batch})}
+            for run in runs.values():
+                run()  # warm
+            times = {name: [] for name in runs}
+            for _ in range(args.rounds):
+                for name, run in runs.items():
+                    times[name].append(timed(run, repeat))
+            plain, maps = statistics.median(times["plain"]), statistics.median(times["maps"])
+            print(f"{batch_size:>5}  {plain:>10.1f}  {maps:>8.1f}  {100 * (maps - plain) / plain:>6.2f}%")
+        prediction = predictor.predict([image])[0]
+        encode_ms = timed(lambda: encode_heatmaps(prediction.heatmaps), 50)
+        record = encode_heatmaps(prediction.heatmaps)
+        pixels = predictor.model_input_pixels(image)
+        overlay_ms = timed(lambda: overlay_png(pixels, record, prediction.top_label, 0.5), 10)
+        print(f"stored record: {len(record['data'])} base64 chars for {len(record['labels'])} maps "
+              f"(+ {len(str(record['low'])) + len(str(record['high']))} chars of scales); encode {encode_ms:.2f} ms")
+        print(f"overlay PNG {len(overlay_png(pixels, record, prediction.top_label, 0.5))} bytes, render {overlay_ms:.1f} ms")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

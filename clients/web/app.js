@@ -245,6 +245,8 @@ function renderResult(job) {
   const banner = $("model-banner");
   if (!result) {
     section.hidden = true;
+    $("heatmap").hidden = true;
+    $("heatmap-label").dataset.job = "";
     return;
   }
   const model = result.model || {};
@@ -256,6 +258,7 @@ function renderResult(job) {
     `Top finding: ${prettyLabel(result.top_label)}. ${positives} of ${rows.length} findings at or above the calibrated threshold ${THRESHOLD}.`;
   const body = $("chart-body");
   body.replaceChildren(...rows.map(([label, score], index) => chartRow(label, score, index === 0)));
+  renderHeatmap(job, rows);
   $("model-info").textContent = `Model ${model.name || "?"}, weights ${model.weights || "?"}, engine ${model.engine || "?"}` +
     `${model.weights_sha256 ? `, weights SHA-256 ${model.weights_sha256.slice(0, 12)}…` : ""}; job ${job.id}.`;
   section.hidden = false;
@@ -388,6 +391,62 @@ function wireSettings() {
   });
 }
 
+// ---- heatmaps: the model input (opacity 0) under one finding's map alone (opacity 1); the slider blends them ----
+const heatmapImages = new Map(); // "job|label|opacity" -> object URL, so switching back costs no request
+async function heatmapImage(jobId, label, opacity) {
+  const key = `${jobId}|${label}|${opacity}`;
+  if (!heatmapImages.has(key)) {
+    const query = new URLSearchParams({ opacity: String(opacity) });
+    if (label) query.set("label", label);
+    const response = await fetch(`${apiBase()}/v1/jobs/${encodeURIComponent(jobId)}/heatmap?${query}`,
+                                 { headers: apiHeaders() });
+    if (!response.ok) {
+      let body = null;
+      try { body = await response.json(); } catch (_) { /* not JSON */ }
+      answer(response.status, response.statusText, body); // throws the API's own error
+    }
+    heatmapImages.set(key, URL.createObjectURL(await response.blob()));
+  }
+  return heatmapImages.get(key);
+}
+
+function renderHeatmap(job, rows) {
+  const picker = $("heatmap-label");
+  if (picker.dataset.job !== job.id) { // a new result: its findings, highest score first, the top one picked
+    picker.dataset.job = job.id;
+    picker.replaceChildren(...rows.map(([label, score]) => {
+      const option = document.createElement("option");
+      option.value = label;
+      option.textContent = `${prettyLabel(label)} (${score.toFixed(3)})`;
+      return option;
+    }));
+    picker.value = job.result.top_label;
+    drawHeatmap(job.id);
+  }
+}
+
+async function drawHeatmap(jobId) {
+  const figure = $("heatmap");
+  const label = $("heatmap-label").value;
+  try {
+    const [base, overlay] = await Promise.all([heatmapImage(jobId, null, 0), heatmapImage(jobId, label, 1)]);
+    if ($("heatmap-label").dataset.job !== jobId || $("heatmap-label").value !== label) return; // moved on meanwhile
+    $("heatmap-base").src = base;
+    $("heatmap-overlay").src = overlay;
+    $("heatmap-overlay").alt = `Heatmap of ${prettyLabel(label)}`;
+    figure.hidden = false;
+  } catch (_) {
+    figure.hidden = true; // a result computed without heatmaps, or an API without the route: the chart stands alone
+  }
+}
+
+function wireHeatmap() {
+  const opacity = () => { $("heatmap-overlay").style.opacity = String($("heatmap-opacity").value / 100); };
+  $("heatmap-opacity").addEventListener("input", opacity);
+  $("heatmap-label").addEventListener("change", () => drawHeatmap($("heatmap-label").dataset.job));
+  opacity();
+}
+
 function showModelBanner(model) {
   $("model-banner").hidden = model.weights !== "random-init";
   // the service words its intended use once (cxr_model.notice); the page shows that text, never its own
@@ -408,5 +467,6 @@ async function checkModel() {
 
 wireUpload();
 wireSettings();
+wireHeatmap();
 loadHistory();
 checkModel();

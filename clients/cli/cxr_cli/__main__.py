@@ -90,6 +90,19 @@ def build_parser() -> argparse.ArgumentParser:
     result.add_argument("job_id", metavar="ID")
     result.add_argument("--wait", action="store_true", help="wait for the job first instead of exiting 6")
 
+    heatmap = commands.add_parser("heatmap", parents=[common], epilog=exit_codes.HELP,
+                                  formatter_class=argparse.RawDescriptionHelpFormatter,
+                                  help="save where the model looked for a finding, as a PNG overlay",
+                                  description="Save a completed job's class activation map for one finding (default: "
+                                              "the top finding) over the 224 x 224 image the model saw: a map of the "
+                                              "finding's logit, before the sigmoid and the calibration. --json "
+                                              "prints the raw 7 x 7 grid instead.")
+    heatmap.add_argument("job_id", metavar="ID")
+    heatmap.add_argument("--label", help="the finding (as the result names it); default: the top finding")
+    heatmap.add_argument("-o", "--output", type=Path, metavar="FILE", help="the PNG to write (required without --json)")
+    heatmap.add_argument("--opacity", type=float, default=None, metavar="0..1",
+                         help="0: the image alone, 1: the map alone (default: the API's, 0.5)")
+
     watch = commands.add_parser("watch", epilog=exit_codes.HELP, formatter_class=argparse.RawDescriptionHelpFormatter,
                                 help="print job events pushed to an SQS queue (instead of polling)",
                                 description="Read completion/failure events from an SQS queue the operator subscribed "
@@ -114,7 +127,8 @@ def main(argv: list[str] | None = None) -> int:
             return watch(args.queue_url, args.aws_endpoint, args.count, args.timeout, args.json)
         except KeyboardInterrupt:
             return 130
-    command = {"submit": _submit, "submit-dir": _submit_dir, "status": _status, "result": _result}[args.command]
+    command = {"submit": _submit, "submit-dir": _submit_dir, "status": _status, "result": _result,
+               "heatmap": _heatmap}[args.command]
     try:
         client = Client(args.endpoint, args.api_key, inline_limit=args.inline_limit)
         return command(client, args)
@@ -209,6 +223,18 @@ def _result(client: Client, args: argparse.Namespace) -> int:
             return _fail(f"job {args.job_id} FAILED: {job.get('error', 'no reason given')}", exit_codes.JOB_FAILED)
         return _fail(f"job {args.job_id} is {job.get('status')}; no result yet (try --wait)", exit_codes.NOT_READY)
     print(json.dumps(result) if args.json else render.score_table(result))
+    return exit_codes.OK
+
+
+def _heatmap(client: Client, args: argparse.Namespace) -> int:
+    if args.json:
+        print(client.heatmap(args.job_id, args.label, fmt="json").decode("utf-8"))
+        return exit_codes.OK
+    if args.output is None:
+        return _fail("heatmap: give -o FILE for the PNG (or --json for the raw grid)", exit_codes.USAGE)
+    png = client.heatmap(args.job_id, args.label, opacity=args.opacity)
+    args.output.write_bytes(png)
+    print(f"{args.output}: {args.label or 'top finding'} of job {args.job_id} ({len(png)} bytes)")
     return exit_codes.OK
 
 

@@ -115,6 +115,12 @@ class Client:
     def result(self, job_id: str) -> dict:
         return self._request("GET", f"/v1/jobs/{job_id}/result").json()
 
+    def heatmap(self, job_id: str, label: str | None = None, fmt: str = "png", opacity: float | None = None) -> bytes:
+        """GET /v1/jobs/{id}/heatmap: a PNG overlay on the image the model saw, or (fmt json) the raw 7x7 grid."""
+        params = {"format": fmt, **({"label": label} if label else {}),
+                  **({"opacity": f"{opacity:g}"} if opacity is not None else {})}
+        return self._request("GET", f"/v1/jobs/{job_id}/heatmap", params=params).content
+
     def wait(self, job_id: str, timeout_s: float, first_interval_s: float = 0.2,
              max_interval_s: float = 2.0) -> dict:
         """Long-poll GET /v1/jobs/{id}?wait=N until COMPLETED or FAILED. A server that answers a long poll early

@@ -87,7 +87,7 @@ def export_and_verify(paths: ArtifactPaths, record: dict) -> dict:
         raise BuildError(f"{paths.weights} does not load into {paths.spec.name}'s architecture, refused: "
                          f"{type(exc).__name__}: {exc}") from exc
     if list(model.targets) != list(paths.spec.labels) or not np.allclose(
-            model.op_threshs.numpy(), np.array(paths.spec.op_threshs, dtype=np.float32)):
+            model.op_threshs.numpy(), np.array(paths.spec.op_threshs, dtype=np.float32), equal_nan=True):
         raise BuildError("cxr_model.specs disagrees with torchxrayvision's model_urls")
     _export(paths, model, record)
     torch_engine, onnx_engine = TorchEngine(model), OnnxEngine(paths.onnx, threads=1)

@@ -39,6 +39,13 @@ def describe(name: str, sha256: str, weights: str, engine: str, preprocess_mode:
     return identity
 
 
+def model_card(model_dir: str, name: str, engine: str = "onnxruntime", preprocess_mode: str = "exact") -> dict:
+    """The identity plus what GET /v1/models lists: the findings this model reports and its input size."""
+    spec = get_spec(name)
+    return {**read_identity(model_dir, name=name, engine=engine, preprocess_mode=preprocess_mode),
+            "findings": list(spec.findings), "input_size": spec.input_resolution}
+
+
 def check_artifacts(model_dir: str, name: str = "densenet121-res224-all", engine: str = "onnxruntime",
                     preprocess_mode: str = "exact") -> dict:
     """The identity, once the file the engine would load is on disk (a readiness check: nothing is loaded)."""

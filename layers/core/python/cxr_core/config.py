@@ -19,7 +19,8 @@ class Settings:
     max_upload_bytes: int
     job_ttl_days: int
     max_receive_count: int
-    model_name: str
+    model_name: str  # the default model (answers requests that name none)
+    served_models: tuple[str, ...]  # every model this deployment serves, the default first
     model_dir: str
     model_engine: str
     model_threads: int
@@ -52,6 +53,12 @@ def _int(name: str, default: int) -> int:
     return int(os.environ.get(name, default))
 
 
+def _served(default: str, listed: str) -> tuple[str, ...]:
+    """SERVED_MODELS (comma-separated) with the default model first, each once."""
+    names = [default] + [name.strip() for name in listed.split(",") if name.strip()]
+    return tuple(dict.fromkeys(names))
+
+
 @lru_cache(maxsize=1)
 def settings() -> Settings:
     """The process-wide settings; read once."""
@@ -69,6 +76,7 @@ def settings() -> Settings:
         job_ttl_days=_int("JOB_TTL_DAYS", 30),
         max_receive_count=_int("MAX_RECEIVE_COUNT", 3),
         model_name=env("MODEL_NAME", "densenet121-res224-all"),
+        served_models=_served(env("MODEL_NAME", "densenet121-res224-all"), env("SERVED_MODELS", "")),
         model_dir=env("MODEL_DIR", "/opt/weights"),
         model_engine=env("MODEL_ENGINE", "onnxruntime"),
         model_threads=_int("MODEL_THREADS", 1),

@@ -8,9 +8,9 @@ import time
 import uuid
 from concurrent.futures import Executor
 from dataclasses import dataclass, field
-from typing import Protocol, Sequence
+from typing import Callable, Protocol, Sequence
 
-from cxr_core.domain import Job, JobMessage, iso, parse_iso, sha256_hex, utc_now
+from cxr_core.domain import Job, JobMessage, iso, model_name_of, parse_iso, sha256_hex, utc_now
 from cxr_core.heatmaps import MODEL_INPUT_SIZE, encode_heatmaps, model_input_key
 from cxr_core.overlay import encode_png
 from cxr_core.ports import ClaimState, EventPublisher, ImageStore, JobStore
@@ -67,6 +67,8 @@ class InferDeps:
     max_receive_count: int
     lease_seconds: int
     events: EventPublisher | None = None
+    # the predictor of the model a job names (KeyError: not served here); None: `predictor` runs every job
+    predictor_for: Callable[[str], Predictor] | None = None
 
 
 @dataclass
@@ -75,6 +77,7 @@ class _Work:
     message_ids: list[str]
     receive_count: int
     tensor: object = None
+    predictor: Predictor | None = None
 
 
 def _parse(messages: list[InboundMessage], report: BatchReport) -> dict[str, list[InboundMessage]]:
@@ -131,13 +134,28 @@ class ImageMismatch(Exception):
     """The stored image is not the one recorded at submit: a retry would read the same wrong bytes."""
 
 
+class UnservedModel(Exception):
+    """The job names a model this worker does not serve: a retry would find the same."""
+
+
+def _predictor(job: Job, deps: InferDeps) -> Predictor:
+    if deps.predictor_for is None:
+        return deps.predictor
+    name = model_name_of(job.model_id)
+    try:
+        return deps.predictor_for(name)
+    except KeyError:
+        raise UnservedModel(f"model {name} is not served by this deployment") from None
+
+
 def _load(work: _Work, deps: InferDeps) -> None:
+    work.predictor = _predictor(work.job, deps)
     data = deps.images.get(work.job.image_key)
     expected = work.job.stored_sha256 or work.job.image_sha256
     if sha256_hex(data) != expected:
         raise ImageMismatch(f"stored image {work.job.image_key} does not match the SHA-256 recorded at submit")
-    work.tensor = deps.predictor.preprocess(data)
-    pixels = deps.predictor.model_input_pixels(work.tensor)
+    work.tensor = work.predictor.preprocess(data)
+    pixels = work.predictor.model_input_pixels(work.tensor)
     deps.images.put(model_input_key(work.job.image_key), encode_png(pixels, MODEL_INPUT_SIZE, MODEL_INPUT_SIZE),
                     "image/png")
 
@@ -194,7 +212,7 @@ def process_batch(messages: list[InboundMessage], deps: InferDeps, token: str | 
         try:
             future.result()
             loaded.append(item)
-        except ImageMismatch as error:
+        except (ImageMismatch, UnservedModel) as error:
             logger.error("job %s failed: %s", item.job.job_id, error)
             if deps.jobs.fail_job(item.job, token, str(error)):
                 notify(deps.events, item.job)
@@ -205,19 +223,29 @@ def process_batch(messages: list[InboundMessage], deps: InferDeps, token: str | 
     if not loaded:
         return report
     report.batch_size = len(loaded)
+    by_model: dict[int, list[_Work]] = {}
+    for item in loaded:  # one forward pass per model: a batch never mixes networks
+        by_model.setdefault(id(item.predictor), []).append(item)
+    for group in by_model.values():
+        _run_model(group, deps, token, report)
+    return report
+
+
+def _run_model(loaded: list[_Work], deps: InferDeps, token: str, report: BatchReport) -> None:
+    predictor = loaded[0].predictor
     started = time.perf_counter()
     try:
-        predictions = deps.predictor.predict([item.tensor for item in loaded])
+        predictions = predictor.predict([item.tensor for item in loaded])
     except Exception as error:
         logger.exception("forward pass failed for %d jobs", len(loaded))
         for item in loaded:
             _give_back(item, deps, token, f"inference failed: {type(error).__name__}: {error}", report)
-        return report
-    report.forward_ms = (time.perf_counter() - started) * 1000
+        return
+    report.forward_ms += (time.perf_counter() - started) * 1000
     finished = utc_now()
     for item, prediction in zip(loaded, predictions):
         result = {"top_label": prediction.top_label, "output": prediction.output,
-                  "model": deps.predictor.identity, "created_at": iso(finished)}
+                  "model": predictor.identity, "created_at": iso(finished)}
         if prediction.heatmaps:
             result["heatmaps"] = encode_heatmaps(prediction.heatmaps)
         try:
@@ -233,7 +261,6 @@ def process_batch(messages: list[InboundMessage], deps: InferDeps, token: str | 
                 _retry_event(item.message_ids, [], report, item.receive_count)
                 continue
         report.succeeded.extend(item.message_ids)
-    return report
 
 
 def _retry_event(message_ids: list[str], messages: list[InboundMessage], report: BatchReport,

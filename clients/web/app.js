@@ -78,14 +78,19 @@ function send(method, url, body, headers, onProgress) {
 }
 
 // Small files inline in POST /v1/jobs; larger ones PUT to S3 first, then POST /v1/jobs {"upload_id"}.
+// The model picker's choice (GET /v1/models) travels as ?model=; the default model when nothing is picked.
+function jobsPath() {
+  const model = $("model-picker").value;
+  return "/v1/jobs" + (model ? `?model=${encodeURIComponent(model)}` : "");
+}
 async function upload(file, type, onProgress) {
   if (file.size <= INLINE_LIMIT_BYTES) {
-    return send("POST", apiBase() + "/v1/jobs", file, apiHeaders({ "Content-Type": type }), onProgress);
+    return send("POST", apiBase() + jobsPath(), file, apiHeaders({ "Content-Type": type }), onProgress);
   }
   const grant = await api("/v1/uploads", { method: "POST", body: JSON.stringify({ content_type: type }),
                                            headers: apiHeaders({ "Content-Type": "application/json" }) });
   await send(grant.method || "PUT", grant.url, file, grant.headers || { "Content-Type": type }, onProgress);
-  return api("/v1/jobs", { method: "POST", body: JSON.stringify({ upload_id: grant.upload_id }),
+  return api(jobsPath(), { method: "POST", body: JSON.stringify({ upload_id: grant.upload_id }),
                            headers: apiHeaders({ "Content-Type": "application/json" }) });
 }
 
@@ -463,6 +468,25 @@ async function checkModel() {
     const health = await api("/v1/ops/health", { headers: apiHeaders() });
     if (health && health.model) showModelBanner(health.model);
   } catch (_) { /* unreachable or old API: the first result's model still shows the banner */ }
+  loadModels();
+}
+
+// GET /v1/models: a picker when the deployment serves more than one model (each lists the findings it reports)
+async function loadModels() {
+  const picker = $("model-picker");
+  let listing = null;
+  try { listing = await api("/v1/models", { headers: apiHeaders() }); } catch (_) { /* no key yet, or an old API */ }
+  const models = (listing && listing.models) || [];
+  const chosen = picker.value;
+  picker.replaceChildren(...models.map((model) => {
+    const option = document.createElement("option");
+    option.value = model.default ? "" : model.name;
+    option.textContent = `${model.name}${model.default ? " (default)" : ""}: ${model.findings.length} findings, ` +
+                         `weights ${model.weights}`;
+    return option;
+  }));
+  if (models.some((model) => !model.default && model.name === chosen)) picker.value = chosen;
+  $("model-choice").hidden = models.length < 2;
 }
 
 wireUpload();

@@ -41,6 +41,9 @@ def build_parser() -> argparse.ArgumentParser:
     common = argparse.ArgumentParser(add_help=False)
     _connection_options(common, lambda value: argparse.SUPPRESS)
     common.add_argument("--json", action="store_true", help="machine-readable output on stdout")
+    common.add_argument("--model", default=os.environ.get("CXR_MODEL"), metavar="NAME",
+                        help="the served model to read the images with (env CXR_MODEL; `cxr models` lists them; "
+                             "default: the deployment's default)")
     waiting = argparse.ArgumentParser(add_help=False)
     waiting.add_argument("--timeout", type=float, default=300.0, metavar="SECONDS",
                          help="how long to wait for jobs to finish (default %(default)g)")
@@ -90,6 +93,10 @@ def build_parser() -> argparse.ArgumentParser:
     result.add_argument("job_id", metavar="ID")
     result.add_argument("--wait", action="store_true", help="wait for the job first instead of exiting 6")
 
+    commands.add_parser("models", parents=[common], epilog=exit_codes.HELP,
+                        formatter_class=argparse.RawDescriptionHelpFormatter,
+                        help="list the models this deployment serves, with the findings each reports")
+
     heatmap = commands.add_parser("heatmap", parents=[common], epilog=exit_codes.HELP,
                                   formatter_class=argparse.RawDescriptionHelpFormatter,
                                   help="save where the model looked for a finding, as a PNG overlay",
@@ -128,9 +135,9 @@ def main(argv: list[str] | None = None) -> int:
         except KeyboardInterrupt:
             return 130
     command = {"submit": _submit, "submit-dir": _submit_dir, "status": _status, "result": _result,
-               "heatmap": _heatmap}[args.command]
+               "heatmap": _heatmap, "models": _models}[args.command]
     try:
-        client = Client(args.endpoint, args.api_key, inline_limit=args.inline_limit)
+        client = Client(args.endpoint, args.api_key, inline_limit=args.inline_limit, model=args.model)
         return command(client, args)
     except LocalFileError as error:
         return _fail(str(error), exit_codes.USAGE)
@@ -223,6 +230,12 @@ def _result(client: Client, args: argparse.Namespace) -> int:
             return _fail(f"job {args.job_id} FAILED: {job.get('error', 'no reason given')}", exit_codes.JOB_FAILED)
         return _fail(f"job {args.job_id} is {job.get('status')}; no result yet (try --wait)", exit_codes.NOT_READY)
     print(json.dumps(result) if args.json else render.score_table(result))
+    return exit_codes.OK
+
+
+def _models(client: Client, args: argparse.Namespace) -> int:
+    listing = client.models()
+    print(json.dumps(listing) if args.json else render.models_table(listing))
     return exit_codes.OK
 
 

@@ -55,6 +55,19 @@ def score_table(result: dict, stream=None) -> str:
     return "\n".join(lines)
 
 
+def models_table(listing: dict) -> str:
+    """GET /v1/models for people: one block per model, the default marked, its findings listed."""
+    lines = []
+    for model in listing.get("models", []):
+        mark = " (default)" if model.get("default") else ""
+        lines.append(f"{model['name']}{mark}: weights {model.get('weights')}, "
+                     f"{len(model.get('findings', []))} findings, input {model.get('input_size')} px")
+        lines.append("  " + ", ".join(model.get("findings", [])))
+        if model.get("warning"):
+            lines.append(f"  WARNING: {model['warning']}")
+    return "\n".join(lines)
+
+
 def job_line(name: str, job: dict) -> str:
     status = job.get("status", "?")
     extra = " (cached)" if job.get("cached") else ""

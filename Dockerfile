@@ -24,9 +24,7 @@ COPY layers/model/weights/*.onnx layers/model/weights/*.weights.json /opt/weight
 WORKDIR /app
 COPY layers/core/python/cxr_core ./cxr_core
 COPY layers/model/python/cxr_model ./cxr_model
-COPY functions/__init__.py ./functions/__init__.py
-COPY functions/infer ./functions/infer
-COPY infra/worker_healthcheck.py ./infra/worker_healthcheck.py
+COPY worker/cxr_worker ./cxr_worker
 ARG ALLOW_PROVIDED_WEIGHTS=0
 # Reads the ONNX export's metadata: a stand-in (or unverified weights, unless allowed) fails the image build.
 RUN python -m cxr_model.deploy_check /opt/weights $([ "$ALLOW_PROVIDED_WEIGHTS" = 1 ] && echo --allow-provided) \
@@ -34,9 +32,9 @@ RUN python -m cxr_model.deploy_check /opt/weights $([ "$ALLOW_PROVIDED_WEIGHTS" 
 
 USER 10001:10001
 # Healthy = all WORKER_PROCESSES workers alive, none restarting in a loop, and the tables, bucket, queue and model
-# answering the same readiness function as GET /v1/ops/ready (see infra/worker_healthcheck.py).
+# answering the same readiness function as GET /v1/ops/ready (see worker/cxr_worker/healthcheck.py).
 HEALTHCHECK --interval=30s --timeout=10s --start-period=90s --retries=3 \
-    CMD ["python", "/app/infra/worker_healthcheck.py"]
+    CMD ["python", "-m", "cxr_worker.healthcheck"]
 # SIGTERM: every worker finishes the batch in hand, settles its messages and exits.
 STOPSIGNAL SIGTERM
-CMD ["python", "-m", "functions.infer.worker"]
+CMD ["python", "-m", "cxr_worker"]

@@ -202,7 +202,7 @@ class LocalStack:
                 continue
             if "moto" in line:
                 found["moto"].append(child.pid)
-            elif "functions.infer.worker" in line:
+            elif "-m cxr_worker" in line:
                 found["worker"] += [child.pid] + [p.pid for p in child.children(recursive=True)]
             else:
                 found["api"] += [child.pid] + [p.pid for p in child.children(recursive=True)]

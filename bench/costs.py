@@ -17,7 +17,7 @@ LAMBDA_IO_S_PER_INVOCATION = 0.03  # S3 GET + DynamoDB claim/complete round trip
 EC2_TARGET_UTILISATION = 0.7  # the fleet is sized to run its vCPUs at most this busy (headroom for bursts)
 EC2_ROOT_VOLUME_GB = 30  # the launch template's gp3 root volume
 SQS_POLLS_PER_MINUTE_ESM = 3  # one 20 s long poll per poller
-SQS_POLLS_PER_MINUTE_WORKER = 30  # functions/infer/worker.py long-polls 2 s at a time, per process
+SQS_POLLS_PER_MINUTE_WORKER = 30  # worker/cxr_worker/supervisor.py long-polls 2 s at a time, per process
 API_POLLS_PER_IMAGE = 5  # GET /v1/jobs/{id} a client makes before COMPLETED (seed client: every 100 ms, ~0.5 s)
 
 

@@ -7,7 +7,7 @@ import time
 from dataclasses import dataclass
 
 from cxr_core.domain import CacheEntry, Job, JobMessage, JobStatus, iso, utc_now
-from cxr_core.ports import CacheKeyTaken, Claim, ClaimState
+from cxr_core.ports import CacheKeyTaken, Claim, ClaimState, StoredKey
 
 
 class InMemoryJobStore:
@@ -215,3 +215,44 @@ class RecordingPublisher:
         if self.fail:
             raise ConnectionError("topic unreachable")
         self.events.append((copy.deepcopy(event), dict(attributes)))
+
+
+class InMemoryApiKeyStore:
+    """ApiKeyStore with DynamoDB's semantics: add overwrites, revoke only an existing key."""
+
+    def __init__(self):
+        self.keys: dict[str, StoredKey] = {}
+        self.finds = 0
+
+    def find(self, key_hash):
+        self.finds += 1
+        return copy.deepcopy(self.keys.get(key_hash))
+
+    def add(self, key):
+        self.keys[key.key_hash] = copy.deepcopy(key)
+
+    def revoke(self, key_hash, moment):
+        if key_hash not in self.keys:
+            return False
+        self.keys[key_hash].revoked_at = moment
+        return True
+
+    def all(self):
+        return copy.deepcopy(list(self.keys.values()))
+
+
+class InMemoryRateCounter:
+    """RateCounter: a conditional add per window key, atomic under a lock as DynamoDB's conditional update is."""
+
+    def __init__(self):
+        self.hits: dict[str, int] = {}
+        self.reservations: list[str] = []
+        self._lock = threading.Lock()
+
+    def reserve(self, window_key, count, limit, expires_at):
+        with self._lock:
+            self.reservations.append(window_key)
+            if self.hits.get(window_key, 0) + count > limit:
+                return False
+            self.hits[window_key] = self.hits.get(window_key, 0) + count
+            return True

@@ -9,8 +9,8 @@ from cxr_core.http import caller, install_error_handlers, json_body, json_respon
 from cxr_core.services.jobs import submit_view
 from cxr_core.services.models import choose_model, models_view
 from cxr_core.services.submit import submit_image
-from cxr_core.services.uploads import create_upload, taken_upload
-from cxr_core.upload import body_bytes, parse_upload
+from cxr_core.services.presigned_uploads import create_upload, taken_upload
+from cxr_core.request_body import body_bytes, parse_upload
 
 logger = Logger()
 metrics = Metrics()

@@ -160,11 +160,12 @@ class LocalStack:
         """With AuthMode=api_key every route wants an X-Api-Key: register one operator key for local use."""
         if str(template.parameters.get("AuthMode", "none")) != "api_key":
             return None
-        from cxr_core.auth import ApiKeyStore  # after the environment is set: its tables are named from it
+        from cxr_core.bootstrap import Runtime
+        from cxr_core.config import read_settings
 
         api_key = self.options.api_key or (LOCAL_DEV_API_KEY if self.options.host in ("127.0.0.1", "localhost")
                                            else None)
-        return ApiKeyStore.create("local-dev", label="cxr_local", api_key=api_key, operator=True)
+        return Runtime(read_settings(os.environ)).api_keys.create("local-dev", label="cxr_local", api_key=api_key, operator=True)
 
     def _model_dir(self) -> Path:
         return (self.options.model_dir or self.options.repo_root / "layers" / "model" / "weights").resolve()

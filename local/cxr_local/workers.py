@@ -1,4 +1,4 @@
-"""The infer worker supervisor (`python -m functions.infer.worker`) as a child of the stack, restarted if it dies."""
+"""The infer worker supervisor (`python -m cxr_worker`) as a child of the stack, restarted if it dies."""
 from __future__ import annotations
 
 import subprocess
@@ -9,7 +9,7 @@ from typing import IO, Callable
 
 from . import processes
 
-WORKER_COMMAND = [sys.executable, "-m", "functions.infer.worker"]
+WORKER_COMMAND = [sys.executable, "-m", "cxr_worker"]
 
 
 class InferWorkers:

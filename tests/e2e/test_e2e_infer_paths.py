@@ -149,7 +149,7 @@ def _consumer_process(stack) -> psutil.Process:
     if stack.info["infer_path"] == "lambda":
         return psutil.Process(int(ENVIRONMENT_LINE.findall(stack.log_path.read_text(errors="replace"))[-1]))
     supervisor = next(p for p in psutil.Process(stack.process.pid).children()
-                      if "functions.infer.worker" in " ".join(p.cmdline()))
+                      if "-m cxr_worker" in " ".join(p.cmdline()))
     return next(p for p in supervisor.children() if "resource_tracker" not in " ".join(p.cmdline()))
 
 

@@ -33,11 +33,11 @@ SERVICE_ENV = {"VISIBILITY_TIMEOUT_SECONDS": str(VISIBILITY_S), "STUCK_JOB_SECON
 
 
 class Worker:
-    """`python -m functions.infer.worker` in its own process group, logging to its own file."""
+    """`python -m cxr_worker` in its own process group, logging to its own file."""
 
     def __init__(self, env: dict, log_path: Path, processes: int = 2) -> None:
         self.log_path = log_path
-        self.process = subprocess.Popen([sys.executable, "-m", "functions.infer.worker", "--processes", str(processes)],
+        self.process = subprocess.Popen([sys.executable, "-m", "cxr_worker", "--processes", str(processes)],
                                         cwd=REPO, env=env, stdout=log_path.open("ab"), stderr=subprocess.STDOUT,
                                         start_new_session=True)
 

@@ -65,15 +65,15 @@ def stack_env(moto_endpoint):
 
 @pytest.fixture(scope="session")
 def runtime(stack_env):
-    """A Runtime on moto; the pynamodb models were named from the same template defaults (Stage=local)."""
+    """A Runtime on moto, its tables, bucket and queues the template's (Stage=local)."""
     from cxr_core.bootstrap import Runtime
     from cxr_core.config import settings
-    from cxr_core.records import CacheRecord, JobRecord
 
-    assert JobRecord.Meta.table_name == stack_env["JOBS_TABLE"]
-    assert CacheRecord.Meta.table_name == stack_env["RESULTS_TABLE"]
-    config = replace(settings(), images_bucket=stack_env["IMAGES_BUCKET"], queue_url=stack_env["QUEUE_URL"],
+    config = replace(settings(), jobs_table=stack_env["JOBS_TABLE"], results_table=stack_env["RESULTS_TABLE"],
+                     api_keys_table=stack_env["API_KEYS_TABLE"], rate_limits_table=stack_env["RATE_LIMITS_TABLE"],
+                     images_bucket=stack_env["IMAGES_BUCKET"], queue_url=stack_env["QUEUE_URL"],
                      dlq_url=stack_env["DLQ_URL"], aws_endpoint_url=stack_env["AWS_ENDPOINT_URL"],
+                     dynamodb_endpoint_url=stack_env["AWS_ENDPOINT_URL"],
                      model_dir=stack_env["MODEL_DIR"], max_receive_count=int(stack_env["MAX_RECEIVE_COUNT"]))
     return Runtime(config)
 

@@ -66,9 +66,8 @@ SCRIPT = textwrap.dedent("""
         function_name, memory_limit_in_mb, aws_request_id = "iam", 512, "req-1"
         invoked_function_arn = "arn:aws:lambda:us-east-1:123456789012:function:iam"
 
-    from cxr_core.auth import ApiKeyStore
     from cxr_core.bootstrap import runtime
-    key = ApiKeyStore.create("iam-check", operator=True)
+    key = runtime().api_keys.create("iam-check", operator=True)
 
     def event(name, job_id=None):
         data = json.loads(Path("events", name).read_text())
@@ -116,7 +115,7 @@ SCRIPT = textwrap.dedent("""
     hit = submit(png_event(perturbed_png(seed)))  # the same bytes again: a cache hit, a job COMPLETED (and announced) at once
     assert hit["statusCode"] == 200, hit
     infer(event("infer_recovery_schedule.json"))
-    from infra.worker_healthcheck import check_ready  # the EC2 worker's healthcheck, under the infer policy
+    from cxr_worker.healthcheck import check_ready  # the EC2 worker's healthcheck, under the infer policy
     current["function"] = "infer"
     try:
         assert check_ready(runtime())[0]

@@ -43,7 +43,7 @@ class Worker:
                                     "INFER_BATCH_WINDOW_SECONDS": "0.2", "POWERTOOLS_METRICS_DISABLED": "true",
                                     **settings})
         self.log_path = log_path
-        self.process = subprocess.Popen(command + ["-m", "functions.infer.worker", "--processes", str(processes)],
+        self.process = subprocess.Popen(command + ["-m", "cxr_worker", "--processes", str(processes)],
                                         cwd=REPO, env=env, stdout=log_path.open("w"), stderr=subprocess.STDOUT)
 
     def children(self) -> list[psutil.Process]:

@@ -7,7 +7,9 @@ import pytest
 
 from cxr_core import auth
 from cxr_core.auth import RateLimiter
+from cxr_core.dynamo_auth import DynamoRateCounter
 from cxr_core.domain import ServiceError
+from cxr_core.http import headers_of, status_of
 from cxr_core.records import RateLimitRecord
 
 pytestmark = pytest.mark.integration
@@ -37,6 +39,11 @@ def updates(monkeypatch):
     return calls
 
 
+def new_limiter(per_minute: int, lease: int) -> RateLimiter:
+    """A limiter of one process, on the DynamoDB counter."""
+    return RateLimiter(DynamoRateCounter(), per_minute, lease=lease)
+
+
 def client() -> str:
     return f"client-{uuid.uuid4().hex}"
 
@@ -46,8 +53,8 @@ def admitted(limiter: RateLimiter, client_id: str) -> bool:
         limiter.hit(client_id)
         return True
     except ServiceError as error:
-        assert error.status == 429 and error.code == "THROTTLED"
-        assert 1 <= int(error.headers["Retry-After"]) <= 61
+        assert status_of(error) == 429 and error.code == "THROTTLED"
+        assert 1 <= int(headers_of(error)["Retry-After"]) <= 61
         return False
 
 
@@ -59,13 +66,13 @@ def stored_hits(client_id: str, window: int = WINDOW) -> int:
 
 
 def test_one_process_admits_exactly_the_limit_then_throttles(clock, updates):
-    limiter, who = RateLimiter(25, lease=10), client()
+    limiter, who = new_limiter(25, lease=10), client()
     assert [admitted(limiter, who) for _ in range(30)] == [True] * 25 + [False] * 5
     assert stored_hits(who) == 25
 
 
 def test_two_processes_never_admit_more_than_the_limit_together(clock, updates):
-    first, second, who = RateLimiter(25, lease=10), RateLimiter(25, lease=10), client()
+    first, second, who = new_limiter(25, lease=10), new_limiter(25, lease=10), client()
     total = 0
     for i in range(60):
         total += admitted((first, second)[i % 2], who)
@@ -74,7 +81,7 @@ def test_two_processes_never_admit_more_than_the_limit_together(clock, updates):
 
 
 def test_an_unspent_lease_elsewhere_refuses_at_most_lease_minus_one_early(clock, updates):
-    holder, spender, who = RateLimiter(25, lease=10), RateLimiter(25, lease=10), client()
+    holder, spender, who = new_limiter(25, lease=10), new_limiter(25, lease=10), client()
     assert admitted(holder, who)  # reserves 10, spends 1
     spent = 0
     while admitted(spender, who):
@@ -84,7 +91,7 @@ def test_an_unspent_lease_elsewhere_refuses_at_most_lease_minus_one_early(clock,
 
 
 def test_a_lease_of_one_writes_once_per_request(clock, updates):
-    limiter, who = RateLimiter(25, lease=1), client()
+    limiter, who = new_limiter(25, lease=1), client()
     assert [admitted(limiter, who) for _ in range(25)] == [True] * 25
     assert len(updates) == 25
     assert not admitted(limiter, who)
@@ -92,20 +99,20 @@ def test_a_lease_of_one_writes_once_per_request(clock, updates):
 
 
 def test_twenty_hits_cost_two_writes_with_a_lease_of_ten(clock, updates):
-    limiter, who = RateLimiter(25, lease=10), client()
+    limiter, who = new_limiter(25, lease=10), client()
     for _ in range(20):
         limiter.hit(who)
     assert updates == [f"{who}#{WINDOW}"] * 2 and stored_hits(who) == 20
 
 
 def test_a_limit_under_the_lease_reserves_the_whole_limit_once(clock, updates):
-    limiter, who = RateLimiter(3, lease=10), client()
+    limiter, who = new_limiter(3, lease=10), client()
     assert [admitted(limiter, who) for _ in range(4)] == [True, True, True, False]
     assert len(updates) == 3 and stored_hits(who) == 3  # one lease of 3; the refusal tried 3, then 1
 
 
 def test_a_new_window_drops_the_old_balances(clock, updates):
-    limiter, who, other = RateLimiter(25, lease=10), client(), client()
+    limiter, who, other = new_limiter(25, lease=10), client(), client()
     limiter.hit(who)
     limiter.hit(other)
     clock.now += 60
@@ -115,7 +122,7 @@ def test_a_new_window_drops_the_old_balances(clock, updates):
 
 
 def test_a_limit_of_zero_is_off(clock, updates):
-    limiter = RateLimiter(0, lease=10)
+    limiter = new_limiter(0, lease=10)
     for _ in range(50):
         limiter.hit(client())
     assert updates == []

@@ -12,7 +12,8 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 from pynamodb.connection import Connection
 
-from cxr_core.auth import ApiKeyStore, RateLimiter
+from cxr_core.auth import ApiKeys, RateLimiter
+from cxr_core.dynamo_auth import DynamoApiKeyStore, DynamoRateCounter
 from cxr_core.conditions import is_condition_failed
 from cxr_core.domain import JobStatus, sha256_hex
 from cxr_core.dynamo_store import DynamoJobStore
@@ -46,7 +47,7 @@ def faulty(runtime, proxy, monkeypatch):
         monkeypatch.setattr(model.Meta, "host", proxy.url, raising=False)
         monkeypatch.setattr(model.Meta, "max_retry_attempts", 0, raising=False)
         monkeypatch.setattr(model, "_connection", None)
-    store = DynamoJobStore(region=runtime.settings.region, ttl_days=1)
+    store = DynamoJobStore(region=runtime.settings.region, endpoint_url=proxy.url, ttl_days=1)
     store._connection = Connection(region=runtime.settings.region, host=proxy.url, max_retry_attempts=0)
     control = ProxyControl(proxy.url)
     control.clear()
@@ -138,10 +139,11 @@ def test_throttled_recovery_writes_surface(runtime, faulty):
 
 def test_throttled_key_revocation_and_rate_limit_surface(runtime, faulty):
     _, control = faulty
-    key = ApiKeyStore.create("throttle-test")
-    assert_surfaces(control, "UpdateItem", lambda: ApiKeyStore.revoke(key))
-    assert ApiKeyStore.revoke(key) and not ApiKeyStore.revoke("cxr_no_such_key")
-    limiter = RateLimiter(per_minute=5, lease=1)
+    keys = ApiKeys(DynamoApiKeyStore(), cache_seconds=0)
+    key = keys.create("throttle-test")
+    assert_surfaces(control, "UpdateItem", lambda: keys.revoke(key))
+    assert keys.revoke(key) and not keys.revoke("cxr_no_such_key")
+    limiter = RateLimiter(DynamoRateCounter(), per_minute=5, lease=1)
     assert_surfaces(control, "UpdateItem", lambda: limiter.hit(f"client-{uuid.uuid4().hex}"))
 
 

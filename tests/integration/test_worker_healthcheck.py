@@ -11,12 +11,11 @@ from cxr_local.processes import stop
 from tests.integration.conftest import REPO, python_with
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
-HEALTHCHECK = REPO / "infra" / "worker_healthcheck.py"
 
 
 def start_worker(env: dict, processes: int) -> subprocess.Popen:
     command, full_env = python_with({**env, "POWERTOOLS_METRICS_DISABLED": "true"})
-    return subprocess.Popen(command + ["-m", "functions.infer.worker", "--processes", str(processes)],
+    return subprocess.Popen(command + ["-m", "cxr_worker", "--processes", str(processes)],
                             cwd=REPO, env=full_env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
 
@@ -24,7 +23,7 @@ def healthcheck(supervisor: subprocess.Popen, workers: int, min_age: float, env:
                 ) -> subprocess.CompletedProcess:
     """The image's HEALTHCHECK command, in the worker's environment (as the container gives it)."""
     _, full_env = python_with(env or {})
-    return subprocess.run([sys.executable, str(HEALTHCHECK), "--workers", str(workers), "--min-age", str(min_age),
+    return subprocess.run([sys.executable, "-m", "cxr_worker.healthcheck", "--workers", str(workers), "--min-age", str(min_age),
                            "--supervisor-pid", str(supervisor.pid)], capture_output=True, text=True, timeout=30,
                           env=full_env)
 
@@ -69,7 +68,7 @@ def test_readiness_in_process_names_each_broken_dependency(runtime, tmp_path):
 
     from cxr_core.bootstrap import Runtime
     from cxr_core.records import JobRecord
-    from infra.worker_healthcheck import check_ready
+    from cxr_worker.healthcheck import check_ready
 
     ready, reason = check_ready(runtime)
     assert ready, reason

@@ -3,7 +3,9 @@ import pytest
 
 from cxr_core.auth import Authenticator, Client, hash_key, new_api_key
 from cxr_core.domain import ServiceError
-from cxr_core.services.uploads import UploadSettings, create_upload, taken_upload
+from cxr_core.http import status_of
+from cxr_core.services.presigned_uploads import UploadSettings, create_upload, taken_upload
+from tests.fakes import InMemoryApiKeyStore
 
 
 class KeyTable:
@@ -21,13 +23,13 @@ def test_api_key_mode_maps_keys_to_clients_and_rejects_the_rest():
     for headers in ({}, {"x-api-key": "wrong"}):
         with pytest.raises(ServiceError) as raised:
             auth.client(headers, {})
-        assert raised.value.status == 401 and raised.value.code == "UNAUTHORIZED"
+        assert status_of(raised.value) == 401 and raised.value.code == "UNAUTHORIZED"
 
 
 def test_non_operators_are_refused_ops_routes():
     with pytest.raises(ServiceError) as raised:
         Client("hospital-a").require_operator()
-    assert raised.value.status == 403
+    assert status_of(raised.value) == 403
     Client("ops", operator=True).require_operator()
 
 
@@ -83,7 +85,7 @@ def test_presigned_upload_is_scoped_to_its_client_and_size_checked():
 
     with pytest.raises(ServiceError) as missing:
         take("hospital-a", grant["upload_id"])
-    assert missing.value.status == 400
+    assert status_of(missing.value) == 400
     bucket.objects[key] = b"DICM-bytes"
     with pytest.raises(ServiceError):  # another client cannot use it, nor delete it
         take("hospital-b", grant["upload_id"])
@@ -91,11 +93,11 @@ def test_presigned_upload_is_scoped_to_its_client_and_size_checked():
     bucket.objects[key] = b"x" * 11
     with pytest.raises(ServiceError) as large:
         take("hospital-a", grant["upload_id"])
-    assert large.value.status == 413 and key not in bucket.objects
+    assert status_of(large.value) == 413 and key not in bucket.objects
     for bad in ("../../etc/passwd", None, 7):
         with pytest.raises(ServiceError) as refused:
             take("hospital-a", bad)
-        assert refused.value.status == 400
+        assert status_of(refused.value) == 400
 
 
 def test_unauthenticated_failures_are_limited_per_source_before_any_key_lookup():
@@ -111,23 +113,33 @@ def test_unauthenticated_failures_are_limited_per_source_before_any_key_lookup()
         try:
             auth.client({"x-api-key": f"guess-{attempt}"}, probe)
         except ServiceError as error:
-            codes.append(error.status)
+            codes.append(status_of(error))
     assert codes == [401, 401, 401, 429, 429, 429] and len(looked_up) == 3
     assert auth.client({"x-api-key": "k1"}, {"http": {"sourceIp": "198.51.100.1"}}).client_id == "hospital-a"
 
 
-def test_the_key_cache_keeps_a_bounded_number_of_keys(monkeypatch):
-    from cxr_core.auth import ApiKeyStore
-    from cxr_core.records import ApiKeyRecord
+def test_the_key_cache_keeps_a_bounded_number_of_keys():
+    from cxr_core.auth import ApiKeys
 
-    def missing(digest):
-        raise ApiKeyRecord.DoesNotExist()
-
-    monkeypatch.setattr(ApiKeyRecord, "get", missing)
-    store = ApiKeyStore(cache_seconds=60, max_entries=50)
+    keys = ApiKeys(InMemoryApiKeyStore(), cache_seconds=60, max_entries=50)
     for attempt in range(500):
-        assert store.client_for(f"unknown-{attempt}") is None
-    assert len(store._cache) == 50
+        assert keys.client_for(f"unknown-{attempt}") is None
+    assert len(keys._cache) == 50
+
+
+def test_a_key_is_found_by_its_hash_cached_and_refused_once_revoked_and_the_cache_expired():
+    from cxr_core.auth import ApiKeys
+
+    store = InMemoryApiKeyStore()
+    keys = ApiKeys(store, cache_seconds=60)
+    key = keys.create("hospital-a", label="pacs")
+    assert key not in str(store.keys) and hash_key(key) in store.keys  # only the hash is stored
+    assert keys.client_for(key) == Client("hospital-a") and keys.client_for(key) == Client("hospital-a")
+    assert store.finds == 1  # the second lookup came from the cache
+    assert keys.revoke(key) and not keys.revoke("cxr_no_such_key")
+    assert keys.client_for(key) == Client("hospital-a")  # within cache_seconds
+    assert ApiKeys(store, cache_seconds=0).client_for(key) is None
+    assert [entry["client_id"] for entry in keys.list()] == ["hospital-a"] and keys.list()[0]["revoked_at"]
 
 
 def test_surrounding_whitespace_in_a_key_is_ignored_as_api_gateway_trims_it():

@@ -15,7 +15,7 @@ import common  # noqa: E402
 from capacity import latest_plateau, mean_task_s, offered_tasks_per_s  # noqa: E402
 from bench_saturation import CompletionTail, plan  # noqa: E402
 
-from cxr_core.upload import parse_upload  # noqa: E402
+from cxr_core.request_body import parse_upload  # noqa: E402
 
 
 @pytest.mark.parametrize("values", [[5.0], [3.0, 1.0, 2.0], list(range(1, 101)), [0.5, 100.0, 7.25, 7.25, 9.0]])

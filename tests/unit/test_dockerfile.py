@@ -68,8 +68,8 @@ def test_cpu_only_python312_base_non_root_healthcheck_and_worker_entry_point():
     user = one("USER").split(":")[0]
     assert user not in ("root", "0")
     assert "10001" in one("USER") and "--uid 10001" in DOCKERFILE
-    assert "infra/worker_healthcheck.py" in one("HEALTHCHECK") and "--start-period" in one("HEALTHCHECK")
-    assert json.loads(one("CMD")) == ["python", "-m", "functions.infer.worker"]
+    assert "cxr_worker.healthcheck" in one("HEALTHCHECK") and "--start-period" in one("HEALTHCHECK")
+    assert json.loads(one("CMD")) == ["python", "-m", "cxr_worker"]
     assert one("STOPSIGNAL") == "SIGTERM"
     installed = [args for key, args in instructions() if key == "RUN" and "pip install" in args][0]
     assert "requirements/core.txt" in installed and "requirements/model.txt" in installed
@@ -144,8 +144,8 @@ def test_image_layout_bakes_only_the_onnx_export_and_its_provenance(image_root, 
 
 def test_worker_and_healthcheck_import_from_the_image_layout_without_torch(image_root):
     done = run_in_image(image_root, (
-        "import sys, functions.infer.worker, cxr_core.services.infer, cxr_core.sqs_consumer, cxr_core.bootstrap;"
-        "import infra.worker_healthcheck as h;"
+        "import sys, cxr_worker.supervisor, cxr_worker.lifecycle, cxr_core.services.infer, cxr_core.sqs_consumer, cxr_core.bootstrap;"
+        "import cxr_worker.healthcheck as h;"
         "from cxr_core.config import settings;"
         "from cxr_model.predictor import load_predictor;"
         "p = load_predictor(settings().model_dir, engine='onnxruntime');"

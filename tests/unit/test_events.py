@@ -11,7 +11,7 @@ import pytest
 from PIL import Image
 
 from cxr_core.domain import JobMessage
-from cxr_core.upload import parse_upload
+from cxr_core.request_body import parse_upload
 
 from .template_support import REPO, raw
 

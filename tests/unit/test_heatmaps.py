@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from cxr_core.domain import ServiceError, Upload
+from cxr_core.domain import ErrorKind, ServiceError, Upload
 from cxr_core.heatmaps import decode_heatmap, encode_heatmaps, model_input_key
 from cxr_core.overlay import decode_grey_png, encode_png, overlay_png
 from cxr_core.services.heatmaps import heatmap, parse_heatmap_query
@@ -92,18 +92,18 @@ def test_route_service_tenancy_readiness_labels_and_formats(world):
     job = _submit(world)
     with pytest.raises(ServiceError) as not_ready:
         heatmap(jobs, images, job.job_id, "a", parse_heatmap_query(None, None, None))
-    assert not_ready.value.status == 409
+    assert not_ready.value.kind is ErrorKind.CONFLICT
     _run(world)
     with pytest.raises(ServiceError) as other_client:
         heatmap(jobs, images, job.job_id, "b", parse_heatmap_query(None, None, None))
-    assert other_client.value.status == 404
+    assert other_client.value.kind is ErrorKind.NOT_FOUND
     with pytest.raises(ServiceError) as unknown:
         heatmap(jobs, images, job.job_id, "a", parse_heatmap_query("Nope", None, None))
-    assert unknown.value.status == 400 and "A, B" in unknown.value.message
+    assert unknown.value.kind is ErrorKind.INVALID and "A, B" in unknown.value.message
     for bad in (("A", "gif", None), ("A", "png", "2"), ("A", "png", "x")):
         with pytest.raises(ServiceError) as refused:
             parse_heatmap_query(*bad)
-        assert refused.value.status == 400
+        assert refused.value.kind is ErrorKind.INVALID
 
     result = jobs.get_job(job.job_id).result
     content_type, body = heatmap(jobs, images, job.job_id, "a", parse_heatmap_query("B", "json", None))

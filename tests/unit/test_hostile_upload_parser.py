@@ -1,4 +1,4 @@
-"""Property tests (hypothesis) for cxr_core.upload: multipart round-trips, and garbage only ever gives a ServiceError."""
+"""Property tests (hypothesis) for cxr_core.request_body: multipart round-trips, and garbage only ever gives a ServiceError."""
 from __future__ import annotations
 
 import base64
@@ -8,7 +8,8 @@ from hypothesis import HealthCheck, assume, example, given, settings
 from hypothesis import strategies as st
 
 from cxr_core.domain import ServiceError
-from cxr_core.upload import body_bytes, parse_upload
+from cxr_core.http import status_of
+from cxr_core.request_body import body_bytes, parse_upload
 
 FUZZ_EXAMPLES = int(os.environ.get("CXR_FUZZ_EXAMPLES", "0"))  # 0: the reproducible (derandomized) default run
 PROPERTY = settings(max_examples=FUZZ_EXAMPLES or 300, deadline=None if FUZZ_EXAMPLES else 2000,
@@ -66,7 +67,7 @@ def test_multipart_limit_is_exact(boundary, image, limit):
     try:
         upload = parse_upload(f'multipart/form-data; boundary="{boundary}"', data, limit)
     except ServiceError as error:
-        assert error.status == 413 and len(image) > limit
+        assert status_of(error) == 413 and len(image) > limit
     else:
         assert upload.data == image and len(image) <= limit
 
@@ -83,7 +84,7 @@ def test_any_body_gives_an_upload_or_a_client_error(content_type, data, limit):
     try:
         upload = parse_upload(content_type, data, limit)
     except ServiceError as error:
-        assert error.status in (400, 413) and error.code and error.message
+        assert status_of(error) in (400, 413) and error.code and error.message
     else:
         assert upload.data and len(upload.data) <= limit
 
@@ -94,7 +95,7 @@ def test_body_bytes_decodes_or_answers_400(text, is_base64):
     try:
         data = body_bytes(text, is_base64)
     except ServiceError as error:
-        assert is_base64 and error.status == 400
+        assert is_base64 and status_of(error) == 400
     else:
         assert isinstance(data, bytes)
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 import pytest
 
 from cxr_core.domain import Job, JobStatus, ServiceError
+from cxr_core.http import status_of
 from cxr_core.services.jobs import MAX_WAIT_SECONDS, parse_wait, wait_for_job
 from tests.fakes import InMemoryJobStore
 
@@ -38,7 +39,7 @@ def test_wait_within_bounds_is_accepted(raw, expected):
 def test_wait_outside_bounds_is_a_400(raw):
     with pytest.raises(ServiceError) as caught:
         parse_wait(raw)
-    assert (caught.value.status, caught.value.code) == (400, "BAD_REQUEST")
+    assert (status_of(caught.value), caught.value.code) == (400, "BAD_REQUEST")
     assert str(MAX_WAIT_SECONDS.__int__()) in caught.value.message
 
 
@@ -73,4 +74,4 @@ def test_another_clients_job_is_404_before_any_wait():
     clock = FakeClock()
     with pytest.raises(ServiceError) as caught:
         wait_for_job(_store(client="b"), "j1", "a", 20, 0.25, clock=clock, sleep=clock.sleep)
-    assert caught.value.status == 404 and clock.sleeps == []
+    assert status_of(caught.value) == 404 and clock.sleeps == []

@@ -6,9 +6,9 @@ import math
 import pytest
 
 from cxr_core.config import _served
-from cxr_core.domain import ServiceError
+from cxr_core.domain import ErrorKind, ServiceError
 from cxr_core.services.models import choose_model, models_view
-from cxr_core.upload import parse_upload
+from cxr_core.request_body import parse_upload
 from cxr_model.specs import DEFAULT_MODEL, SPECS, get_spec
 
 SERVED = {"all": {"name": "all", "model_id": "all@1/exact", "findings": ["A", "B"], "weights": "real"},
@@ -28,7 +28,7 @@ def test_choice_by_name_the_default_otherwise_and_400_naming_the_served_set():
     for requested in (("dragons",), ("all", "chex")):
         with pytest.raises(ServiceError) as refused:
             choose_model(SERVED, "all", *requested)
-        assert refused.value.status == 400
+        assert refused.value.kind is ErrorKind.INVALID
     with pytest.raises(ServiceError) as unknown:
         choose_model(SERVED, "all", "dragons")
     assert "all, chex" in unknown.value.message

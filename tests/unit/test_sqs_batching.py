@@ -69,3 +69,18 @@ def test_renewing_a_long_batch_extends_the_jobs_leases_too():
         while len(renewed) < 2 and time.monotonic() < deadline:
             time.sleep(0.01)
     assert len(renewed) >= 2 and sqs.visibility[0] == ("rh-a", 0.15)
+
+
+def test_one_adapter_reads_both_shapes_of_an_sqs_message():
+    from cxr_core.sqs_consumer import inbound_message
+
+    api = {"MessageId": "m1", "ReceiptHandle": "r1", "Body": "{}",
+           "Attributes": {"ApproximateReceiveCount": "3", "SentTimestamp": "1700000000000"}}
+    event_record = {"messageId": "m1", "receiptHandle": "r1", "body": "{}", "eventSource": "aws:sqs",
+                    "attributes": {"ApproximateReceiveCount": "3", "SentTimestamp": "1700000000000"}}
+    assert inbound_message(api, 5.0) == inbound_message(event_record, 5.0)
+    read = inbound_message(event_record, 5.0)
+    assert (read.message_id, read.body, read.receive_count, read.sent_at_epoch_ms, read.received_at) == \
+        ("m1", "{}", 3, 1700000000000.0, 5.0)
+    bare = inbound_message({"MessageId": "m2", "Body": "x"})
+    assert (bare.receive_count, bare.sent_at_epoch_ms, bare.received_at) == (1, None, None)

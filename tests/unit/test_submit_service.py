@@ -3,7 +3,8 @@ import threading
 
 import pytest
 
-from cxr_core.domain import JobStatus, ServiceError, Upload
+from cxr_core.domain import JobStatus, ServiceError, Upload, undecodable
+from cxr_core.http import status_of
 from cxr_core.services.infer import InboundMessage, InferDeps, process_batch
 from cxr_core.services.submit import SubmitDeps, submit_image
 from cxr_model.privacy import deidentify_dicom
@@ -91,7 +92,7 @@ def test_racing_identical_uploads_make_one_job(ports):
 def test_rejected_upload_writes_nothing(ports, data, status, code):
     with pytest.raises(ServiceError) as raised:
         submit_image(Upload(data), deps_for(ports))
-    assert (raised.value.status, raised.value.code) == (status, code)
+    assert (status_of(raised.value), raised.value.code) == (status, code)
     jobs, images, queue = ports
     assert not jobs.jobs and not jobs.cache and not images.objects and not queue.messages
 
@@ -136,7 +137,7 @@ def test_another_clients_job_is_never_handed_out(ports):
     assert len(ports[2].messages) == 2
     with pytest.raises(ServiceError) as raised:
         get_job(ports[0], first.job.job_id, "hospital-b")
-    assert raised.value.status == 404
+    assert status_of(raised.value) == 404
     run_queue(ports)
     hit = submit_image(Upload(PNG), deps_for(ports), client_id="hospital-b")
     assert hit.job.cached and hit.job.client_id == "hospital-b"
@@ -163,15 +164,13 @@ def test_a_cache_hit_does_not_wait_for_the_image_check(ports):
 
 def test_with_an_executor_a_bad_new_image_is_still_rejected_and_nothing_is_written(ports):
     def refuse(data):
-        error = ValueError("nope")
-        error.code, error.message = "UNDECODABLE_IMAGE", "PNG pixel data is not a valid zlib stream"
-        raise error
+        raise undecodable("PNG pixel data is not a valid zlib stream")
 
     deps = SubmitDeps(jobs=ports[0], images=ports[1], queue=ports[2], model_id="model@1", check_image=refuse,
                       deidentify_dicom=deidentify_dicom, executor=ThreadPoolExecutor(1))
     with pytest.raises(ServiceError) as raised:
         submit_image(Upload(b"\x89PNG\r\n\x1a\nbroken"), deps)
-    assert raised.value.status == 422
+    assert status_of(raised.value) == 422
     assert ports[1].objects == {} and ports[2].messages == []
     deps.executor.shutdown(wait=True)
 

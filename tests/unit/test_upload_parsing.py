@@ -4,7 +4,8 @@ import base64
 import pytest
 
 from cxr_core.domain import ServiceError
-from cxr_core.upload import body_bytes, parse_upload
+from cxr_core.http import status_of
+from cxr_core.request_body import body_bytes, parse_upload
 
 IMAGE = b"\x89PNG\r\n\x1a\n\x00\x01binary\r\n--not-a-boundary\r\n"
 
@@ -40,7 +41,7 @@ def test_raw_body_is_the_image():
 def test_bad_bodies_are_client_errors(content_type, body, status):
     with pytest.raises(ServiceError) as raised:
         parse_upload(content_type, body, 1000)
-    assert raised.value.status == status and raised.value.message
+    assert status_of(raised.value) == status and raised.value.message
 
 
 def test_base64_body_is_decoded_and_garbage_is_rejected():

@@ -6,10 +6,12 @@ import json
 import os
 import sys
 
+from cxr_core.config import settings
+
 
 def use_stack(ready_file: str) -> None:
-    """Point this process at a local stack (`python -m cxr_local --ready-file F`): its endpoint, its tables and
-    the AWS identity its moto endpoint requires. Before cxr_core.records is imported: it names its tables then."""
+    """Run this command against a local stack (`python -m cxr_local --ready-file F`): its endpoint, its tables and
+    the AWS identity its moto endpoint requires become this process's environment."""
     with open(ready_file, encoding="utf-8") as handle:
         os.environ.update(json.load(handle)["aws_env"])
 
@@ -38,36 +40,35 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.stack:
         use_stack(args.stack)
+    config = settings()
     if args.command == "events":
-        return _subscribe(args)
-    from cxr_core.auth import ApiKeyStore, hash_key
+        return _subscribe(args, config)
+    from cxr_core.auth import hash_key
+    from cxr_core.bootstrap import Runtime
 
+    keys = Runtime(config).api_keys
     if args.action == "create":
-        api_key = ApiKeyStore.create(args.client, label=args.label, operator=args.operator)
+        api_key = keys.create(args.client, label=args.label, operator=args.operator)
         print(json.dumps({"client_id": args.client, "api_key": api_key, "key_hash": hash_key(api_key)}))
     elif args.action == "revoke":
-        if not ApiKeyStore.revoke(args.key):
+        if not keys.revoke(args.key):
             print("no such key", file=sys.stderr)
             return 1
         print("revoked")
     else:
-        print(json.dumps(ApiKeyStore.list(), indent=2))
+        print(json.dumps(keys.list(), indent=2))
     return 0
 
 
-def _subscribe(args) -> int:
-    import boto3
-
-    from cxr_core.config import settings
+def _subscribe(args, config) -> int:
+    from cxr_core.bootstrap import Runtime
     from cxr_core.subscriptions import subscribe_queue
 
-    config = settings()
     if not config.events_topic_arn:
         print("EVENTS_TOPIC_ARN is not set (the stack output JobEventsTopicArn)", file=sys.stderr)
         return 1
-    clients = [boto3.client(name, region_name=config.region, endpoint_url=config.aws_endpoint_url)
-               for name in ("sns", "sqs")]
-    print(json.dumps(subscribe_queue(*clients, config.events_topic_arn, args.client, args.queue, args.status)))
+    rt = Runtime(config)
+    print(json.dumps(subscribe_queue(rt.sns, rt.sqs, config.events_topic_arn, args.client, args.queue, args.status)))
     return 0
 
 

@@ -10,11 +10,8 @@ from collections import OrderedDict
 from dataclasses import dataclass
 from datetime import timedelta
 
-from pynamodb.exceptions import UpdateError
-
-from cxr_core.conditions import is_condition_failed
-from cxr_core.domain import ServiceError, iso, utc_now
-from cxr_core.records import ApiKeyRecord, RateLimitRecord
+from cxr_core.domain import forbidden, iso, throttled, unauthorised, utc_now
+from cxr_core.ports import ApiKeyStore, RateCounter, StoredKey
 
 API_KEY_HEADER = "x-api-key"
 KEY_PREFIX = "cxr_"
@@ -27,19 +24,6 @@ def hash_key(api_key: str) -> str:
 
 def new_api_key() -> str:
     return KEY_PREFIX + secrets.token_urlsafe(32)
-
-
-def unauthorized(message: str = "missing or invalid API key: send it in the x-api-key header") -> ServiceError:
-    return ServiceError(401, "UNAUTHORIZED", message, {"WWW-Authenticate": "ApiKey"})
-
-
-def forbidden(message: str) -> ServiceError:
-    return ServiceError(403, "FORBIDDEN", message)
-
-
-def throttled(retry_after: int) -> ServiceError:
-    return ServiceError(429, "THROTTLED", f"rate limit reached; retry in {retry_after} s",
-                        {"Retry-After": str(retry_after)})
 
 
 OPERATOR = "operator"
@@ -56,11 +40,12 @@ class Client:
             raise forbidden("this route is for operators: it shows other clients' jobs")
 
 
-class ApiKeyStore:
-    """DynamoDB-backed keys with a short in-process cache: a revocation takes effect within cache_seconds.
+class ApiKeys:
+    """Keys over an ApiKeyStore with a short in-process cache: a revocation takes effect within cache_seconds.
     The cache holds at most max_entries keys (least recently used out first), so unknown keys cannot grow it."""
 
-    def __init__(self, cache_seconds: int, max_entries: int = 10_000):
+    def __init__(self, store: ApiKeyStore, cache_seconds: int, max_entries: int = 10_000):
+        self._store = store
         self._cache_seconds = cache_seconds
         self._max_entries = max_entries
         self._cache: OrderedDict[str, tuple[float, Client | None]] = OrderedDict()
@@ -73,11 +58,8 @@ class ApiKeyStore:
             if cached and cached[0] > time.monotonic():
                 self._cache.move_to_end(digest)
                 return cached[1]
-        try:
-            record = ApiKeyRecord.get(digest)
-            client = None if record.revoked_at else Client(record.client_id, record.role == OPERATOR)
-        except ApiKeyRecord.DoesNotExist:
-            client = None
+        stored = self._store.find(digest)
+        client = None if stored is None or stored.revoked_at else Client(stored.client_id, stored.role == OPERATOR)
         with self._lock:
             self._cache[digest] = (time.monotonic() + self._cache_seconds, client)
             self._cache.move_to_end(digest)
@@ -85,30 +67,20 @@ class ApiKeyStore:
                 self._cache.popitem(last=False)
         return client
 
-    @staticmethod
-    def create(client_id: str, label: str | None = None, api_key: str | None = None, operator: bool = False) -> str:
+    def create(self, client_id: str, label: str | None = None, api_key: str | None = None,
+               operator: bool = False) -> str:
         api_key = api_key or new_api_key()
-        ApiKeyRecord(hash_key(api_key), client_id=client_id, role=OPERATOR if operator else "client", label=label,
-                     created_at=iso(utc_now())).save()
+        self._store.add(StoredKey(hash_key(api_key), client_id=client_id, role=OPERATOR if operator else "client",
+                                  created_at=iso(utc_now()), label=label))
         return api_key
 
-    @staticmethod
-    def revoke(api_key_or_hash: str) -> bool:
+    def revoke(self, api_key_or_hash: str) -> bool:
         digest = api_key_or_hash if re.fullmatch("[0-9a-f]{64}", api_key_or_hash) else hash_key(api_key_or_hash)
-        try:
-            ApiKeyRecord(digest).update(actions=[ApiKeyRecord.revoked_at.set(iso(utc_now()))],
-                                        condition=ApiKeyRecord.key_hash.exists())
-            return True
-        except UpdateError as error:
-            if is_condition_failed(error):
-                return False  # no such key
-            raise
+        return self._store.revoke(digest, iso(utc_now()))
 
-    @staticmethod
-    def list() -> list[dict]:
-        return [{"key_hash": r.key_hash, "client_id": r.client_id, "role": r.role, "label": r.label,
-                 "created_at": r.created_at,
-                 "revoked_at": r.revoked_at} for r in ApiKeyRecord.scan()]
+    def list(self) -> list[dict]:
+        return [{"key_hash": k.key_hash, "client_id": k.client_id, "role": k.role, "label": k.label,
+                 "created_at": k.created_at, "revoked_at": k.revoked_at} for k in self._store.all()]
 
 
 class FailureLimiter:
@@ -139,7 +111,7 @@ class FailureLimiter:
 
 
 class Authenticator:
-    def __init__(self, mode: str, keys: ApiKeyStore, failures: FailureLimiter | None = None):
+    def __init__(self, mode: str, keys: ApiKeys, failures: FailureLimiter | None = None):
         if mode not in ("api_key", "jwt", "none"):
             raise ValueError(f"AUTH_MODE must be api_key, jwt or none, not {mode!r}")
         self.mode = mode
@@ -147,7 +119,7 @@ class Authenticator:
         self._failures = failures or FailureLimiter(0)
 
     def client(self, headers: dict, request_context: dict) -> Client:
-        """The calling client, or ServiceError 401."""
+        """The calling client, or ServiceError UNAUTHORISED."""
         iam = (request_context.get("authorizer") or {}).get("iam") or {}
         if iam.get("userArn") or iam.get("callerId"):  # API Gateway's IAM authorizer verified a SigV4 signature
             return Client(str(iam.get("userArn") or iam.get("callerId")), operator=True)
@@ -157,7 +129,7 @@ class Authenticator:
             jwt = (request_context.get("authorizer") or {}).get("jwt") or {}
             claims = jwt.get("claims") or {}
             if not claims.get("sub"):
-                raise unauthorized("missing or invalid bearer token")
+                raise unauthorised("missing or invalid bearer token")
             scopes = jwt.get("scopes") or str(claims.get("scope", "")).split()
             return Client(str(claims["sub"]), operator=OPS_SCOPE in scopes)
         source = str((request_context.get("http") or {}).get("sourceIp") or "")
@@ -165,11 +137,11 @@ class Authenticator:
         api_key = (headers.get(API_KEY_HEADER) or "").strip()  # as API Gateway trims header values
         if not api_key:
             self._failures.failed(source)
-            raise unauthorized()
+            raise unauthorised()
         client = self._keys.client_for(api_key)
         if client is None:
             self._failures.failed(source)
-            raise unauthorized("unknown or revoked API key")
+            raise unauthorised("unknown or revoked API key")
         return client
 
 
@@ -180,7 +152,8 @@ class RateLimiter:
     requests early, because other processes can hold unspent leases.
     """
 
-    def __init__(self, per_minute: int, lease: int = 10):
+    def __init__(self, counter: RateCounter, per_minute: int, lease: int = 10):
+        self._counter = counter
         self.per_minute = per_minute
         self.lease = max(1, lease)
         self._balances: dict[tuple[str, int], int] = {}
@@ -207,13 +180,6 @@ class RateLimiter:
 
     def _reserve(self, client_id: str, window: int, count: int) -> int:
         """Add count to the window's counter if it stays within per_minute; count, or 0 when it would not."""
-        try:
-            RateLimitRecord(f"{client_id}#{window}").update(
-                actions=[RateLimitRecord.hits.add(count),
-                         RateLimitRecord.expires_at.set(utc_now() + timedelta(minutes=5))],
-                condition=RateLimitRecord.hits.does_not_exist() | (RateLimitRecord.hits <= self.per_minute - count))
-            return count
-        except UpdateError as error:
-            if is_condition_failed(error):
-                return 0
-            raise
+        granted = self._counter.reserve(f"{client_id}#{window}", count, self.per_minute,
+                                        utc_now() + timedelta(minutes=5))
+        return count if granted else 0

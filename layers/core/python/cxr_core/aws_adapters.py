@@ -1,4 +1,5 @@
-"""ImageStore on S3, JobQueue on SQS, EventPublisher on SNS; the boto3 clients are made by bootstrap and injected."""
+"""ImageStore on S3, JobQueue on SQS, EventPublisher on SNS, the Auto Scaling lifecycle action; the boto3 clients are
+made by bootstrap and injected."""
 from __future__ import annotations
 
 import json
@@ -70,3 +71,16 @@ class SnsEventPublisher:
         self._sns.publish(TopicArn=self._topic_arn, Message=json.dumps(event),
                           MessageAttributes={name: {"DataType": "String", "StringValue": value}
                                              for name, value in attributes.items()})
+
+
+class AutoScalingLifecycleAction:
+    """This instance's termination lifecycle action in its Auto Scaling group: CONTINUE once the worker drained."""
+
+    def __init__(self, autoscaling_client, group_name: str, hook_name: str):
+        self._autoscaling = autoscaling_client
+        self.group_name, self.hook_name = group_name, hook_name
+
+    def complete(self, instance_id: str) -> None:
+        self._autoscaling.complete_lifecycle_action(
+            LifecycleHookName=self.hook_name, AutoScalingGroupName=self.group_name, InstanceId=instance_id,
+            LifecycleActionResult="CONTINUE")

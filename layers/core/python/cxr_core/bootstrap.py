@@ -1,7 +1,7 @@
-"""One wiring per process: settings, AWS clients made once, the adapters, and the model on first use."""
+"""The composition root: settings, AWS clients made once, the tables bound, the adapters and the services' wiring,
+and the model on first use. Nothing else reads settings into an adapter or makes an AWS client."""
 from __future__ import annotations
 
-import os
 import threading
 from concurrent.futures import ThreadPoolExecutor
 from functools import cached_property, lru_cache
@@ -10,13 +10,17 @@ from typing import Callable
 import boto3
 from botocore.config import Config
 
-from cxr_core.auth import ApiKeyStore, Authenticator, FailureLimiter, RateLimiter
-from cxr_core.aws_adapters import S3ImageStore, SnsEventPublisher, SqsJobQueue
+from cxr_core.auth import ApiKeys, Authenticator, FailureLimiter, RateLimiter
+from cxr_core.aws_adapters import AutoScalingLifecycleAction, S3ImageStore, SnsEventPublisher, SqsJobQueue
 from cxr_core.config import Settings, settings
+from cxr_core.dynamo_auth import DynamoApiKeyStore, DynamoRateCounter
 from cxr_core.dynamo_store import DynamoJobStore
+from cxr_core.records import TableNames, bind_tables
 from cxr_core.services.infer import InferDeps
+from cxr_core.services.presigned_uploads import UploadSettings
+from cxr_core.services.recovery import RecoveryReport, recover_stuck_jobs
 from cxr_core.services.submit import SubmitDeps
-from cxr_core.services.uploads import UploadSettings
+from cxr_core.sqs_consumer import SqsBatchSource
 
 READINESS_KEY = "__readiness_probe__"  # never a real key: its lookup proves the table answers
 
@@ -24,21 +28,26 @@ READINESS_KEY = "__readiness_probe__"  # never a real key: its lookup proves the
 class Runtime:
     def __init__(self, config: Settings):
         self.settings = config
+        bind_tables(TableNames(jobs=config.jobs_table, results=config.results_table, api_keys=config.api_keys_table,
+                               rate_limits=config.rate_limits_table), config.region, config.dynamodb_endpoint_url)
         client_config = Config(retries={"max_attempts": 4, "mode": "standard"}, max_pool_connections=32)
         # SigV4 presigned URLs (botocore's default for S3 presigning is SigV2): region-scoped, headers signed
         self.s3 = boto3.client("s3", region_name=config.region, endpoint_url=config.aws_endpoint_url,
                                config=client_config.merge(Config(signature_version="s3v4")))
         self.sqs = boto3.client("sqs", region_name=config.region, endpoint_url=config.aws_endpoint_url,
                                 config=client_config)
-        self.jobs = DynamoJobStore(region=config.region, ttl_days=config.job_ttl_days)
+        self._client_config = client_config
+        self.jobs = DynamoJobStore(region=config.region, endpoint_url=config.dynamodb_endpoint_url,
+                                   ttl_days=config.job_ttl_days)
         self.images = S3ImageStore(self.s3, config.images_bucket)
         self.queue = SqsJobQueue(self.sqs, config.queue_url, config.dlq_url or None)
-        self.events = (SnsEventPublisher(boto3.client("sns", region_name=config.region, endpoint_url=config.aws_endpoint_url,
-                                                      config=client_config), config.events_topic_arn)
+        self.sns = boto3.client("sns", region_name=config.region, endpoint_url=config.aws_endpoint_url,
+                                config=client_config)
+        self.events = (SnsEventPublisher(self.sns, config.events_topic_arn)
                        if config.events_topic_arn else None)  # no topic configured: no events
-        self.auth = Authenticator(config.auth_mode, ApiKeyStore(config.auth_cache_seconds),
-                                  FailureLimiter(config.auth_failures_per_minute))
-        self.rate_limiter = RateLimiter(config.rate_limit_per_minute, lease=config.rate_limit_lease)
+        self.api_keys = ApiKeys(DynamoApiKeyStore(), config.auth_cache_seconds)
+        self.auth = Authenticator(config.auth_mode, self.api_keys, FailureLimiter(config.auth_failures_per_minute))
+        self.rate_limiter = RateLimiter(DynamoRateCounter(), config.rate_limit_per_minute, lease=config.rate_limit_lease)
         self._predictors: dict = {}  # model name -> predictor, loaded on the model's first job
         self._predictors_lock = threading.Lock()
         self.upload_settings = UploadSettings(url_seconds=config.upload_url_seconds,
@@ -119,10 +128,10 @@ class Runtime:
         return probes
 
     def submit_deps(self) -> SubmitDeps:
-        from cxr_model import check_image
+        from cxr_core.image_checks import domain_image_check
         from cxr_model.privacy import deidentify_dicom
         return SubmitDeps(jobs=self.jobs, images=self.images, queue=self.queue,
-                          model_id=self.model_identity["model_id"], check_image=check_image,
+                          model_id=self.model_identity["model_id"], check_image=domain_image_check,
                           deidentify_dicom=deidentify_dicom, executor=self._submit_executor,
                           cache_scope=self.settings.cache_scope, events=self.events)
 
@@ -140,8 +149,28 @@ class Runtime:
                          max_receive_count=self.settings.max_receive_count,
                          lease_seconds=self.settings.visibility_timeout_seconds, events=self.events)
 
+    def recover(self) -> RecoveryReport:
+        """One recovery pass (the Lambda's schedule and the EC2 supervisor's timer both run this)."""
+        config = self.settings
+        return recover_stuck_jobs(self.jobs, self.queue, config.stuck_job_seconds, config.max_receive_count,
+                                  events=self.events)
+
+    def batch_source(self) -> SqsBatchSource:
+        """The EC2 worker's micro-batches from the jobs queue."""
+        config = self.settings
+        return SqsBatchSource(self.sqs, config.queue_url, config.infer_batch_size, config.infer_batch_window_seconds,
+                              config.visibility_timeout_seconds)
+
+    def lifecycle_action(self) -> AutoScalingLifecycleAction | None:
+        """The group's termination lifecycle hook when the launch template named one (EC2), else None."""
+        config = self.settings
+        if not (config.worker_lifecycle_hook and config.worker_group_name):
+            return None
+        # no endpoint_url: on EC2 the real service; elsewhere AWS_ENDPOINT_URL(_AUTO_SCALING) as botocore reads them
+        autoscaling = boto3.client("autoscaling", region_name=config.region)
+        return AutoScalingLifecycleAction(autoscaling, config.worker_group_name, config.worker_lifecycle_hook)
+
 
 @lru_cache(maxsize=1)
 def runtime() -> Runtime:
-    os.environ.setdefault("AWS_DEFAULT_REGION", settings().region)
     return Runtime(settings())

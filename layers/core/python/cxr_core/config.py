@@ -4,6 +4,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 from functools import lru_cache
+from typing import Mapping
 
 
 @dataclass(frozen=True)
@@ -47,10 +48,8 @@ class Settings:
     worker_lifecycle_hook: str = ""
     worker_lifecycle_poll_seconds: float = 5.0
     imds_endpoint: str = "http://169.254.169.254"
-
-
-def _int(name: str, default: int) -> int:
-    return int(os.environ.get(name, default))
+    # botocore's service-specific override (AWS_ENDPOINT_URL_DYNAMODB) beats AWS_ENDPOINT_URL, for pynamodb too
+    dynamodb_endpoint_url: str | None = None
 
 
 def _served(default: str, listed: str) -> tuple[str, ...]:
@@ -62,7 +61,15 @@ def _served(default: str, listed: str) -> tuple[str, ...]:
 @lru_cache(maxsize=1)
 def settings() -> Settings:
     """The process-wide settings; read once."""
-    env = os.environ.get
+    return read_settings(os.environ)
+
+
+def read_settings(environment: Mapping[str, str]) -> Settings:
+    env = environment.get
+
+    def _int(name: str, default: int) -> int:
+        return int(env(name, default))
+
     return Settings(
         stage=env("STAGE", "local"),
         jobs_table=env("JOBS_TABLE", "cxr-local-jobs"),
@@ -102,4 +109,5 @@ def settings() -> Settings:
         worker_lifecycle_hook=env("WORKER_LIFECYCLE_HOOK", ""),
         worker_lifecycle_poll_seconds=float(env("WORKER_LIFECYCLE_POLL_SECONDS", "5")),
         imds_endpoint=env("AWS_EC2_METADATA_SERVICE_ENDPOINT") or "http://169.254.169.254",
+        dynamodb_endpoint_url=env("AWS_ENDPOINT_URL_DYNAMODB") or env("AWS_ENDPOINT_URL") or None,
     )

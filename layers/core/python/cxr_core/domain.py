@@ -4,7 +4,7 @@ from __future__ import annotations
 import enum
 import hashlib
 import uuid
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime, timezone
 
 
@@ -110,45 +110,73 @@ def model_name_of(model_id: str) -> str:
     return model_id.split("@", 1)[0]
 
 
+class ErrorKind(str, enum.Enum):
+    """What went wrong, in the domain's words; only cxr_core.http turns a kind into a status and headers."""
+    INVALID = "invalid"
+    UNAUTHORISED = "unauthorised"
+    FORBIDDEN = "forbidden"
+    NOT_FOUND = "not_found"
+    CONFLICT = "conflict"
+    TOO_LARGE = "too_large"
+    UNSUPPORTED_MEDIA = "unsupported_media"
+    UNDECODABLE = "undecodable"
+    THROTTLED = "throttled"
+    UNAVAILABLE = "unavailable"
+
+
 @dataclass
 class ServiceError(Exception):
-    """A failure the API reports as {"error", "code"} with an HTTP status."""
-    status: int
+    """A failure the API reports as {"error", "code"}: its kind decides the answer, code names it for clients."""
+    kind: ErrorKind
     code: str
     message: str
-    headers: dict = field(default_factory=dict)
+    retry_after_seconds: int | None = None  # THROTTLED / UNAVAILABLE: when trying again makes sense
 
     def __str__(self) -> str:
         return f"{self.code}: {self.message}"
 
 
 def no_image(message: str = "no image in the request: send multipart field 'image' or raw image bytes") -> ServiceError:
-    return ServiceError(400, "NO_IMAGE", message)
+    return ServiceError(ErrorKind.INVALID, "NO_IMAGE", message)
 
 
 def bad_request(message: str) -> ServiceError:
-    return ServiceError(400, "BAD_REQUEST", message)
+    return ServiceError(ErrorKind.INVALID, "BAD_REQUEST", message)
 
 
 def too_large(limit: int) -> ServiceError:
-    return ServiceError(413, "PAYLOAD_TOO_LARGE", f"image is larger than the {limit}-byte limit")
+    return ServiceError(ErrorKind.TOO_LARGE, "PAYLOAD_TOO_LARGE", f"image is larger than the {limit}-byte limit")
 
 
 def unsupported_media(message: str) -> ServiceError:
-    return ServiceError(415, "UNSUPPORTED_MEDIA_TYPE", message)
+    return ServiceError(ErrorKind.UNSUPPORTED_MEDIA, "UNSUPPORTED_MEDIA_TYPE", message)
 
 
 def undecodable(message: str) -> ServiceError:
-    return ServiceError(422, "UNDECODABLE_IMAGE", message)
+    return ServiceError(ErrorKind.UNDECODABLE, "UNDECODABLE_IMAGE", message)
 
 
 def job_not_found(job_id: str) -> ServiceError:
-    return ServiceError(404, "JOB_NOT_FOUND", f"no job with id {job_id}")
+    return ServiceError(ErrorKind.NOT_FOUND, "JOB_NOT_FOUND", f"no job with id {job_id}")
 
 
 def result_not_ready(job_id: str, status: JobStatus) -> ServiceError:
-    return ServiceError(409, "RESULT_NOT_READY", f"job {job_id} is {status.value}; the result exists once it is COMPLETED")
+    return ServiceError(ErrorKind.CONFLICT, "RESULT_NOT_READY",
+                        f"job {job_id} is {status.value}; the result exists once it is COMPLETED")
 
 
 def unavailable(message: str) -> ServiceError:
-    return ServiceError(503, "SERVICE_UNAVAILABLE", message, {"Retry-After": "1"})
+    return ServiceError(ErrorKind.UNAVAILABLE, "SERVICE_UNAVAILABLE", message, retry_after_seconds=1)
+
+
+def unauthorised(message: str = "missing or invalid API key: send it in the x-api-key header") -> ServiceError:
+    return ServiceError(ErrorKind.UNAUTHORISED, "UNAUTHORIZED", message)
+
+
+def forbidden(message: str) -> ServiceError:
+    return ServiceError(ErrorKind.FORBIDDEN, "FORBIDDEN", message)
+
+
+def throttled(retry_after: int) -> ServiceError:
+    return ServiceError(ErrorKind.THROTTLED, "THROTTLED", f"rate limit reached; retry in {retry_after} s",
+                        retry_after_seconds=retry_after)

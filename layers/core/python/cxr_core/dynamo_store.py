@@ -31,8 +31,10 @@ def _to_job(record: JobRecord) -> Job:
 
 
 class DynamoJobStore:
-    def __init__(self, region: str, ttl_days: int):
-        self._connection = Connection(region=region)
+    def __init__(self, region: str, endpoint_url: str | None, ttl_days: int):
+        """The models' tables are bound by the composition root (records.bind_tables); transactions use this
+        connection, on the same region and endpoint."""
+        self._connection = Connection(region=region, host=endpoint_url)
         self._ttl = timedelta(days=ttl_days)
 
     def _record(self, job: Job) -> JobRecord:

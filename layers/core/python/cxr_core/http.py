@@ -1,4 +1,4 @@
-"""What the HTTP handlers share: JSON responses and the mapping of domain errors to status codes."""
+"""What the HTTP handlers share: JSON responses and the one mapping of domain error kinds to status and headers."""
 from __future__ import annotations
 
 import json
@@ -8,7 +8,7 @@ from aws_lambda_powertools.event_handler import Response, content_types
 from botocore.exceptions import ClientError, ConnectionError as AwsConnectionError, HTTPClientError
 from pynamodb.exceptions import PynamoDBConnectionError
 
-from cxr_core.domain import ServiceError, unavailable
+from cxr_core.domain import ErrorKind, ServiceError, bad_request, unavailable
 
 THROTTLING_CODES = {"Throttling", "ThrottlingException", "ProvisionedThroughputExceededException",
                     "RequestLimitExceeded", "SlowDown", "TooManyRequestsException", "RequestThrottled"}
@@ -38,8 +38,28 @@ def json_response(status: int, body: dict, headers: dict | None = None) -> Respo
                     body=json.dumps(body), headers=headers or {})
 
 
+STATUS_BY_KIND = {
+    ErrorKind.INVALID: 400, ErrorKind.UNAUTHORISED: 401, ErrorKind.FORBIDDEN: 403, ErrorKind.NOT_FOUND: 404,
+    ErrorKind.CONFLICT: 409, ErrorKind.TOO_LARGE: 413, ErrorKind.UNSUPPORTED_MEDIA: 415,
+    ErrorKind.UNDECODABLE: 422, ErrorKind.THROTTLED: 429, ErrorKind.UNAVAILABLE: 503,
+}
+
+
+def status_of(error: ServiceError) -> int:
+    return STATUS_BY_KIND[error.kind]
+
+
+def headers_of(error: ServiceError) -> dict[str, str]:
+    headers = {}
+    if error.kind is ErrorKind.UNAUTHORISED:
+        headers["WWW-Authenticate"] = "ApiKey"
+    if error.retry_after_seconds is not None:
+        headers["Retry-After"] = str(error.retry_after_seconds)
+    return headers
+
+
 def error_response(error: ServiceError) -> Response:
-    return json_response(error.status, {"error": error.message, "code": error.code}, error.headers)
+    return json_response(status_of(error), {"error": error.message, "code": error.code}, headers_of(error))
 
 
 def caller(app, authenticator):
@@ -67,22 +87,22 @@ def json_body(app) -> dict:
     try:
         body = json.loads(event.decoded_body or "{}")
     except RecursionError as error:  # json's scanner recurses per level: thousands of levels exhaust it
-        raise ServiceError(400, "BAD_REQUEST", f"request body nests deeper than {MAX_JSON_DEPTH} levels") from error
+        raise bad_request(f"request body nests deeper than {MAX_JSON_DEPTH} levels") from error
     except ValueError as error:
-        raise ServiceError(400, "BAD_REQUEST", "request body is not valid JSON") from error
+        raise bad_request("request body is not valid JSON") from error
     if _depth(body) > MAX_JSON_DEPTH:
-        raise ServiceError(400, "BAD_REQUEST", f"request body nests deeper than {MAX_JSON_DEPTH} levels")
+        raise bad_request(f"request body nests deeper than {MAX_JSON_DEPTH} levels")
     if not isinstance(body, dict):
-        raise ServiceError(400, "BAD_REQUEST", "request body must be a JSON object")
+        raise bad_request("request body must be a JSON object")
     return body
 
 
 def install_error_handlers(app, logger: logging.Logger) -> None:
-    """Domain errors keep their status; anything else is a logged 500 with no internals in the body."""
+    """Domain errors answer with their kind's status; anything else is a logged 500 with no internals in the body."""
 
     @app.exception_handler(ServiceError)
     def _service_error(error: ServiceError) -> Response:
-        if error.status >= 500:
+        if error.kind is ErrorKind.UNAVAILABLE:
             logger.warning("request failed: %s", error)
         return error_response(error)
 

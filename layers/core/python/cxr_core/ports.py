@@ -1,8 +1,9 @@
-"""The small interfaces the services need: job storage, image storage, the queue."""
+"""The small interfaces the services need: job storage, image storage, the queue, API keys, rate counters."""
 from __future__ import annotations
 
 import enum
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Iterable, Protocol
 
 from cxr_core.domain import CacheEntry, Job, JobMessage, JobStatus
@@ -62,3 +63,27 @@ class EventPublisher(Protocol):
 class JobQueue(Protocol):
     def send(self, message: JobMessage) -> None: ...
     def depth(self) -> dict: ...
+
+
+@dataclass
+class StoredKey:
+    """One client's API key as stored: only its SHA-256."""
+    key_hash: str
+    client_id: str
+    role: str  # client | operator
+    created_at: str
+    label: str | None = None
+    revoked_at: str | None = None
+
+
+class ApiKeyStore(Protocol):
+    def find(self, key_hash: str) -> StoredKey | None: ...
+    def add(self, key: StoredKey) -> None: ...
+    def revoke(self, key_hash: str, moment: str) -> bool:
+        """Mark the key revoked at moment; False when there is no such key."""
+    def all(self) -> list[StoredKey]: ...
+
+
+class RateCounter(Protocol):
+    def reserve(self, window_key: str, count: int, limit: int, expires_at: datetime) -> bool:
+        """Add count to the window's counter if it stays within limit (atomically); False, unchanged, if not."""

@@ -1,12 +1,12 @@
-"""pynamodb models of the jobs table and the result-cache table (names from settings)."""
+"""pynamodb models of the service's tables; bootstrap binds their names, region and endpoint (bind_tables)."""
 from __future__ import annotations
+
+from dataclasses import dataclass
 
 from pynamodb.attributes import (BooleanAttribute, JSONAttribute, NumberAttribute, TTLAttribute,
                                  UnicodeAttribute)
 from pynamodb.indexes import AllProjection, GlobalSecondaryIndex
 from pynamodb.models import Model
-
-from cxr_core.config import settings
 
 
 class StatusUpdatedIndex(GlobalSecondaryIndex):
@@ -20,8 +20,7 @@ class StatusUpdatedIndex(GlobalSecondaryIndex):
 
 class JobRecord(Model):
     class Meta:
-        table_name = settings().jobs_table
-        region = settings().region
+        table_name = None  # bound by bind_tables
 
     job_id = UnicodeAttribute(hash_key=True)
     status = UnicodeAttribute()
@@ -48,8 +47,7 @@ class JobRecord(Model):
 
 class CacheRecord(Model):
     class Meta:
-        table_name = settings().results_table
-        region = settings().region
+        table_name = None  # bound by bind_tables
 
     cache_key = UnicodeAttribute(hash_key=True)
     job_id = UnicodeAttribute()
@@ -62,8 +60,7 @@ class CacheRecord(Model):
 class ApiKeyRecord(Model):
     """One client's API key, stored only as its SHA-256."""
     class Meta:
-        table_name = settings().api_keys_table
-        region = settings().region
+        table_name = None  # bound by bind_tables
 
     key_hash = UnicodeAttribute(hash_key=True)
     client_id = UnicodeAttribute()
@@ -76,9 +73,24 @@ class ApiKeyRecord(Model):
 class RateLimitRecord(Model):
     """Requests of one client in one minute; expires by TTL."""
     class Meta:
-        table_name = settings().rate_limits_table
-        region = settings().region
+        table_name = None  # bound by bind_tables
 
     window_key = UnicodeAttribute(hash_key=True)
     hits = NumberAttribute(default=0)
     expires_at = TTLAttribute(null=True)
+
+
+@dataclass(frozen=True)
+class TableNames:
+    jobs: str
+    results: str
+    api_keys: str
+    rate_limits: str
+
+
+def bind_tables(names: TableNames, region: str, endpoint_url: str | None) -> None:
+    """Point every model at its table (the composition root calls this once per process, before any access)."""
+    for model, table in ((JobRecord, names.jobs), (CacheRecord, names.results), (ApiKeyRecord, names.api_keys),
+                         (RateLimitRecord, names.rate_limits)):
+        model.Meta.table_name, model.Meta.region, model.Meta.host = table, region, endpoint_url
+        model._connection = None  # a connection made before the binding named another table or endpoint

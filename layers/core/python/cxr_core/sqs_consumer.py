@@ -12,6 +12,18 @@ SQS_MAX_BATCH = 10
 IDLE_NAP_SECONDS = 0.02
 
 
+def inbound_message(raw: dict, received_at: float | None = None) -> InboundMessage:
+    """An SQS message as the infer service reads it, from either shape SQS hands one over in: ReceiveMessage's
+    (MessageId, Body, Attributes) or a Lambda event source mapping's record (messageId, body, attributes)."""
+    lambda_record = "messageId" in raw
+    attributes = raw.get("attributes" if lambda_record else "Attributes") or {}
+    sent = attributes.get("SentTimestamp")
+    return InboundMessage(message_id=raw["messageId" if lambda_record else "MessageId"],
+                          body=raw["body" if lambda_record else "Body"],
+                          receive_count=int(attributes.get("ApproximateReceiveCount", 1)),
+                          sent_at_epoch_ms=float(sent) if sent else None, received_at=received_at)
+
+
 def defer(sqs_client, queue_url: str, receipts: dict[str, str], retry_after: dict[str, int]) -> None:
     """Bring failed messages back after retry_after seconds instead of the whole visibility timeout (both entry
     points: the EC2 worker's settle and the Lambda handler before it returns batchItemFailures)."""
@@ -20,6 +32,8 @@ def defer(sqs_client, queue_url: str, receipts: dict[str, str], retry_after: dic
         chunk = retry[start:start + SQS_MAX_BATCH]
         sqs_client.change_message_visibility_batch(QueueUrl=queue_url, Entries=[
             {"Id": str(i), "ReceiptHandle": receipts[m], "VisibilityTimeout": s} for i, (m, s) in enumerate(chunk)])
+
+
 def fill_batch(receive: Callable[[int, int], list], batch_size: int, window_seconds: float, poll_seconds: int,
                should_stop: Callable[[], bool]) -> list:
     """receive(limit, wait_seconds) until batch_size items: a first long poll, then what is already waiting, and
@@ -59,12 +73,7 @@ class SqsBatchSource:
         messages = []
         for raw in response.get("Messages", []):
             self._receipts[raw["MessageId"]] = raw["ReceiptHandle"]
-            attributes = raw.get("Attributes", {})
-            messages.append(InboundMessage(
-                message_id=raw["MessageId"], body=raw["Body"],
-                receive_count=int(attributes.get("ApproximateReceiveCount", 1)),
-                sent_at_epoch_ms=float(attributes["SentTimestamp"]) if "SentTimestamp" in attributes else None,
-                received_at=received_at))
+            messages.append(inbound_message(raw, received_at))
         return messages
 
     def next_batch(self, should_stop: Callable[[], bool]) -> list[InboundMessage]:

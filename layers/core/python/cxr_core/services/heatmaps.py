@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from cxr_core.domain import ServiceError, bad_request
+from cxr_core.domain import ErrorKind, ServiceError, bad_request
 from cxr_core.heatmaps import UNITS, decode_heatmap, model_input_key
 from cxr_core.overlay import decode_grey_png, overlay_png
 from cxr_core.ports import ImageStore, JobStore
@@ -41,7 +41,7 @@ def heatmap(jobs: JobStore, images: ImageStore, job_id: str, client_id: str | No
     result = job.result or {}
     record = result.get("heatmaps")
     if not record:
-        raise ServiceError(404, "HEATMAP_NOT_FOUND", f"job {job_id}'s result was computed without heatmaps")
+        raise ServiceError(ErrorKind.NOT_FOUND, "HEATMAP_NOT_FOUND", f"job {job_id}'s result was computed without heatmaps")
     label = query.label or result.get("top_label")
     if label not in record["labels"]:
         raise bad_request(f"no heatmap for label {query.label!r}; this job's findings: {', '.join(record['labels'])}")

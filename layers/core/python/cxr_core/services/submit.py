@@ -6,8 +6,7 @@ from concurrent.futures import Executor
 from dataclasses import dataclass
 from typing import Callable
 
-from cxr_core.domain import (Job, JobMessage, JobStatus, ServiceError, Upload, iso, new_job_id, sha256_hex,
-                             undecodable, unavailable, unsupported_media, utc_now)
+from cxr_core.domain import Job, JobMessage, JobStatus, Upload, iso, new_job_id, sha256_hex, unavailable, utc_now
 from cxr_core.ports import CacheKeyTaken, EventPublisher, ImageStore, JobQueue, JobStore
 from cxr_core.services.notifications import notify
 
@@ -23,7 +22,7 @@ class SubmitDeps:
     images: ImageStore
     queue: JobQueue
     model_id: str
-    check_image: Callable[[bytes], object]  # returns info with .format; raises cxr_model.ImageError
+    check_image: Callable[[bytes], object]  # info with .format; ServiceError UNSUPPORTED_MEDIA / UNDECODABLE
     deidentify_dicom: Callable[[bytes], bytes]  # required: what is stored keeps no patient identity
     executor: Executor | None = None  # runs the image check while the cache lookup waits on DynamoDB
     cache_scope: str = "client"  # client: answers only from the caller's own uploads; global: from anyone's
@@ -37,18 +36,7 @@ class SubmitOutcome:
 
 
 def _image_format(data: bytes, check_image: Callable[[bytes], object]) -> str:
-    try:
-        return check_image(data).format
-    except ServiceError:
-        raise
-    except Exception as error:
-        code = getattr(error, "code", None)  # cxr_model.ImageError: typed, with a code and a message
-        if code is None:
-            raise  # a bug, not a bad image: it must not pass for a 422
-        message = getattr(error, "message", None) or str(error) or "image could not be decoded"
-        if code == "UNSUPPORTED_MEDIA_TYPE":
-            raise unsupported_media(message) from error
-        raise undecodable(message) from error
+    return check_image(data).format
 
 
 def _cached_copy(entry_result: dict, template: Job) -> Job:

@@ -1,4 +1,4 @@
-"""The image out of an HTTP request body: multipart field `image` (seed-compatible) or raw bytes."""
+"""The image out of an HTTP request body (multipart field `image`, seed-compatible, or raw bytes)."""
 from __future__ import annotations
 
 import base64

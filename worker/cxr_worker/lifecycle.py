@@ -5,7 +5,9 @@ import logging
 import threading
 import urllib.error
 import urllib.request
-from typing import Any, Callable
+from typing import Callable
+
+from cxr_core.aws_adapters import AutoScalingLifecycleAction
 
 log = logging.getLogger("cxr.worker.lifecycle")
 TARGET_STATE_PATH = "autoscaling/target-lifecycle-state"
@@ -50,11 +52,9 @@ class InstanceMetadata:
 class TerminationHook:
     """Watches for the group's scale-in of this instance; after the drain, lets the termination continue."""
 
-    def __init__(self, autoscaling: Any, metadata: InstanceMetadata, group_name: str, hook_name: str,
-                 poll_seconds: float) -> None:
-        self.autoscaling = autoscaling
+    def __init__(self, action: AutoScalingLifecycleAction, metadata: InstanceMetadata, poll_seconds: float) -> None:
+        self.action = action
         self.metadata = metadata
-        self.group_name, self.hook_name = group_name, hook_name
         self.poll_seconds = poll_seconds
         self.instance_id: str | None = None
         self.terminating = threading.Event()
@@ -71,14 +71,12 @@ class TerminationHook:
                 continue
             if state == TERMINATING:
                 log.warning("instance %s is being terminated by %s: draining the batch in hand",
-                            self.instance_id, self.group_name)
+                            self.instance_id, self.action.group_name)
                 self.terminating.set()
                 drain()
                 return
 
     def complete(self) -> None:
         """CONTINUE: every worker has finished and settled its batch, so the instance may go now."""
-        self.autoscaling.complete_lifecycle_action(
-            LifecycleHookName=self.hook_name, AutoScalingGroupName=self.group_name, InstanceId=self.instance_id,
-            LifecycleActionResult="CONTINUE")
-        log.warning("drained; lifecycle action %s completed for instance %s", self.hook_name, self.instance_id)
+        self.action.complete(self.instance_id)
+        log.warning("drained; lifecycle action %s completed for instance %s", self.action.hook_name, self.instance_id)

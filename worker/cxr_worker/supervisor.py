@@ -1,6 +1,6 @@
 """Long-lived infer worker (EC2 mode): K processes, each long-polling SQS and running micro-batches.
 
-Run as `python -m functions.infer.worker [--processes K]`. SIGTERM or Ctrl-C: every process finishes the
+Run as `python -m cxr_worker [--processes K]`. SIGTERM or Ctrl-C: every process finishes the
 batch in hand, settles its messages and exits; a process that dies is restarted by the supervisor. With
 WORKER_LIFECYCLE_HOOK and WORKER_GROUP_NAME set (the EC2 launch template sets them), a scale-in of this instance
 is the same drain, after which the supervisor completes the group's termination lifecycle action.
@@ -30,11 +30,10 @@ def consume(stop_all) -> None:
 
     from aws_lambda_powertools import Metrics
 
-    from cxr_core.bootstrap import runtime
     import uuid
 
+    from cxr_core.bootstrap import runtime
     from cxr_core.services.infer import job_ids, process_batch
-    from cxr_core.sqs_consumer import SqsBatchSource
     from cxr_core.telemetry import record_batch
 
     configure_logging()
@@ -46,14 +45,12 @@ def consume(stop_all) -> None:
         return stop_me.is_set() or stop_all.is_set()
 
     rt = runtime()
-    config = rt.settings
     deps = rt.infer_deps()
     identity = rt.predictor.identity
     log.warning("worker %d ready: model %s engine %s weights %s%s", os.getpid(), identity.get("name"),
                 identity.get("engine"), identity.get("weights"),
                 f" - {identity['warning']}" if identity.get("warning") else "")
-    source = SqsBatchSource(rt.sqs, config.queue_url, config.infer_batch_size, config.infer_batch_window_seconds,
-                            config.visibility_timeout_seconds)
+    source = rt.batch_source()
     metrics = Metrics()
     while not stop_requested():
         try:
@@ -74,19 +71,16 @@ def consume(stop_all) -> None:
 def recover_periodically(stop, interval_seconds: float) -> None:
     """The recovery pass, run by the supervisor: see cxr_core.services.recovery for what it covers."""
     from cxr_core.bootstrap import runtime
-    from cxr_core.services.recovery import recover_stuck_jobs
 
     while not stop.wait(interval_seconds):
         try:
-            rt = runtime()
-            recover_stuck_jobs(rt.jobs, rt.queue, rt.settings.stuck_job_seconds, rt.settings.max_receive_count,
-                               events=rt.events)
+            runtime().recover()
         except Exception:
             log.exception("recovery pass failed; it runs again in %.0f s", interval_seconds)
 
 
 def supervise(processes: int, recovery_interval: float, termination=None) -> int:
-    """termination: a functions.infer.lifecycle.TerminationHook, or None off EC2."""
+    """termination: a cxr_worker.lifecycle.TerminationHook, or None off EC2."""
     import threading
 
     context = multiprocessing.get_context("spawn")
@@ -132,18 +126,16 @@ def supervise(processes: int, recovery_interval: float, termination=None) -> int
     return 0
 
 
-def termination_hook(config):
+def termination_hook():
     """The group's termination hook when the launch template named one (EC2), else None."""
-    if not (config.worker_lifecycle_hook and config.worker_group_name):
+    from cxr_core.bootstrap import runtime
+    from cxr_worker.lifecycle import InstanceMetadata, TerminationHook
+
+    rt = runtime()
+    action = rt.lifecycle_action()
+    if action is None:
         return None
-    import boto3
-
-    from functions.infer.lifecycle import InstanceMetadata, TerminationHook
-
-    # no endpoint_url: on EC2 the real service; elsewhere AWS_ENDPOINT_URL(_AUTO_SCALING) as botocore reads them
-    autoscaling = boto3.client("autoscaling", region_name=config.region)
-    return TerminationHook(autoscaling, InstanceMetadata(config.imds_endpoint), config.worker_group_name,
-                           config.worker_lifecycle_hook, config.worker_lifecycle_poll_seconds)
+    return TerminationHook(action, InstanceMetadata(rt.settings.imds_endpoint), rt.settings.worker_lifecycle_poll_seconds)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -156,7 +148,7 @@ def main(argv: list[str] | None = None) -> int:
                         help="seconds between recovery passes (0: none; default min(60, STUCK_JOB_SECONDS/3))")
     args = parser.parse_args(argv)
     configure_logging()
-    return supervise(max(1, args.processes), args.recovery_interval, termination_hook(settings()))
+    return supervise(max(1, args.processes), args.recovery_interval, termination_hook())
 
 
 if __name__ == "__main__":

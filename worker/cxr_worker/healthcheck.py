@@ -1,7 +1,7 @@
 """Docker HEALTHCHECK of the EC2 infer worker: every worker process is up, none is in a crash-restart loop, and
 what they need answers.
 
-The supervisor (`python -m functions.infer.worker`) restarts a dead worker after a second, so a worker that keeps
+The supervisor (`python -m cxr_worker`) restarts a dead worker after a second, so a worker that keeps
 crashing (missing weights, bad settings) shows as a process younger than MIN_AGE_SECONDS at every check. Then the
 readiness function behind GET /v1/ops/ready runs here, in-process (the worker has no HTTP server): one call each to
 the tables, the bucket and the queue the workers use, and a look at the model artifacts.
@@ -15,7 +15,7 @@ import sys
 from pathlib import Path
 
 MIN_AGE_SECONDS = 20.0
-SUPERVISOR_MARKER = "functions.infer.worker"
+SUPERVISOR_MARKER = " -m cxr_worker "  # the supervisor's command line (not -m cxr_worker.healthcheck)
 WORKER_MARKER = "multiprocessing.spawn"
 
 

@@ -132,6 +132,7 @@ async function submitFile(file) {
   try {
     const body = await upload(file, media.type, (sent, total) => update(job, { sent, total }));
     update(job, { id: body.id, status: body.status, cached: Boolean(body.cached), result: body.result || null });
+    if (!$("model-picker").dataset.loaded) loadModels(); // the API took a job: it will list its models too
     if (job.status !== "COMPLETED" || !job.result) await follow(job);
   } catch (error) {
     update(job, { status: "ERROR", error: error.message });
@@ -468,15 +469,19 @@ async function checkModel() {
     const health = await api("/v1/ops/health", { headers: apiHeaders() });
     if (health && health.model) showModelBanner(health.model);
   } catch (_) { /* unreachable or old API: the first result's model still shows the banner */ }
-  loadModels();
+  if (apiHeaders()["x-api-key"]) loadModels(); // without a key it waits for the first accepted job (no 401s)
 }
 
 // GET /v1/models: a picker when the deployment serves more than one model (each lists the findings it reports)
 async function loadModels() {
   const picker = $("model-picker");
   let listing = null;
-  try { listing = await api("/v1/models", { headers: apiHeaders() }); } catch (_) { /* no key yet, or an old API */ }
+  try { // not through api(): a 401 before the key is typed must not open Settings by itself
+    const response = await fetch(`${apiBase()}/v1/models`, { headers: apiHeaders() });
+    if (response.ok) listing = await response.json();
+  } catch (_) { /* unreachable: the default model is used */ }
   const models = (listing && listing.models) || [];
+  if (listing) picker.dataset.loaded = "1";
   const chosen = picker.value;
   picker.replaceChildren(...models.map((model) => {
     const option = document.createElement("option");

@@ -6,6 +6,7 @@ import requests
 
 from tests.e2e.clients_samples import unique_copy
 from tests.e2e.conftest import assert_json_error, start_stack, stop_stack, wait_for_terminal_status
+from tests.e2e.test_web_page import ARTIFACTS, browser  # noqa: F401 - the Chromium fixture
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
@@ -77,3 +78,47 @@ def test_an_unknown_model_is_a_400_naming_the_served_ones(api, tmp_path):
     error = assert_json_error(session.post(f"{base}/v1/jobs", params={"model": "densenet121-res224-nih"},
                                            files={"image": ("x.jpg", image)}, timeout=30), 400, "BAD_REQUEST")
     assert DEFAULT in error["error"] and SECOND in error["error"]
+
+
+def test_the_cli_picks_a_model_and_lists_them(two_model_stack, tmp_path):
+    import json
+    import os
+    import subprocess
+    import sys
+
+    env = {key: value for key, value in os.environ.items() if not key.startswith("CXR_")}
+    env.update(CXR_ENDPOINT=two_model_stack.base_url, CXR_API_KEY=two_model_stack.info.get("api_key") or "")
+    listing = subprocess.run([sys.executable, "-m", "cxr_cli", "models"], capture_output=True, text=True, env=env,
+                             timeout=120)
+    assert listing.returncode == 0 and f"{DEFAULT} (default)" in listing.stdout and SECOND in listing.stdout
+    image = unique_copy("00027426_000.png", tmp_path)
+    run = subprocess.run([sys.executable, "-m", "cxr_cli", "submit", str(image), "--wait", "--json", "--model", SECOND],
+                         capture_output=True, text=True, env=env, timeout=300)
+    assert run.returncode == 0, run.stderr
+    record = json.loads(run.stdout)
+    assert record["result"]["model"]["name"] == SECOND and list(record["result"]["output"]) == CHEX_FINDINGS
+
+
+def test_the_page_offers_a_model_picker_and_charts_the_chosen_models_findings(browser, two_model_stack, tmp_path):
+    from playwright.sync_api import expect
+
+    context = browser.new_context(viewport={"width": 1280, "height": 1000}, base_url=two_model_stack.base_url)
+    page = context.new_page()
+    try:
+        page.goto("/")
+        picker = page.get_by_label("Model", exact=True)
+        if two_model_stack.info.get("api_key"):
+            page.get_by_text("Settings").click()
+            page.get_by_label("API key").fill(two_model_stack.info["api_key"])
+            page.get_by_role("button", name="Save").click()
+        expect(picker).to_be_visible()
+        assert page.eval_on_selector_all("#model-picker option", "o => o.map(x => x.value)") == ["", SECOND]
+        picker.select_option(SECOND)
+        page.set_input_files("#file-input", str(unique_copy("00000001_000.png", tmp_path)))
+        expect(page.locator("#status")).to_contain_text("completed", timeout=120_000)
+        expect(page.locator("#chart-body tr")).to_have_count(len(CHEX_FINDINGS))
+        expect(page.locator("#model-info")).to_contain_text(f"Model {SECOND}")
+        expect(page.locator("#heatmap")).to_be_visible()
+        page.screenshot(path=str(ARTIFACTS / "web_page_second_model.png"), full_page=True)
+    finally:
+        context.close()

@@ -1,7 +1,7 @@
 """What the class activation maps cost: the export with the maps output against the same network without it.
 
 Both ONNX files come from the same weights (the build's, in MODEL_DIR) and run in one process, taking turns
-round after round (A B A B ...), so host load hits both alike; each reports its median round. Also timed: turning
+round after round (A B, B A, ...), so host load hits both alike; each reports its median round. Also timed: turning
 a batch's maps into the stored record (heatmap encoding) and one PNG overlay as GET .../heatmap renders it.
 Run: python bench/heatmap_cost.py [--model-dir build/test-weights] [--rounds 15] [--batch 1 8]
 """
@@ -43,11 +43,11 @@ def session(path: str):
     return ort.InferenceSession(path, sess_options=options, providers=["CPUExecutionProvider"])
 
 
-def timed(run, repeat: int) -> float:
-    started = time.perf_counter()
+def timed(run, repeat: int, clock=time.perf_counter) -> float:
+    started = clock()
     for _ in range(repeat):
         run()
-    return (time.perf_counter() - started) / repeat * 1000
+    return (clock() - started) / repeat * 1000
 
 
 def main() -> int:
@@ -70,7 +70,10 @@ def main() -> int:
         image = predictor.preprocess(SAMPLE.read_bytes())
         print(f"load {os.getloadavg()[0]:.1f}; onnxruntime, 1 intra-op thread; {args.rounds} alternating rounds; "
               f"weights {predictor.identity['weights']}")
-        print(f"{'batch':>5}  {'no maps ms':>10}  {'maps ms':>8}  {'extra':>7}")
+        # with one intra-op thread onnxruntime computes on the calling thread: its CPU time is the forward pass's,
+        # far less disturbed by other tenants of a loaded host than wall time
+        print(f"{'batch':>5}  {'no maps ms':>10}  {'maps ms':>8}  {'extra':>7}  {'no maps CPU ms':>14}  "
+              f"{'maps CPU ms':>11}  {'extra CPU':>9}")
         for batch_size in args.batch:
             batch = np.stack([image] * batch_size)
             repeat = max(1, 8 // batch_size)
@@ -79,11 +82,16 @@ def main() -> int:
             for run in runs.values():
                 run()  # warm
             times = {name: [] for name in runs}
-            for _ in range(args.rounds):
-                for name, run in runs.items():
+            cpu = {name: [] for name in runs}
+            for round_index in range(args.rounds):
+                order = list(runs.items())
+                for name, run in order if round_index % 2 else order[::-1]:  # neither always goes first
                     times[name].append(timed(run, repeat))
+                    cpu[name].append(timed(run, repeat, time.thread_time))
             plain, maps = statistics.median(times["plain"]), statistics.median(times["maps"])
-            print(f"{batch_size:>5}  {plain:>10.1f}  {maps:>8.1f}  {100 * (maps - plain) / plain:>6.2f}%")
+            plain_cpu, maps_cpu = statistics.median(cpu["plain"]), statistics.median(cpu["maps"])
+            print(f"{batch_size:>5}  {plain:>10.1f}  {maps:>8.1f}  {100 * (maps - plain) / plain:>6.2f}%  "
+                  f"{plain_cpu:>14.1f}  {maps_cpu:>11.1f}  {100 * (maps_cpu - plain_cpu) / plain_cpu:>8.2f}%")
         prediction = predictor.predict([image])[0]
         encode_ms = timed(lambda: encode_heatmaps(prediction.heatmaps), 50)
         record = encode_heatmaps(prediction.heatmaps)

@@ -3,7 +3,7 @@
 Both ONNX files come from the same weights (the build's, in MODEL_DIR) and run in one process, taking turns
 round after round (A B, B A, ...), so host load hits both alike; each reports its median round. Also timed: turning
 a batch's maps into the stored record (heatmap encoding) and one PNG overlay as GET .../heatmap renders it.
-Run: python bench/heatmap_cost.py [--model-dir build/test-weights] [--rounds 15] [--batch 1 8]
+Run: python -m bench heatmap-cost [--model-dir build/test-weights] [--rounds 25] [--batch 1 8]
 """
 from __future__ import annotations
 
@@ -12,12 +12,13 @@ import os
 import statistics
 import tempfile
 import time
-from pathlib import Path
 
 import numpy as np
 
-REPO = Path(__file__).resolve().parents[1]
-SAMPLE = Path(os.environ.get("CXR_SAMPLES_DIR", REPO.parent / "shared" / "data" / "xrays")) / "00000001_000.png"
+from bench.harness import REPO, load_average
+from tests.model_support import SAMPLES_DIR
+
+SAMPLE = SAMPLES_DIR / "00000001_000.png"
 NAME = "densenet121-res224-all"
 
 
@@ -50,12 +51,12 @@ def timed(run, repeat: int, clock=time.perf_counter) -> float:
     return (clock() - started) / repeat * 1000
 
 
-def main() -> int:
+def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model-dir", default=str(REPO / "build" / "test-weights"))
-    parser.add_argument("--rounds", type=int, default=15)
+    parser.add_argument("--rounds", type=int, default=25)
     parser.add_argument("--batch", type=int, nargs="+", default=[1, 8])
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
 
     from cxr_core.heatmaps import encode_heatmaps
     from cxr_core.overlay import overlay_png
@@ -68,7 +69,7 @@ def main() -> int:
         export_without_maps(args.model_dir, plain_path)
         without_maps = session(plain_path)
         image = predictor.preprocess(SAMPLE.read_bytes())
-        print(f"load {os.getloadavg()[0]:.1f}; onnxruntime, 1 intra-op thread; {args.rounds} alternating rounds; "
+        print(f"load {load_average()}; onnxruntime, 1 intra-op thread; {args.rounds} alternating rounds; "
               f"weights {predictor.identity['weights']}")
         # with one intra-op thread onnxruntime computes on the calling thread: its CPU time is the forward pass's,
         # far less disturbed by other tenants of a loaded host than wall time

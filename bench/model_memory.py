@@ -1,15 +1,16 @@
 """Resident memory per added model: one worker process loads the served models one after another, lazily, as jobs
 for each arrive, and runs a batch through each; RSS is read after each (a fresh process per run).
-Run: python bench/model_memory.py [--model-dir build/test-weights] [--models NAME ...] [--batch 8]
+Run: python -m bench model-memory [--model-dir build/test-weights] [--models NAME ...] [--batch 8]
 """
 from __future__ import annotations
 
 import argparse
-import os
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
-SAMPLE = Path(os.environ.get("CXR_SAMPLES_DIR", REPO.parent / "shared" / "data" / "xrays")) / "00000001_000.png"
+from bench.harness import REPO, load_average
+from tests.model_support import SAMPLES_DIR
+
+SAMPLE = SAMPLES_DIR / "00000001_000.png"
 
 
 def rss_mib() -> float:
@@ -18,19 +19,19 @@ def rss_mib() -> float:
     return psutil.Process().memory_info().rss / 1_048_576
 
 
-def main() -> int:
+def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model-dir", default=str(REPO / "build" / "test-weights"))
     parser.add_argument("--models", nargs="+", default=["densenet121-res224-all", "densenet121-res224-chex"])
     parser.add_argument("--batch", type=int, default=8)
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
 
     import numpy as np
 
     from cxr_model import load_predictor
 
     start = rss_mib()
-    print(f"load {os.getloadavg()[0]:.1f}; onnxruntime, 1 thread, batch {args.batch}; RSS at start {start:.0f} MiB")
+    print(f"load {load_average()}; onnxruntime, 1 thread, batch {args.batch}; RSS at start {start:.0f} MiB")
     previous, loaded = start, []
     for name in args.models:
         predictor = load_predictor(args.model_dir, engine="onnxruntime", threads=1, name=name)

@@ -32,7 +32,7 @@ def _network_module(model, maps: bool = True):
             pooled = F.adaptive_avg_pool2d(features, (1, 1)).flatten(1)
             classifier = self.inner.classifier
             probs = torch.sigmoid(classifier(pooled))
-            if not self.maps:  # the export before the maps existed (bench/heatmap_cost.py compares the two)
+            if not self.maps:  # the export before the maps existed (`python -m bench heatmap-cost` compares the two)
                 return probs
             return probs, F.conv2d(features, classifier.weight[:, :, None, None], classifier.bias)
 

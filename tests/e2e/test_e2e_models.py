@@ -5,7 +5,7 @@ import pytest
 import requests
 
 from tests.e2e.clients_samples import unique_copy
-from tests.e2e.conftest import assert_json_error, start_stack, stop_stack, wait_for_terminal_status
+from tests.e2e.conftest import assert_json_error, start_stack, wait_for_terminal_status
 from tests.e2e.test_web_page import ARTIFACTS, browser  # noqa: F401 - the Chromium fixture
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
@@ -19,14 +19,14 @@ CHEX_FINDINGS = ["Atelectasis", "Consolidation", "Pneumothorax", "Edema", "Effus
 def two_model_stack(tmp_path_factory):
     stack = start_stack(tmp_path_factory.mktemp("models"), "--param", f"ServedModels={SECOND}")
     yield stack
-    assert stop_stack(stack.process) == 0, stack.log_tail()
+    assert stack.stop() == 0, stack.log_tail()
 
 
 @pytest.fixture
 def api(two_model_stack):
     with requests.Session() as session:
         session.headers.update(two_model_stack.auth_headers)
-        yield session, two_model_stack.base_url
+        yield session, two_model_stack.url
 
 
 def _result(session, base, response) -> dict:
@@ -87,7 +87,7 @@ def test_the_cli_picks_a_model_and_lists_them(two_model_stack, tmp_path):
     import sys
 
     env = {key: value for key, value in os.environ.items() if not key.startswith("CXR_")}
-    env.update(CXR_ENDPOINT=two_model_stack.base_url, CXR_API_KEY=two_model_stack.info.get("api_key") or "")
+    env.update(CXR_ENDPOINT=two_model_stack.url, CXR_API_KEY=two_model_stack.info.get("api_key") or "")
     listing = subprocess.run([sys.executable, "-m", "cxr_cli", "models"], capture_output=True, text=True, env=env,
                              timeout=120)
     assert listing.returncode == 0 and f"{DEFAULT} (default)" in listing.stdout and SECOND in listing.stdout
@@ -102,7 +102,7 @@ def test_the_cli_picks_a_model_and_lists_them(two_model_stack, tmp_path):
 def test_the_page_offers_a_model_picker_and_charts_the_chosen_models_findings(browser, two_model_stack, tmp_path):
     from playwright.sync_api import expect
 
-    context = browser.new_context(viewport={"width": 1280, "height": 1000}, base_url=two_model_stack.base_url)
+    context = browser.new_context(viewport={"width": 1280, "height": 1000}, base_url=two_model_stack.url)
     page = context.new_page()
     try:
         page.goto("/")

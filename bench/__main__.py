@@ -18,7 +18,7 @@ STUDIES = {
     "long-poll": ("long_poll", "polling every 100 ms vs long polls (?wait=20), the seed's scenario at 50 users"),
     "package-sizes": ("package_sizes", "Lambda layers built as a deploy does: sizes against the 250 MB limit"),
     "layer-size": ("layer_size", "installed size of the onnxruntime-only infer runtime against 250 MB"),
-    "heatmap-cost": ("heatmap_cost", "what the heatmaps cost: the export with its maps output vs without, side by side"),
+    "heatmap-cost": ("heatmap_cost", "what the heatmaps cost: the export with its maps output vs without it"),
     "model-memory": ("model_memory", "resident memory per added model, loaded lazily in one worker process"),
 }
 

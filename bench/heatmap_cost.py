@@ -44,6 +44,29 @@ def session(path: str):
     return ort.InferenceSession(path, sess_options=options, providers=["CPUExecutionProvider"])
 
 
+def kernel_times(path: str, batch: np.ndarray, runs: int, prefix: str) -> dict[str, float]:
+    """Per-kernel time (us) of `runs` passes from onnxruntime's own profiler: what each node costs, whatever else
+    the host is doing meanwhile stretches every kernel alike."""
+    import json
+
+    import onnxruntime as ort
+
+    options = ort.SessionOptions()
+    options.intra_op_num_threads, options.inter_op_num_threads = 1, 1
+    options.enable_profiling, options.profile_file_prefix = True, prefix
+    profiled = ort.InferenceSession(path, sess_options=options, providers=["CPUExecutionProvider"])
+    for _ in range(runs):
+        profiled.run(None, {"image": batch})
+    totals: dict[str, float] = {}
+    trace = profiled.end_profiling()
+    with open(trace) as handle:
+        for event in json.load(handle):
+            if event.get("cat") == "Node" and event["name"].endswith("_kernel_time"):
+                totals[event["name"]] = totals.get(event["name"], 0.0) + event["dur"]
+    os.remove(trace)
+    return totals
+
+
 def timed(run, repeat: int, clock=time.perf_counter) -> float:
     started = clock()
     for _ in range(repeat):
@@ -93,6 +116,13 @@ def main(argv: list[str] | None = None) -> int:
             plain_cpu, maps_cpu = statistics.median(cpu["plain"]), statistics.median(cpu["maps"])
             print(f"{batch_size:>5}  {plain:>10.1f}  {maps:>8.1f}  {100 * (maps - plain) / plain:>6.2f}%  "
                   f"{plain_cpu:>14.1f}  {maps_cpu:>11.1f}  {100 * (maps_cpu - plain_cpu) / plain_cpu:>8.2f}%")
+            maps_path = os.path.join(args.model_dir, f"{NAME}.onnx")
+            with_maps_kernels = kernel_times(maps_path, batch, 5, os.path.join(tmp, "w"))
+            without_kernels = kernel_times(plain_path, batch, 5, os.path.join(tmp, "p"))
+            extra = {name: us for name, us in with_maps_kernels.items() if name not in without_kernels}
+            share = 100 * sum(extra.values()) / sum(with_maps_kernels.values())
+            print(f"       kernels only the maps output runs: {', '.join(sorted(extra))}: {share:.3f}% of the "
+                  "pass's kernel time (onnxruntime's profiler)")
         prediction = predictor.predict([image])[0]
         encode_ms = timed(lambda: encode_heatmaps(prediction.heatmaps), 50)
         record = encode_heatmaps(prediction.heatmaps)
@@ -100,7 +130,8 @@ def main(argv: list[str] | None = None) -> int:
         overlay_ms = timed(lambda: overlay_png(pixels, record, prediction.top_label, 0.5), 10)
         print(f"stored record: {len(record['data'])} base64 chars for {len(record['labels'])} maps "
               f"(+ {len(str(record['low'])) + len(str(record['high']))} chars of scales); encode {encode_ms:.2f} ms")
-        print(f"overlay PNG {len(overlay_png(pixels, record, prediction.top_label, 0.5))} bytes, render {overlay_ms:.1f} ms")
+        overlay = overlay_png(pixels, record, prediction.top_label, 0.5)
+        print(f"overlay PNG {len(overlay)} bytes, render {overlay_ms:.1f} ms")
     return 0
 
 

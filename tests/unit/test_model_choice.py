@@ -1,15 +1,12 @@
 """Several models: the served set from settings, the choice per request, GET /v1/models, the multipart field."""
 from __future__ import annotations
 
-import math
-
 import pytest
 
 from cxr_core.config import _served
 from cxr_core.domain import ErrorKind, ServiceError
 from cxr_core.services.models import choose_model, models_view
 from cxr_core.request_body import parse_upload
-from cxr_model.specs import DEFAULT_MODEL, SPECS, get_spec
 
 SERVED = {"all": {"name": "all", "model_id": "all@1/exact", "findings": ["A", "B"], "weights": "real"},
           "chex": {"name": "chex", "model_id": "chex@2/exact", "findings": ["A"], "weights": "provided",
@@ -52,16 +49,3 @@ def test_the_multipart_model_field_is_read_and_one_only():
     assert parse_upload("multipart/form-data; boundary=B", body(("image", b"PNG")), 100).model is None
     with pytest.raises(ServiceError):
         parse_upload("multipart/form-data; boundary=B", body(("image", b"PNG"), ("model", b"a"), ("model", b"b")), 100)
-
-
-def test_the_family_matches_torchxrayvision_and_only_the_default_can_be_real():
-    import torchxrayvision as xrv
-
-    assert len(SPECS) == 7 and DEFAULT_MODEL == "densenet121-res224-all"
-    for name, spec in SPECS.items():
-        library = xrv.models.model_urls[name]
-        assert list(spec.labels) == library["labels"] and spec.weights_filename == library["weights_url"].split("/")[-1]
-        assert all((math.isnan(a) and math.isnan(b)) or a == b for a, b in zip(spec.op_threshs, library["op_threshs"]))
-        assert spec.findings == tuple(label for label in library["labels"] if label)  # never an empty label
-        assert (spec.weights_sha256 is not None) == (name == DEFAULT_MODEL)  # no published hash: never "real"
-    assert len(get_spec("densenet121-res224-chex").findings) == 11

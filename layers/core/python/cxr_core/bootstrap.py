@@ -58,7 +58,8 @@ class Runtime:
         """The default model's identity without loading the network (submit and poll never run it)."""
         from cxr_model import read_identity
         return read_identity(self.settings.model_dir, name=self.settings.model_name,
-                             engine=self.settings.model_engine, preprocess_mode=self.settings.preprocess_mode)
+                             engine=self.settings.model_engine, preprocess_mode=self.settings.preprocess_mode,
+                             precision=self.settings.model_precision)
 
     @cached_property
     def served_models(self) -> dict[str, dict]:
@@ -66,7 +67,8 @@ class Runtime:
         from cxr_model import model_card
         config = self.settings
         return {name: model_card(config.model_dir, name, engine=config.model_engine,
-                                 preprocess_mode=config.preprocess_mode) for name in config.served_models}
+                                 preprocess_mode=config.preprocess_mode, precision=config.model_precision)
+                for name in config.served_models}
 
     def predictor_for(self, name: str):
         """A served model's predictor, loaded on its first job (one network in memory per model that has had work);
@@ -79,7 +81,8 @@ class Runtime:
                 config = self.settings
                 self._predictors[name] = load_predictor(config.model_dir, engine=config.model_engine,
                                                         threads=config.model_threads,
-                                                        preprocess_mode=config.preprocess_mode, name=name)
+                                                        preprocess_mode=config.preprocess_mode, name=name,
+                                                        precision=config.model_precision)
             return self._predictors[name]
 
     @property
@@ -92,7 +95,7 @@ class Runtime:
         config = self.settings
         for name, card in self.served_models.items():
             on_disk = check_artifacts(config.model_dir, name=name, engine=config.model_engine,
-                                      preprocess_mode=config.preprocess_mode)
+                                      preprocess_mode=config.preprocess_mode, precision=config.model_precision)
             if on_disk["model_id"] != card["model_id"]:
                 raise RuntimeError(f"serving {card['model_id']} but {on_disk['model_id']} is on disk")
         return self.model_identity
@@ -141,7 +144,7 @@ class Runtime:
 
     @cached_property
     def _executor(self) -> ThreadPoolExecutor:
-        return ThreadPoolExecutor(max_workers=min(8, self.settings.infer_batch_size), thread_name_prefix="fetch")
+        return ThreadPoolExecutor(max_workers=self.settings.decode_threads, thread_name_prefix="fetch")
 
     def infer_deps(self) -> InferDeps:
         return InferDeps(jobs=self.jobs, images=self.images, predictor=self.predictor, executor=self._executor,

@@ -31,7 +31,7 @@ class Predictor(Protocol):
 
     def preprocess(self, data: bytes): ...
     def predict(self, images: list) -> Sequence[Prediction]: ...
-    def model_input_pixels(self, image) -> bytes:
+    def model_input_pixels(self, image) -> bytes | None:
         """The preprocessed image as 8-bit grey rows (MODEL_INPUT_SIZE square): what heatmaps are drawn on."""
 
 
@@ -148,6 +148,20 @@ def _predictor(job: Job, deps: InferDeps) -> Predictor:
         raise UnservedModel(f"model {name} is not served by this deployment") from None
 
 
+_IMAGE_ERROR_CODES = ("UNDECODABLE_IMAGE", "UNSUPPORTED_MEDIA_TYPE")
+
+
+def _permanent_failure(error: Exception) -> str | None:
+    """The FAILED reason for an error every delivery would meet again (so no retry), else None. An image the decoder
+    refuses (cxr_model.ImageError, typed by its code) is one: submit checks structure only, so damage that a full
+    decode alone finds ends here."""
+    if isinstance(error, (ImageMismatch, UnservedModel)):
+        return str(error)
+    if getattr(error, "code", None) in _IMAGE_ERROR_CODES:
+        return f"{error.code}: {getattr(error, 'message', None) or error}"
+    return None
+
+
 def _load(work: _Work, deps: InferDeps) -> None:
     work.predictor = _predictor(work.job, deps)
     data = deps.images.get(work.job.image_key)
@@ -156,8 +170,9 @@ def _load(work: _Work, deps: InferDeps) -> None:
         raise ImageMismatch(f"stored image {work.job.image_key} does not match the SHA-256 recorded at submit")
     work.tensor = work.predictor.preprocess(data)
     pixels = work.predictor.model_input_pixels(work.tensor)
-    deps.images.put(model_input_key(work.job.image_key), encode_png(pixels, MODEL_INPUT_SIZE, MODEL_INPUT_SIZE),
-                    "image/png")
+    if pixels is not None:  # None: preprocessing ends on a GPU, whose results carry no heatmaps to draw
+        deps.images.put(model_input_key(work.job.image_key), encode_png(pixels, MODEL_INPUT_SIZE, MODEL_INPUT_SIZE),
+                        "image/png")
 
 
 def _lease_seconds(messages: list[InboundMessage], visibility_seconds: int) -> int:
@@ -212,14 +227,17 @@ def process_batch(messages: list[InboundMessage], deps: InferDeps, token: str | 
         try:
             future.result()
             loaded.append(item)
-        except (ImageMismatch, UnservedModel) as error:
-            logger.error("job %s failed: %s", item.job.job_id, error)
-            if deps.jobs.fail_job(item.job, token, str(error)):
+        except Exception as error:
+            reason = _permanent_failure(error)
+            if reason is None:
+                _give_back(item, deps, token, f"{type(error).__name__}: {getattr(error, 'message', None) or error}",
+                           report)
+                continue
+            logger.error("job %s failed: %s", item.job.job_id, reason)
+            if deps.jobs.fail_job(item.job, token, reason):
                 notify(deps.events, item.job)
             report.failed_jobs.append(item.job.job_id)
             report.succeeded.extend(item.message_ids)
-        except Exception as error:
-            _give_back(item, deps, token, f"{type(error).__name__}: {getattr(error, 'message', None) or error}", report)
     if not loaded:
         return report
     report.batch_size = len(loaded)

@@ -24,6 +24,8 @@ STUDIES = {
     "submit-cost": ("submit_cost", "submit-side CPU (hash, checks, de-identification) against the worker's, per format"),
     "png-decoders": ("png_decoders", "PNG decode candidates: time, pixels against Pillow's, installed size"),
     "gpu": ("gpu", "GPU worker: images/s at batch 1/8/64/256, |delta p| vs the CPU engine, CPU cores per GPU"),
+    "heatmap-cost": ("heatmap_cost", "what the heatmaps cost: the export with its maps output vs without it"),
+    "model-memory": ("model_memory", "resident memory per added model, loaded lazily in one worker process"),
 }
 
 

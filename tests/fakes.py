@@ -155,6 +155,7 @@ class InMemoryQueue:
 class FakePrediction:
     output: dict
     top_label: str
+    heatmaps: dict | None = None
 
 
 class FakePredictor:
@@ -177,8 +178,13 @@ class FakePredictor:
         outputs = []
         for data in images:
             a = (sum(data) % 100) / 100
-            outputs.append(FakePrediction({"A": a, "B": 1 - a}, "A" if a >= 0.5 else "B"))
+            maps = {"A": [[a * (row + col) for col in range(7)] for row in range(7)],
+                    "B": [[(1 - a) * (row - col) for col in range(7)] for row in range(7)]}
+            outputs.append(FakePrediction({"A": a, "B": 1 - a}, "A" if a >= 0.5 else "B", maps))
         return outputs
+
+    def model_input_pixels(self, image):
+        return bytes((sum(image) + index) % 256 for index in range(224)) * 224
 
 
 @dataclass

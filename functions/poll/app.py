@@ -1,12 +1,13 @@
-"""GET /v1/jobs/{id}, /v1/jobs/{id}/result and /v1/ops/*: read-only views of jobs and the service."""
+"""GET /v1/jobs/{id}, /v1/jobs/{id}/result, /v1/jobs/{id}/heatmap and /v1/ops/*: read-only views of jobs and the service."""
 from aws_lambda_powertools import Logger, Metrics
-from aws_lambda_powertools.event_handler import APIGatewayHttpResolver
+from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response
 from aws_lambda_powertools.metrics import MetricUnit
 
 from cxr_core.bootstrap import runtime
 from cxr_core.fhir import FHIR_CONTENT_TYPE, diagnostic_report, parse_result_format
 from cxr_core.http import caller, install_error_handlers, json_response
 from cxr_core.services import ops
+from cxr_core.services.heatmaps import heatmap, parse_heatmap_query
 from cxr_core.services.jobs import (get_job, get_result, job_view, long_poll_slot, parse_wait, result_view,
                                     wait_for_job)
 
@@ -42,6 +43,20 @@ def job_result(job_id: str):
     if result_format == "fhir":
         return json_response(200, diagnostic_report(view), {"Content-Type": FHIR_CONTENT_TYPE})
     return json_response(200, view)
+
+
+@app.get("/v1/jobs/<job_id>/heatmap")
+def job_heatmap(job_id: str):
+    rt = runtime()
+    client_id = caller(app, rt.auth).client_id
+    event = app.current_event
+    query = parse_heatmap_query(event.get_query_string_value("label"), event.get_query_string_value("format"),
+                                event.get_query_string_value("opacity"))
+    content_type, body = heatmap(rt.jobs, rt.images, job_id, client_id, query)
+    if isinstance(body, dict):
+        return json_response(200, body)
+    return Response(status_code=200, content_type=content_type, body=body,  # bytes: sent base64-encoded
+                    headers={"Cache-Control": "private, max-age=3600"}, compress=False)
 
 
 @app.get("/v1/ops/health")

@@ -1,4 +1,4 @@
-"""POST /v1/jobs and POST /v1/uploads: authenticate, rate-limit, submit; 201 queued or 200 cached/running."""
+"""POST /v1/jobs, POST /v1/uploads, GET /v1/models: authenticate, rate-limit, submit; 201 queued or 200 cached/running."""
 from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.event_handler import APIGatewayHttpResolver
 from aws_lambda_powertools.metrics import MetricUnit
@@ -7,6 +7,7 @@ import cxr_model  # noqa: F401  (decoders imported in the init phase; the model 
 from cxr_core.bootstrap import runtime
 from cxr_core.http import caller, install_error_handlers, json_body, json_response
 from cxr_core.services.jobs import submit_view
+from cxr_core.services.models import choose_model, models_view
 from cxr_core.services.submit import submit_image
 from cxr_core.services.presigned_uploads import create_upload, taken_upload
 from cxr_core.request_body import body_bytes, parse_upload
@@ -30,16 +31,26 @@ def submit_job():
     event = app.current_event
     content_type = event.headers.get("content-type")
     body = json_body(app) if _is_json(content_type) else {}
+    requested = event.get_query_string_value("model")
     if "upload_id" in body:  # null or not, it names a presigned upload: 400 unless it is one of the caller's
+        model = choose_model(rt.served_models, rt.settings.model_name, requested, body.get("model"))
         with taken_upload(rt.images, rt.upload_claims, client_id, body["upload_id"], rt.upload_settings) as upload:
-            outcome = submit_image(upload, rt.submit_deps(), client_id)
+            outcome = submit_image(upload, rt.submit_deps(), client_id, model["model_id"])
     else:
         upload = parse_upload(content_type, body_bytes(event.body, event.is_base64_encoded),
                               rt.settings.max_upload_bytes)
-        outcome = submit_image(upload, rt.submit_deps(), client_id)
+        model = choose_model(rt.served_models, rt.settings.model_name, requested, upload.model)
+        outcome = submit_image(upload, rt.submit_deps(), client_id, model["model_id"])
     metrics.add_metric(name="JobsCreated" if outcome.created else "JobsAnsweredFromCache",
                        unit=MetricUnit.Count, value=1)
     return json_response(201 if outcome.created else 200, submit_view(outcome.job, outcome.created))
+
+
+@app.get("/v1/models")
+def list_models():
+    rt = runtime()
+    caller(app, rt.auth)
+    return json_response(200, models_view(rt.served_models, rt.settings.model_name))
 
 
 @app.post("/v1/uploads")

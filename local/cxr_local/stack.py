@@ -21,7 +21,7 @@ from .report import announce, say
 from .sam_env import env_json_beside, write_env_json_beside
 from .sigv4_guard import Identity
 from .template import StackTemplate
-from .weights import start_model_build, weights_status
+from .weights import served_model_names, start_model_build, weights_status
 from .workers import InferWorkers
 
 LOCAL_DEV_API_KEY = "cxr_local_dev_key"  # only on loopback; any other --host gets a random key unless --api-key
@@ -91,7 +91,8 @@ class LocalStack:
         if opts.ready_file is not None:
             self.janitor = processes.start_janitor(
                 [opts.ready_file, env_json_beside(opts.ready_file)], env=base_env, cwd=opts.repo_root)
-        build = start_model_build(self._model_dir(), base_env, opts.repo_root) if opts.build_model else None
+        build = (start_model_build(self._model_dir(), base_env, opts.repo_root, served_model_names(opts.params))
+                 if opts.build_model else None)
 
         template = StackTemplate(opts.template, opts.params, aws.stack_identity(opts.params))
         model_dir = str(self._model_dir())

@@ -115,6 +115,9 @@ def test_upload_shows_image_progress_chart_banner_and_history(page, local_stack,
     job_id = re.search(r"job ([0-9a-f-]{36})", page.locator("#model-info").text_content())[1]
     headers = {"x-api-key": api_key} if api_key else {}
     result = http.get(f"{local_stack.url}/v1/jobs/{job_id}/result", headers=headers, timeout=10).json()
+    # the standing statement of intended use: the service's one wording, shown as the API gives it
+    assert "not a medical device" in result["model"]["intended_use"]
+    expect(page.locator("#intended-use")).to_have_text(result["model"]["intended_use"])
     chart = _chart(page)
     expected = sorted(result["output"], key=lambda k: (-result["output"][k], k))
     assert [label for label, _, _ in chart] == [label.replace("_", " ") for label in expected]  # shown without "_"
@@ -125,8 +128,30 @@ def test_upload_shows_image_progress_chart_banner_and_history(page, local_stack,
     track = page.eval_on_selector("#chart-body .score-track", "t => t.getBoundingClientRect().width")
     assert [w / track for w in widths] == pytest.approx([s for _, s, _ in chart], abs=0.01)  # drawn to scale
 
+    # the heatmap beside the chart: the top finding first, a picker for the others, an opacity slider
+    heat = page.locator("#heatmap")
+    expect(heat).to_be_visible()
+    picker = page.get_by_label("Where the model looked for")
+    assert picker.input_value() == result["top_label"]
+    assert page.eval_on_selector_all("#heatmap-label option", "o => o.map(x => x.value)") == expected
+    overlay = page.locator("#heatmap-overlay")
+    expect(overlay).to_have_attribute("alt", f"Heatmap of {result['top_label'].replace('_', ' ')}")
+    assert page.evaluate("document.getElementById('heatmap-base').naturalWidth") == 224
+    first_map = overlay.get_attribute("src")
+    picker.select_option(expected[-1])  # the lowest-scored finding
+    expect(overlay).to_have_attribute("alt", f"Heatmap of {expected[-1].replace('_', ' ')}")
+    assert overlay.get_attribute("src") != first_map
+    picker.select_option(result["top_label"])
+    page.get_by_label("Map opacity").fill("80")
+    assert page.eval_on_selector("#heatmap-overlay", "img => getComputedStyle(img).opacity") == "0.8"
+    base_box = page.locator("#heatmap-base").bounding_box()
+    assert overlay.bounding_box() == base_box and base_box["width"] > 150  # stacked exactly, not a thumbnail
+    chart_box = page.locator("#chart").bounding_box()
+    assert base_box["x"] + base_box["width"] <= chart_box["x"]  # beside the chart, not under it
+
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     page.screenshot(path=str(ARTIFACTS / "web_page_png_result.png"), full_page=True)
+    heat.screenshot(path=str(ARTIFACTS / "web_page_heatmap.png"))
 
     dicom = unique_copy("siim_pneumothorax_sample.dcm", tmp_path)
     _drop(page, dicom)

@@ -124,6 +124,9 @@ SCRIPT = textwrap.dedent("""
         current["function"] = None
     for name in ("poll_get_job.json", "poll_get_result.json"):
         assert poll(event(name, job["id"]))["statusCode"] == 200
+    heatmap = json.loads(json.dumps(event("poll_get_result.json", job["id"])).replace("/result", "/heatmap"))
+    drawn = poll(heatmap)  # draws on the model input the infer call stored
+    assert drawn["statusCode"] == 200 and drawn["isBase64Encoded"], drawn.get("body", "")[:300]
     for name in ("ops_health.json", "ops_ready.json", "ops_metrics.json", "ops_dlq.json"):
         assert poll(event(name))["statusCode"] == 200, name
     print("CALLS " + json.dumps(calls))
@@ -213,4 +216,5 @@ def test_the_recording_saw_the_calls_that_matter(recorded_calls):
     assert {("submit", "TransactWriteItems"), ("submit", "SendMessage"), ("submit", "HeadObject"),
             ("submit", "DeleteObject"), ("infer", "GetObject"), ("infer", "ChangeMessageVisibilityBatch"),
             ("poll", "Query"), ("poll", "GetQueueAttributes"), ("poll", "GetBucketLocation"),
-            ("infer", "GetBucketLocation"), ("infer", "Publish"), ("submit", "Publish")} <= operations
+            ("infer", "GetBucketLocation"), ("infer", "Publish"), ("submit", "Publish"), ("infer", "PutObject"),
+            ("poll", "GetObject")} <= operations

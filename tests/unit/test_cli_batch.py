@@ -44,6 +44,15 @@ def test_manifest_survives_a_line_cut_short_and_only_completed_entries_count(tmp
     assert again.completed("bb") is None and again.completed("cc") is None  # failures are retried on resume
 
 
+def test_manifest_answers_only_for_the_model_asked_for(tmp_path):
+    path = tmp_path / "m.jsonl"
+    Manifest(path).append({"sha256": "aa", "file": "a.png", "status": "COMPLETED", "result": {"output": {}},
+                           "model": "densenet121-res224-chex", "exit_code": 0})
+    again = Manifest(path)
+    assert again.completed("aa", "densenet121-res224-chex")["file"] == "a.png"
+    assert again.completed("aa") is None and again.completed("aa", "densenet121-res224-nih") is None
+
+
 def test_counts_and_csv_have_one_row_per_file_with_the_scores_and_the_model():
     model = {"name": "densenet121-res224-all", "weights": "random-init", "weights_sha256": "ab", "engine": "onnxruntime",
              "preprocess": "fast"}

@@ -35,7 +35,7 @@ def test_functions_use_only_the_template_roles_and_no_aws_managed_policies():
 
 @pytest.mark.parametrize("role, expected", [
     ("PollFunctionRole", {"dynamodb:GetItem", "dynamodb:Query", "sqs:GetQueueAttributes", "dynamodb:UpdateItem",
-                          "s3:GetBucketLocation"}),
+                          "s3:GetBucketLocation", "s3:GetObject"}),
     ("SubmitFunctionRole", {"dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:DeleteItem", "dynamodb:UpdateItem",
                             "dynamodb:ConditionCheckItem", "s3:PutObject", "s3:GetObject", "s3:DeleteObject",
                             "s3:ListBucket", "sqs:SendMessage", "sns:Publish"}),
@@ -43,7 +43,7 @@ def test_functions_use_only_the_template_roles_and_no_aws_managed_policies():
                            "dynamodb:DeleteItem", "dynamodb:ConditionCheckItem", "s3:GetObject",
                            "sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:ChangeMessageVisibility",
                            "sqs:GetQueueAttributes", "dynamodb:Query", "sqs:SendMessage", "s3:GetBucketLocation",
-                           "sns:Publish"}),
+                           "sns:Publish", "s3:PutObject"}),
 ])
 def test_each_function_role_grants_exactly_its_data_actions(role, expected):
     assert role_actions(translated(), role) - LOGGING == expected
@@ -65,10 +65,15 @@ def test_poll_reads_only_the_jobs_index_it_queries():
 
 
 def test_object_access_is_scoped_to_prefixes():
-    """Infer reads stored images only; submit may read and delete only presigned uploads, never stored images."""
+    """Infer reads stored images and writes model inputs only; poll reads model inputs (heatmaps) only; submit may
+    read and delete only presigned uploads, never stored images."""
     template = translated()
     infer = [s for s in role_statements(template, "InferFunctionRole") if "s3:GetObject" in as_list(s["Action"])]
     assert [s["Resource"] for s in infer] == [{"Fn::Sub": "${ImagesBucket.Arn}/images/*"}]
+    writes = [s for s in role_statements(template, "InferFunctionRole") if "s3:PutObject" in as_list(s["Action"])]
+    assert [s["Resource"] for s in writes] == [{"Fn::Sub": "${ImagesBucket.Arn}/model-inputs/*"}]
+    poll = [s for s in role_statements(template, "PollFunctionRole") if "s3:GetObject" in as_list(s["Action"])]
+    assert [s["Resource"] for s in poll] == [{"Fn::Sub": "${ImagesBucket.Arn}/model-inputs/*"}]  # never an image
     submit = role_statements(template, "SubmitFunctionRole")
     takes = [s for s in submit if {"s3:GetObject", "s3:DeleteObject"} & set(as_list(s["Action"]))]
     assert [s["Resource"] for s in takes] == [{"Fn::Sub": "${ImagesBucket.Arn}/uploads/*"}]

@@ -41,6 +41,9 @@ def build_parser() -> argparse.ArgumentParser:
     common = argparse.ArgumentParser(add_help=False)
     _connection_options(common, lambda value: argparse.SUPPRESS)
     common.add_argument("--json", action="store_true", help="machine-readable output on stdout")
+    common.add_argument("--model", default=os.environ.get("CXR_MODEL"), metavar="NAME",
+                        help="the served model to read the images with (env CXR_MODEL; `cxr models` lists them; "
+                             "default: the deployment's default)")
     waiting = argparse.ArgumentParser(add_help=False)
     waiting.add_argument("--timeout", type=float, default=300.0, metavar="SECONDS",
                          help="how long to wait for jobs to finish (default %(default)g)")
@@ -90,6 +93,23 @@ def build_parser() -> argparse.ArgumentParser:
     result.add_argument("job_id", metavar="ID")
     result.add_argument("--wait", action="store_true", help="wait for the job first instead of exiting 6")
 
+    commands.add_parser("models", parents=[common], epilog=exit_codes.HELP,
+                        formatter_class=argparse.RawDescriptionHelpFormatter,
+                        help="list the models this deployment serves, with the findings each reports")
+
+    heatmap = commands.add_parser("heatmap", parents=[common], epilog=exit_codes.HELP,
+                                  formatter_class=argparse.RawDescriptionHelpFormatter,
+                                  help="save where the model looked for a finding, as a PNG overlay",
+                                  description="Save a completed job's class activation map for one finding (default: "
+                                              "the top finding) over the 224 x 224 image the model saw: a map of the "
+                                              "finding's logit, before the sigmoid and the calibration. --json "
+                                              "prints the raw 7 x 7 grid instead.")
+    heatmap.add_argument("job_id", metavar="ID")
+    heatmap.add_argument("--label", help="the finding (as the result names it); default: the top finding")
+    heatmap.add_argument("-o", "--output", type=Path, metavar="FILE", help="the PNG to write (required without --json)")
+    heatmap.add_argument("--opacity", type=float, default=None, metavar="0..1",
+                         help="0: the image alone, 1: the map alone (default: the API's, 0.5)")
+
     watch = commands.add_parser("watch", epilog=exit_codes.HELP, formatter_class=argparse.RawDescriptionHelpFormatter,
                                 help="print job events pushed to an SQS queue (instead of polling)",
                                 description="Read completion/failure events from an SQS queue the operator subscribed "
@@ -114,9 +134,10 @@ def main(argv: list[str] | None = None) -> int:
             return watch(args.queue_url, args.aws_endpoint, args.count, args.timeout, args.json)
         except KeyboardInterrupt:
             return 130
-    command = {"submit": _submit, "submit-dir": _submit_dir, "status": _status, "result": _result}[args.command]
+    command = {"submit": _submit, "submit-dir": _submit_dir, "status": _status, "result": _result,
+               "heatmap": _heatmap, "models": _models}[args.command]
     try:
-        client = Client(args.endpoint, args.api_key, inline_limit=args.inline_limit)
+        client = Client(args.endpoint, args.api_key, inline_limit=args.inline_limit, model=args.model)
         return command(client, args)
     except LocalFileError as error:
         return _fail(str(error), exit_codes.USAGE)
@@ -209,6 +230,24 @@ def _result(client: Client, args: argparse.Namespace) -> int:
             return _fail(f"job {args.job_id} FAILED: {job.get('error', 'no reason given')}", exit_codes.JOB_FAILED)
         return _fail(f"job {args.job_id} is {job.get('status')}; no result yet (try --wait)", exit_codes.NOT_READY)
     print(json.dumps(result) if args.json else render.score_table(result))
+    return exit_codes.OK
+
+
+def _models(client: Client, args: argparse.Namespace) -> int:
+    listing = client.models()
+    print(json.dumps(listing) if args.json else render.models_table(listing))
+    return exit_codes.OK
+
+
+def _heatmap(client: Client, args: argparse.Namespace) -> int:
+    if args.json:
+        print(client.heatmap(args.job_id, args.label, fmt="json").decode("utf-8"))
+        return exit_codes.OK
+    if args.output is None:
+        return _fail("heatmap: give -o FILE for the PNG (or --json for the raw grid)", exit_codes.USAGE)
+    png = client.heatmap(args.job_id, args.label, opacity=args.opacity)
+    args.output.write_bytes(png)
+    print(f"{args.output}: {args.label or 'top finding'} of job {args.job_id} ({len(png)} bytes)")
     return exit_codes.OK
 
 

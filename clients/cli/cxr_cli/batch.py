@@ -18,23 +18,24 @@ MANIFEST_NAME = ".cxr-manifest.jsonl"
 
 
 class Manifest:
-    """One JSON line per file that reached a final state, keyed by the SHA-256 of its bytes; appended and flushed
-    as each file finishes, so an interrupted run (Ctrl-C, a crash) keeps everything done before it."""
+    """One JSON line per file that reached a final state, keyed by the SHA-256 of its bytes and the model asked for
+    (--model; none: the default); appended and flushed as each file finishes, so an interrupted run (Ctrl-C, a
+    crash) keeps everything done before it, and a run with another model never reuses this one's answers."""
 
     def __init__(self, path: Path) -> None:
         self.path = path
-        self.entries: dict[str, dict] = {}
+        self.entries: dict[tuple[str, str | None], dict] = {}
         self._lock = threading.Lock()
         if path.is_file():
             for line in path.read_text(encoding="utf-8", errors="replace").splitlines():
                 try:
                     entry = json.loads(line)
-                    self.entries[entry["sha256"]] = entry
+                    self.entries[(entry["sha256"], entry.get("model"))] = entry
                 except (ValueError, KeyError, TypeError):
                     continue  # a line cut short by a crash
 
-    def completed(self, sha256: str) -> dict | None:
-        entry = self.entries.get(sha256)
+    def completed(self, sha256: str, model: str | None = None) -> dict | None:
+        entry = self.entries.get((sha256, model))
         return entry if entry and entry.get("status") == "COMPLETED" and entry.get("result") else None
 
     def append(self, record: dict) -> None:
@@ -42,7 +43,7 @@ class Manifest:
         with self._lock, self.path.open("a", encoding="utf-8") as handle:
             handle.write(line + "\n")
             handle.flush()
-        self.entries[record["sha256"]] = record
+        self.entries[(record["sha256"], record.get("model"))] = record
 
 
 def process_file(client: Client, path: Path, manifest: Manifest, deadline: float, timeout_s: float,
@@ -53,12 +54,14 @@ def process_file(client: Client, path: Path, manifest: Manifest, deadline: float
     except LocalFileError as error:
         return {"file": str(path), "status": "ERROR", "error": str(error), "exit_code": exit_codes.USAGE}
     digest = hashlib.sha256(image.data).hexdigest()
-    earlier = manifest.completed(digest)
+    earlier = manifest.completed(digest, client.model)
     if earlier is not None:
         sent(len(image.data))
         return {**earlier, "file": str(path), "from_manifest": True, "exit_code": exit_codes.OK}
     record = upload(client, image, sent)
     record["sha256"] = digest
+    if client.model:
+        record["model"] = client.model
     if "exit_code" not in record:
         follow_one(client, record, deadline, timeout_s)
     if record.get("status") in ("COMPLETED", "FAILED") and record.get("id"):

@@ -50,6 +50,21 @@ def score_table(result: dict, stream=None) -> str:
     positives = sum(score >= THRESHOLD for _, score in rows)
     lines.append(f"top label: {result.get('top_label', rows[0][0])}; {positives} of {len(rows)} positive "
                  f"at the calibrated threshold {THRESHOLD}")
+    if model.get("intended_use"):
+        lines.append(model["intended_use"])  # the service's own wording, never the client's
+    return "\n".join(lines)
+
+
+def models_table(listing: dict) -> str:
+    """GET /v1/models for people: one block per model, the default marked, its findings listed."""
+    lines = []
+    for model in listing.get("models", []):
+        mark = " (default)" if model.get("default") else ""
+        lines.append(f"{model['name']}{mark}: weights {model.get('weights')}, "
+                     f"{len(model.get('findings', []))} findings, input {model.get('input_size')} px")
+        lines.append("  " + ", ".join(model.get("findings", [])))
+        if model.get("warning"):
+            lines.append(f"  WARNING: {model['warning']}")
     return "\n".join(lines)
 
 
@@ -87,6 +102,8 @@ def summary_table(rows: list[dict]) -> str:
     lines.insert(1, "  ".join("-" * width for width in widths))
     if any(is_random_init(row.get("result") or {}) for row in rows):
         lines.append(f"WARNING: {RANDOM_INIT_WARNING}")
+    statements = {((row.get("result") or {}).get("model") or {}).get("intended_use") for row in rows} - {None}
+    lines.extend(sorted(statements))
     return "\n".join(lines)
 
 

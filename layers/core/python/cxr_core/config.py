@@ -20,7 +20,8 @@ class Settings:
     max_upload_bytes: int
     job_ttl_days: int
     max_receive_count: int
-    model_name: str
+    model_name: str  # the default model (answers requests that name none)
+    served_models: tuple[str, ...]  # every model this deployment serves, the default first
     model_dir: str
     model_engine: str
     model_threads: int
@@ -54,6 +55,12 @@ class Settings:
     dynamodb_endpoint_url: str | None = None
 
 
+def _served(default: str, listed: str) -> tuple[str, ...]:
+    """SERVED_MODELS (comma-separated) with the default model first, each once."""
+    names = [default] + [name.strip() for name in listed.split(",") if name.strip()]
+    return tuple(dict.fromkeys(names))
+
+
 @lru_cache(maxsize=1)
 def settings() -> Settings:
     """The process-wide settings; read once."""
@@ -79,6 +86,7 @@ def read_settings(environment: Mapping[str, str]) -> Settings:
         job_ttl_days=_int("JOB_TTL_DAYS", 30),
         max_receive_count=_int("MAX_RECEIVE_COUNT", 3),
         model_name=env("MODEL_NAME", "densenet121-res224-all"),
+        served_models=_served(env("MODEL_NAME", "densenet121-res224-all"), env("SERVED_MODELS", "")),
         model_dir=env("MODEL_DIR", "/opt/weights"),
         model_engine=env("MODEL_ENGINE", "onnxruntime"),
         model_threads=_int("MODEL_THREADS", 1),

@@ -102,6 +102,12 @@ class Upload:
     data: bytes
     content_type: str | None = None
     filename: str | None = None
+    model: str | None = None  # the multipart field `model`, when the client names one
+
+
+def model_name_of(model_id: str) -> str:
+    """The model's name inside a model id (name@weights/preprocessing)."""
+    return model_id.split("@", 1)[0]
 
 
 class ErrorKind(str, enum.Enum):

@@ -65,16 +65,18 @@ def _enqueue(job: Job, deps: SubmitDeps) -> SubmitOutcome:
     return SubmitOutcome(job, created=True)
 
 
-def submit_image(upload: Upload, deps: SubmitDeps, client_id: str | None = None) -> SubmitOutcome:
+def submit_image(upload: Upload, deps: SubmitDeps, client_id: str | None = None,
+                 model_id: str | None = None) -> SubmitOutcome:
     """Bytes the cache already knows were validated when first submitted, so a cache hit (or the same client's
     job in flight) is answered without waiting for the image check (it inflates a whole PNG or parses a whole
-    JPEG); a new image's check runs while the cache lookup waits on DynamoDB."""
+    JPEG); a new image's check runs while the cache lookup waits on DynamoDB. model_id: a served model other than
+    the default (its own cache entries: the key holds the model id)."""
     check = deps.executor.submit(_image_format, upload.data, deps.check_image) if deps.executor else None
     image_format = None
     digest = sha256_hex(upload.data)
     moment = iso(utc_now())
     job = Job(job_id=new_job_id(), status=JobStatus.QUEUED, image_sha256=digest,
-              image_key=f"images/{digest}", model_id=deps.model_id, created_at=moment, updated_at=moment,
+              image_key=f"images/{digest}", model_id=model_id or deps.model_id, created_at=moment, updated_at=moment,
               client_id=client_id, cache_owner=None if deps.cache_scope == "global" else client_id)
     stale_job_id = None
     claim_cache = True

@@ -1,6 +1,6 @@
 # EC2 infer worker image: CPU-only onnxruntime (no torch), weights + ONNX export baked in, non-root.
 # Build from the repository root once the model build step has produced layers/model/weights/*.onnx from real weights:
-#   python -m cxr_model.build --model-dir layers/model/weights   # fetches and verifies them (or --weights-from PATH)
+#   python -m cxr_model_build.build --model-dir layers/model/weights   # fetches and verifies them (or --weights-from PATH)
 #   docker build --platform linux/amd64 -t cxr-worker .
 # The build refuses a random-init stand-in; weights other than the published file need
 #   --build-arg ALLOW_PROVIDED_WEIGHTS=1 (they are then flagged "provided" in every result).

@@ -23,10 +23,10 @@ venv: $(STAMP)
 ## Weights + ONNX export: the real file (already there, torchxrayvision's cache, WEIGHTS_FROM=path, or downloaded
 ## and verified; an unreachable host fails within ~10 s), else a clearly labelled random-init stand-in.
 model: venv
-	$(PY) -m cxr_model.build --model-dir $(MODEL_DIR) --allow-random-init $(if $(WEIGHTS_FROM),--weights-from $(WEIGHTS_FROM))
+	$(PY) -m cxr_model_build.build --model-dir $(MODEL_DIR) --allow-random-init $(if $(WEIGHTS_FROM),--weights-from $(WEIGHTS_FROM))
 
 test-model: venv
-	$(TEST_ENV) $(PY) -m cxr_model.build --model-dir $(TEST_MODEL_DIR) --allow-random-init
+	$(TEST_ENV) $(PY) -m cxr_model_build.build --model-dir $(TEST_MODEL_DIR) --allow-random-init
 
 ## Debian's Chromium for the web page test (Playwright drives it; no browser download). Needs root or sudo.
 browser:

@@ -121,7 +121,7 @@ def main() -> None:
         return probe(args.probe, args.model_dir, args.threads)
 
     from cxr_model import load_predictor
-    from cxr_model.build import build
+    from cxr_model_build.build import build
 
     build(args.model_dir, allow_random_init=True)
     predictors = {engine: load_predictor(args.model_dir, engine=engine, threads=args.threads) for engine in ENGINES}

@@ -132,7 +132,7 @@ def main() -> None:
 
     warnings.simplefilter("ignore")
     from cxr_model import load_predictor
-    from cxr_model.build import build
+    from cxr_model_build.build import build
     from cxr_model.preprocess import preprocess
 
     build(args.model_dir, allow_random_init=True)

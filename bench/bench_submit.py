@@ -25,7 +25,7 @@ import boto3
 import requests
 from PIL import Image
 
-from cxr_local.cfn_yaml import load_template
+from samtranslator.yaml_helper import yaml_parse
 from cxr_local.processes import stop
 
 REPO = Path(__file__).resolve().parents[1]
@@ -38,7 +38,7 @@ def start(cwd: Path, workers: int, log_path: Path, *extra: str) -> tuple[subproc
     ready = log_path.with_suffix(".ready.json")
     ready.unlink(missing_ok=True)
     env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "CXR_LOCAL_"))}
-    if "RateLimitPerMinute" in load_template(cwd / "template.yaml").get("Parameters", {}):
+    if "RateLimitPerMinute" in yaml_parse((cwd / "template.yaml").read_text()).get("Parameters", {}):
         extra = ("--param", "RateLimitPerMinute=1000000", *extra)  # the bench is one client sending thousands
     began = time.perf_counter()
     with open(log_path, "wb") as log:

@@ -121,7 +121,7 @@ def copy_weights(source: Path, destination: Path, allow_missing: bool) -> list[s
     files = sorted({path for pattern in WEIGHT_PATTERNS for path in source.glob(pattern)})
     if not any(path.suffix == ".onnx" for path in files):
         if not allow_missing:
-            raise SystemExit(f"no ONNX export under {source}: run `python -m cxr_model.build` first")
+            raise SystemExit(f"no ONNX export under {source}: run `python -m cxr_model_build.build` first")
         return []
     destination.mkdir(parents=True, exist_ok=True)
     for path in files:

@@ -19,7 +19,7 @@ MODEL_NAME = "densenet121-res224-all"
 @functools.lru_cache(maxsize=1)
 def built_model_dir(tmp_root: str | None = None) -> str:
     """TEST_MODEL_DIR when the build step finds it up to date (no torch import), else built, offline, in tmp."""
-    from cxr_model.build import build
+    from cxr_model_build.build import build
 
     for candidate in [str(TEST_MODEL_DIR)] + ([os.path.join(tmp_root, "weights")] if tmp_root else []):
         try:

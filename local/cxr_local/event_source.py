@@ -17,7 +17,7 @@ import time
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable
+from typing import Any, Callable
 
 import psutil
 
@@ -25,11 +25,28 @@ from cxr_core.sqs_consumer import fill_batch
 
 from .lambdas import FunctionPool, LambdaError
 
-if TYPE_CHECKING:
-    from .infer_lambda import Schedule, SqsMapping
-
 SQS_MAX_BATCH = 10
 POLL_SECONDS = 2  # long-poll wait per receive: short, so the mapping stops promptly
+
+
+@dataclass(frozen=True)
+class SqsMapping:
+    """The function's SQS event source mapping, resolved from template.yaml."""
+    function: str
+    queue_url: str
+    queue_arn: str
+    enabled: bool
+    batch_size: int
+    window_s: float
+    max_concurrency: int
+    report_failures: bool
+
+
+@dataclass(frozen=True)
+class Schedule:
+    function: str
+    interval_s: float
+    enabled: bool
 
 
 @dataclass

@@ -4,16 +4,14 @@ against the template) when a previous start left them, so data outlives a restar
 """
 from __future__ import annotations
 
-import importlib.util
 import os
-from pathlib import Path
 from urllib.parse import urlsplit
 
+from .endpoint import EndpointSession, existing, queue_url_parts, verify
 from .intrinsics import StackIdentity
 from .report import say
 from .resources import create_stack_resources
 
-HOOK = Path(__file__).resolve().parents[2] / "localstack" / "create_resources.py"
 REAL_AWS_SUFFIXES = ("amazonaws.com", "amazonaws.com.cn", "api.aws")
 LOCALSTACK_SERVICES = ("s3", "sqs", "dynamodb")
 
@@ -38,32 +36,20 @@ def resolve_endpoint(value: str) -> str:
     return value.rstrip("/")
 
 
-def _hook_module():
-    """localstack/create_resources.py: the same find/create/verify code the LocalStack ready hook runs."""
-    spec = importlib.util.spec_from_file_location("cxr_localstack_create_resources", HOOK)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 class ExternalEndpoint:
     def __init__(self, value: str, region: str) -> None:
         self.endpoint = resolve_endpoint(value)
         # the emulator's credentials: the caller's, else the "test" pair LocalStack and moto accept
         self.credentials_env = {"AWS_ACCESS_KEY_ID": os.environ.get("AWS_ACCESS_KEY_ID") or "test",
                                 "AWS_SECRET_ACCESS_KEY": os.environ.get("AWS_SECRET_ACCESS_KEY") or "test"}
-        self.hook = _hook_module()
-        self.session = self.hook.EndpointSession(self.endpoint, region)
+        self.session = EndpointSession(self.endpoint, region)
         self.region = region
         self.found: dict[str, list[str]] = {}
         self.created = False
 
     def identity(self, params: dict[str, str]) -> StackIdentity:
         """Queue URLs and the account as this endpoint forms them (LocalStack 000000000000, moto 123456789012)."""
-        sqs = self.session.client("sqs")
-        probe = sqs.create_queue(QueueName=f"cxr-probe-{os.getpid()}")["QueueUrl"]
-        sqs.delete_queue(QueueUrl=probe)
-        base, account, _ = probe.rsplit("/", 2)
+        base, account = queue_url_parts(self.session)
         return StackIdentity(stack_name=f"cxr-{params.get('Stage', 'local')}", region=self.region,
                              account_id=account, queue_url_base=base)
 
@@ -71,7 +57,7 @@ class ExternalEndpoint:
         """Create the declared resources when none exist; use them when all do; refuse a partial or drifted set."""
         declared = {"tables": sorted(template.tables()), "queues": sorted(template.queues()),
                     "buckets": sorted(template.buckets())}
-        self.found = self.hook.existing(self.session, template)
+        self.found = existing(self.session, template)
         if not any(self.found.values()):
             created = create_stack_resources(template, self.session)
             self.created = True
@@ -83,8 +69,8 @@ class ExternalEndpoint:
         else:
             missing = {kind: sorted(set(names) - set(self.found[kind])) for kind, names in declared.items()}
             raise RuntimeError(f"{self.endpoint} has only part of the template's resources (missing {missing}); "
-                               f"delete the rest or create them with localstack/create_resources.py")
-        problems = self.hook.verify(self.session, template)
+                               f"delete the rest or create them with `python -m cxr_local.endpoint`")
+        problems = verify(self.session, template)
         if problems:
             raise RuntimeError(f"{self.endpoint}: resources differ from {template.path.name}: " + "; ".join(problems))
         return {"tables": {t["logical_id"]: name for name, t in template.tables().items()},

@@ -3,10 +3,10 @@ its execution environments, and the emulated event source mapping that feeds the
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from typing import Any, Callable
 
-from .event_source import EventSourceMapping
+from .event_source import EventSourceMapping, Schedule, SqsMapping
 from .lambdas import FunctionPool
 from .template import FunctionSpec, StackTemplate
 
@@ -14,31 +14,13 @@ _RATE = re.compile(r"rate\((\d+) (minute|minutes|hour|hours|day|days)\)")
 _UNIT_S = {"minute": 60, "hour": 3600, "day": 86400}
 
 
-@dataclass(frozen=True)
-class SqsMapping:
-    """The function's SQS event, resolved from template.yaml."""
-    function: str
-    queue_url: str
-    queue_arn: str
-    enabled: bool
-    batch_size: int
-    window_s: float
-    max_concurrency: int
-    report_failures: bool
-
-
-@dataclass(frozen=True)
-class Schedule:
-    function: str
-    interval_s: float
-    enabled: bool
-
-
 def sqs_mapping(template: StackTemplate, function: str) -> SqsMapping | None:
-    """The first SQS event of `function` (its queue by ARN among the template's queues), or None."""
-    for props in _events(template, function, "SQS"):
-        arn = str(props["Queue"])
-        queue = next(q for q in template.queues().values() if q["arn"] == arn)
+    """The first SQS event source mapping of `function` (its queue by ARN among the template's queues), or None."""
+    for props in template.event_source_mappings(function):
+        arn = str(props["EventSourceArn"])
+        queue = next((q for q in template.queues().values() if q["arn"] == arn), None)
+        if queue is None:
+            continue
         scaling = props.get("ScalingConfig") or {}
         return SqsMapping(function=function, queue_url=str(queue["url"]), queue_arn=arn,
                           enabled=_truthy(props.get("Enabled", True)), batch_size=int(props.get("BatchSize", 10)),
@@ -50,19 +32,12 @@ def sqs_mapping(template: StackTemplate, function: str) -> SqsMapping | None:
 
 def schedules(template: StackTemplate, function: str) -> list[Schedule]:
     found = []
-    for props in _events(template, function, "Schedule"):
-        match = _RATE.fullmatch(str(props["Schedule"]).strip())
+    for props in template.schedule_rules(function):
+        match = _RATE.fullmatch(str(props.get("ScheduleExpression", "")).strip())
         if match:  # cron() expressions are not emulated
             found.append(Schedule(function, int(match[1]) * _UNIT_S[match[2].rstrip("s")],
-                                  str(props.get("State", "ENABLED")).upper() == "ENABLED"
-                                  and _truthy(props.get("Enabled", True))))
+                                  str(props.get("State", "ENABLED")).upper() == "ENABLED"))
     return found
-
-
-def _events(template: StackTemplate, function: str, kind: str) -> list[dict]:
-    events = (template.resolver.resources[function].get("Properties") or {}).get("Events") or {}
-    return [template.resolver.resolve(event.get("Properties") or {}) for event in events.values()
-            if event.get("Type") == kind]
 
 
 def _truthy(value: Any) -> bool:

@@ -9,7 +9,7 @@ from typing import Any
 
 from .physical_ids import NO_VALUE, PhysicalIds, StackIdentity, TemplateError
 
-__all__ = ["NO_VALUE", "Resolver", "StackIdentity", "TemplateError"]
+__all__ = ["NO_VALUE", "Resolver", "StackIdentity", "TemplateError", "referenced_names"]
 _SUB_VARIABLE = re.compile(r"\$\{([^}]+)\}")
 
 
@@ -153,3 +153,28 @@ def _parameter_value(name: str, spec: dict, value: Any) -> Any:
     if pattern is not None and not re.fullmatch(pattern, text):
         raise TemplateError(f"parameter {name}={text!r} does not match {pattern}")
     return text
+
+
+def referenced_names(value: Any, names: set[str]) -> list[str]:
+    """The names among `names` that Ref, GetAtt or Sub inside `value` refer to."""
+    found: list[str] = []
+    if isinstance(value, list):
+        for item in value:
+            found += referenced_names(item, names)
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            if key == "Ref" and isinstance(item, str) and item in names:
+                found.append(item)
+            elif key == "Fn::GetAtt":
+                target = item[0] if isinstance(item, list) else str(item).split(".", 1)[0]
+                if target in names:
+                    found.append(target)
+            elif key == "Fn::Sub":
+                text = item if isinstance(item, str) else item[0]
+                targets = [token.split(".", 1)[0] for token in _SUB_VARIABLE.findall(text)]
+                found += [target for target in targets if target in names]
+                if not isinstance(item, str):
+                    found += referenced_names(item[1], names)
+            else:
+                found += referenced_names(item, names)
+    return found

@@ -1,16 +1,21 @@
-"""What template.yaml declares, resolved for one stack: tables, queues, buckets, HTTP routes, function settings."""
+"""What template.yaml declares, after SAM's own transform, resolved for one stack: tables, queues, buckets, routes,
+function settings."""
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .cfn_yaml import load_template
-from .intrinsics import Resolver, StackIdentity, TemplateError
+from samtranslator.yaml_helper import yaml_parse
+
+from .intrinsics import Resolver, StackIdentity, TemplateError, referenced_names
+from .sam import sam_transform
 
 LOCAL_PARAMETER_DEFAULTS = {"Stage": "local"}
-FUNCTION_TYPES = ("AWS::Serverless::Function",)
+LAYER_TYPES = ("AWS::Lambda::LayerVersion",)
+_FUNCTION_ARN = re.compile(r"\$\{([A-Za-z0-9]+)\.Arn\}")
 QUEUE_ATTRIBUTES = (
     "ContentBasedDeduplication", "DeduplicationScope", "DelaySeconds", "FifoQueue", "FifoThroughputLimit",
     "KmsDataKeyReusePeriodSeconds", "KmsMasterKeyId", "MaximumMessageSize", "MessageRetentionPeriod",
@@ -42,17 +47,19 @@ class Route:
 
 
 class StackTemplate:
-    """template.yaml read once and resolved for one parameter set and stack identity."""
+    """template.yaml read once, transformed by SAM (Globals merged, events expanded) and resolved for one stack."""
 
     def __init__(self, template_path: str | Path, params: dict[str, Any] | None = None,
                  identity: StackIdentity | None = None) -> None:
         self.path = Path(template_path).resolve()
         self.root = self.path.parent
-        declared = load_template(self.path)
-        overrides = {k: v for k, v in LOCAL_PARAMETER_DEFAULTS.items() if k in (declared.get("Parameters") or {})}
+        identity = identity or StackIdentity()
+        text = self.path.read_text(encoding="utf-8")
+        self.raw = yaml_parse(text)
+        overrides = {k: v for k, v in LOCAL_PARAMETER_DEFAULTS.items() if k in (self.raw.get("Parameters") or {})}
         overrides.update(params or {})
-        self.resolver = Resolver(declared, overrides, identity or StackIdentity())
-        self.raw = declared
+        self.transformed = sam_transform(text, json.dumps(overrides, sort_keys=True), identity.region)
+        self.resolver = Resolver(self.transformed, overrides, identity)
 
     @property
     def parameters(self) -> dict[str, Any]:
@@ -117,67 +124,78 @@ class StackTemplate:
     def dependencies(self, logical_id: str) -> list[str]:
         """Other resources this one names through Ref, GetAtt, Sub or DependsOn."""
         spec = self.resolver.resources[logical_id]
-        found = set(_referenced_names(spec.get("Properties") or {}, set(self.resolver.resources)))
+        found = set(referenced_names(spec.get("Properties") or {}, set(self.resolver.resources)))
         depends_on = spec.get("DependsOn") or []
         found.update([depends_on] if isinstance(depends_on, str) else depends_on)
         found.discard(logical_id)
         return sorted(found)
 
-    # ---- functions and routes ------------------------------------------------------------
+    # ---- functions, their events and routes (as SAM's transform expanded them) --------------
     def function(self, logical_id: str) -> FunctionSpec:
-        globals_ = (self.raw.get("Globals") or {}).get("Function") or {}
-        own = self.resolver.resources[logical_id].get("Properties") or {}
-        merged_env = dict(((globals_.get("Environment") or {}).get("Variables")) or {})
-        merged_env.update(((own.get("Environment") or {}).get("Variables")) or {})
-        props = {**globals_, **own}
-        environment = {key: _attribute_text(value) for key, value in self.resolver.resolve(merged_env).items()}
+        props = self.properties(logical_id)
+        variables = (props.get("Environment") or {}).get("Variables") or {}
         return FunctionSpec(
             logical_id=logical_id,
             name=str(self.resolver.ref(logical_id)),
-            code_dir=(self.root / str(self.resolver.resolve(props["CodeUri"]))).resolve(),
-            handler=str(self.resolver.resolve(props["Handler"])),
-            memory_mb=int(self.resolver.resolve(props.get("MemorySize", 128))),
-            timeout_s=int(self.resolver.resolve(props.get("Timeout", 3))),
-            environment=environment,
+            code_dir=(self.root / props["Code"]["S3Key"]).resolve(),
+            handler=str(props["Handler"]),
+            memory_mb=int(props.get("MemorySize", 128)),
+            timeout_s=int(props.get("Timeout", 3)),
+            environment={key: _attribute_text(value) for key, value in variables.items()},
         )
 
     def function_layers(self, logical_id: str) -> dict[str, str]:
-        """The layers a function declares (Globals first, as SAM merges them): logical id -> ContentUri."""
-        globals_ = (self.raw.get("Globals") or {}).get("Function") or {}
-        own = self.resolver.resources[logical_id].get("Properties") or {}
+        """The layers a function declares (Globals first, as SAM merges them): template logical id -> ContentUri."""
+        declared = [name for name, spec in self.raw["Resources"].items()
+                    if spec.get("Type") in ("AWS::Serverless::LayerVersion", *LAYER_TYPES)]
         layers = {}
-        for ref in [*(globals_.get("Layers") or []), *(own.get("Layers") or [])]:
+        for ref in (self.resolver.resources[logical_id].get("Properties") or {}).get("Layers") or []:
             layer_id = ref.get("Ref") if isinstance(ref, dict) else None
             spec = self.resolver.resources.get(layer_id or "") or {}
-            if spec.get("Type") in ("AWS::Serverless::LayerVersion", "AWS::Lambda::LayerVersion"):
-                props = spec.get("Properties") or {}
-                layers[layer_id] = str(self.resolver.resolve(props.get("ContentUri") or props.get("Content")))
+            if spec.get("Type") in LAYER_TYPES:  # SAM renames a layer <logical id><hash>; name it as template.yaml does
+                name = max((name for name in declared if layer_id.startswith(name)), key=len, default=layer_id)
+                layers[name] = str(self.resolver.resolve(spec["Properties"]["Content"]["S3Key"]))
         return layers
 
     def functions(self) -> dict[str, FunctionSpec]:
-        return {logical_id: self.function(logical_id)
-                for kind in FUNCTION_TYPES for logical_id in self.logical_ids(kind)}
+        return {logical_id: self.function(logical_id) for logical_id in self.logical_ids("AWS::Lambda::Function")}
+
+    def event_source_mappings(self, function: str) -> list[dict]:
+        """The function's SQS (and other stream) event source mappings, resolved."""
+        return [self.properties(logical_id) for logical_id in self.logical_ids("AWS::Lambda::EventSourceMapping")
+                if self.resolver.resources[logical_id]["Properties"].get("FunctionName") == {"Ref": function}]
+
+    def schedule_rules(self, function: str) -> list[dict]:
+        """The EventBridge rules that target the function, resolved."""
+        target = {"Fn::GetAtt": [function, "Arn"]}
+        return [self.properties(logical_id) for logical_id in self.logical_ids("AWS::Events::Rule")
+                if any(t.get("Arn") == target for t in self.resolver.resources[logical_id]["Properties"]
+                       .get("Targets") or [])]
+
+    def _http_apis(self) -> list[dict]:
+        return [self.resolver.resources[logical_id]["Properties"]
+                for logical_id in self.logical_ids("AWS::ApiGatewayV2::Api")]
 
     def http_api_cors(self) -> dict | None:
-        """The HttpApi's CorsConfiguration as deployed (None when the template's condition leaves it out)."""
-        for logical_id in self.logical_ids("AWS::Serverless::HttpApi"):
-            config = self.resolver.resolve(
-                (self.resolver.resources[logical_id].get("Properties") or {}).get("CorsConfiguration"))
-            return config if isinstance(config, dict) else None  # AWS::NoValue comes back as a marker object
+        """The HttpApi's CORS configuration as deployed (None when the template's condition leaves it out)."""
+        for props in self._http_apis():
+            body = props.get("Body") or {}
+            config = self.resolver.resolve(body.get("x-amazon-apigateway-cors", props.get("CorsConfiguration")))
+            return _cors_configuration(config) if isinstance(config, dict) else None
         return None
 
     def http_routes(self) -> list[Route]:
         routes = []
-        for kind in FUNCTION_TYPES:
-            for logical_id in self.logical_ids(kind):
-                events = (self.resolver.resources[logical_id].get("Properties") or {}).get("Events") or {}
-                for event in events.values():
-                    if event.get("Type") != "HttpApi":
-                        continue
-                    props = self.resolver.resolve(event.get("Properties") or {})
-                    method = str(props.get("Method", "ANY")).upper()
-                    routes.append(Route(method="ANY" if method == "X-AMAZON-APIGATEWAY-ANY-METHOD" else method,
-                                        path=str(props.get("Path", "$default")), function=logical_id))
+        for props in self._http_apis():
+            for path, operations in ((props.get("Body") or {}).get("paths") or {}).items():
+                for method, operation in operations.items():
+                    integration = (operation or {}).get("x-amazon-apigateway-integration") or {}
+                    uri = integration.get("uri") or {}
+                    found = _FUNCTION_ARN.search(uri.get("Fn::Sub", "") if isinstance(uri, dict) else "")
+                    if found:
+                        method = method.upper()
+                        routes.append(Route(method="ANY" if method == "X-AMAZON-APIGATEWAY-ANY-METHOD" else method,
+                                            path=path, function=found[1]))
         return routes
 
 
@@ -188,32 +206,9 @@ def declared_resources(template_path: str | Path, params: dict[str, Any] | None 
     return {"tables": template.tables(), "queues": template.queues(), "buckets": template.buckets()}
 
 
-def _referenced_names(value: Any, names: set[str]) -> list[str]:
-    found: list[str] = []
-    if isinstance(value, list):
-        for item in value:
-            found += _referenced_names(item, names)
-    elif isinstance(value, dict):
-        for key, item in value.items():
-            if key == "Ref" and isinstance(item, str) and item in names:
-                found.append(item)
-            elif key == "Fn::GetAtt":
-                target = item[0] if isinstance(item, list) else str(item).split(".", 1)[0]
-                if target in names:
-                    found.append(target)
-            elif key == "Fn::Sub":
-                text = item if isinstance(item, str) else item[0]
-                found += [token.split(".", 1)[0] for token in _sub_tokens(text) if token.split(".", 1)[0] in names]
-                if not isinstance(item, str):
-                    found += _referenced_names(item[1], names)
-            else:
-                found += _referenced_names(item, names)
-    return found
-
-
-def _sub_tokens(text: str) -> list[str]:
-    from .intrinsics import _SUB_VARIABLE
-    return _SUB_VARIABLE.findall(text)
+def _cors_configuration(config: dict) -> dict:
+    """The OpenAPI x-amazon-apigateway-cors keys (allowOrigins, ...) in the HttpApi's spelling (AllowOrigins, ...)."""
+    return {key[:1].upper() + key[1:]: value for key, value in config.items()}
 
 
 def _truthy(value: Any) -> bool:

@@ -29,6 +29,6 @@ def weights_status(model_dir: str | Path) -> dict[str, Any]:
 
 
 def start_model_build(model_dir: Path, env: dict[str, str], cwd: Path) -> subprocess.Popen:
-    command = [sys.executable, "-m", "cxr_model.build", "--model-dir", str(model_dir), "--allow-random-init"]
+    command = [sys.executable, "-m", "cxr_model_build.build", "--model-dir", str(model_dir), "--allow-random-init"]
     say("model artifacts: " + " ".join(command[1:]))
     return processes.spawn(command, env=env, cwd=cwd, log=None)

@@ -1,9 +1,11 @@
-"""cxr_local's template loader and resolver: short tags, parameters, pseudo parameters, Ref/GetAtt/Sub, conditions."""
+"""cxr_local's template reader (SAM's parser and transform) and resolver: parameters, pseudo parameters, Ref/GetAtt/Sub,
+conditions, and what the transform expands (Globals, HttpApi routes, SQS and schedule events)."""
 from pathlib import Path
 
 import pytest
 
-from cxr_local.cfn_yaml import load_template
+from samtranslator.yaml_helper import yaml_parse
+
 from cxr_local.intrinsics import Resolver, StackIdentity, TemplateError
 from cxr_local.template import StackTemplate, declared_resources
 
@@ -22,6 +24,7 @@ Mappings:
   Visibility: {"5": {Seconds: 30}}
 Globals:
   Function:
+    Runtime: python3.12  # SAM's transform refuses a zip function without one, as `sam deploy` would
     Timeout: 7
     Environment:
       Variables:
@@ -75,7 +78,7 @@ def small(tmp_path):
 
 
 def test_short_tags_become_long_form_intrinsics(small):
-    raw = load_template(small)
+    raw = yaml_parse(small.read_text())
     queue = raw["Resources"]["Queue"]["Properties"]
     assert queue["RedrivePolicy"]["deadLetterTargetArn"] == {"Fn::GetAtt": ["Dlq", "Arn"]}
     assert queue["QueueName"] == {"Fn::Join": ["-", ["app", {"Ref": "Stage"}, "jobs"]]}
@@ -137,9 +140,9 @@ def test_function_environment_merges_globals_with_its_own(small):
 
 def test_only_http_api_events_become_routes(small):
     routes = StackTemplate(small).http_routes()
-    assert [(route.method, route.path, route.function) for route in routes] == [
+    assert sorted((route.method, route.path, route.function) for route in routes) == [
         ("GET", "/v1/items/{id}", "Fn"), ("POST", "/v1/items", "Fn")]
-    assert routes[0].route_key == "GET /v1/items/{id}"
+    assert {route.route_key for route in routes} == {"GET /v1/items/{id}", "POST /v1/items"}
 
 
 def test_unknown_names_fail_loudly():

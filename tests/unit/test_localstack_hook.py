@@ -18,7 +18,6 @@ from cxr_local.template import declared_resources
 from .template_support import REPO, raw
 
 pytestmark = pytest.mark.integration
-HOOK_SCRIPT = REPO / "localstack" / "create_resources.py"
 MOTO_ACCOUNT = "123456789012"
 STAGE = "local"
 
@@ -38,7 +37,7 @@ def run_hook(endpoint: str, *args: str) -> subprocess.CompletedProcess:
     env = {**os.environ, "CXR_ENDPOINT": endpoint, "CXR_ACCOUNT_ID": MOTO_ACCOUNT, "CXR_STAGE": STAGE,
            "AWS_DEFAULT_REGION": "us-east-1", "AWS_ACCESS_KEY_ID": "test", "AWS_SECRET_ACCESS_KEY": "test"}
     env.pop("AWS_ENDPOINT_URL", None)
-    return subprocess.run([sys.executable, str(HOOK_SCRIPT), *args], capture_output=True, text=True, env=env,
+    return subprocess.run([sys.executable, "-m", "cxr_local.endpoint", *args], capture_output=True, text=True, env=env,
                           cwd=REPO / "localstack", timeout=120)
 
 
@@ -186,4 +185,5 @@ def test_compose_mounts_what_the_hook_reads_and_enables_the_three_services():
     root = re.search(r'"CXR_ROOT", "([^"]+)"', hook).group(1)
     for used in re.findall(r'f"\{root\}(/[^"]+)"', hook):
         assert any(root + used == target or (root + used).startswith(target + "/") for target in mounts), used
-    assert {f"{root}/template.yaml", f"{root}/local/cxr_local", f"{root}/localstack/create_resources.py"} <= set(mounts)
+    assert {f"{root}/template.yaml", f"{root}/local/cxr_local"} <= set(mounts)
+    assert service["environment"]["PYTHONPATH"] == f"{root}/local"  # the hook imports cxr_local.endpoint

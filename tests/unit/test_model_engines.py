@@ -145,7 +145,7 @@ def test_build_is_idempotent_and_skips_torch_when_up_to_date(model_dir):
     before = os.stat(onnx_path).st_mtime_ns
     code = f"""
 import sys
-from cxr_model.build import main
+from cxr_model_build.build import main
 assert main(["--model-dir", {model_dir!r}, "--allow-random-init"]) == 0
 assert "torch" not in sys.modules
 """
@@ -155,7 +155,7 @@ assert "torch" not in sys.modules
 
 
 def test_build_refuses_to_invent_weights_without_the_flag(tmp_path):
-    result = subprocess.run([sys.executable, "-m", "cxr_model.build", "--model-dir", str(tmp_path)],
+    result = subprocess.run([sys.executable, "-m", "cxr_model_build.build", "--model-dir", str(tmp_path)],
                             capture_output=True, text=True, timeout=120)
     assert result.returncode == 1 and "--allow-random-init" in result.stderr
     assert not any(tmp_path.iterdir())

@@ -14,9 +14,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from cxr_model import fetch, sources, specs
-from cxr_model.artifacts import ArtifactPaths, classify_weights, weights_kind
-from cxr_model.build import BuildError, ensure_weights
+from cxr_model import specs
+from cxr_model.artifacts import ArtifactPaths, weights_kind
+from cxr_model_build import fetch, sources
+from cxr_model_build.build import BuildError, ensure_weights
+from cxr_model_build.provenance import classify_weights
 from tests.model_support import MODEL_NAME, built_model_dir
 
 PAYLOAD = np.random.default_rng(15).bytes(300_000)  # stands for the published file: the spec is patched to it
@@ -133,7 +135,7 @@ def test_offline_falls_back_to_the_stand_in_only_where_allowed(paths, caplog):
     shutil.copy(stand_in(), paths.weights)  # no sidecar: the file itself says what it is
     with pytest.raises(BuildError, match="no real weights"):
         ensure_weights(paths, allow_random_init=False, offline=True)
-    with caplog.at_level(logging.WARNING, logger="cxr_model.build"):
+    with caplog.at_level(logging.WARNING, logger="cxr_model_build"):
         record = ensure_weights(paths, allow_random_init=True, offline=True)
     assert record["weights"] == "random-init" and "RANDOM-INITIALISED stand-in" in caplog.text
 
@@ -146,7 +148,7 @@ def test_an_unanswering_host_fails_the_fetch_within_the_deadline(paths, monkeypa
     monkeypatch.setattr(fetch, "START_DEADLINE_S", 0.5)
     shutil.copy(stand_in(), paths.weights)
     try:
-        with caplog.at_level(logging.WARNING, logger="cxr_model.build"):
+        with caplog.at_level(logging.WARNING, logger="cxr_model_build"):
             record = ensure_weights(paths, allow_random_init=True, out=io.StringIO())
     finally:
         silent.close()
@@ -170,7 +172,7 @@ def test_weights_from_a_path_real_stand_in_broken_or_provided(paths, tmp_path, c
     assert Path(paths.weights).read_bytes() == PAYLOAD and not Path(paths.staging).exists()
     fine_tuned = tmp_path / "fine_tuned.pt"
     torch.save(xrv.models.DenseNet(weights=None, num_classes=18), fine_tuned)
-    with caplog.at_level(logging.WARNING, logger="cxr_model.build"):
+    with caplog.at_level(logging.WARNING, logger="cxr_model_build"):
         record = ensure_weights(paths, False, weights_from=str(fine_tuned), offline=True)
     assert record["weights"] == "provided" and "UNVERIFIED" in caplog.text
     assert ensure_weights(paths, False, offline=True)["weights"] == "provided"  # kept on the next build

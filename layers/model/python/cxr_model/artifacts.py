@@ -58,13 +58,6 @@ def read_provenance(paths: ArtifactPaths) -> dict | None:
         return None
 
 
-def write_provenance(paths: ArtifactPaths, record: dict) -> None:
-    tmp = paths.provenance + ".tmp"
-    with open(tmp, "w") as handle:
-        json.dump(record, handle, indent=2, sort_keys=True)
-    os.replace(tmp, paths.provenance)
-
-
 def has_stand_in_marker(path: str) -> bool:
     """True for the build's stand-in, read from the pickle inside torch's zip format (no torch, no unpickling)."""
     try:
@@ -73,19 +66,6 @@ def has_stand_in_marker(path: str) -> bool:
                        for name in archive.namelist() if name.endswith("data.pkl"))
     except (zipfile.BadZipFile, OSError, KeyError):
         return False
-
-
-def is_published(spec: ModelSpec, size: int, sha256: str) -> bool:
-    return spec.weights_sha256 is not None and (size, sha256) == (spec.weights_size, spec.weights_sha256)
-
-
-def classify_weights(path: str, spec: ModelSpec) -> tuple[str, str]:
-    """(kind, sha256) of a weights file from its bytes alone: the published file is real, the build's
-    stand-in random-init, anything else provided (it must still load into the architecture)."""
-    sha256 = sha256_file(path)
-    if is_published(spec, os.path.getsize(path), sha256):
-        return REAL, sha256
-    return (RANDOM_INIT if has_stand_in_marker(path) else PROVIDED), sha256
 
 
 def weights_kind(spec: ModelSpec, sha256: str, *markers: str | None) -> str:

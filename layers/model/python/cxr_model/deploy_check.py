@@ -18,14 +18,13 @@ class NotDeployable(RuntimeError):
 
 def served_weights(model_dir: str, name: str = "densenet121-res224-all") -> dict[str, str]:
     """{"kind", "sha256"} of the weights the ONNX export was made from, read from its own metadata."""
-    import onnxruntime as ort
+    from .engines.onnx_engine import onnx_metadata
 
     spec = get_spec(name)
     onnx_path = ArtifactPaths(os.path.abspath(model_dir), spec).onnx
     if not os.path.isfile(onnx_path):
-        raise NotDeployable(f"no ONNX export at {onnx_path}: run python -m cxr_model.build first")
-    session = ort.InferenceSession(onnx_path, providers=["CPUExecutionProvider"])
-    metadata = session.get_modelmeta().custom_metadata_map
+        raise NotDeployable(f"no ONNX export at {onnx_path}: run python -m cxr_model_build.build first")
+    metadata = onnx_metadata(onnx_path)
     sha256 = metadata.get("cxr_model.weights_sha256", "")
     return {"kind": weights_kind(spec, sha256, metadata.get("cxr_model.weights")), "sha256": sha256}
 
@@ -37,7 +36,7 @@ def check_deployable(model_dir: str, name: str = "densenet121-res224-all", allow
         return kind
     if kind == RANDOM_INIT:
         raise NotDeployable(f"{model_dir} holds the RANDOM-INIT stand-in (SHA-256 {sha256[:16]}), not real weights: "
-                            "run python -m cxr_model.build on a machine with internet, or with --weights-from PATH")
+                            "run python -m cxr_model_build.build on a machine with internet, or with --weights-from PATH")
     raise NotDeployable(f"{model_dir} holds weights that are not torchxrayvision's published file (SHA-256 "
                         f"{sha256[:16]}); allow them explicitly (--allow-provided) to ship them flagged 'provided'")
 

@@ -7,7 +7,7 @@ import warnings
 import numpy as np
 
 from .dicom_frames import check_frame
-from .errors import ImageError
+from .errors import ImageError, reraise_unless_decoder_failure
 from .pixels import JPEG_MAGIC, Pixels, check_size
 
 _MONOCHROME = ("MONOCHROME1", "MONOCHROME2")
@@ -152,12 +152,6 @@ def dataset_pixels(ds, source: bytes | None = None) -> Pixels:
     if maxval > np.iinfo(array.dtype).max:  # the reference's `maxval - data` overflows (NumPy 2 raises) here too
         raise ImageError.undecodable(f"DICOM MONOCHROME1 with {ds.BitsStored}-bit signed pixels is not supported")
     return Pixels(array, maxval, invert=True)
-
-
-def reraise_unless_decoder_failure(exc: BaseException) -> None:
-    """pylibjpeg-rle (Rust) reports a corrupt frame as pyo3's PanicException, which is not an Exception."""
-    if not isinstance(exc, Exception) and type(exc).__name__ != "PanicException":
-        raise exc
 
 
 def _decoded_array(ds, syntax):

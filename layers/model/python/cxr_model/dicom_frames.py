@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import struct
 
-from .errors import ImageError
+from .errors import ImageError, reraise_unless_decoder_failure
 
 _JPEG_EOI = b"\xff\xd9"  # also JPEG 2000's end-of-codestream marker
 _J2K_SOC_SIZ = b"\xff\x4f\xff\x51"
@@ -63,8 +63,6 @@ def _j2k_size(frame: bytes) -> tuple[int, int] | None:
 def _check_rle_decodes(ds) -> None:
     """RLE segments say nothing of their decoded length, and decoding costs ~30 ms at 3000x2500: just decode."""
     from pydicom.pixels import pixel_array
-
-    from .dicom import reraise_unless_decoder_failure
 
     try:
         pixel_array(ds)

@@ -1,4 +1,4 @@
-"""Typed image errors that the service maps to HTTP 415 / 422."""
+"""Typed image errors that the service maps to HTTP 415 / 422, and which decoder failures count as one."""
 from __future__ import annotations
 
 UNSUPPORTED_MEDIA_TYPE = "UNSUPPORTED_MEDIA_TYPE"
@@ -20,3 +20,9 @@ class ImageError(Exception):
     @classmethod
     def undecodable(cls, message: str) -> "ImageError":
         return cls(UNDECODABLE_IMAGE, message)
+
+
+def reraise_unless_decoder_failure(exc: BaseException) -> None:
+    """pylibjpeg-rle (Rust) reports a corrupt frame as pyo3's PanicException, which is not an Exception."""
+    if not isinstance(exc, Exception) and type(exc).__name__ != "PanicException":
+        raise exc

@@ -22,7 +22,7 @@ def read_identity(model_dir: str, name: str = "densenet121-res224-all", engine: 
     sha256 = record.get("sha256")
     if not sha256:
         if not os.path.isfile(paths.weights):
-            raise FileNotFoundError(f"no model provenance under {model_dir}: run python -m cxr_model.build")
+            raise FileNotFoundError(f"no model provenance under {model_dir}: run python -m cxr_model_build.build")
         sha256 = sha256_file(paths.weights)
     stand_in = os.path.isfile(paths.weights) and has_stand_in_marker(paths.weights)  # no .pt on Lambda: the record
     kind = weights_kind(spec, sha256, record.get("weights"), RANDOM_INIT if stand_in else None)
@@ -39,5 +39,5 @@ def check_artifacts(model_dir: str, name: str = "densenet121-res224-all", engine
     paths = ArtifactPaths(os.path.abspath(model_dir), get_spec(name))
     needed = paths.onnx if engine == "onnxruntime" else paths.weights
     if not os.path.isfile(needed):
-        raise FileNotFoundError(f"{needed} missing: run python -m cxr_model.build")
+        raise FileNotFoundError(f"{needed} missing: run python -m cxr_model_build.build")
     return read_identity(model_dir, name=name, engine=engine, preprocess_mode=preprocess_mode)

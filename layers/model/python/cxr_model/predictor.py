@@ -73,7 +73,7 @@ def load_predictor(model_dir: str, engine: str = "onnxruntime", threads: int = 1
     record = read_provenance(paths) or {}
     if engine == "onnxruntime":
         if not os.path.isfile(paths.onnx):
-            raise ModelArtifactsMissing(f"{paths.onnx} missing: run python -m cxr_model.build --model-dir {model_dir}")
+            raise ModelArtifactsMissing(f"{paths.onnx} missing: run python -m cxr_model_build.build --model-dir {model_dir}")
         from .engines.onnx_engine import OnnxEngine
 
         runner = OnnxEngine(paths.onnx, threads)
@@ -82,7 +82,7 @@ def load_predictor(model_dir: str, engine: str = "onnxruntime", threads: int = 1
                             record.get("weights") if record.get("sha256") == sha256 else None)
     else:
         if not os.path.isfile(paths.weights):
-            raise ModelArtifactsMissing(f"{paths.weights} missing: run python -m cxr_model.build --model-dir {model_dir}")
+            raise ModelArtifactsMissing(f"{paths.weights} missing: run python -m cxr_model_build.build --model-dir {model_dir}")
         from .artifacts import sha256_file
         from .engines.torch_engine import TorchEngine
 
@@ -106,11 +106,10 @@ def _onnx_weights_marker(onnx_path: str, sha256: str) -> str | None:
     """The random-init flag an ONNX export of these same weights carries, read without building a session."""
     if not os.path.isfile(onnx_path):
         return None
-    try:
-        import onnx
+    from .engines.onnx_engine import onnx_metadata
 
-        proto = onnx.load(onnx_path, load_external_data=False)
-    except Exception:
+    try:
+        props = onnx_metadata(onnx_path)
+    except Exception:  # noqa: BLE001 - an unreadable export carries no marker
         return None
-    props = {entry.key: entry.value for entry in proto.metadata_props}
     return props.get("cxr_model.weights") if props.get("cxr_model.weights_sha256") == sha256 else None

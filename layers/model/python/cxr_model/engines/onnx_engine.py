@@ -9,6 +9,12 @@ import onnxruntime as ort
 from .calibration import op_norm
 
 
+def onnx_metadata(onnx_path: str) -> dict[str, str]:
+    """The export's own metadata (weights kind and hash, labels, thresholds), read through onnxruntime."""
+    session = ort.InferenceSession(onnx_path, providers=["CPUExecutionProvider"])
+    return dict(session.get_modelmeta().custom_metadata_map)
+
+
 class OnnxEngine:
     name = "onnxruntime"
 

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import os
 
-from .artifacts import RANDOM_INIT, STAND_IN_MARKER, ArtifactPaths
+from cxr_model.artifacts import RANDOM_INIT, STAND_IN_MARKER, ArtifactPaths
 
 RANDOM_INIT_SEED = 0
 

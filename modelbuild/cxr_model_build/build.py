@@ -1,7 +1,7 @@
 """Build step: weights under torchxrayvision's file name, provenance, ONNX export verified against torch.
 
-python -m cxr_model.build --model-dir DIR [--name densenet121-res224-all] [--weights-from PATH] [--offline]
-                          [--allow-random-init] [--force]
+python -m cxr_model_build.build --model-dir DIR [--name densenet121-res224-all] [--weights-from PATH] [--offline]
+                                [--allow-random-init] [--force]
 Missing or stand-in weights are fetched (torchxrayvision's cache first, else its URL) and verified before use.
 Idempotent: when the weights, provenance and ONNX file agree it returns without importing torch.
 """
@@ -14,18 +14,17 @@ import os
 import sys
 from typing import TextIO
 
+from cxr_model.artifacts import PROVIDED, RANDOM_INIT, REAL, ArtifactPaths, read_provenance, sha256_file
+from cxr_model.specs import get_spec
+
 from . import sources
-from .artifacts import (PROVIDED, RANDOM_INIT, REAL, ArtifactPaths, classify_weights, read_provenance,
-                        sha256_file, write_provenance)
-from .specs import get_spec
+from .errors import BuildError
+from .export import export_and_verify
+from .provenance import classify_weights, write_provenance
 from .stand_in import RANDOM_INIT_SEED, create_random_weights
 
-log = logging.getLogger("cxr_model.build")
+log = logging.getLogger("cxr_model_build")
 EXPORT_FORMAT = 1  # bump when the export recipe changes, so stale ONNX files get rebuilt
-
-
-class BuildError(RuntimeError):
-    pass
 
 
 def _now() -> str:
@@ -149,8 +148,6 @@ def build(model_dir: str, name: str = "densenet121-res224-all", allow_random_ini
     if not force and _up_to_date(paths, record, record["sha256"]):
         log.info("model artifacts up to date in %s", paths.model_dir)
         return record
-    from .export import export_and_verify
-
     report = export_and_verify(paths, record)
     record = {**record, **report, "export_format": EXPORT_FORMAT, "onnx_sha256": sha256_file(paths.onnx),
               "onnx_file": os.path.basename(paths.onnx), "weights_file": os.path.basename(paths.weights)}
@@ -159,7 +156,7 @@ def build(model_dir: str, name: str = "densenet121-res224-all", allow_random_ini
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m cxr_model.build", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="python -m cxr_model_build.build", description=__doc__.splitlines()[0])
     parser.add_argument("--model-dir", required=True)
     parser.add_argument("--name", default="densenet121-res224-all")
     parser.add_argument("--allow-random-init", action="store_true",

@@ -1,53 +1,39 @@
-"""Creates template.yaml's tables, queues and bucket on LocalStack (or any AWS-compatible endpoint) and checks them.
+"""template.yaml's tables, queues, buckets and topics on an AWS-compatible endpoint (LocalStack, a moto server):
+a session on it, which of them it has, how they differ from the template, and the command that creates them.
 
-It reuses the embedded local stack's template reader (local/cxr_local), so the names, key schemas, TTL, PITR and
-redrive come from template.yaml, never from a hand-kept list. Needs only boto3 and PyYAML, which LocalStack's own
-Python carries; the ready.d hook runs it inside the container, `python localstack/create_resources.py` runs it
-from a checkout against any endpoint; `--print-env` prints the service's environment for that endpoint instead.
-
+`python -m cxr_local.endpoint` creates what is missing and checks the rest (LocalStack's ready hook runs the same
+`main` inside its container); `--print-env` prints the service's environment for that endpoint instead.
 Environment: CXR_ENDPOINT (http://localhost:4566), CXR_STAGE (local), CXR_ACCOUNT_ID (000000000000),
-AWS_DEFAULT_REGION (us-east-1), CXR_TEMPLATE (../template.yaml), CXR_LOCAL_PACKAGE (../local/cxr_local).
+AWS_DEFAULT_REGION (us-east-1), CXR_TEMPLATE (the checkout's template.yaml).
 """
 from __future__ import annotations
 
-import importlib
 import json
 import os
 import shlex
 import sys
-import types
 import uuid
 from pathlib import Path
 from typing import Any
 
 import boto3
 
-HERE = Path(__file__).resolve().parent
+from .intrinsics import StackIdentity
+from .resources import create_stack_resources
+from .template import StackTemplate
+
+REPO = Path(__file__).resolve().parents[2]
 DEFAULTS = {
     "CXR_ENDPOINT": "http://localhost:4566",
     "CXR_STAGE": "local",
     "CXR_ACCOUNT_ID": "000000000000",  # LocalStack's default account
     "AWS_DEFAULT_REGION": "us-east-1",
-    "CXR_TEMPLATE": str(HERE.parent / "template.yaml"),
-    "CXR_LOCAL_PACKAGE": str(HERE.parent / "local" / "cxr_local"),
+    "CXR_TEMPLATE": str(REPO / "template.yaml"),
 }
 
 
 def setting(name: str) -> str:
     return os.environ.get(name) or DEFAULTS[name]
-
-
-def import_template_reader(package_dir: str) -> types.SimpleNamespace:
-    """cxr_local's template/resources modules without its package __init__ (which may import the whole stack)."""
-    if "cxr_local" not in sys.modules:
-        package = types.ModuleType("cxr_local")
-        package.__path__ = [package_dir]
-        sys.modules["cxr_local"] = package
-    return types.SimpleNamespace(
-        template=importlib.import_module("cxr_local.template"),
-        resources=importlib.import_module("cxr_local.resources"),
-        intrinsics=importlib.import_module("cxr_local.intrinsics"),
-    )
 
 
 class EndpointSession:
@@ -63,24 +49,22 @@ class EndpointSession:
         return self._session.client(service, endpoint_url=self.endpoint, **kwargs)
 
 
-def queue_url_base(session: EndpointSession) -> str:
-    """Where this endpoint puts queue URLs (LocalStack's form depends on SQS_ENDPOINT_STRATEGY): ask it once."""
+def queue_url_parts(session: EndpointSession) -> tuple[str, str]:
+    """(base, account) of this endpoint's queue URLs (LocalStack's depend on SQS_ENDPOINT_STRATEGY): asked once."""
     sqs = session.client("sqs")
     url = sqs.create_queue(QueueName=f"cxr-probe-{uuid.uuid4().hex[:8]}")["QueueUrl"]
     sqs.delete_queue(QueueUrl=url)
-    return url.rsplit("/", 2)[0]
+    base, account, _ = url.rsplit("/", 2)
+    return base, account
 
 
-def stack_template(session: EndpointSession, reader: types.SimpleNamespace | None = None):
-    reader = reader or import_template_reader(setting("CXR_LOCAL_PACKAGE"))
-    identity = reader.intrinsics.StackIdentity(stack_name=f"cxr-{setting('CXR_STAGE')}",
-                                               region=setting("AWS_DEFAULT_REGION"),
-                                               account_id=setting("CXR_ACCOUNT_ID"),
-                                               queue_url_base=queue_url_base(session))
-    return reader.template.StackTemplate(setting("CXR_TEMPLATE"), {"Stage": setting("CXR_STAGE")}, identity)
+def stack_template(session: EndpointSession) -> StackTemplate:
+    identity = StackIdentity(stack_name=f"cxr-{setting('CXR_STAGE')}", region=setting("AWS_DEFAULT_REGION"),
+                             account_id=setting("CXR_ACCOUNT_ID"), queue_url_base=queue_url_parts(session)[0])
+    return StackTemplate(setting("CXR_TEMPLATE"), {"Stage": setting("CXR_STAGE")}, identity)
 
 
-def existing(session: EndpointSession, template) -> dict[str, list[str]]:
+def existing(session: EndpointSession, template: StackTemplate) -> dict[str, list[str]]:
     """Which declared tables/queues/buckets the endpoint already has (LocalStack with persistence re-runs hooks)."""
     tables = set(session.client("dynamodb").list_tables()["TableNames"])
     queues = {url.rsplit("/", 1)[-1] for url in session.client("sqs").list_queues().get("QueueUrls", [])}
@@ -89,7 +73,7 @@ def existing(session: EndpointSession, template) -> dict[str, list[str]]:
             "buckets": sorted(set(template.buckets()) & buckets)}
 
 
-def verify(session: EndpointSession, template) -> list[str]:
+def verify(session: EndpointSession, template: StackTemplate) -> list[str]:
     """Differences between what the endpoint has and what template.yaml declares (empty when they agree)."""
     problems = []
     dynamodb, sqs = session.client("dynamodb"), session.client("sqs")
@@ -119,13 +103,13 @@ def verify(session: EndpointSession, template) -> list[str]:
     return problems
 
 
-def service_environment(session: EndpointSession, template) -> dict[str, str]:
+def service_environment(session: EndpointSession, template: StackTemplate) -> dict[str, str]:
     """The functions' environment as template.yaml's Globals resolve for this endpoint, for running the code on it."""
     env = dict(template.function("InferFunction").environment)
     env.update(AWS_ENDPOINT_URL=session.endpoint, AWS_DEFAULT_REGION=setting("AWS_DEFAULT_REGION"),
                AWS_ACCESS_KEY_ID=os.environ.get("AWS_ACCESS_KEY_ID", "test"),
                AWS_SECRET_ACCESS_KEY=os.environ.get("AWS_SECRET_ACCESS_KEY", "test"),
-               MODEL_DIR=str(HERE.parent / "layers" / "model" / "weights"))
+               MODEL_DIR=str(REPO / "layers" / "model" / "weights"))
     return env
 
 
@@ -138,7 +122,7 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     present = existing(session, template)
     if not any(present.values()):
-        created = sys.modules["cxr_local.resources"].create_stack_resources(template, session)
+        created = create_stack_resources(template, session)
         print(f"cxr: created {json.dumps(created, sort_keys=True)}")
     else:
         print(f"cxr: already present, not recreated: {json.dumps(present, sort_keys=True)}")

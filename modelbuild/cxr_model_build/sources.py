@@ -8,10 +8,12 @@ import sys
 from dataclasses import dataclass
 from typing import TextIO
 
-from .artifacts import REAL, ArtifactPaths, classify_weights, is_published, sha256_file
-from .fetch import FetchError, download
+from cxr_model.artifacts import REAL, ArtifactPaths, sha256_file
 
-log = logging.getLogger("cxr_model.build")
+from .fetch import FetchError, download
+from .provenance import classify_weights, is_published
+
+log = logging.getLogger("cxr_model_build")
 URL_ENV = "CXR_WEIGHTS_URL"  # build only: fetch from here instead of torchxrayvision's URL (tests: a loopback server)
 OFFLINE_ENV = "CXR_WEIGHTS_OFFLINE"  # build only: 1 = never touch the network (the test suite sets it)
 # xrv.utils.get_cache_dir(), spelled out so the build looks there without importing torch (a test keeps them equal)

@@ -6,7 +6,10 @@ import os
 
 import numpy as np
 
-from .artifacts import ArtifactPaths
+from cxr_model.artifacts import ArtifactPaths
+from cxr_model.engines.onnx_engine import OnnxEngine
+
+from .errors import BuildError
 
 VERIFY_TOLERANCE = 1e-4
 
@@ -68,10 +71,7 @@ def _verification_inputs() -> dict[str, np.ndarray]:
 def export_and_verify(paths: ArtifactPaths, record: dict) -> dict:
     """Export from the weights loaded through torchxrayvision's own lookup; fail if ORT and torch disagree."""
     import torchxrayvision as xrv
-
-    from .build import BuildError
-    from .engines.onnx_engine import OnnxEngine
-    from .engines.torch_engine import TorchEngine
+    from cxr_model.engines.torch_engine import TorchEngine
 
     try:
         model = xrv.models.DenseNet(weights=paths.spec.name, cache_dir=paths.model_dir)

@@ -21,7 +21,8 @@ DESIGN_ROUTES = {
     ("GET", "/v1/ops/ready"),  # beyond DESIGN.md: readiness (tables, bucket, queues, model), operators only
 }
 # Read by cxr_core/config.py but set by the platform (Lambda runtime, EC2 user data) or only locally.
-PLATFORM_SETTINGS = {"AWS_ENDPOINT_URL", "AWS_REGION", "AWS_DEFAULT_REGION", "AWS_EC2_METADATA_SERVICE_ENDPOINT"}
+PLATFORM_SETTINGS = {"AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_DYNAMODB", "AWS_REGION", "AWS_DEFAULT_REGION",
+                     "AWS_EC2_METADATA_SERVICE_ENDPOINT"}
 
 
 def test_sam_translator_accepts_the_template():

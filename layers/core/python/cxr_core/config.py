@@ -42,6 +42,8 @@ class Settings:
     auth_failures_per_minute: int
     long_poll_interval_seconds: float
     events_topic_arn: str
+    audit_log_group: str  # CloudWatch log group of the audit trail (AWS); empty: none
+    audit_log_file: str  # a file for the audit trail instead (the local stack); empty: none
     # EC2 worker only (the launch template's env file): the termination lifecycle hook it completes after draining
     worker_group_name: str = ""
     worker_lifecycle_hook: str = ""
@@ -97,6 +99,8 @@ def read_settings(environment: Mapping[str, str]) -> Settings:
         auth_failures_per_minute=_int("AUTH_FAILURES_PER_MINUTE", 30),
         long_poll_interval_seconds=float(env("LONG_POLL_INTERVAL_SECONDS", "0.5")),
         events_topic_arn=env("EVENTS_TOPIC_ARN", ""),
+        audit_log_group=env("AUDIT_LOG_GROUP", ""),
+        audit_log_file=env("AUDIT_LOG_FILE", ""),
         worker_group_name=env("WORKER_GROUP_NAME", ""),
         worker_lifecycle_hook=env("WORKER_LIFECYCLE_HOOK", ""),
         worker_lifecycle_poll_seconds=float(env("WORKER_LIFECYCLE_POLL_SECONDS", "5")),

@@ -132,3 +132,47 @@ def test_racing_holds_and_releases_never_mark_an_image_someone_holds(holds):
     assert (mark is None and all(held)) or (mark is not None and not any(held)), (mark, held)
     if mark is not None:
         holds.deleted(image, mark)
+
+
+def test_a_job_in_flight_on_dynamodb_and_s3_is_cancelled_by_its_deletion(runtime):
+    """The real store, bucket and model: the forward pass is under way when the job is deleted; the worker writes no
+    result, no cache entry, and acknowledges the message; the image is gone."""
+    import json
+    import threading
+    from concurrent.futures import ThreadPoolExecutor
+    from dataclasses import replace
+
+    from cxr_core.domain import Upload
+    from cxr_core.services.erasure import delete_job
+    from cxr_core.services.infer import InboundMessage, process_batch
+    from cxr_core.services.submit import submit_image
+    from tests.images import perturbed_png
+
+    client = f"c-{uuid.uuid4().hex}"
+    job = submit_image(Upload(perturbed_png(uuid.uuid4().int % 10**9)), runtime.submit_deps(), client).job
+    entered, release = threading.Event(), threading.Event()
+    deps = runtime.infer_deps()
+
+    class HeldPredictor:
+        identity, model_id = deps.predictor.identity, deps.predictor.model_id
+
+        def preprocess(self, data):
+            return deps.predictor.preprocess(data)
+
+        def predict(self, images):
+            entered.set()
+            release.wait(30)
+            return deps.predictor.predict(images)
+
+    body = json.dumps({"job_id": job.job_id, "image_key": job.image_key, "image_sha256": job.image_sha256,
+                       "model_id": job.model_id})
+    with ThreadPoolExecutor(1) as pool:
+        running = pool.submit(process_batch, [InboundMessage("m1", body)], replace(deps, predictor=HeldPredictor()))
+        assert entered.wait(60)
+        assert runtime.jobs.get_job(job.job_id).status is JobStatus.IN_PROGRESS
+        assert delete_job(runtime.erasure_deps(), job.job_id, client).image_deleted
+        release.set()
+        report = running.result(60)
+    assert report.completed_jobs == [] and report.succeeded == ["m1"]
+    assert runtime.jobs.get_job(job.job_id) is None and runtime.jobs.get_cache(job.cache_key) is None
+    assert runtime.images.size(job.image_key) is None

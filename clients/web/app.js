@@ -175,6 +175,7 @@ function statusText(job) {
   switch (job.status) {
     case "UPLOADING":
       return `Uploading ${name}…` + (job.total ? ` ${(job.sent / 1e6).toFixed(1)} of ${(job.total / 1e6).toFixed(1)} MB` : "");
+    case "LOADING": return `${name}: loading its result…`;
     case "QUEUED": return `${name}: queued, waiting for a worker…`;
     case "IN_PROGRESS": return `${name}: the model is reading the image…`;
     case "COMPLETED":
@@ -400,7 +401,9 @@ function serverJobRow(listed) {
 
 function showServerJob(listed) {
   const key = `server-${listed.id}`;
-  const job = jobs.get(key) || { key, file: `job ${listed.id.slice(0, 8)}`, status: listed.status, id: listed.id,
+  // a completed job's scores are fetched first (LOADING): the page draws a COMPLETED job with its result only
+  const job = jobs.get(key) || { key, file: `job ${listed.id.slice(0, 8)}`, id: listed.id,
+                                 status: listed.status === "COMPLETED" ? "LOADING" : listed.status,
                                  submittedAt: listed.created_at, previewUrl: null, isDicom: false, result: null,
                                  error: listed.error || null, cached: Boolean(listed.cached) };
   jobs.set(key, job);
@@ -489,4 +492,4 @@ checkModel();
 $("server-jobs-refresh").addEventListener("click", () => loadServerJobs(false));
 $("server-jobs-more").addEventListener("click", () => loadServerJobs(true));
 if (sessionStorage.getItem("cxr.apiKey")) loadServerJobs(false); // without a key it would only ask for one
-else $("server-jobs-status").textContent = "Enter your API key in Settings, then press Refresh.";
+else $("server-jobs-status").textContent = "Not loaded: this list needs your key (see above), then Refresh.";

@@ -56,7 +56,7 @@ layers: model
 	$(PY) infra/build_layers.py
 
 sizes: model
-	$(PY) bench/package_sizes.py --import-check
+	$(PY) -m bench package-sizes --import-check
 
 clean:
 	rm -rf $(VENV) $(MODEL_DIR) $(TEST_MODEL_DIR) .pytest_cache bench/results

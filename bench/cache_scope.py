@@ -1,6 +1,6 @@
 """What per-client cache scope costs: 5 client keys sending the same image, CACHE_SCOPE=client vs global.
 
-Run: .venv/bin/python bench/cache_scope.py [--clients 5] [--rounds 3] [--workers 1]
+Run: python -m bench cache-scope [--clients 5] [--rounds 3] [--workers 1]
 One local stack per scope, one after the other in this run. Client 1 sends the image and waits for its result;
 clients 2..N then send the same bytes, each waiting for its result (in client scope each runs the model; in global
 scope each is a cache hit); then every client sends it again `rounds` times (hits in both scopes). Prints the model
@@ -18,14 +18,13 @@ from pathlib import Path
 
 import requests
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import REPO, RESULTS, LocalStack, fmt_ms, summarize, utc_stamp, write_json  # noqa: E402
+from bench.harness import REPO, RESULTS, StackProcess, fmt_ms, load_average, start_stack, summarize, utc_stamp, write_json
 
 SAMPLE = Path(os.environ.get("CXR_XRAYS_DIR", REPO.parent / "shared" / "data" / "xrays")) / "00000001_000.png"
 
 
-def new_key(stack: LocalStack, client: str) -> str:
-    done = subprocess.run([sys.executable, "-m", "cxr_core.admin", "--stack", str(stack.log_dir / "ready.json"),
+def new_key(stack: StackProcess, client: str) -> str:
+    done = subprocess.run([sys.executable, "-m", "cxr_core.admin", "--stack", str(stack.ready_file),
                            "keys", "create", "--client", client], cwd=REPO, capture_output=True, text=True,
                           check=True, timeout=120)
     return json.loads(done.stdout)["api_key"]
@@ -45,7 +44,7 @@ def time_to_result(url: str, key: str, data: bytes) -> tuple[float, bool]:
 
 
 def run_scope(scope: str, clients: int, rounds: int, workers: int, data: bytes, log_root: Path) -> dict:
-    with LocalStack(log_root / scope, workers=workers, env={"CACHE_SCOPE": scope}) as stack:
+    with start_stack(log_root / scope, workers=workers, env={"CACHE_SCOPE": scope}) as stack:
         keys = [new_key(stack, f"bench-client-{i}") for i in range(clients)]
         first_ms, _ = time_to_result(stack.url, keys[0], data)
         others = [time_to_result(stack.url, key, data) for key in keys[1:]]
@@ -64,11 +63,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--workers", type=int, default=1)
     args = parser.parse_args(argv)
     data = SAMPLE.read_bytes() + str(time.time()).encode()  # trailing bytes: a fresh cache key, still a PNG
-    load_before = Path("/proc/loadavg").read_text().split()[:3]
+    load_before = load_average()
     results = [run_scope(scope, args.clients, args.rounds, args.workers, data, RESULTS / f"cache_scope-{utc_stamp()}")
                for scope in ("client", "global")]
-    print(f"{args.clients} clients, same image; load average before: {' '.join(load_before)}, "
-          f"after: {' '.join(Path('/proc/loadavg').read_text().split()[:3])}")
+    print(f"{args.clients} clients, same image; load average before: {load_before}, after: {load_average()}")
     print(f"{'scope':8} {'model runs':>10} {'clients 2..N p50 ms':>20} {'mean':>8} {'repeats p50 ms':>15}")
     for r in results:
         print(f"{r['scope']:8} {r['model_runs']:>10} {fmt_ms(r['other_clients']['p50']):>20} "
@@ -84,6 +82,3 @@ def main(argv: list[str] | None = None) -> int:
     print(f"wrote {path}")
     return 0
 
-
-if __name__ == "__main__":
-    sys.exit(main())

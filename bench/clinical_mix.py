@@ -8,32 +8,28 @@ of 10 MB files is written. Each stays under API Gateway's 10 MiB payload quota.
 from __future__ import annotations
 
 import struct
-import sys
 import zlib
 from pathlib import Path
 
-from common import POOL_ROOT, multipart_body
+from bench.pools import POOL_ROOT, multipart_body, radiograph
 
-REPO = Path(__file__).resolve().parents[1]
 CLINICAL_DIR = POOL_ROOT / "clinical"
 KINDS = ("png16_2048x2500.png", "png12_2500x3000.png", "jpeg_rgb_2400x2400.jpg", "jpeg_grey_2600x2600.jpg",
          "dicom12_2000x2500.dcm")
 
 
 def _make(name: str) -> bytes:
-    sys.path.insert(0, str(REPO))
-    from bench_preprocess import _radiograph
     from tests.model_support import dicom_bytes, jpeg_bytes, png_bytes
 
     if name.startswith("png16"):
-        return png_bytes(_radiograph(2500, 2048, 65535, seed=1))
+        return png_bytes(radiograph(2500, 2048, 65535, seed=1))
     if name.startswith("png12"):
-        return png_bytes(_radiograph(3000, 2500, 4095, seed=2))  # 12-bit values in a 16-bit PNG, read as / 65535
+        return png_bytes(radiograph(3000, 2500, 4095, seed=2))  # 12-bit values in a 16-bit PNG, read as / 65535
     if name.startswith("jpeg_rgb"):
-        return jpeg_bytes(_radiograph(2400, 2400, 255, rgb=True, seed=3), quality=92)
+        return jpeg_bytes(radiograph(2400, 2400, 255, rgb=True, seed=3), quality=92)
     if name.startswith("jpeg_grey"):
-        return jpeg_bytes(_radiograph(2600, 2600, 255, seed=4), quality=92)
-    return dicom_bytes(_radiograph(2500, 2000, 4095, seed=5), bits_stored=12)
+        return jpeg_bytes(radiograph(2600, 2600, 255, seed=4), quality=92)
+    return dicom_bytes(radiograph(2500, 2000, 4095, seed=5), bits_stored=12)
 
 
 def base_files() -> list[Path]:

@@ -27,7 +27,7 @@ def load_prices(path: Path = PRICES) -> dict:
 
 @dataclass(frozen=True)
 class Measured:
-    """Per-image figures of one infer path, measured on the local emulation (bench_infer_paths.py)."""
+    """Per-image figures of one infer path, measured on the local emulation (the infer-paths study)."""
     cpu_s_per_image: float  # infer CPU per image (handler or worker processes), without cold-start init
     images_per_batch: float  # records per invocation / per worker batch
     image_mb: float = 0.35  # stored bytes per image

@@ -1,10 +1,10 @@
-"""bench_infer_paths.py's tables: measured figures per scenario and path, then dollars and the cost plot."""
+"""The infer-paths study's tables: measured figures per scenario and path, then dollars and the cost plot."""
 from __future__ import annotations
 
 from pathlib import Path
 
-import costs
-from common import fmt_ms
+from bench import costs
+from bench.harness import fmt_ms
 
 LAMBDA_MEMORY_MB = 2048  # the template's InferMemorySize
 COLD_START_SHARE = 0.01  # AWS: cold starts in under 1% of invocations of production workloads (prices.json)
@@ -82,5 +82,5 @@ def print_report(rows: list[dict], out: Path) -> None:
     crossings = {other: costs.crossover(choices[names[0]], choices[other]) for other in names[3:]}
     for other, volume in crossings.items():
         print(f"crossover {names[0]} vs {other}: " + (f"{volume:,.0f} images/month" if volume else "none"))
-    from plots import plot_costs
+    from bench.plots import plot_costs
     print(f"plot: {plot_costs(choices, crossings, names[0], out.with_suffix('.png'))}")

@@ -1,4 +1,4 @@
-"""The client side of bench_infer_paths.py: the seed's polling users, a burst, and reading the jobs table back."""
+"""The client side of the infer-paths study: the seed's polling users, a burst, and reading the jobs table back."""
 from __future__ import annotations
 
 import random
@@ -7,12 +7,11 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 
 import requests
-from cxr_local.sam_env import stack_credentials
 
-from common import LocalStack
+from bench.harness import StackProcess, wait_until
 
 
-def submit(session: requests.Session, stack: LocalStack, data: bytes, tries: int = 1) -> str:
+def submit(session: requests.Session, stack: StackProcess, data: bytes, tries: int = 1) -> str:
     for attempt in range(tries):
         answer = session.post(f"{stack.url}/v1/jobs", data=data, headers={"Content-Type": "image/png"}, timeout=60)
         if answer.status_code in (200, 201):  # 200: an earlier try that timed out made the job after all
@@ -21,7 +20,7 @@ def submit(session: requests.Session, stack: LocalStack, data: bytes, tries: int
     raise RuntimeError(f"submit: {answer.status_code} {answer.text}")
 
 
-def seed_scenario(stack: LocalStack, pool: list[bytes], users: int, duration_s: float) -> dict:
+def seed_scenario(stack: StackProcess, pool: list[bytes], users: int, duration_s: float) -> dict:
     """The seed's load test, cache misses only: each user uploads, polls every 100 ms, thinks 1-3 s, again."""
     observed, errors, lock, stop_at = [], [], threading.Lock(), time.monotonic() + duration_s
     feed = iter(pool)
@@ -29,7 +28,7 @@ def seed_scenario(stack: LocalStack, pool: list[bytes], users: int, duration_s: 
     def user(index: int) -> None:
         rng = random.Random(index)
         with requests.Session() as session:
-            session.headers.update(auth(stack))
+            session.headers.update(stack.auth_headers)
             while time.monotonic() < stop_at:
                 with lock:
                     data = next(feed)
@@ -56,26 +55,18 @@ def seed_scenario(stack: LocalStack, pool: list[bytes], users: int, duration_s: 
     return {"jobs": [job_id for job_id, _ in observed], "client_ms": [ms for _, ms in observed], "errors": errors}
 
 
-def burst_scenario(stack: LocalStack, pool: list[bytes], idle_s: float) -> dict:
+def burst_scenario(stack: StackProcess, pool: list[bytes], idle_s: float) -> dict:
     """All images submitted at once (8 connections), wait until every job is final, then idle."""
     with requests.Session() as session, ThreadPoolExecutor(8) as executor:
-        session.headers.update(auth(stack))
+        session.headers.update(stack.auth_headers)
         jobs = list(executor.map(lambda data: submit(session, stack, data, tries=5), pool))
     wait_final(stack, jobs, timeout_s=600)
     time.sleep(idle_s)
     return {"jobs": jobs, "client_ms": [], "errors": []}
 
 
-def auth(stack: LocalStack) -> dict:
-    return {"x-api-key": stack.info["api_key"]} if stack.info.get("api_key") else {}
-
-
-def jobs_table(stack: LocalStack) -> dict[str, dict]:
-    import boto3
-
-    key, secret = stack_credentials(stack.info)  # the stack's moto refuses any other identity
-    client = boto3.client("dynamodb", endpoint_url=stack.info["moto_endpoint"], region_name="us-east-1",
-                          aws_access_key_id=key, aws_secret_access_key=secret)
+def jobs_table(stack: StackProcess) -> dict[str, dict]:
+    client = stack.aws("dynamodb")  # signed as the stack's identity: its moto refuses any other
     items, start = [], None
     while True:
         page = client.scan(TableName=stack.info["resources"]["tables"]["JobsTable"],
@@ -86,12 +77,9 @@ def jobs_table(stack: LocalStack) -> dict[str, dict]:
             return {item["job_id"]["S"]: {k: next(iter(v.values())) for k, v in item.items()} for item in items}
 
 
-def wait_final(stack: LocalStack, jobs: list[str], timeout_s: float) -> dict[str, dict]:
-    deadline = time.monotonic() + timeout_s
-    while True:
+def wait_final(stack: StackProcess, jobs: list[str], timeout_s: float) -> dict[str, dict]:
+    def final() -> dict[str, dict] | None:
         table = jobs_table(stack)
-        if all(table.get(j, {}).get("status") in ("COMPLETED", "FAILED") for j in jobs):
-            return table
-        if time.monotonic() > deadline:
-            raise RuntimeError("jobs not final in time")
-        time.sleep(0.5)
+        return table if all(table.get(j, {}).get("status") in ("COMPLETED", "FAILED") for j in jobs) else None
+
+    return wait_until(final, timeout_s, interval_s=0.5, what="jobs final")

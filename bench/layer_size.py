@@ -1,18 +1,18 @@
 """Unzipped size of what the onnxruntime-only infer runtime needs, against Lambda's 250 MB limit.
 
-Run: .venv/bin/python bench/layer_size.py [--model-dir layers/model/weights]
+Run: python -m bench layer-size [--model-dir layers/model/weights]
 Counts the installed files (RECORD) of requirements/model.txt and their dependency closure, cxr_model and the
 ONNX file. torch, torchxrayvision, scipy and scikit-image are not needed at run time and are not counted.
 """
 from __future__ import annotations
 
 import argparse
-import json
 import re
 from importlib import metadata
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
+from bench.harness import REPO, RESULTS, write_json
+
 LIMIT_MB = 250.0
 # Runtime-irrelevant dependencies a layer build may drop with `pip install --no-deps`.
 OPTIONAL = {"sympy", "mpmath", "coloredlogs", "humanfriendly"}
@@ -54,10 +54,10 @@ def _tree_mb(path: Path) -> float:
     return sum(p.stat().st_size for p in path.rglob("*") if p.is_file() and "__pycache__" not in p.parts) / 1e6
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model-dir", default=str(REPO / "layers" / "model" / "weights"))
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     packages = {name: _installed_mb(name) for name in sorted(_closure(_requirement_names(REPO / "requirements" / "model.txt")))}
     onnx_files = sorted(Path(args.model_dir).glob("*.onnx"))
     parts = {**packages, "cxr_model (source)": _tree_mb(REPO / "layers" / "model" / "python" / "cxr_model"),
@@ -69,17 +69,12 @@ def main() -> None:
     print(f"{'total (with optional deps)':<40}{sum(parts.values()):9.1f}")
     print(f"{'total needed at run time':<40}{required:9.1f}   limit {LIMIT_MB:.0f} MB -> "
           f"{'fits' if required <= LIMIT_MB else 'DOES NOT FIT'} ({LIMIT_MB - required:+.1f} MB headroom)")
-    out = REPO / "bench" / "results"
-    out.mkdir(parents=True, exist_ok=True)
     core = {name: _installed_mb(name) for name in sorted(_closure(_requirement_names(REPO / "requirements" / "core.txt")))
             if name not in packages}
     with_core = required + sum(v for k, v in core.items() if k not in OPTIONAL)
     print(f"{'+ requirements/core.txt (shared layer)':<40}{with_core:9.1f}   (boto3/botocore: "
           f"{core.get('botocore', 0) + core.get('boto3', 0):.1f} MB of it, already in the Lambda runtime)")
-    (out / "layer_size.json").write_text(json.dumps({"parts_mb": parts, "required_mb": required, "core_mb": core,
-                                                      "with_core_mb": with_core, "all_mb": sum(parts.values()),
-                                                      "limit_mb": LIMIT_MB}, indent=2))
-
-
-if __name__ == "__main__":
-    main()
+    write_json(RESULTS / "layer_size.json", {"parts_mb": parts, "required_mb": required, "core_mb": core,
+                                             "with_core_mb": with_core, "all_mb": sum(parts.values()),
+                                             "limit_mb": LIMIT_MB})
+    return 0

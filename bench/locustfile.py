@@ -3,8 +3,9 @@
 cache_miss (a distinct image each time) : cache_hit (the same image again) = 7 : 3, 1-3 s between tasks.
 Each finished task fires an "E2E" event (name cache_miss / cache_hit) with the time from upload to COMPLETED.
 
-Standalone: BENCH_POOL_DIR=<folder of PNGs> BENCH_HIT_IMAGE=<png> locust -f bench/locustfile.py --headless \
-    -u 20 -r 20 -t 45s --host http://127.0.0.1:8080   (bench/bench_load.py does all of this for you)
+Standalone, from the repository root: BENCH_POOL_DIR=<folder of PNGs> BENCH_HIT_IMAGE=<png> python -m locust \
+    -f bench/locustfile.py --headless -u 20 -r 20 -t 45s --host http://127.0.0.1:8080   (`python -m bench load`
+    does all of this for you)
 BENCH_API_KEY: sent as x-api-key. BENCH_SAMPLES_OUT=<file.json>: also write every raw sample there when the run stops.
 BENCH_WAIT_SECONDS=N (issue 18): instead of polling every 100 ms, long-poll GET /v1/jobs/{id}?wait=N (no pause).
 """
@@ -20,8 +21,8 @@ import gevent
 from locust import between, events, task
 from locust.contrib.fasthttp import FastHttpUser
 
-from capacity import WAIT_RANGE_S  # locust puts this file's folder on sys.path
-from common import multipart_body
+from bench.capacity import WAIT_RANGE_S
+from bench.pools import multipart_body
 
 POLL_SECONDS = 0.1
 WAIT_SECONDS = float(os.environ.get("BENCH_WAIT_SECONDS") or 0)  # 0: the seed's polling

@@ -9,13 +9,13 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import statistics
 import subprocess
 import sys
 import time
-from pathlib import Path
 
-SAMPLE = Path(__file__).resolve().parents[2] / "shared" / "data" / "xrays" / "00000001_000.png"
+from bench.harness import REPO, percentile
+
+SAMPLE = REPO.parent / "shared" / "data" / "xrays" / "00000001_000.png"
 
 
 def worker(engine: str, model_dir: str, threads: int) -> None:
@@ -40,9 +40,10 @@ class Pool:
     """`processes` workers of one engine with `threads` intra-op threads each."""
 
     def __init__(self, engine: str, model_dir: str, processes: int, threads: int):
-        command = [sys.executable, __file__, engine, model_dir, str(threads)]
+        command = [sys.executable, "-m", "bench.model_throughput", engine, model_dir, str(threads)]
         env = {**os.environ, "OMP_NUM_THREADS": str(threads)}
-        self.children = [subprocess.Popen(command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, env=env)
+        self.children = [subprocess.Popen(command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, env=env,
+                                          cwd=REPO)
                          for _ in range(processes)]
         for child in self.children:
             if child.stdout.readline().strip() != "ready":
@@ -80,10 +81,10 @@ def measure_all(model_dir: str, rounds: int = 3, seconds: float = 4.0) -> dict[s
     finally:
         for pool in pools.values():
             pool.close()
-    return {label: {"images_per_s": statistics.median(values), "rounds": values} for label, values in samples.items()}
+    return {label: {"images_per_s": percentile(values, 50), "rounds": values} for label, values in samples.items()}
 
 
-if __name__ == "__main__":
+if __name__ == "__main__":  # one worker process of a Pool
     parser = argparse.ArgumentParser()
     parser.add_argument("engine")
     parser.add_argument("model_dir")

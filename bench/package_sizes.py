@@ -2,7 +2,7 @@
 
 Lambda's limit is 250 MB (= 250 MiB, 262,144,000 bytes) unzipped for a function plus all its layers
 (a container image may be 10 GB).
-Run: python bench/package_sizes.py [--reuse] [--import-check]
+Run: python -m bench package-sizes [--reuse] [--import-check]
   --reuse         measure build/layers as it is instead of rebuilding it
   --import-check  with a local python3.12: import each handler with only its layers (+ the runtime's boto3),
                   and run sample radiographs through the model layer alone
@@ -18,10 +18,8 @@ import sys
 import zipfile
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO / "infra"))
-
-from build_layers import BUILD_ROOT, LAYERS, build_layer, check_weights, find_python312  # noqa: E402
+from bench.harness import REPO
+from infra.build_layers import BUILD_ROOT, LAYERS, build_layer, check_weights, find_python312
 
 LAMBDA_UNZIPPED_LIMIT = 262_144_000  # 250 MB as Lambda counts it
 SAMPLES = Path(os.environ.get("CXR_SAMPLES_DIR", REPO.parent / "shared" / "data" / "xrays"))
@@ -132,6 +130,3 @@ def main(argv: list[str] | None = None) -> int:
         print(f"\nmodel layer folder removed after measuring: {refused}")
     return 0
 
-
-if __name__ == "__main__":
-    sys.exit(main())

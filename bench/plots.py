@@ -9,7 +9,7 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402 - after the backend is chosen
 
-from common import SEED_LOAD  # noqa: E402
+from bench.seed import SEED_LOAD  # noqa: E402
 
 
 def plot_load(levels: list[dict], out: Path) -> Path:

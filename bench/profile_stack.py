@@ -1,13 +1,12 @@
 """Where the CPU goes under the seed's load: py-spy samples of every stack process while Locust runs.
 
-Run:  .venv/bin/python bench/profile_stack.py [--users 20] [--seconds 30] [--launcher SCRIPT] [--env K=V ...]
+Run:  python -m bench profile [--users 20] [--seconds 30] [--launcher SCRIPT] [--env K=V ...]
 Prints, per process (API = cxr_local itself, moto, each infer worker), its CPU share and the functions with the
 most samples (inclusive and self; GIL-holding samples for the API, moto and Locust), and writes the collapsed stacks to bench/results/profile-<UTC>/.
 """
 from __future__ import annotations
 
 import argparse
-import os
 import re
 import subprocess
 import sys
@@ -15,8 +14,9 @@ import time
 from collections import Counter
 from pathlib import Path
 
-from bench_load import BENCH_PARAMS, HIT_SEED, LOCUSTFILE, cpu_seconds, pool_size, prime_hit
-from common import RESULTS, LocalStack, image_pool, utc_stamp
+from bench.harness import REPO, RESULTS, UNLIMITED, CpuWindow, load_average, start_stack, utc_stamp
+from bench.locust_run import HIT_SEED, pool_size, prime_hit, start_locust
+from bench.pools import image_pool
 
 PY_SPY = Path(sys.executable).with_name("py-spy")
 _FRAME = re.compile(r"^(?P<func>.+?) \((?P<file>[^()]*?)(?::\d+)?\)$")
@@ -28,7 +28,7 @@ def frame_name(frame: str) -> str:
     if not match:
         return frame
     path = match.group("file")
-    for marker in ("site-packages/", "python3.11/", "/work/main/"):
+    for marker in ("site-packages/", "python3.11/", f"{REPO}/"):
         if marker in path:
             path = path.split(marker, 1)[1]
             break
@@ -52,7 +52,7 @@ def aggregate(collapsed: Path) -> tuple[int, Counter, Counter]:
     return total, inclusive, own
 
 
-def main() -> int:
+def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--users", type=int, default=20)
     parser.add_argument("--seconds", type=int, default=30)
@@ -60,36 +60,30 @@ def main() -> int:
     parser.add_argument("--top", type=int, default=25)
     parser.add_argument("--launcher")
     parser.add_argument("--env", action="append", default=[], metavar="KEY=VALUE")
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     env = dict(item.split("=", 1) for item in args.env)
     out = RESULTS / f"profile-{utc_stamp()}"
     pool = image_pool(pool_size(args.users, args.seconds + 10))
     hit = image_pool(1, first_seed=HIT_SEED)[0]
-    with LocalStack(out / "stack", env=env, params=BENCH_PARAMS, launcher=args.launcher) as stack:
-        prime_hit(stack.url, stack.info.get("api_key"), hit)
-        locust = subprocess.Popen(
-            [sys.executable, "-m", "locust", "-f", str(LOCUSTFILE), "--headless", "-u", str(args.users), "-r",
-             str(args.users), "-t", f"{args.seconds + 8}s", "--host", stack.url, "--only-summary", "--loglevel",
-             "WARNING"], cwd=LOCUSTFILE.parent, stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT,
-            env={**os.environ, "BENCH_POOL_DIR": str(pool[0].parent), "BENCH_POOL_LIMIT": str(len(pool)),
-                 "BENCH_HIT_IMAGE": str(hit), "BENCH_API_KEY": stack.info.get("api_key") or ""})
-        time.sleep(4)  # past the spawn
+    with start_stack(out / "stack", env=env, params=UNLIMITED, script=args.launcher) as stack:
+        prime_hit(stack, hit)
+        locust = start_locust(stack, args.users, args.seconds + 8, pool, hit, out / "locust.log")
+        time.sleep(4)  # past the spawn: profile the steady state
         pids = {**stack.pids(), "locust": [locust.pid]}
         targets = [(f"{role}-{pid}", pid) for role, ids in pids.items() for pid in ids]
-        before = cpu_seconds(pids)
-        # --gil (only the thread holding the GIL) for the pure-Python servers: py-spy's idle detection counts
-        # threads blocked in socket reads as busy in this container. Workers spend most time in ONNX without it.
-        spies = [subprocess.Popen([str(PY_SPY), "record", "--pid", str(pid), "--duration", str(args.seconds),
-                                   "--rate", str(args.rate), "--format", "raw", "--nonblocking", "--threads",
-                                   *([] if name.startswith("worker") else ["--gil"]),
-                                   "--output", str(out / f"{name}.txt")], stdout=subprocess.DEVNULL,
-                                  stderr=subprocess.DEVNULL) for name, pid in targets]
-        for spy in spies:
-            spy.wait(args.seconds + 60)
-        after = cpu_seconds(pids)
+        with CpuWindow(pids) as cpu:
+            # --gil (only the thread holding the GIL) for the pure-Python servers: py-spy's idle detection counts
+            # threads blocked in socket reads as busy in this container. Workers spend most time in ONNX without it.
+            spies = [subprocess.Popen([str(PY_SPY), "record", "--pid", str(pid), "--duration", str(args.seconds),
+                                       "--rate", str(args.rate), "--format", "raw", "--nonblocking", "--threads",
+                                       *([] if name.startswith("worker") else ["--gil"]),
+                                       "--output", str(out / f"{name}.txt")], stdout=subprocess.DEVNULL,
+                                      stderr=subprocess.DEVNULL) for name, pid in targets]
+            for spy in spies:
+                spy.wait(args.seconds + 60)
         locust.wait(60)
-    print(f"\nCPU cores used over {args.seconds} s at {args.users} users (host load avg {os.getloadavg()[0]:.1f}): "
-          + ", ".join(f"{role} {(after[role] - before[role]) / args.seconds:.2f}" for role in before))
+    print(f"\nCPU cores used over {cpu.wall_s:.0f} s at {args.users} users (host load avg {load_average()}): "
+          + ", ".join(f"{role} {cores:.2f}" for role, cores in cpu.cores.items()))
     for name, _ in targets:
         collapsed = out / f"{name}.txt"
         if not collapsed.exists():
@@ -105,6 +99,3 @@ def main() -> int:
     print(f"\ncollapsed stacks: {out}")
     return 0
 
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -5,15 +5,13 @@ its speed beside fp32 and its max |difference| on the 18 calibrated outputs. Not
 """
 from __future__ import annotations
 
-import sys
 import tempfile
 import time
 from pathlib import Path
 
 import numpy as np
 
-REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))  # tests.model_support: samples and clinical-size synthetic radiographs
+from bench.harness import percentile
 
 
 def _calibration_images() -> list[np.ndarray]:
@@ -63,7 +61,7 @@ def measure_reduced_precision(model_dir: str, image: np.ndarray, threads: int, w
                 start = time.perf_counter()
                 engine.run(image)
                 samples.append((time.perf_counter() - start) * 1000)
-            timings[name] = float(np.median(samples))
+            timings[name] = percentile(samples, 50)
     print(f"\nReduced precision (opt-in, NOT the exact engine): onnxruntime int8 static QDQ p50 {timings['int8']:.1f} ms"
           f" vs fp32 {timings['fp32']:.1f} ms ({timings['fp32'] / timings['int8']:.2f}x); max |diff| of the 18 "
           f"calibrated outputs over {len(images)} images: {max_diff:.3f}")

@@ -10,10 +10,11 @@ import signal
 import socket
 import subprocess
 import sys
-import time
 import uuid
 
 import pytest
+
+from cxr_local.waiting import wait_until
 
 from .clients_samples import clinical_size_dicom, unique_copy
 from .conftest import COMPLETION_SLA_S
@@ -28,7 +29,7 @@ LABEL_COUNT = 18
 def cli(local_stack):
     """Run `python -m cxr_cli ARGS` the way a script would: endpoint and key from the environment."""
     env = {key: value for key, value in os.environ.items() if not key.startswith("CXR_")}
-    env.update(CXR_ENDPOINT=local_stack.base_url, PYTHONIOENCODING="utf-8")
+    env.update(CXR_ENDPOINT=local_stack.url, PYTHONIOENCODING="utf-8")
     if local_stack.info.get("api_key"):  # the stack registers an operator key when the template wants auth
         env["CXR_API_KEY"] = local_stack.info["api_key"]
 
@@ -55,7 +56,7 @@ def test_submit_wait_prints_the_sorted_scores_with_decisions_and_the_warning(cli
     assert all(decision == ("positive" if score >= 0.5 else "negative") for _, _, score, decision in rows)
 
     headers = {"x-api-key": local_stack.info["api_key"]} if local_stack.info.get("api_key") else {}
-    result = http.get(f"{local_stack.base_url}/v1/jobs/{job_id}/result", headers=headers, timeout=10).json()
+    result = http.get(f"{local_stack.url}/v1/jobs/{job_id}/result", headers=headers, timeout=10).json()
     expected = sorted(result["output"].items(), key=lambda item: (-item[1], item[0]))
     assert [label for _, label, *_ in rows] == [label for label, _ in expected]
     assert rows[0][1] == result["top_label"]
@@ -138,15 +139,14 @@ def test_submit_dir_resumes_after_an_interrupt_and_writes_csv(cli, local_stack, 
     sr = folder / "series" / "SR0001"  # a DICOM object without pixel data (e.g. a structured report)
     sr.write_bytes(b"\0" * 128 + b"DICM" + b"\x02\x00\x10\x00UI\x04\x001.2\x00")
     env = {key: value for key, value in os.environ.items() if not key.startswith("CXR_")}
-    env.update(CXR_ENDPOINT=local_stack.base_url, CXR_API_KEY=local_stack.info.get("api_key") or "")
+    env.update(CXR_ENDPOINT=local_stack.url, CXR_API_KEY=local_stack.info.get("api_key") or "")
     manifest = folder / ".cxr-manifest.jsonl"
     first = subprocess.Popen([sys.executable, "-m", "cxr_cli", "submit-dir", str(folder), "-r", "--concurrency", "1",
                               "--no-progress"], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                              # a shell running the suite in the background ignores SIGINT, and children inherit that
                              preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
-    deadline = time.monotonic() + COMPLETION_SLA_S
-    while not (manifest.exists() and manifest.read_text().count("\n") >= 1) and time.monotonic() < deadline:
-        time.sleep(0.05)
+    wait_until(lambda: manifest.exists() and manifest.read_text().count("\n") >= 1, COMPLETION_SLA_S,
+               what="the first file in the manifest")
     first.send_signal(signal.SIGINT)
     out, err = first.communicate(timeout=30)
     assert first.returncode == 130 and "resume" in err, (first.returncode, out, err)

@@ -11,7 +11,7 @@ import pydicom
 import pytest
 import requests
 
-from tests.e2e.conftest import REPO, start_stack, stop_stack, wait_for_terminal_status
+from tests.e2e.conftest import REPO, start_stack, wait_for_terminal_status
 from tests.images import SAMPLE_FILES, perturbed_png
 
 pytestmark = pytest.mark.e2e
@@ -32,7 +32,7 @@ def client_key(local_stack) -> str:
 
 
 def test_every_v1_route_but_health_wants_a_key(local_stack, http):
-    url = local_stack.base_url
+    url = local_stack.url
     assert requests.get(f"{url}/v1/ops/health", timeout=10).status_code == 200
     for method, path in [("POST", "/v1/jobs"), ("POST", "/v1/uploads"), ("GET", "/v1/jobs/x"),
                          ("GET", "/v1/jobs/x/result"), ("GET", "/v1/ops/metrics"), ("GET", "/v1/ops/dlq"),
@@ -45,7 +45,7 @@ def test_every_v1_route_but_health_wants_a_key(local_stack, http):
 
 def test_the_stack_started_ready_and_readiness_looks_at_every_dependency(local_stack, http):
     assert local_stack.info["ready_status"] == 200 and "ready" in local_stack.info["phases_s"]
-    response = http.get(f"{local_stack.base_url}/v1/ops/ready", timeout=30)
+    response = http.get(f"{local_stack.url}/v1/ops/ready", timeout=30)
     assert response.status_code == 200, response.text
     report = response.json()
     assert report["status"] == "ready" and report["model"]["model_id"]
@@ -55,7 +55,7 @@ def test_the_stack_started_ready_and_readiness_looks_at_every_dependency(local_s
 
 
 def test_a_client_sees_only_its_own_jobs_and_no_ops(local_stack, http, client_key):
-    url = local_stack.base_url
+    url = local_stack.url
     mine = http.post(f"{url}/v1/jobs", files={"image": ("a.png", perturbed_png(9101))}, timeout=30).json()
     other = {"x-api-key": client_key}
     assert requests.get(f"{url}/v1/jobs/{mine['id']}", headers=other, timeout=10).status_code == 404
@@ -82,7 +82,7 @@ def big_dicom(path) -> bytes:
 
 
 def test_large_dicom_goes_through_a_presigned_upload(local_stack, http, tmp_path):
-    url = local_stack.base_url
+    url = local_stack.url
     data = big_dicom(tmp_path / "big.dcm")
     assert len(data) > 10 * 1024 * 1024
     inline = http.post(f"{url}/v1/jobs", data=data, headers={"Content-Type": "application/dicom"}, timeout=60)
@@ -108,13 +108,13 @@ def strict_stack(tmp_path_factory):
     stack = start_stack(tmp_path_factory.mktemp("strict"), "--env", "RATE_LIMIT_PER_MINUTE=3",
                         "--env", "AUTH_CACHE_SECONDS=0", workers=0)
     yield stack
-    assert stop_stack(stack.process) == 0
+    assert stack.stop() == 0
 
 
 def test_rate_limit_answers_429_with_retry_after(strict_stack):
     with requests.Session() as session:
         session.headers.update(strict_stack.auth_headers)
-        codes = [session.post(f"{strict_stack.base_url}/v1/jobs", files={"image": ("x.png", perturbed_png(9200 + i))},
+        codes = [session.post(f"{strict_stack.url}/v1/jobs", files={"image": ("x.png", perturbed_png(9200 + i))},
                               timeout=30) for i in range(5)]
     assert [r.status_code for r in codes[:3]] == [201, 201, 201]
     limited = codes[3]
@@ -125,7 +125,7 @@ def test_rate_limit_answers_429_with_retry_after(strict_stack):
 def test_a_revoked_key_stops_working(strict_stack):
     created = json.loads(admin(strict_stack, "create", "--client", "short-lived").stdout)
     headers = {"x-api-key": created["api_key"]}
-    url = f"{strict_stack.base_url}/v1/jobs/no-such-job"
+    url = f"{strict_stack.url}/v1/jobs/no-such-job"
     assert requests.get(url, headers=headers, timeout=10).status_code == 404
     admin(strict_stack, "revoke", created["key_hash"])
     assert requests.get(url, headers=headers, timeout=10).status_code == 401
@@ -138,7 +138,7 @@ def test_stored_dicom_and_logs_keep_no_patient_identity(local_stack, http):
     import hashlib
     data = SAMPLE_FILES["dicom"].read_bytes()
     patient_id = str(pydicom.dcmread(SAMPLE_FILES["dicom"]).PatientID).encode()
-    response = http.post(f"{local_stack.base_url}/v1/jobs", data=data,
+    response = http.post(f"{local_stack.url}/v1/jobs", data=data,
                          headers={"Content-Type": "application/dicom"}, timeout=30)
     assert response.status_code in (200, 201), response.text
     s3 = local_stack.aws("s3")
@@ -147,7 +147,7 @@ def test_stored_dicom_and_logs_keep_no_patient_identity(local_stack, http):
     body = stored["Body"].read()
     assert patient_id in data and patient_id not in body
     assert stored["ServerSideEncryption"] == "AES256"
-    status, _ = wait_for_terminal_status(http, local_stack.base_url, response.json()["id"])
+    status, _ = wait_for_terminal_status(http, local_stack.url, response.json()["id"])
     assert status["status"] == "COMPLETED"
     logs = [path for path in local_stack.log_path.parent.rglob("*") if path.is_file()]
     assert logs and not [path for path in logs if patient_id in path.read_bytes()]  # API, workers, moto

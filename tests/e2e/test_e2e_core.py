@@ -41,7 +41,7 @@ def _iso(value: str) -> datetime:
 
 @pytest.mark.parametrize(("filename", "how"), SAMPLES)
 def test_upload_poll_result_then_cache_hit(local_stack, http, filename, how):
-    base_url = local_stack.base_url
+    base_url = local_stack.url
     data = (XRAYS / filename).read_bytes()
 
     created = post_image(http, base_url, data, filename, how)
@@ -76,16 +76,16 @@ def test_identical_uploads_racing_make_one_job(local_stack, http):
     """8 identical uploads at once: one 201; the rest answer with that job, or (if it finished meanwhile) its result."""
     data = _new_png_bytes(seed=1)
     with ThreadPoolExecutor(8) as pool:
-        responses = list(pool.map(lambda _: post_image(http, local_stack.base_url, data, "race.png", "raw"),
+        responses = list(pool.map(lambda _: post_image(http, local_stack.url, data, "race.png", "raw"),
                                   range(8)))
     statuses = [(r.status_code, r.text) for r in responses]
     assert all(r.status_code in (200, 201) for r in responses), statuses
     created = [r.json() for r in responses if r.status_code == 201]
     assert len(created) == 1, statuses
     job_id = created[0]["id"]
-    final, _ = wait_for_terminal_status(http, local_stack.base_url, job_id)
+    final, _ = wait_for_terminal_status(http, local_stack.url, job_id)
     assert final["status"] == "COMPLETED"
-    output = http.get(f"{local_stack.base_url}/v1/jobs/{job_id}/result", timeout=10).json()["output"]
+    output = http.get(f"{local_stack.url}/v1/jobs/{job_id}/result", timeout=10).json()["output"]
     for body in (r.json() for r in responses if r.status_code == 200):
         if body["id"] != job_id:  # a straggler that arrived after the job completed: a cache hit of it
             assert body["status"] == "COMPLETED" and body["cached"] is True, body
@@ -105,7 +105,7 @@ def test_unknown_route_and_wrong_method(base_url, http):
 
 
 def test_bad_uploads_are_json_errors_and_write_nothing(local_stack, http):
-    base_url = local_stack.base_url
+    base_url = local_stack.url
     before = _stored_counts(local_stack)
     png = (XRAYS / "00000001_000.png").read_bytes()
     # not an image, whatever the header claims: 415

@@ -47,7 +47,7 @@ def test_a_completed_job_is_pushed_to_the_clients_queue_and_cxr_watch_prints_it(
     topic = local_stack.info["events_topic_arn"]
     assert topic and "job-events" in topic and "events subscribe" in local_stack.log_path.read_text()
     image = unique_copy("16747_3_1.jpg", tmp_path)
-    created = http.post(f"{local_stack.base_url}/v1/jobs", data=image.read_bytes(),
+    created = http.post(f"{local_stack.url}/v1/jobs", data=image.read_bytes(),
                         headers={"Content-Type": "image/jpeg"}, timeout=30)
     assert created.status_code == 201, created.text
     job_id = created.json()["id"]
@@ -56,7 +56,7 @@ def test_a_completed_job_is_pushed_to_the_clients_queue_and_cxr_watch_prints_it(
     assert (event["job_id"], event["status"], event["client_id"]) == (job_id, "COMPLETED", CLIENT)
     assert set(event) == COMPLETED_FIELDS and event["type"] == "job.completed", event
     assert event["event_id"] == f"{job_id}:COMPLETED" and len(event["result"]["output"]) == 18
-    assert event["result"] == http.get(f"{local_stack.base_url}/v1/jobs/{job_id}/result", timeout=10).json()
+    assert event["result"] == http.get(f"{local_stack.url}/v1/jobs/{job_id}/result", timeout=10).json()
 
 
 def test_a_failed_job_is_pushed_with_its_error_and_cxr_watch_prints_it(local_stack, http, subscribe):
@@ -65,7 +65,7 @@ def test_a_failed_job_is_pushed_with_its_error_and_cxr_watch_prints_it(local_sta
     queue = subscribe(["FAILED"])  # the operator's filter: this client's failures only
     job_id = _inject_rotted_job(local_stack, http)
     event = _watch_for(local_stack, queue, job_id)
-    job = http.get(f"{local_stack.base_url}/v1/jobs/{job_id}", timeout=10).json()
+    job = http.get(f"{local_stack.url}/v1/jobs/{job_id}", timeout=10).json()
     assert job["status"] == "FAILED" and "does not match the SHA-256" in job["error"], job
     assert set(event) == FAILED_FIELDS, event
     assert (event["job_id"], event["client_id"], event["status"], event["type"]) == (
@@ -75,7 +75,7 @@ def test_a_failed_job_is_pushed_with_its_error_and_cxr_watch_prints_it(local_sta
 
 
 def _model_id(http, stack) -> str:
-    health = http.get(f"{stack.base_url}/v1/ops/health", timeout=10)
+    health = http.get(f"{stack.url}/v1/ops/health", timeout=10)
     assert health.status_code == 200, health.text
     return health.json()["model"]["model_id"]
 

@@ -13,9 +13,10 @@ from concurrent.futures import ThreadPoolExecutor
 import psutil
 import pytest
 
+from cxr_local.waiting import wait_until
 from tests.images import perturbed_png
 
-from .conftest import start_stack, stop_stack, wait_for_terminal_status
+from .conftest import start_stack, wait_for_terminal_status
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
@@ -36,7 +37,7 @@ def path_stack(request, tmp_path_factory):
                                           Attributes={"VisibilityTimeout": str(VISIBILITY_S)})
     assert stack.info["infer_path"] == path
     yield stack
-    assert stop_stack(stack.process) == 0, stack.log_tail()
+    assert stack.stop() == 0, stack.log_tail()
 
 
 @pytest.fixture
@@ -48,7 +49,7 @@ def http(path_stack):
 
 
 def _submit(http, stack, data: bytes) -> dict:
-    response = http.post(f"{stack.base_url}/v1/jobs", data=data, headers={"Content-Type": "image/png"}, timeout=60)
+    response = http.post(f"{stack.url}/v1/jobs", data=data, headers={"Content-Type": "image/png"}, timeout=60)
     assert response.status_code == 201, response.text
     return response.json()
 
@@ -56,11 +57,11 @@ def _submit(http, stack, data: bytes) -> dict:
 def test_submit_result_then_cache_hit(path_stack, http):
     data = perturbed_png(SEED + 1)
     job = _submit(http, path_stack, data)
-    final, _ = wait_for_terminal_status(http, path_stack.base_url, job["id"])
+    final, _ = wait_for_terminal_status(http, path_stack.url, job["id"])
     assert final["status"] == "COMPLETED", final
-    result = http.get(f"{path_stack.base_url}/v1/jobs/{job['id']}/result", timeout=10).json()
+    result = http.get(f"{path_stack.url}/v1/jobs/{job['id']}/result", timeout=10).json()
     assert len(result["output"]) == 18 and result["model"]["weights"] == "random-init"
-    again = http.post(f"{path_stack.base_url}/v1/jobs", files={"image": ("x.png", data, "image/png")}, timeout=30)
+    again = http.post(f"{path_stack.url}/v1/jobs", files={"image": ("x.png", data, "image/png")}, timeout=30)
     assert again.status_code == 200 and again.json()["cached"] is True, again.text
     assert again.json()["result"]["output"] == result["output"]
 
@@ -68,17 +69,18 @@ def test_submit_result_then_cache_hit(path_stack, http):
 def test_poison_image_ends_failed_and_its_message_in_the_dlq(path_stack, http):
     """An image that passed submit but cannot be decoded by infer: retried MaxReceiveCount times, then FAILED + DLQ."""
     job_id = _inject_poison(path_stack, http)
-    final, _ = wait_for_terminal_status(http, path_stack.base_url, job_id, sla_s=6 * VISIBILITY_S + 30)
+    final, _ = wait_for_terminal_status(http, path_stack.url, job_id, sla_s=6 * VISIBILITY_S + 30)
     assert final["status"] == "FAILED" and final.get("error"), final
     dlq_url = path_stack.info["resources"]["queues"]["JobsDeadLetterQueue"]
-    deadline = time.monotonic() + 3 * VISIBILITY_S + 20
     bodies: list[str] = []
-    while not any(job_id in body for body in bodies):
-        assert time.monotonic() < deadline, f"message of {job_id} not in the DLQ; seen {bodies}"
-        time.sleep(0.5)
-        bodies += [m["Body"] for m in path_stack.aws("sqs").receive_message(
-            QueueUrl=dlq_url, MaxNumberOfMessages=10, VisibilityTimeout=0).get("Messages", [])]
-    listed = http.get(f"{path_stack.base_url}/v1/ops/dlq", timeout=10)
+
+    def in_dlq() -> bool:
+        bodies.extend(m["Body"] for m in path_stack.aws("sqs").receive_message(
+            QueueUrl=dlq_url, MaxNumberOfMessages=10, VisibilityTimeout=0).get("Messages", []))
+        return any(job_id in body for body in bodies)
+
+    wait_until(in_dlq, 3 * VISIBILITY_S + 20, interval_s=0.5, what=lambda: f"{job_id} in the DLQ; seen {bodies}")
+    listed = http.get(f"{path_stack.url}/v1/ops/dlq", timeout=10)
     assert listed.status_code == 200 and job_id in listed.text, listed.text
 
 
@@ -91,7 +93,7 @@ def test_killing_the_consumer_mid_batch_loses_nothing_and_does_nothing_twice(pat
     victim.kill()  # kill -9 the execution environment / worker process holding the batch
     victim.wait(10)
     for job_id in jobs:
-        final, _ = wait_for_terminal_status(http, path_stack.base_url, job_id, sla_s=4 * VISIBILITY_S + 60)
+        final, _ = wait_for_terminal_status(http, path_stack.url, job_id, sla_s=4 * VISIBILITY_S + 60)
         assert final["status"] == "COMPLETED", final
     table = _scan(path_stack, "JobsTable")
     by_hash = {}
@@ -136,13 +138,9 @@ def _scan(stack, logical_id: str) -> list[dict]:
 
 
 def _wait_in_progress(stack, jobs: list[str], timeout_s: float = 30) -> bool:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if any(item["status"]["S"] == "IN_PROGRESS" for item in _scan(stack, "JobsTable")
-               if item["job_id"]["S"] in jobs):
-            return True
-        time.sleep(0.02)
-    return False
+    return wait_until(lambda: any(item["status"]["S"] == "IN_PROGRESS" for item in _scan(stack, "JobsTable")
+                                  if item["job_id"]["S"] in jobs), timeout_s, interval_s=0.02,
+                      what="a batch in flight (a job IN_PROGRESS)")
 
 
 def _consumer_process(stack) -> psutil.Process:

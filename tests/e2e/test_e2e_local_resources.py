@@ -5,13 +5,13 @@ import json
 import os
 import signal
 import threading
-import time
 
 import psutil
 import pytest
 import requests
 
 from cxr_local.template import declared_resources
+from cxr_local.waiting import wait_until
 from tests.images import perturbed_png
 
 from .conftest import REPO, start_stack
@@ -88,9 +88,9 @@ def test_sigterm_to_the_process_group_answers_the_requests_in_hand_and_stops_eve
     left running."""
     stack = start_stack(tmp_path, "--no-build", workers=1, new_session=True)
     parent = psutil.Process(stack.process.pid)
-    time.sleep(1)  # let the worker supervisor start its children
-    children = parent.children(recursive=True)
-    assert len(children) >= 2, children  # moto + the worker (and the worker's own processes)
+    # moto + the infer workers (and their own processes), started by the stack as it comes up
+    children = wait_until(lambda: len(found := parent.children(recursive=True)) >= 2 and found, 60,
+                          what=lambda: f"2 child processes; have {parent.children(recursive=True)}")
     images = [perturbed_png(70_000 + i) for i in range(400)]
     codes: list[int] = []
     signalled = threading.Event()
@@ -100,7 +100,7 @@ def test_sigterm_to_the_process_group_answers_the_requests_in_hand_and_stops_eve
             session.headers.update(stack.auth_headers)
             for data in images[offset::4]:
                 try:
-                    codes.append(session.post(f"{stack.base_url}/v1/jobs", files={"image": ("x.png", data)},
+                    codes.append(session.post(f"{stack.url}/v1/jobs", files={"image": ("x.png", data)},
                                               timeout=60).status_code)
                 except requests.ConnectionError:
                     if signalled.is_set():
@@ -110,9 +110,7 @@ def test_sigterm_to_the_process_group_answers_the_requests_in_hand_and_stops_eve
     threads = [threading.Thread(target=client, args=(i,)) for i in range(4)]
     for thread in threads:
         thread.start()
-    deadline = time.monotonic() + 60
-    while len(codes) < 8 and time.monotonic() < deadline:
-        time.sleep(0.05)
+    wait_until(lambda: len(codes) >= 8, 60, what="8 answers before the signal")
     signalled.set()
     os.killpg(stack.process.pid, signal.SIGTERM)
     for thread in threads:

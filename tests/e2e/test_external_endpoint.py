@@ -8,7 +8,7 @@ import sys
 import pytest
 import requests
 
-from tests.e2e.conftest import REPO, XRAYS, start_stack, stop_stack, wait_for_terminal_status
+from tests.e2e.conftest import REPO, XRAYS, start_stack, wait_for_terminal_status
 from tests.integration.conftest import running_moto
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
@@ -23,13 +23,13 @@ def test_resources_are_created_once_and_data_outlives_a_restart(tmp_path):
             with requests.Session() as http:
                 http.headers.update(first.auth_headers)
                 with open(XRAYS / "00000001_000.png", "rb") as image:
-                    created = http.post(f"{first.base_url}/v1/jobs", files={"image": image}, timeout=60)
+                    created = http.post(f"{first.url}/v1/jobs", files={"image": image}, timeout=60)
                 assert created.status_code in (200, 201), created.text
                 job_id = created.json()["id"]
-                done, _ = wait_for_terminal_status(http, first.base_url, job_id)
+                done, _ = wait_for_terminal_status(http, first.url, job_id)
                 assert done["status"] == "COMPLETED"
         finally:
-            assert stop_stack(first.process) == 0, first.log_tail()
+            assert first.stop() == 0, first.log_tail()
 
         second = start_stack(tmp_path / "second", "--aws-endpoint", endpoint, "--no-build", workers=0)
         try:
@@ -37,12 +37,12 @@ def test_resources_are_created_once_and_data_outlives_a_restart(tmp_path):
             assert "found the template's" in second.log_path.read_text()
             with requests.Session() as http:
                 http.headers.update(second.auth_headers)
-                job = http.get(f"{second.base_url}/v1/jobs/{job_id}", timeout=30)
+                job = http.get(f"{second.url}/v1/jobs/{job_id}", timeout=30)
                 assert job.status_code == 200 and job.json()["status"] == "COMPLETED"
-                result = http.get(f"{second.base_url}/v1/jobs/{job_id}/result", timeout=30)
+                result = http.get(f"{second.url}/v1/jobs/{job_id}/result", timeout=30)
                 assert result.status_code == 200 and len(result.json()["output"]) == 18
         finally:
-            assert stop_stack(second.process) == 0, second.log_tail()
+            assert second.stop() == 0, second.log_tail()
 
 
 def test_real_aws_is_refused_before_anything_starts(tmp_path):

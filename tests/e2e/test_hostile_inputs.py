@@ -3,12 +3,12 @@ from __future__ import annotations
 
 import json
 import math
-import time
 from pathlib import Path
 
 import psutil
 import pytest
 
+from cxr_local.waiting import wait_until
 from .conftest import assert_json_error, wait_for_terminal_status
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
@@ -58,15 +58,13 @@ def stored_counts(stack) -> dict:
 
 def wait_until_quiet(stack, timeout_s: float = 60) -> dict:
     """Counts once two reads a moment apart agree (no job of an earlier test still moving through the queue)."""
-    deadline = time.monotonic() + timeout_s
-    previous = stored_counts(stack)
-    while time.monotonic() < deadline:
-        time.sleep(0.3)
-        current = stored_counts(stack)
-        if current == previous and not current.get("JobsQueue"):
-            return current
-        previous = current
-    pytest.fail(f"stack did not go quiet within {timeout_s}s: {previous}")
+    reads = [stored_counts(stack)]
+
+    def quiet() -> dict | None:
+        reads.append(stored_counts(stack))
+        return reads[-1] if reads[-1] == reads[-2] and not reads[-1].get("JobsQueue") else None
+
+    return wait_until(quiet, timeout_s, interval_s=0.3, what=lambda: f"stack quiet; last counts {reads[-1]}")
 
 
 def service_pids(stack) -> dict[int, str]:
@@ -87,7 +85,7 @@ def baseline(local_stack):
 
 
 def post(http, stack, data: bytes, name: str, how: str, content_type: str | None = None):
-    url = f"{stack.base_url}/v1/jobs"
+    url = f"{stack.url}/v1/jobs"
     if how == "multipart":
         return http.post(url, files={"image": (name, data, content_type or media_type(name))}, headers=auth(stack),
                          timeout=60)
@@ -137,16 +135,16 @@ NON_CORPUS = sorted(_non_corpus_rejections(b"").keys())
 def test_malformed_request_gets_its_json_error_and_writes_nothing(local_stack, http, baseline, case):
     data, content_type, status = _non_corpus_rejections(corpus_bytes("grey8.png"))[case]
     before = wait_until_quiet(local_stack)
-    response = http.post(f"{local_stack.base_url}/v1/jobs", data=data,
+    response = http.post(f"{local_stack.url}/v1/jobs", data=data,
                          headers={"Content-Type": content_type, **auth(local_stack)}, timeout=60)
     assert_json_error(response, status)
     assert stored_counts(local_stack) == before
 
 
 def _assert_result(stack, http, job_id: str) -> dict:
-    final, _ = wait_for_terminal_status(http, stack.base_url, job_id)
+    final, _ = wait_for_terminal_status(http, stack.url, job_id)
     assert final["status"] == "COMPLETED", final
-    result = http.get(f"{stack.base_url}/v1/jobs/{job_id}/result", headers=auth(stack), timeout=10).json()
+    result = http.get(f"{stack.url}/v1/jobs/{job_id}/result", headers=auth(stack), timeout=10).json()
     output = result["output"]
     assert len(output) == 18 and all(isinstance(p, float) and 0.0 <= p <= 1.0 and not math.isnan(p)
                                      for p in output.values()), result

@@ -46,7 +46,7 @@ def test_every_event_runs_through_its_function_against_the_stack(local_stack, tm
     job_id = body(created)["id"]
     with requests.Session() as http:
         http.headers.update(local_stack.auth_headers)
-        wait_for_terminal_status(http, local_stack.base_url, job_id)  # the stack's own worker ran it
+        wait_for_terminal_status(http, local_stack.url, job_id)  # the stack's own worker ran it
 
     calls = {}
     for path in sorted(EVENTS.glob("*.json")):

@@ -50,7 +50,7 @@ def browser():
 
 @pytest.fixture
 def page(browser, local_stack):
-    context = browser.new_context(viewport={"width": 1280, "height": 1000}, base_url=local_stack.base_url)
+    context = browser.new_context(viewport={"width": 1280, "height": 1000}, base_url=local_stack.url)
     page = context.new_page()
     page.problems = []  # console errors and uncaught exceptions: a working page has none
     page.on("console", lambda message: message.type == "error" and page.problems.append(message.text))
@@ -114,7 +114,7 @@ def test_upload_shows_image_progress_chart_banner_and_history(page, local_stack,
 
     job_id = re.search(r"job ([0-9a-f-]{36})", page.locator("#model-info").text_content())[1]
     headers = {"x-api-key": api_key} if api_key else {}
-    result = http.get(f"{local_stack.base_url}/v1/jobs/{job_id}/result", headers=headers, timeout=10).json()
+    result = http.get(f"{local_stack.url}/v1/jobs/{job_id}/result", headers=headers, timeout=10).json()
     chart = _chart(page)
     expected = sorted(result["output"], key=lambda k: (-result["output"][k], k))
     assert [label for label, _, _ in chart] == [label.replace("_", " ") for label in expected]  # shown without "_"
@@ -187,7 +187,7 @@ def test_a_clinical_size_dicom_goes_through_a_presigned_upload_unasked(page, loc
     status = page.locator("#status")
     expect(status).to_contain_text(f"{big.name}: completed", timeout=WAIT_MS)
     expect(page.locator("#chart-body .bar")).to_have_count(LABEL_COUNT)
-    assert ("POST", f"{local_stack.base_url}/v1/uploads") in seen
+    assert ("POST", f"{local_stack.url}/v1/uploads") in seen
     assert any(method == "PUT" and url.startswith(local_stack.moto_endpoint) for method, url in seen), seen
     assert not any(method == "POST" and url.endswith("/v1/jobs") and "upload" not in url for method, url in seen[:1])
     history = page.evaluate("JSON.parse(sessionStorage.getItem('cxr.history.v1'))")

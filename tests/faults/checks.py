@@ -3,17 +3,17 @@ from __future__ import annotations
 
 import json
 import threading
-import time
 from collections import Counter
 from dataclasses import dataclass, field
 
 import requests
 
-from tests.e2e.conftest import RunningStack
+from cxr_local.launcher import StackProcess
+from cxr_local.waiting import wait_until
 from tests.faults.harness import FINAL, FaultStack
 
 
-def api_key(stack: RunningStack) -> dict:
+def api_key(stack: StackProcess) -> dict:
     key = stack.info.get("api_key") or stack.info.get("dev_api_key")
     return {"x-api-key": key} if key else {}
 
@@ -26,9 +26,9 @@ class Ledger:
     rejected: list[tuple[str, int, str]] = field(default_factory=list)
     lock: threading.Lock = field(default_factory=threading.Lock)
 
-    def post(self, session: requests.Session, front: RunningStack, data: bytes, label: str) -> int | None:
+    def post(self, session: requests.Session, front: StackProcess, data: bytes, label: str) -> int | None:
         try:
-            response = session.post(f"{front.base_url}/v1/jobs", data=data,
+            response = session.post(f"{front.url}/v1/jobs", data=data,
                                     headers={"Content-Type": "image/png", **api_key(front)}, timeout=60)
         except requests.RequestException as error:
             with self.lock:
@@ -99,13 +99,33 @@ def consistency_problems(stack: FaultStack) -> list[str]:
 
 
 def wait_final(stack: FaultStack, job_ids, timeout_s: float) -> dict[str, str]:
-    deadline = time.monotonic() + timeout_s
-    while True:
+    """The jobs' statuses once every one is final, or as they stand after timeout_s (the caller's report and
+    asserts say which are not)."""
+    statuses: dict[str, str] = {}
+
+    def all_final() -> bool:
         jobs = jobs_table(stack)
-        statuses = {job_id: jobs.get(job_id, {}).get("status", "MISSING") for job_id in job_ids}
-        if all(status in FINAL for status in statuses.values()) or time.monotonic() > deadline:
-            return statuses
-        time.sleep(0.5)
+        statuses.update({job_id: jobs.get(job_id, {}).get("status", "MISSING") for job_id in job_ids})
+        return all(status in FINAL for status in statuses.values())
+
+    try:
+        wait_until(all_final, timeout_s, interval_s=0.5)
+    except TimeoutError:
+        pass
+    return statuses
+
+
+def wait_queue_settled(stack: FaultStack, timeout_s: float) -> None:
+    """Until the jobs queue holds no message, visible or in flight: every delivery was deleted, so no redelivery
+    can come any more (a message whose delete was lost stays in flight until its visibility timeout, then returns)."""
+    sqs, url = stack.aws("sqs"), stack.resources["queues"]["JobsQueue"]
+
+    def settled() -> bool:
+        counts = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=[
+            "ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"])["Attributes"]
+        return all(value == "0" for value in counts.values())
+
+    wait_until(settled, timeout_s, interval_s=0.2, what="the jobs queue empty, nothing in flight")
 
 
 def report(title: str, stack: FaultStack, ledger: Ledger, statuses: dict[str, str], extra: dict | None = None) -> dict:

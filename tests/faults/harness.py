@@ -19,7 +19,9 @@ from cxr_local.intrinsics import StackIdentity
 from cxr_local.processes import free_port
 from cxr_local.aws_backend import LOCAL_AWS_ENV
 from cxr_local.template import StackTemplate
-from tests.e2e.conftest import RunningStack, start_stack, stop_stack
+from cxr_local.waiting import wait_until
+from cxr_local.launcher import StackProcess
+from tests.e2e.conftest import start_stack
 from tests.faults.proxy import FaultProxy, ProxyControl
 from tests.model_support import built_model_dir
 
@@ -57,7 +59,7 @@ class Worker:
         return workers
 
     def kill_group(self) -> None:
-        """kill -9 the supervisor and its worker processes at once."""
+        """kill -9 the supervisor and its worker processes at once; return once every one is gone."""
         members = psutil.Process(self.process.pid).children(recursive=True)
         os.killpg(self.process.pid, signal.SIGKILL)
         for member in members:
@@ -66,6 +68,7 @@ class Worker:
             except psutil.NoSuchProcess:
                 pass
         self.process.wait(10)
+        wait_until(lambda: all(map(_gone, members)), 10, what=lambda: f"worker processes gone: {members}")
 
     def stop(self, timeout: float = 60) -> int | None:
         if self.process.poll() is None:
@@ -77,15 +80,23 @@ class Worker:
         return self.process.returncode
 
 
+def _gone(process: psutil.Process) -> bool:
+    """Exited: no such process, or a zombie its new parent has not reaped yet."""
+    try:
+        return process.status() == psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return True
+
+
 @dataclass
 class FaultStack:
     tmp: Path
     proxy: FaultProxy
     control: ProxyControl
-    backend: RunningStack
+    backend: StackProcess
     worker_env: dict
     workers: list[Worker] = field(default_factory=list)
-    fronts: list[RunningStack] = field(default_factory=list)
+    fronts: list[StackProcess] = field(default_factory=list)
 
     @property
     def moto(self) -> str:
@@ -108,7 +119,7 @@ class FaultStack:
         return Counter(job_id for worker in self.workers
                        for job_id in COMPLETED_LINE.findall(worker.log_path.read_text(errors="replace")))
 
-    def start_front(self) -> RunningStack:
+    def start_front(self) -> StackProcess:
         """Another API process (cxr_local, no workers) on the same moto through the proxy: one that can be killed."""
         identity = {key: self.backend.info[key.lower()] for key in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY")}
         front = start_stack(self.tmp / f"front{len(self.fronts)}", "--no-build", "--env",
@@ -120,8 +131,8 @@ class FaultStack:
         for worker in self.workers:
             worker.stop()
         for front in self.fronts:
-            stop_stack(front.process, grace_s=10)
-        stop_stack(self.backend.process, grace_s=30)
+            front.stop(grace_s=10)
+        self.backend.stop(grace_s=30)
         self.proxy.shutdown()
         self.proxy.server_close()
 

@@ -13,6 +13,7 @@ import psutil
 import pytest
 
 from cxr_core.domain import Job, JobMessage, JobStatus, Upload, iso, parse_iso, utc_now
+from cxr_local.waiting import wait_until
 from tests.images import perturbed_png
 from tests.integration.conftest import REPO, purge_queue, python_with
 
@@ -21,6 +22,7 @@ COMPLETED_LINE = re.compile(r"job ([0-9a-f-]{36}) completed")
 DELIVERY_LINE = re.compile(r"job ([0-9a-f-]{36}) completed \(delivery (\d+)\)")
 VISIBILITY_S = 6
 READY_LINE = re.compile(r" (infer-worker-\d+) \S+ \w+ worker (\d+) ready")
+LATE_CLAIM_S = 1.5  # a slow fetch or a batching window between a message's receipt and its job's claim
 CLAIM_LINE = re.compile(r" (infer-worker-\d+) \S+ \w+ job [0-9a-f-]{36} claimed")
 
 
@@ -58,16 +60,6 @@ class Worker:
         return self.process.wait(timeout)
 
 
-def wait_for(predicate, timeout: float, interval: float = 0.2):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(interval)
-    raise AssertionError(f"condition not met within {timeout} s")
-
-
 def statuses(runtime, job_ids) -> dict[str, JobStatus]:
     return {job_id: runtime.jobs.get_job(job_id).status for job_id in job_ids}
 
@@ -89,10 +81,10 @@ def test_jobs_complete_exactly_once_when_a_worker_is_killed_mid_batch(runtime, s
     job_ids = submit(12)
     worker = Worker(stack_env, tmp_path / "worker.log", processes=2, INFER_BATCH_SIZE="4")
     try:
-        pid = wait_for(lambda: claimer_pid(worker.log_path), 60, 0.01)
+        pid = wait_until(lambda: claimer_pid(worker.log_path), 60, 0.01)
         os.kill(pid, signal.SIGKILL)  # mid-batch: its claimed jobs keep their lease, their messages reappear later
         killed_at = utc_now()
-        wait_for(lambda: all_final(runtime, job_ids), 120)
+        wait_until(lambda: all_final(runtime, job_ids), 120)
         assert set(statuses(runtime, job_ids).values()) == {JobStatus.COMPLETED}
         completions = worker.completions()
         assert sorted(c for c in completions if c in job_ids) == sorted(job_ids)  # each exactly once
@@ -103,7 +95,7 @@ def test_jobs_complete_exactly_once_when_a_worker_is_killed_mid_batch(runtime, s
                 waited = (parse_iso(job.finished_at) - killed_at).total_seconds()
                 assert job.attempts == 2 and waited <= VISIBILITY_S + 30, (job.job_id, waited, job.attempts)
                 assert int(deliveries[job.job_id]) == 2, (job.job_id, deliveries)
-        assert wait_for(lambda: len(READY_LINE.findall(worker.log_path.read_text())) >= 3, 30)  # restarted
+        assert wait_until(lambda: len(READY_LINE.findall(worker.log_path.read_text())) >= 3, 30)  # restarted
     finally:
         assert worker.stop() == 0
 
@@ -116,8 +108,8 @@ def test_duplicate_messages_for_one_job_give_one_result(runtime, stack_env, subm
         runtime.sqs.send_message(QueueUrl=runtime.settings.queue_url, MessageBody=body)
     worker = Worker(stack_env, tmp_path / "worker.log", processes=2, INFER_BATCH_SIZE="1")
     try:
-        wait_for(lambda: all_final(runtime, [job_id]), 60)
-        wait_for(lambda: runtime.queue.depth()["visible"] + runtime.queue.depth()["in_flight"] == 0, 60)
+        wait_until(lambda: all_final(runtime, [job_id]), 60)
+        wait_until(lambda: runtime.queue.depth()["visible"] + runtime.queue.depth()["in_flight"] == 0, 60)
         assert worker.completions().count(job_id) == 1
         assert runtime.jobs.get_job(job_id).status is JobStatus.COMPLETED
     finally:
@@ -137,9 +129,9 @@ def test_poison_image_ends_failed_with_a_reason_and_reaches_the_dlq(runtime, sta
     runtime.queue.send(JobMessage(job.job_id, job.image_key, job.image_sha256, job.model_id))
     worker = Worker(stack_env, tmp_path / "worker.log", processes=1)
     try:
-        failed = wait_for(lambda: (j := runtime.jobs.get_job(job.job_id)).status is JobStatus.FAILED and j, 90)
+        failed = wait_until(lambda: (j := runtime.jobs.get_job(job.job_id)).status is JobStatus.FAILED and j, 90)
         assert failed.error and failed.attempts == runtime.settings.max_receive_count
-        wait_for(lambda: runtime.queue.depth()["dead_letter"] == 1, 60)
+        wait_until(lambda: runtime.queue.depth()["dead_letter"] == 1, 60)
     finally:
         assert worker.stop() == 0
     from cxr_core.services.ops import dead_letters
@@ -150,14 +142,14 @@ def test_poison_image_ends_failed_with_a_reason_and_reaches_the_dlq(runtime, sta
 def test_sigterm_finishes_the_batch_in_hand_and_loses_nothing(runtime, stack_env, submit, tmp_path):
     job_ids = submit(10)
     worker = Worker(stack_env, tmp_path / "worker.log", processes=1, INFER_BATCH_SIZE="4")
-    wait_for(lambda: any(s is JobStatus.IN_PROGRESS for s in statuses(runtime, job_ids).values()), 60, 0.02)
+    wait_until(lambda: any(s is JobStatus.IN_PROGRESS for s in statuses(runtime, job_ids).values()), 60, 0.02)
     assert worker.stop() == 0
     after_stop = statuses(runtime, job_ids)
     assert JobStatus.IN_PROGRESS not in after_stop.values()  # the batch in hand was finished and settled
     assert JobStatus.FAILED not in after_stop.values()
     second = Worker(stack_env, tmp_path / "worker2.log", processes=1)
     try:
-        wait_for(lambda: all_final(runtime, job_ids), 120)
+        wait_until(lambda: all_final(runtime, job_ids), 120)
         assert set(statuses(runtime, job_ids).values()) == {JobStatus.COMPLETED}
         assert sorted(worker.completions() + second.completions()) == sorted(job_ids)
     finally:
@@ -186,13 +178,13 @@ def test_a_redelivery_at_the_end_of_the_visibility_timeout_claims_the_job(runtim
     [job_id] = submit(1)
     source = SqsBatchSource(runtime.sqs, runtime.settings.queue_url, 4, 0.0, TEST_VISIBILITY_SECONDS, poll_seconds=5)
     first = source.next_batch(lambda: False)
-    time.sleep(1.5)
+    time.sleep(LATE_CLAIM_S)  # the scenario, not a wait: the first delivery claims this long after its receipt
     deps = runtime.infer_deps()
     with pytest.raises(SystemExit):
         process_batch(first, replace(deps, predictor=_DiesAfterClaiming(deps.predictor),
                                      lease_seconds=TEST_VISIBILITY_SECONDS))
     assert runtime.jobs.get_job(job_id).status is JobStatus.IN_PROGRESS
-    second = wait_for(lambda: source.next_batch(lambda: False), 3 * TEST_VISIBILITY_SECONDS, 0)
+    second = wait_until(lambda: source.next_batch(lambda: False), 3 * TEST_VISIBILITY_SECONDS, 0)
     report = process_batch(second, replace(deps, lease_seconds=TEST_VISIBILITY_SECONDS))
     source.settle(report)
     assert second[0].receive_count == 2 and report.completed_jobs == [job_id], report

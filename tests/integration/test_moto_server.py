@@ -5,8 +5,10 @@ import threading
 import time
 
 import boto3
+import psutil
 import pytest
 
+from cxr_local.waiting import wait_until
 from tests.integration.conftest import running_moto
 
 pytestmark = pytest.mark.integration
@@ -87,10 +89,16 @@ def test_sigterm_stops_the_server_with_a_long_poll_in_flight():
         sqs = boto3.client("sqs", endpoint_url=endpoint, region_name="us-east-1", aws_access_key_id="testing",
                            aws_secret_access_key="testing")
         queue_url = sqs.create_queue(QueueName="long-poll")["QueueUrl"]
-        poller = threading.Thread(target=lambda: _ignore_errors(sqs.receive_message, QueueUrl=queue_url,
+        connections = lambda: len([c for c in psutil.Process(process.pid).net_connections("tcp")  # noqa: E731
+                                   if c.status == psutil.CONN_ESTABLISHED])
+        idle = connections()
+        poller_sqs = boto3.client("sqs", endpoint_url=endpoint, region_name="us-east-1", aws_access_key_id="testing",
+                                  aws_secret_access_key="testing")  # a connection of its own: seen when it opens
+        poller = threading.Thread(target=lambda: _ignore_errors(poller_sqs.receive_message, QueueUrl=queue_url,
                                                                 WaitTimeSeconds=20), daemon=True)
         poller.start()
-        time.sleep(0.5)
+        wait_until(lambda: connections() > idle, 30, interval_s=0.01, what="the long poll connected")
+        assert poller.is_alive()  # and waiting: nothing to receive for 20 s
         began = time.monotonic()
         process.send_signal(signal.SIGTERM)
         assert process.wait(timeout=15) == 0

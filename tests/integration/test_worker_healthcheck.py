@@ -3,11 +3,12 @@ from __future__ import annotations
 
 import subprocess
 import sys
-import time
 
+import psutil
 import pytest
 
 from cxr_local.processes import stop
+from cxr_local.waiting import wait_until
 from tests.integration.conftest import REPO, python_with
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
@@ -17,6 +18,18 @@ def start_worker(env: dict, processes: int) -> subprocess.Popen:
     command, full_env = python_with({**env, "POWERTOOLS_METRICS_DISABLED": "true"})
     return subprocess.Popen(command + ["-m", "cxr_worker", "--processes", str(processes)],
                             cwd=REPO, env=full_env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+
+def worker_pids(supervisor: subprocess.Popen) -> set[int]:
+    """The supervisor's worker processes (not multiprocessing's resource tracker)."""
+    pids = set()
+    for child in psutil.Process(supervisor.pid).children():
+        try:
+            if "resource_tracker" not in " ".join(child.cmdline()):
+                pids.add(child.pid)
+        except psutil.NoSuchProcess:
+            pass
+    return pids
 
 
 def healthcheck(supervisor: subprocess.Popen, workers: int, min_age: float, env: dict | None = None
@@ -31,9 +44,13 @@ def healthcheck(supervisor: subprocess.Popen, workers: int, min_age: float, env:
 def test_running_workers_are_healthy_and_a_missing_one_is_not(stack_env):
     worker = start_worker(stack_env, processes=2)
     try:
-        time.sleep(4)
-        healthy = healthcheck(worker, workers=2, min_age=2, env=stack_env)
-        assert healthy.returncode == 0, healthy.stdout + healthy.stderr
+        checks = []
+
+        def healthy_check():  # as the container's HEALTHCHECK retries: healthy once both are up past min_age
+            checks.append(healthcheck(worker, workers=2, min_age=2, env=stack_env))
+            return checks[-1] if checks[-1].returncode == 0 else None
+
+        healthy = wait_until(healthy_check, 90, interval_s=0.2, what=lambda: f"healthy; last: {checks[-1].stdout}")
         assert "2 worker processes up" in healthy.stdout and "ready (" in healthy.stdout
         queue_gone = healthcheck(worker, workers=2, min_age=2,
                                  env={**stack_env, "QUEUE_URL": stack_env["QUEUE_URL"] + "-gone"})
@@ -50,12 +67,20 @@ def test_workers_that_keep_crashing_are_unhealthy(stack_env, tmp_path):
     env = {**stack_env, "MODEL_DIR": str(tmp_path / "no-weights-here")}
     worker = start_worker(env, processes=2)
     try:
-        time.sleep(4)
+        # proof of the crash loop first: the supervisor has replaced a worker process (a third pid appeared; on a
+        # loaded machine a worker takes seconds to import, then crash)
+        seen: set[int] = set()
+        wait_until(lambda: seen.update(worker_pids(worker)) or len(seen) > 2, 90, interval_s=0.05,
+                   what=lambda: f"a worker process replaced; pids seen {seen}")
         results = [healthcheck(worker, workers=2, min_age=3, env=env) for _ in range(3)]
-        deadline = time.monotonic() + 60  # on a loaded machine a worker takes seconds to import, then crash
-        while not any("younger than" in r.stdout or " of 2 worker" in r.stdout for r in results):
-            assert time.monotonic() < deadline, [r.stdout for r in results]
+
+        def crash_loop_named() -> bool:  # a check that names the young or missing processes
+            if any("younger than" in r.stdout or " of 2 worker" in r.stdout for r in results):
+                return True
             results.append(healthcheck(worker, workers=2, min_age=3, env=env))
+            return False
+
+        wait_until(crash_loop_named, 60, interval_s=0, what=lambda: [r.stdout for r in results])
         assert all(result.returncode == 1 for result in results), [r.stdout for r in results]
     finally:
         stop(worker, grace_s=30)

@@ -18,7 +18,8 @@ from cxr_core.domain import JobStatus
 from cxr_local.intrinsics import StackIdentity
 from infra.worker_user_data import docker_run, image_command, render, worker_environment
 from tests.integration.conftest import AWS_ENV, REPO, STACK_PARAMETERS, TEST_VISIBILITY_SECONDS, python_with
-from tests.integration.test_infer_worker import statuses, submit, wait_for  # noqa: F401 - submit is a fixture
+from cxr_local.waiting import wait_until
+from tests.integration.test_infer_worker import statuses, submit  # noqa: F401 - submit is a fixture
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 INSTANCE_ID = "i-0123456789abcdef0"
@@ -88,7 +89,7 @@ def test_scale_in_drains_the_batch_in_hand_then_completes_the_lifecycle_action(r
     worker = subprocess.Popen(command + image_command()[1:], cwd=REPO, env=full_env, stdout=log_path.open("w"),
                               stderr=subprocess.STDOUT)
     try:
-        wait_for(lambda: JobStatus.IN_PROGRESS in statuses(runtime, job_ids).values(), 90, 0.02)
+        wait_until(lambda: JobStatus.IN_PROGRESS in statuses(runtime, job_ids).values(), 90, 0.02)
         host.target_state = "Terminated"  # the group scales this instance in: its hook holds it in Terminating:Wait
         assert worker.wait(60) == 0, log_path.read_text()[-3000:]
     finally:
@@ -100,7 +101,7 @@ def test_scale_in_drains_the_batch_in_hand_then_completes_the_lifecycle_action(r
     queued = [job_id for job_id, status in after.items() if status is JobStatus.QUEUED]
     assert completed and len(completed) + len(queued) == len(job_ids), after  # the batch finished, none half done
     # nothing lost: every job not done still has its message waiting for the next worker
-    depth = wait_for(lambda: (d := runtime.queue.depth())["in_flight"] == 0 and d, TEST_VISIBILITY_SECONDS + 5)
+    depth = wait_until(lambda: (d := runtime.queue.depth())["in_flight"] == 0 and d, TEST_VISIBILITY_SECONDS + 5)
     assert depth["visible"] == len(queued)
     # the lifecycle action is completed once, for this instance and hook, after the last result was written
     [(completed_at, form)] = host.completed

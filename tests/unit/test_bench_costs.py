@@ -1,14 +1,9 @@
 """bench/costs.py and bench/prices.json: every price has its source, Lambda CPU follows memory, EC2 steps, crossover."""
 from __future__ import annotations
 
-import sys
-from pathlib import Path
-
 import pytest
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "bench"))
-
-import costs  # noqa: E402
+from bench import costs
 
 PRICES = costs.load_prices()
 M = costs.Measured(cpu_s_per_image=0.1, images_per_batch=4)

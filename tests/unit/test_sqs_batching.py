@@ -3,6 +3,7 @@ import time
 
 from cxr_core.services.infer import BatchReport
 from cxr_core.sqs_consumer import SqsBatchSource
+from cxr_local.waiting import wait_until
 
 
 class ScriptedSqs:
@@ -65,9 +66,7 @@ def test_renewing_a_long_batch_extends_the_jobs_leases_too():
     batch = src.next_batch(lambda: False)
     renewed = []
     with src.kept_alive(batch, lambda: renewed.append(len(sqs.visibility))):
-        deadline = time.monotonic() + 5
-        while len(renewed) < 2 and time.monotonic() < deadline:
-            time.sleep(0.01)
+        wait_until(lambda: len(renewed) >= 2, 5, interval_s=0.01, what="two renewals")
     assert len(renewed) >= 2 and sqs.visibility[0] == ("rh-a", 0.15)
 
 

@@ -13,7 +13,7 @@ from .pixels import JPEG_MAGIC, Pixels, check_size
 _MONOCHROME = ("MONOCHROME1", "MONOCHROME2")
 _NATIVE_LITTLE_ENDIAN = ("1.2.840.10008.1.2", "1.2.840.10008.1.2.1", "1.2.840.10008.1.2.1.99")
 # pydicom tries pylibjpeg (libjpeg) first for JPEG-LS; CharLS decodes the same pixels ~4x faster (JPEG-LS decoding
-# is integer-exact by the standard, and tests/unit/test_dicom_syntaxes.py checks it against the default order).
+# is integer-exact by the standard, and tests/integration/test_dicom_syntaxes.py checks it against the default order).
 _FASTER_PLUGIN = {"1.2.840.10008.1.2.4.80": "pyjpegls", "1.2.840.10008.1.2.4.81": "pyjpegls"}
 _DEFLATED = "1.2.840.10008.1.2.1.99"
 _PIXEL_DATA = 0x7FE00010

@@ -1,92 +1,31 @@
 """The seed's Locust load test against the local stack at 10, 20 and 50 users, with the seed's figures beside ours.
 
-Run:  .venv/bin/python bench/bench_load.py [--full] [--users 10 20 50] [--duration 45] [--env KEY=VALUE ...]
+Run:  python -m bench load [--full] [--users 10 20 50] [--duration 45] [--env KEY=VALUE ...]
 Starts a fresh local stack per user level, runs Locust headless in its own process, prints the seed-format
 tables and writes bench/results/bench_load-<UTC>.{json,csv} and bench_load-<UTC>.png.
 """
 from __future__ import annotations
 
 import argparse
-import json
 import os
-import subprocess
-import sys
-import time
 from pathlib import Path
 
-import psutil
-import requests
-
-from capacity import latest_plateau, mean_task_s, offered_tasks_per_s
-from common import (RESULTS, SEED_LOAD, SEED_SUBMIT_P50_MS, TARGETS, LocalStack, batch_sizes, fmt_ms, image_pool,
-                    multipart_body, summarize, utc_stamp, write_csv, write_json)
-
-LOCUSTFILE = Path(__file__).with_name("locustfile.py")
-HIT_SEED = 900_001
-MISS_SHARE, MEAN_WAIT_S = 0.7, 2.0
-# All Locust users share one API key; the per-client limit (600/min) models one hospital system, not 50. The
-# limiter still does its conditional write on every submit, so its cost stays in the figures.
-BENCH_PARAMS = {"RateLimitPerMinute": "100000000"}
-
-
-def pool_size(users: int, duration_s: int) -> int:
-    """Distinct images a run may use: 0.7 misses per task, a task every ~2 s per user, 70 % margin."""
-    return int(users * duration_s * MISS_SHARE / MEAN_WAIT_S * 1.7) + 50
-
-
-def prime_hit(url: str, api_key: str | None, image: Path) -> None:
-    """Make the cache_hit image a cache entry before the run, as the seed's warm cache was."""
-    body, content_type = multipart_body(image.read_bytes())
-    auth = {"x-api-key": api_key} if api_key else {}
-    answer = requests.post(f"{url}/v1/jobs", data=body, headers={**auth, "Content-Type": content_type}, timeout=30)
-    job = answer.json()
-    if answer.status_code not in (200, 201):
-        raise RuntimeError(f"priming the cache_hit image: {answer.status_code} {job}")
-    deadline = time.monotonic() + 120
-    while requests.get(f"{url}/v1/jobs/{job['id']}", headers=auth, timeout=10).json()["status"] != "COMPLETED":
-        if time.monotonic() > deadline:
-            raise RuntimeError("the cache_hit image did not complete")
-        time.sleep(0.1)
-
-
-def cpu_seconds(pids: dict[str, list[int]]) -> dict[str, float]:
-    totals = {}
-    for role, ids in pids.items():
-        total = 0.0
-        for pid in ids:
-            try:
-                times = psutil.Process(pid).cpu_times()
-                total += times.user + times.system
-            except psutil.NoSuchProcess:
-                pass
-        totals[role] = total
-    return totals
+from bench.capacity import latest_plateau, mean_task_s, offered_tasks_per_s
+from bench.harness import RESULTS, UNLIMITED, fmt_ms, start_stack, summarize, utc_stamp, write_csv, write_json
+from bench.locust_run import HIT_SEED, pool_size, prime_hit, run_locust
+from bench.pools import image_pool
+from bench.seed import SEED_LOAD, SEED_SUBMIT_P50_MS, TARGETS
+from bench.worker_log import batch_sizes
 
 
 def run_level(users: int, duration_s: int, pool: list[Path], hit: Path, env: dict[str, str], workers: int,
               stamp: str, launcher: str | None = None) -> dict:
     level_dir = RESULTS / f"bench_load-{stamp}" / f"{users}u"
-    with LocalStack(level_dir / "stack", workers=workers, env=env, params=BENCH_PARAMS, launcher=launcher) as stack:
-        prime_hit(stack.url, stack.info.get("api_key"), hit)
-        samples_out = level_dir / "samples.json"
-        command = [sys.executable, "-m", "locust", "-f", str(LOCUSTFILE), "--headless", "-u", str(users),
-                   "-r", str(users), "-t", f"{duration_s}s", "--stop-timeout", "30", "--host", stack.url,
-                   "--csv", str(level_dir / "locust"), "--only-summary", "--loglevel", "WARNING"]
-        env_locust = {**os.environ, "BENCH_POOL_DIR": str(pool[0].parent), "BENCH_POOL_LIMIT": str(len(pool)),
-                      "BENCH_HIT_IMAGE": str(hit), "BENCH_SAMPLES_OUT": str(samples_out),
-                      "BENCH_API_KEY": stack.info.get("api_key") or ""}
+    with start_stack(level_dir / "stack", workers=workers, env=env, params=UNLIMITED, script=launcher) as stack:
+        prime_hit(stack, hit)
         batches_before = len(batch_sizes(stack.worker_log))
-        load_before = os.getloadavg()[0]
-        with open(level_dir / "locust.log", "wb") as log:
-            locust = subprocess.Popen(command, env=env_locust, stdout=log, stderr=subprocess.STDOUT,
-                                      cwd=LOCUSTFILE.parent)
-            pids = {**stack.pids(), "locust": [locust.pid]}
-            cpu_before, began = cpu_seconds(pids), time.monotonic()
-            time.sleep(duration_s)  # locust's own -t; sample CPU over the measured window only
-            cpu_after, wall = cpu_seconds(pids), time.monotonic() - began
-            locust.wait(timeout=duration_s + 120)
+        raw, cpu, load = run_locust(stack, users, duration_s, pool, hit, level_dir, csv=True)
         sizes = batch_sizes(stack.worker_log)[batches_before:]
-    raw = json.loads(samples_out.read_text())
     samples, failures = raw["samples"], raw["failures"]
 
     def stats(key: str) -> dict:
@@ -109,12 +48,8 @@ def run_level(users: int, duration_s: int, pool: list[Path], hit: Path, env: dic
         "http_requests_per_s": requests_total / duration_s,
         "mean_batch_size": sum(sizes) / len(sizes) if sizes else None, "batches": len(sizes),
         "mean_task_s": mean_task_s(e2e),
-        "cpu_share": {role: (cpu_after[role] - cpu_before[role]) / wall for role in cpu_before},
-        "cpu_ms_per_job": {role: 1000 * (cpu_after[role] - cpu_before[role]) / max(1, e2e["cache_miss"]["n"]
-                                                                                  + e2e["cache_hit"]["n"])
-                           for role in cpu_before},
-        "load_avg_1m": [load_before, os.getloadavg()[0]], "pool_used": raw["misses_used"],
-        "stack_start_s": stack.info.get("start_s"),
+        "cpu_share": cpu.cores, "cpu_ms_per_job": cpu.ms_per(e2e["cache_miss"]["n"] + e2e["cache_hit"]["n"]),
+        "load_avg_1m": load, "pool_used": raw["misses_used"], "stack_start_s": stack.start_s,
     }
 
 
@@ -162,7 +97,7 @@ def print_report(levels: list[dict], env: dict[str, str], launcher: str | None =
               f"inferred {top['inferred_per_s']:.1f}/s = {top['inferred_per_s'] / plateau['jobs_per_s']:.2f}")
 
 
-def main() -> int:
+def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--users", type=int, nargs="+", default=[10, 20, 50])
     parser.add_argument("--duration", type=int, default=45, help="seconds per user level (default 45)")
@@ -172,7 +107,7 @@ def main() -> int:
                         "(a scratch copy with a prototype fix)")
     parser.add_argument("--env", action="append", default=[], metavar="KEY=VALUE",
                         help="stack setting override, e.g. INFER_BATCH_WINDOW_SECONDS=0")
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     duration = 120 if args.full else args.duration
     env = dict(item.split("=", 1) for item in args.env)
     stamp = utc_stamp()
@@ -193,12 +128,9 @@ def main() -> int:
              "submit_p50": lv["submit"]["p50"], "submit_p95": lv["submit"]["p95"], "jobs_per_s": lv["jobs_per_s"],
              "failures_total": lv["failures"]} for lv in levels for s in ("cache_miss", "cache_hit")]
     write_csv(RESULTS / f"bench_load-{stamp}.csv", rows)
-    from plots import plot_load
+    from bench.plots import plot_load
 
     png = plot_load(levels, RESULTS / f"bench_load-{stamp}.png")
     print(f"wrote bench/results/bench_load-{stamp}.json, .csv, {png.name}")
     return 0
 
-
-if __name__ == "__main__":
-    sys.exit(main())

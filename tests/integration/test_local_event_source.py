@@ -13,8 +13,10 @@ from cxr_local.event_source import EventSourceMapping
 from cxr_local.infer_lambda import SqsMapping, schedules, sqs_mapping
 from cxr_local.lambdas import FunctionPool
 from cxr_local.template import FunctionSpec, StackTemplate
+from cxr_local.waiting import wait_until
 
 REPO = Path(__file__).resolve().parents[2]
+WAIT_S = 20
 HANDLER = '''
 import json, time
 
@@ -95,20 +97,13 @@ def start(tmp_path):
         esm.stop(grace_s=5)
 
 
-def _wait(condition, timeout_s: float = 20) -> None:
-    deadline = time.monotonic() + timeout_s
-    while not condition():
-        assert time.monotonic() < deadline, "condition not met in time"
-        time.sleep(0.02)
-
-
 def test_deletes_the_records_not_reported_and_leaves_the_failed_ones(start):
     sqs = FakeSqs()
     good = [sqs.send('{"n": %d}' % n) for n in range(5)]
     bad = sqs.send('{"fail": true}')
     esm = start(sqs, batch_size=4)
-    _wait(lambda: esm.stats.records == 6)
-    _wait(lambda: len(sqs.deleted) == 5)
+    wait_until(lambda: esm.stats.records == 6, WAIT_S)
+    wait_until(lambda: len(sqs.deleted) == 5, WAIT_S)
     assert sorted(sqs.deleted) == sorted(good)
     assert [m["MessageId"] for m in sqs.in_flight.values()] == [bad]  # left to its visibility timeout
     assert max(sqs.receive_sizes) <= 4 and esm.stats.invocations >= 2  # batches of at most BatchSize
@@ -120,11 +115,10 @@ def test_a_handler_error_or_an_invalid_answer_fails_the_whole_batch(start):
     esm = start(sqs, batch_size=2, window_s=1.0)
     sqs.send('{"n": 1}')
     sqs.send('{"raise": true}')
-    _wait(lambda: esm.stats.invocations == 1)
+    wait_until(lambda: esm.stats.invocations == 1, WAIT_S)
     sqs.send('{"n": 2}')
     sqs.send('{"bad_answer": true}')
-    _wait(lambda: esm.stats.invocations == 2)
-    time.sleep(0.2)
+    wait_until(lambda: esm.stats.invocations == 2, WAIT_S)  # counted once the batch's deletes are done
     assert sqs.deleted == [] and len(sqs.in_flight) == 4
     assert esm.stats.failed_invocations == 2
 
@@ -133,10 +127,10 @@ def test_a_batch_past_the_function_timeout_fails_and_its_environment_is_replaced
     sqs = FakeSqs()
     esm = start(sqs, timeout_s=1, batch_size=1)
     slow = sqs.send('{"sleep": 3}')
-    _wait(lambda: esm.stats.invocations == 1)
+    wait_until(lambda: esm.stats.invocations == 1, WAIT_S)
     assert esm.stats.timeouts == 1 and slow not in sqs.deleted
     quick = sqs.send('{"n": 1}')
-    _wait(lambda: quick in sqs.deleted)
+    wait_until(lambda: quick in sqs.deleted, WAIT_S)
     assert esm.stats.cold_starts == 2  # the timed-out environment was killed; a new one served the next batch
 
 
@@ -145,11 +139,11 @@ def test_environments_follow_the_backlog_up_to_the_concurrency(start):
     esm = start(sqs, concurrency=2, batch_size=1)
     for _ in range(3):  # one at a time: one warm environment serves them all
         message_id = sqs.send('{"n": 0}')
-        _wait(lambda: message_id in sqs.deleted)
+        wait_until(lambda: message_id in sqs.deleted, WAIT_S)
     assert esm.stats.cold_starts == 1 and esm.stats.max_concurrent == 1
     for _ in range(6):  # a backlog: a second environment starts, never a third
         sqs.send('{"sleep": 0.3}')
-    _wait(lambda: len(sqs.deleted) == 9)
+    wait_until(lambda: len(sqs.deleted) == 9, WAIT_S)
     assert esm.stats.cold_starts == 2 and esm.stats.max_concurrent == 2
     assert esm.stats.as_dict()["gb_s_total"] > 0 and esm.stats.as_dict()["cpu_s_total"] > 0
 

@@ -1,6 +1,6 @@
 """Preprocessing benchmark (issue 14): decode, preprocessing, forward pass, torchxrayvision's reference, side by side.
 
-Run:  .venv/bin/python bench/bench_preprocess.py [--runs 5] [--model-dir layers/model/weights] [--only SUBSTRING]
+Run:  python -m bench preprocess [--runs 5] [--model-dir layers/model/weights] [--only SUBSTRING]
 One row per format and size, CPU ms (time.process_time, p50; one core: onnxruntime and BLAS capped to 1 thread):
   codec    the decoder's own full decode (simplejpeg for JPEG, PIL Image.load for PNG; DICOM: whole pixel read)
   decode   bytes -> integer pixel array (cxr_model's Pixels)
@@ -10,25 +10,19 @@ One row per format and size, CPU ms (time.process_time, p50; one core: onnxrunti
            mean over RGB, XRayCenterCrop, XRayResizer(224))
 Ratios to fwd, the targets of issue 14: prep/fwd <= 0.35 for the uncompressed 3000x2500 DICOM;
 (prep - codec)/fwd <= 0.25 for anything compressed. `max|d|`: max |prep - ref| on the [-1024, 1024] scale.
-Extra cases plug in as a list of (label, bytes): bench/dicom_cases.py's dicom_cases() is used when it exists.
+Every compressed DICOM transfer syntax is a case too (bench/pools.py's dicom_syntax_cases).
 Writes bench/results/bench_preprocess.json.
 """
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import io
-import json
-import os
-import sys
 import time
-from pathlib import Path
 
 import numpy as np
 
-REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
-sys.path.insert(0, str(REPO / "bench"))
+from bench.harness import REPO, RESULTS, load_average, percentile, write_json
+from bench.pools import dicom_syntax_cases, radiograph
 
 
 def reference_pipeline(data: bytes) -> np.ndarray:
@@ -56,19 +50,7 @@ def _p50_cpu_ms(function, runs: int) -> float:
         start = time.process_time()
         function()
         samples.append((time.process_time() - start) * 1000)
-    return float(np.median(samples))
-
-
-def _radiograph(height: int, width: int, maxval: int, rgb: bool = False, seed: int = 0) -> np.ndarray:
-    """A sample chest X-ray resized to height x width with quantum-like noise (texture the codecs must carry)."""
-    from PIL import Image
-
-    from tests.model_support import SAMPLES_DIR
-
-    source = Image.open(SAMPLES_DIR / ("16747_3_1.jpg" if rgb else "00000001_000.png")).convert("RGB" if rgb else "L")
-    values = np.asarray(source.resize((width, height), Image.BICUBIC), dtype=np.float32) * (maxval / 255.0)
-    noisy = values + np.random.default_rng(seed).normal(0, 0.01 * maxval, values.shape).astype(np.float32)
-    return np.clip(noisy, 0, maxval).round().astype(np.uint8 if maxval == 255 else np.uint16)
+    return percentile(samples, 50)
 
 
 def default_cases() -> list[tuple[str, bytes]]:
@@ -77,25 +59,16 @@ def default_cases() -> list[tuple[str, bytes]]:
 
     cases = []
     for size in (224, 1024, 2400):
-        cases.append((f"JPEG RGB {size}x{size} q92", jpeg_bytes(_radiograph(size, size, 255, rgb=True), quality=92)))
-        cases.append((f"JPEG grey {size}x{size} q92", jpeg_bytes(_radiograph(size, size, 255), quality=92)))
-    cases.append(("PNG 8-bit grey 1024x1024", png_bytes(_radiograph(1024, 1024, 255))))
-    cases.append(("PNG 16-bit grey 1024x1024", png_bytes(_radiograph(1024, 1024, 65535))))
-    cases.append(("PNG 16-bit grey 2500x3000", png_bytes(_radiograph(3000, 2500, 65535))))
-    twelve_bit = _radiograph(3000, 2500, 4095)
+        cases.append((f"JPEG RGB {size}x{size} q92", jpeg_bytes(radiograph(size, size, 255, rgb=True), quality=92)))
+        cases.append((f"JPEG grey {size}x{size} q92", jpeg_bytes(radiograph(size, size, 255), quality=92)))
+    cases.append(("PNG 8-bit grey 1024x1024", png_bytes(radiograph(1024, 1024, 255))))
+    cases.append(("PNG 16-bit grey 1024x1024", png_bytes(radiograph(1024, 1024, 65535))))
+    cases.append(("PNG 16-bit grey 2500x3000", png_bytes(radiograph(3000, 2500, 65535))))
+    twelve_bit = radiograph(3000, 2500, 4095)
     cases.append(("DICOM explicit VR LE 12-bit MONOCHROME2 2500x3000", dicom_bytes(twelve_bit, bits_stored=12)))
     cases.append(("DICOM explicit VR LE 12-bit MONOCHROME1 2500x3000",
                   dicom_bytes(4095 - twelve_bit, "MONOCHROME1", bits_stored=12)))
     return cases
-
-
-def plugged_cases() -> list[tuple[str, bytes]]:
-    """Cases other modules provide: bench/dicom_cases.py's dicom_cases() (every compressed DICOM syntax)."""
-    if importlib.util.find_spec("dicom_cases") is None:
-        return []
-    from dicom_cases import dicom_cases
-
-    return list(dicom_cases())
 
 
 def _codec(data: bytes):
@@ -121,12 +94,12 @@ def _decode(data: bytes):
     return (lambda: dicom_pixels(data)) if fmt == "dicom" else (lambda: raster_pixels(data, fmt))
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model-dir", default=str(REPO / "layers" / "model" / "weights"))
     parser.add_argument("--runs", type=int, default=5)
     parser.add_argument("--only", default="", help="run only cases whose label contains this")
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
 
     import warnings
 
@@ -137,7 +110,7 @@ def main() -> None:
 
     build(args.model_dir, allow_random_init=True)
     predictor = load_predictor(args.model_dir, engine="onnxruntime", threads=1)  # also caps BLAS at one thread
-    cases = [(label, data) for label, data in default_cases() + plugged_cases() if args.only in label]
+    cases = [(label, data) for label, data in default_cases() + dicom_syntax_cases() if args.only in label]
     batch = np.zeros((1, 1, 224, 224), np.float32)
     forward_samples = [_p50_cpu_ms(lambda: predictor.engine.run(batch), 10)]
     rows = []
@@ -151,8 +124,8 @@ def main() -> None:
                "max_abs_diff": float(np.abs(preprocess(data) - reference).max())}
         forward_samples.append(_p50_cpu_ms(lambda: predictor.engine.run(batch), 5))
         rows.append(row)
-    forward_ms = float(np.median(forward_samples))
-    print(f"CPU ms (p50 of {args.runs}), one core; load average {' '.join(f'{v:.2f}' for v in os.getloadavg())}; "
+    forward_ms = percentile(forward_samples, 50)
+    print(f"CPU ms (p50 of {args.runs}), one core; load average {load_average()}; "
           f"forward pass (onnxruntime, batch 1, 1 thread) {forward_ms:.1f} ms "
           f"(range {min(forward_samples):.1f}-{max(forward_samples):.1f} over the run)")
     print(f"{'input':<52}{'MB':>6}{'codec':>8}{'decode':>8}{'prep':>8}{'ref':>8}{'prep/fwd':>9}"
@@ -164,12 +137,7 @@ def main() -> None:
               f"{row['prep_ms']:8.1f}{row['ref_ms']:8.0f}{row['prep_over_forward']:9.2f}"
               f"{row['beyond_codec_over_forward']:17.2f}{row['ref_ms'] / row['prep_ms']:8.1f}x"
               f"{row['max_abs_diff']:9.1e}")
-    out = REPO / "bench" / "results"
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "bench_preprocess.json").write_text(json.dumps(
-        {"forward_ms": forward_ms, "forward_samples_ms": forward_samples, "runs": args.runs,
-         "identity": predictor.identity, "rows": rows, "load_average": os.getloadavg()}, indent=2))
-
-
-if __name__ == "__main__":
-    main()
+    write_json(RESULTS / "bench_preprocess.json", {"forward_ms": forward_ms, "forward_samples_ms": forward_samples,
+                                                     "runs": args.runs, "identity": predictor.identity, "rows": rows,
+                                                     "load_average": load_average()})
+    return 0

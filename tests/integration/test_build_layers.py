@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from .template_support import REPO
+from tests.unit.template_support import REPO
 
 sys.path.insert(0, str(REPO / "infra"))
 import build_layers  # noqa: E402

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from .template_support import REPO
+from tests.unit.template_support import REPO
 
 DOCKERFILE = (REPO / "Dockerfile").read_text()
 WEIGHTS_SOURCE = "layers/model/weights/"  # the tests build their stand-in elsewhere (tests/model_support.py)

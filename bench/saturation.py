@@ -1,6 +1,6 @@
 """Saturated throughput of the full local stack against the engine alone, measured side by side in one run.
 
-Run:  .venv/bin/python bench/bench_saturation.py [--grid] [--seconds 20] [--batches 1 2 4 8] [--windows 0 0.05 0.2 1]
+Run:  python -m bench saturation [--grid] [--seconds 20] [--batches 1 2 4 8] [--windows 0 0.05 0.2 1]
       [--mix clinical]  (2-3k px 12/16-bit PNGs, large JPEGs, uncompressed DICOM: bench/clinical_mix.py; default:
       the 1024 px sample PNGs)
 Per batch size: the engine alone (decode + preprocess + ONNX forward pass of distinct X-rays, in K processes of one
@@ -19,10 +19,12 @@ import threading
 import time
 from pathlib import Path
 
-from bench_load import cpu_seconds
-from clinical_mix import ClinicalUploads, base_files
-from common import (RESULTS, SEED_CEILING_JOBS_PER_S, TARGETS, LocalStack, batch_sizes, completions, image_pool,
-                    multipart_body, utc_stamp, write_csv, write_json)
+from bench.clinical_mix import ClinicalUploads, base_files
+from bench.harness import (REPO, RESULTS, UNLIMITED, CpuWindow, load_average, start_stack, utc_stamp, write_csv,
+                           write_json)
+from bench.pools import image_pool, multipart_body
+from bench.seed import SEED_CEILING_JOBS_PER_S, TARGETS
+from bench.worker_log import CompletionTail, batch_sizes, completions
 
 ENGINE_POOL_SEED = 500_001
 STACK_POOL_SEED = 1
@@ -65,9 +67,9 @@ def engine_child(batch: int, seconds: float, pool_dir: str, first: int, count: i
 
 def measure_engine(batch: int, processes: int, seconds: float, pool: list[Path], env: dict[str, str]) -> dict:
     per = len(pool) // processes
-    children = [subprocess.Popen([sys.executable, __file__, "--engine-child", str(batch), str(seconds),
+    children = [subprocess.Popen([sys.executable, "-m", "bench.saturation", "--engine-child", str(batch), str(seconds),
                                   _pool_folder(pool), str(i * per), str(per)], stdin=subprocess.PIPE,
-                                 stdout=subprocess.PIPE, text=True,
+                                 stdout=subprocess.PIPE, text=True, cwd=REPO,
                                  env={**os.environ, **env, "OMP_NUM_THREADS": env.get("MODEL_THREADS", "1")})
                 for i in range(processes)]
     for child in children:
@@ -86,22 +88,6 @@ def measure_engine(batch: int, processes: int, seconds: float, pool: list[Path],
 
 
 # ---- full stack ---------------------------------------------------------------------------------------------
-class CompletionTail:
-    """Counts `job ... completed` lines in the worker log as they appear (no load on the stack)."""
-
-    def __init__(self, worker_log: Path) -> None:
-        self.path, self.offset, self.count = worker_log, 0, 0
-
-    def poll(self) -> int:
-        with open(self.path, "rb") as handle:
-            handle.seek(self.offset)
-            chunk = handle.read()
-        complete = chunk.rfind(b"\n") + 1
-        self.offset += complete
-        self.count += chunk[:complete].count(b" completed\n")
-        return self.count
-
-
 def feeder(url: str, api_key: str, pool_dir: str, first: int, count: int, worker_log: str, backlog: int,
            seconds: float, threads: int) -> None:
     """Separate process: submit distinct images as fast as the API takes them while fewer than `backlog` are
@@ -154,31 +140,31 @@ def measure_stack(batch: int, window: float, workers: int, seconds: float, pool:
                   log_dir: Path, launcher: str | None = None) -> dict:
     settings = {**env, "INFER_BATCH_SIZE": str(batch), "INFER_BATCH_WINDOW_SECONDS": str(window)}
     backlog = max(16, 3 * batch * workers)
-    with LocalStack(log_dir, workers=workers, env=settings, params={"RateLimitPerMinute": "100000000"},
-                    launcher=launcher) as stack:
+    with start_stack(log_dir, workers=workers, env=settings, params=UNLIMITED, script=launcher) as stack:
         total = WARMUP_S + seconds
-        feed = subprocess.Popen([sys.executable, __file__, "--feeder", stack.url, stack.info.get("api_key") or "",
-                                 _pool_folder(pool), "0", str(len(pool)), str(stack.worker_log), str(backlog),
-                                 str(total), "4"], stdout=subprocess.PIPE, text=True)
-        time.sleep(WARMUP_S)
+        feed = subprocess.Popen([sys.executable, "-m", "bench.saturation", "--feeder", stack.url,
+                                 stack.info.get("api_key") or "", _pool_folder(pool), "0", str(len(pool)),
+                                 str(stack.worker_log), str(backlog), str(total), "4"], stdout=subprocess.PIPE,
+                                text=True, cwd=REPO)
+        time.sleep(WARMUP_S)  # the backlog fills and every worker is busy before the window opens
         first = len(completions(stack.worker_log))
-        pids = {**stack.pids(), "feeder": [feed.pid]}
-        cpu_before, began = cpu_seconds(pids), time.time()
-        time.sleep(seconds)
-        cpu_after, ended = cpu_seconds(pids), time.time()
+        began = time.time()
+        with CpuWindow({**stack.pids(), "feeder": [feed.pid]}) as cpu:
+            time.sleep(seconds)
+        ended = time.time()
         fed = json.loads(feed.communicate(timeout=120)[0].strip().splitlines()[-1])
         done = [t for t, _ in completions(stack.worker_log) if began <= t <= ended]
         sizes = batch_sizes(stack.worker_log)
     if fed["exhausted"]:
         raise RuntimeError("the image pool ran out: the backlog was not kept full; use a larger pool")
     latency = sorted(fed["latency_ms"])
-    cpu_ms = {role: 1000 * (cpu_after[role] - cpu_before[role]) / max(1, len(done)) for role in cpu_before}
+    cpu_ms = cpu.ms_per(len(done))
     return {"batch_size": batch, "window_s": window, "stack_jobs_per_s": len(done) / (ended - began),
             "completed_in_window": len(done), "completed_before_window": first, "submitted": fed["submitted"],
             "submit_errors": fed["errors"], "submit_p50_ms": latency[len(latency) // 2] if latency else None,
             "mean_batch_size": sum(sizes) / len(sizes) if sizes else None, "backlog": backlog,
             "cpu_ms_per_job": cpu_ms, "stack_cpu_ms_per_job": sum(v for k, v in cpu_ms.items() if k != "feeder"),
-            "cores_used": {role: (cpu_after[role] - cpu_before[role]) / (ended - began) for role in cpu_before}}
+            "cores_used": cpu.cores}
 
 
 def plan(batches: list[int], windows: list[float], grid: bool) -> list[tuple[int, float]]:
@@ -190,7 +176,7 @@ def plan(batches: list[int], windows: list[float], grid: bool) -> list[tuple[int
     return list(dict.fromkeys(pairs))
 
 
-def main() -> int:
+def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--batches", type=int, nargs="+", default=[1, 2, 4, 8])
     parser.add_argument("--windows", type=float, nargs="+", default=[0.0, 0.05, 0.2, 1.0])
@@ -203,9 +189,9 @@ def main() -> int:
     parser.add_argument("--env", action="append", default=[], metavar="KEY=VALUE")
     parser.add_argument("--mix", choices=["png", CLINICAL], default="png",
                         help="uploads: the 1024 px sample PNGs (default) or the clinical mix (bench/clinical_mix.py)")
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     env = dict(item.split("=", 1) for item in args.env)
-    env.setdefault("MODEL_DIR", str(Path(__file__).resolve().parents[1] / "layers" / "model" / "weights"))
+    env.setdefault("MODEL_DIR", str(REPO / "layers" / "model" / "weights"))
     stamp = utc_stamp()
     if args.mix == CLINICAL:
         stack_pool = ClinicalUploads(STACK_POOL_SEED, int((WARMUP_S + args.seconds) * 20) + 100)
@@ -216,7 +202,7 @@ def main() -> int:
     pairs = plan(args.batches, args.windows, args.grid)
     engine: dict[int, list[dict]] = {}
     rows = []
-    load_start = os.getloadavg()[0]
+    load_start = load_average()[0]
     for batch, window in pairs:
         # the engine is measured next to every stack run, so both see the same noise from the shared host
         engine_row = measure_engine(batch, args.workers, args.engine_seconds, engine_pool, env)
@@ -230,7 +216,7 @@ def main() -> int:
                "overhead_ms_per_message": overhead, "engine_cpu_ms_per_image": engine_row["cpu_ms_per_image"],
                "cpu_ratio": cpu_ratio,
                "cpu_overhead_ms_per_message": stack_row["stack_cpu_ms_per_job"] - engine_row["cpu_ms_per_image"],
-               "load_avg_1m": os.getloadavg()[0]}
+               "load_avg_1m": load_average()[0]}
         rows.append(row)
         print(f"batch {batch} window {window:g}s: stack {row['stack_jobs_per_s']:.2f} jobs/s, engine "
               f"{row['engine_jobs_per_s']:.2f} jobs/s, ratio {ratio:.2f}, overhead {overhead:.1f} ms/message, "
@@ -242,7 +228,7 @@ def main() -> int:
               "engine": engine, "launcher": args.launcher, "seed_ceiling_jobs_per_s": SEED_CEILING_JOBS_PER_S}
     write_json(RESULTS / f"bench_saturation-{stamp}.json", report)
     write_csv(RESULTS / f"bench_saturation-{stamp}.csv", rows)
-    from plots import plot_saturation
+    from bench.plots import plot_saturation
 
     png = plot_saturation(rows, RESULTS / f"bench_saturation-{stamp}.png")
     print(f"wrote bench/results/bench_saturation-{stamp}.json, .csv, {png.name}")
@@ -276,11 +262,9 @@ def print_report(rows: list[dict], workers: int, load_start: float, mix: str = "
           f"(engine alone: {1000 * cores / lean['engine_cpu_ms_per_image']:.1f})")
 
 
-if __name__ == "__main__":
-    if len(sys.argv) > 1 and sys.argv[1] == "--engine-child":
+if __name__ == "__main__":  # the study's child processes; the study itself: python -m bench saturation
+    if sys.argv[1] == "--engine-child":
         engine_child(int(sys.argv[2]), float(sys.argv[3]), sys.argv[4], int(sys.argv[5]), int(sys.argv[6]))
-    elif len(sys.argv) > 1 and sys.argv[1] == "--feeder":
+    elif sys.argv[1] == "--feeder":
         feeder(sys.argv[2], sys.argv[3], sys.argv[4], int(sys.argv[5]), int(sys.argv[6]), sys.argv[7],
                int(sys.argv[8]), float(sys.argv[9]), int(sys.argv[10]))
-    else:
-        sys.exit(main())

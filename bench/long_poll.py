@@ -1,6 +1,6 @@
 """Issue 18: the seed's Locust scenario at 50 users, polling every 100 ms vs long polls (?wait=20), in one run.
 
-Run:  .venv/bin/python bench/bench_long_poll.py [--users 50] [--duration 40] [--warmup 15] [--order poll,wait,...]
+Run:  python -m bench long-poll [--users 50] [--duration 40] [--warmup 15] [--order poll,wait,...]
 One local stack (started with --max-waiting-polls above the user count), the cache_hit image primed, then each
 variant in turn on its own fresh image pool: a warm-up (not measured: it starts the long polls' execution
 environments, as the polling variant's are already warm) and a measured window. Prints request rate, throughput,
@@ -9,39 +9,20 @@ end-to-end latency, CPU share per role and the load average, side by side; write
 from __future__ import annotations
 
 import argparse
-import json
 import os
-import subprocess
-import sys
-import time
 from pathlib import Path
 
-from bench_load import BENCH_PARAMS, HIT_SEED, LOCUSTFILE, cpu_seconds, pool_size, prime_hit
-from common import RESULTS, LocalStack, fmt_ms, image_pool, summarize, utc_stamp, write_json
+from bench.harness import RESULTS, UNLIMITED, StackProcess, fmt_ms, start_stack, summarize, utc_stamp, write_json
+from bench.locust_run import HIT_SEED, pool_size, prime_hit, run_locust
+from bench.pools import image_pool
 
 WAIT_S = 20
 VARIANTS = {"poll": 0, "wait": WAIT_S}
 
 
-def run_variant(stack: LocalStack, name: str, users: int, duration_s: int, pool: list[Path], hit: Path,
+def run_variant(stack: StackProcess, name: str, users: int, duration_s: int, pool: list[Path], hit: Path,
                 out_dir: Path) -> dict:
-    out_dir.mkdir(parents=True, exist_ok=True)
-    samples_out = out_dir / "samples.json"
-    command = [sys.executable, "-m", "locust", "-f", str(LOCUSTFILE), "--headless", "-u", str(users), "-r", str(users),
-               "-t", f"{duration_s}s", "--stop-timeout", "30", "--host", stack.url, "--only-summary",
-               "--loglevel", "WARNING"]
-    env = {**os.environ, "BENCH_POOL_DIR": str(pool[0].parent), "BENCH_POOL_LIMIT": str(len(pool)),
-           "BENCH_HIT_IMAGE": str(hit), "BENCH_SAMPLES_OUT": str(samples_out),
-           "BENCH_API_KEY": stack.info.get("api_key") or "", "BENCH_WAIT_SECONDS": str(VARIANTS[name])}
-    load_before = os.getloadavg()[0]
-    with open(out_dir / "locust.log", "wb") as log:
-        locust = subprocess.Popen(command, env=env, stdout=log, stderr=subprocess.STDOUT, cwd=LOCUSTFILE.parent)
-        pids = {**stack.pids(), "locust": [locust.pid]}
-        cpu_before, began = cpu_seconds(pids), time.monotonic()
-        time.sleep(duration_s)
-        cpu_after, wall = cpu_seconds(pids), time.monotonic() - began
-        locust.wait(timeout=duration_s + 120)
-    raw = json.loads(samples_out.read_text())
+    raw, cpu, load = run_locust(stack, users, duration_s, pool, hit, out_dir, wait_seconds=VARIANTS[name])
     samples, failures = raw["samples"], raw["failures"]
     e2e = {s: {**summarize(samples.get(f"E2E {s}", [])), "failures": failures.get(f"E2E {s}", 0)}
            for s in ("cache_miss", "cache_hit")}
@@ -51,26 +32,25 @@ def run_variant(stack: LocalStack, name: str, users: int, duration_s: int, pool:
             "http_requests_per_s": sum(http.values()) / duration_s, "polls_per_job": sum(
                 n for k, n in http.items() if k.startswith("GET")) / max(1, jobs),
             "jobs_per_s": jobs / duration_s, "http_failures": sum(v for k, v in failures.items() if not k.startswith("E2E")),
-            "cpu_share": {role: (cpu_after[role] - cpu_before[role]) / wall for role in cpu_before},
-            "load_avg_1m": [load_before, os.getloadavg()[0]]}
+            "cpu_share": cpu.cores, "load_avg_1m": load}
 
 
-def main() -> int:
+def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--users", type=int, default=50)
     parser.add_argument("--duration", type=int, default=40, help="measured seconds per variant (default 40)")
     parser.add_argument("--warmup", type=int, default=15, help="unmeasured seconds before each variant (default 15)")
     parser.add_argument("--order", default="poll,wait", help="variants in run order (default poll,wait)")
     parser.add_argument("--workers", type=int, default=os.cpu_count() or 1)
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     stamp = utc_stamp()
     order = args.order.split(",")
     hit = image_pool(1, first_seed=HIT_SEED)[0]
     results = []
     out = RESULTS / f"bench_long_poll-{stamp}"
     stack_args = ["--max-waiting-polls", str(args.users + 10)]
-    with LocalStack(out / "stack", workers=args.workers, params=BENCH_PARAMS, args=stack_args) as stack:
-        prime_hit(stack.url, stack.info.get("api_key"), hit)
+    with start_stack(out / "stack", workers=args.workers, params=UNLIMITED, args=stack_args) as stack:
+        prime_hit(stack, hit)
         for index, name in enumerate(order):
             # pools in folders of their own: locust takes a folder's first files, so a shared one would replay the
             # warm-up's images as cache hits in the measured window
@@ -95,6 +75,3 @@ def main() -> int:
     print(f"wrote bench/results/bench_long_poll-{stamp}.json")
     return 0
 
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -15,7 +15,7 @@ from moto.server import ThreadedMotoServer
 from cxr_local.processes import free_port
 from cxr_local.template import declared_resources
 
-from .template_support import REPO, raw
+from tests.unit.template_support import REPO, raw
 
 pytestmark = pytest.mark.integration
 MOTO_ACCOUNT = "123456789012"

@@ -1,6 +1,6 @@
 """Model benchmark: torch eager fp32 vs onnxruntime side by side in one run (latency, batch scaling, load, RSS).
 
-Run:  .venv/bin/python bench/bench_model.py [--runs 50] [--threads 1] [--model-dir layers/model/weights]
+Run:  python -m bench model [--runs 50] [--threads 1] [--model-dir layers/model/weights]
 Prints tables and writes bench/results/bench_model.json (plus a timestamped copy).
 """
 from __future__ import annotations
@@ -11,22 +11,20 @@ import os
 import subprocess
 import sys
 import time
-from pathlib import Path
 
 import numpy as np
 
-REPO = Path(__file__).resolve().parents[1]
-RESULTS = REPO / "bench" / "results"
+from bench import model_throughput
+from bench.harness import REPO, RESULTS, load_average, percentile, write_json
+from bench.seed import SEED_BATCH_MS as SEED_BATCH, SEED_SINGLE_MS as SEED_SINGLE
+
 SAMPLE = REPO.parent / "shared" / "data" / "xrays" / "00000001_000.png"
-SEED_SINGLE = {"p50": 277.0, "p95": 304.0, "p99": 318.0, "mean": 280.0}  # seed platform, torch eager fp32, ms
-SEED_BATCH = {1: 272.0, 2: 521.0, 4: 1018.0, 8: 2073.0}  # seed platform, ms per batch
 ENGINES = ("onnxruntime", "torch")
 
 
 def _stats(samples_ms: list[float]) -> dict[str, float]:
-    values = np.array(samples_ms)
-    return {"p50": float(np.percentile(values, 50)), "p95": float(np.percentile(values, 95)),
-            "p99": float(np.percentile(values, 99)), "mean": float(values.mean())}
+    return {"p50": percentile(samples_ms, 50), "p95": percentile(samples_ms, 95), "p99": percentile(samples_ms, 99),
+            "mean": sum(samples_ms) / len(samples_ms)}
 
 
 def _time_interleaved(runners: dict, batch: np.ndarray, warmup: int, runs: int):
@@ -79,8 +77,8 @@ def probe(engine: str, model_dir: str, threads: int) -> None:
 
 
 def _run_probe(engine: str, model_dir: str, threads: int) -> dict:
-    result = subprocess.run([sys.executable, __file__, "--probe", engine, "--model-dir", model_dir,
-                             "--threads", str(threads)], capture_output=True, text=True, timeout=600)
+    result = subprocess.run([sys.executable, "-m", "bench.model", "--probe", engine, "--model-dir", model_dir,
+                             "--threads", str(threads)], capture_output=True, text=True, timeout=600, cwd=REPO)
     if result.returncode != 0:
         raise RuntimeError(result.stderr)
     return json.loads(result.stdout.strip().splitlines()[-1])
@@ -105,7 +103,7 @@ def _print_batches(batches: dict) -> None:
               f"{tch / ort:9.2f}x{SEED_BATCH[size]:8.0f}{cpu_ratio:14.2f}x")
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model-dir", default=str(REPO / "layers" / "model" / "weights"))
     parser.add_argument("--threads", type=int, default=1)
@@ -116,9 +114,10 @@ def main() -> None:
     parser.add_argument("--throughput-seconds", type=float, default=4.0)
     parser.add_argument("--reduced-precision", action="store_true", help="also measure the opt-in int8/bf16 mode")
     parser.add_argument("--probe", choices=ENGINES, help=argparse.SUPPRESS)
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     if args.probe:
-        return probe(args.probe, args.model_dir, args.threads)
+        probe(args.probe, args.model_dir, args.threads)
+        return 0
 
     from cxr_model import load_predictor
     from cxr_model_build.build import build
@@ -128,7 +127,7 @@ def main() -> None:
     runners = {name: predictor.engine.run for name, predictor in predictors.items()}
     image = predictors["onnxruntime"].preprocess(SAMPLE.read_bytes())[None]
     print(f"cxr_model benchmark: {predictors['onnxruntime'].identity}, threads={args.threads}, "
-          f"host load average {os.getloadavg()[0]:.2f} on {os.cpu_count()} cores")
+          f"host load average {load_average()} on {os.cpu_count()} cores")
 
     wall, cpu = _time_interleaved(runners, image, args.warmup, args.runs)
     single, single_cpu = ({k: _stats(v) for k, v in d.items()} for d in (wall, cpu))
@@ -139,7 +138,7 @@ def main() -> None:
     batches = {}
     for size in (1, 2, 4, 8):
         samples, cpu_samples = _time_interleaved(runners, np.repeat(image, size, axis=0), 2, args.batch_runs)
-        batches[size] = {k: {**_stats(v), "cpu_p50": float(np.median(cpu_samples[k]))} for k, v in samples.items()}
+        batches[size] = {k: {**_stats(v), "cpu_p50": percentile(cpu_samples[k], 50)} for k, v in samples.items()}
     _print_batches(batches)
     max_diff = float(np.abs(runners["onnxruntime"](np.repeat(image, 8, 0)) - runners["torch"](np.repeat(image, 8, 0))).max())
     print(f"\nmax |onnxruntime - torch| over the 18 calibrated outputs, batch 8: {max_diff:.2e}")
@@ -149,8 +148,6 @@ def main() -> None:
     for engine, row in probes.items():
         print(f"  {engine:<26}{row['import_s']:8.2f}{row['load_s']:9.2f}{row['first_result_s']:15.2f}"
               f"{row['peak_rss_mb_batch1']:17.0f} / {row['peak_rss_mb_batch8']:.0f}{str(row['torch_imported']):>16}")
-
-    import model_throughput
 
     cores = os.cpu_count() or 1
     print(f"\nThroughput, whole worker processes, batch 1: median of {args.throughput_rounds} interleaved rounds "
@@ -166,18 +163,18 @@ def main() -> None:
 
     reduced = None
     if args.reduced_precision:
-        from reduced_precision import measure_reduced_precision
+        from bench.reduced_precision import measure_reduced_precision
 
         reduced = measure_reduced_precision(args.model_dir, image, args.threads, args.warmup, args.runs)
     report = {"identity": predictors["onnxruntime"].identity, "threads": args.threads, "runs": args.runs,
               "single_ms": single, "single_cpu_ms": single_cpu, "batch_ms": batches, "seed_single_ms": SEED_SINGLE, "seed_batch_ms": SEED_BATCH,
               "max_abs_diff_onnx_vs_torch": max_diff, "fresh_process": probes, "throughput": throughput, "reduced_precision": reduced,
-              "load_average": os.getloadavg()[0], "measured_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
-    RESULTS.mkdir(parents=True, exist_ok=True)
+              "load_average": load_average(), "measured_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
     for path in (RESULTS / "bench_model.json", RESULTS / f"bench_model-{report['measured_at']}.json"):
-        path.write_text(json.dumps(report, indent=2))
+        write_json(path, report)
     print(f"\nwritten {RESULTS / 'bench_model.json'}")
+    return 0
 
 
-if __name__ == "__main__":
-    main()
+if __name__ == "__main__":  # the --probe child; the study itself: python -m bench model
+    sys.exit(main())

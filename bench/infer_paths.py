@@ -1,6 +1,6 @@
 """Both infer paths side by side in one run (measured on the local emulation): the seed's scenario and a burst.
 
-    .venv/bin/python bench/bench_infer_paths.py [--users 10 --duration 30 --burst 120 --idle 15]
+    python -m bench infer-paths [--users 10 --duration 30 --burst 120 --idle 15]
 
 For each scenario, a fresh stack per path (InferPath=lambda: the emulated event source mapping; InferPath=ec2: the
 worker), interleaved: seed/lambda, seed/ec2, burst/lambda, burst/ec2. Per path: end-to-end latency (the jobs'
@@ -12,50 +12,36 @@ from __future__ import annotations
 import argparse
 import json
 import re
-import sys
 import time
 from datetime import datetime
-from pathlib import Path
 
 import psutil
 
-from common import REPO, RESULTS, LocalStack, summarize, utc_stamp, write_json
-from infer_paths_report import print_report
-from infer_paths_scenarios import burst_scenario, seed_scenario, wait_final
+from bench.harness import RESULTS, UNLIMITED, StackProcess, load_average, start_stack, summarize, utc_stamp, write_json
+from bench.infer_paths_report import print_report
+from bench.infer_paths_scenarios import burst_scenario, seed_scenario, wait_final
+from bench.pools import image_pool
 
 PATHS = ("lambda", "ec2")
-PARAMS = {"RateLimitPerMinute": "100000000"}
 WARM_UP_IMAGES = 16  # two batches at once before the seed scenario: both Lambda environments start (cold) first
 ENVIRONMENT_LINE = re.compile(r"execution environment pid (\d+) started")
 
 
 def images(count: int, first_seed: int) -> list[bytes]:
     """Distinct real radiographs (a few pixels changed): each one a cache miss."""
-    sys.path.insert(0, str(REPO))
-    from tests.images import XRAYS, perturbed_png
-
-    sources = sorted(p for p in XRAYS.iterdir() if p.suffix.lower() in (".png", ".jpg"))
-    folder = RESULTS / "image_pool" / "infer_paths"
-    folder.mkdir(parents=True, exist_ok=True)
-    out = []
-    for seed in range(first_seed, first_seed + count):
-        path = folder / f"{seed:07d}.png"
-        if not path.exists():
-            path.write_bytes(perturbed_png(seed, source=sources[seed % len(sources)]))
-        out.append(path.read_bytes())
-    return out
+    return [path.read_bytes() for path in image_pool(count, first_seed, folder="infer_paths")]
 
 
-def infer_pids(stack: LocalStack, path: str) -> list[int]:
+def infer_pids(stack: StackProcess, path: str) -> list[int]:
     if path == "ec2":
         return stack.pids()["worker"]
-    return [int(pid) for pid in ENVIRONMENT_LINE.findall((stack.log_dir / "stack.log").read_text(errors="replace"))]
+    return [int(pid) for pid in ENVIRONMENT_LINE.findall(stack.log_path.read_text(errors="replace"))]
 
 
 class CpuMeter:
     """CPU-seconds of the infer processes between start() and total(), following processes that appear."""
 
-    def __init__(self, stack: LocalStack, path: str) -> None:
+    def __init__(self, stack: StackProcess, path: str) -> None:
         self.stack, self.path = stack, path
         self.base: dict[int, float] = {}  # CPU already spent at start (0 for processes started later)
         self.last: dict[int, float] = {}
@@ -91,13 +77,13 @@ def _iso(value: str) -> datetime:
 
 def run(scenario: str, path: str, pool: list[bytes], args, stamp: str) -> dict:
     log_dir = RESULTS / f"bench_infer_paths-{stamp}" / f"{scenario}-{path}"
-    stack = LocalStack(log_dir, workers=2, params={**PARAMS, "InferPath": path}).start()
+    stack = start_stack(log_dir, workers=2, params={**UNLIMITED, "InferPath": path})
     warm = {"jobs": []}
     try:
         if scenario == "seed":  # steady traffic: the environments/workers are warm before the measurement starts
             warm = burst_scenario(stack, pool[:WARM_UP_IMAGES], idle_s=0)
             pool = pool[WARM_UP_IMAGES:]
-        load = [float(x) for x in Path("/proc/loadavg").read_text().split()[:3]]
+        load = load_average()
         meter = CpuMeter(stack, path).start()
         began = time.monotonic()
         if scenario == "seed":
@@ -119,7 +105,7 @@ def run(scenario: str, path: str, pool: list[bytes], args, stamp: str) -> dict:
            "e2e_ms": summarize(e2e_ms), "e2e_second_half_ms": summarize(warm_ms),
            "client_ms": summarize(outcome["client_ms"]), "span_s": span_s,
            "wall_s": wall_s, "infer_cpu_s": cpu_s, "client_errors": len(outcome["errors"]), "load_before": load,
-           "load_after": [float(x) for x in Path("/proc/loadavg").read_text().split()[:3]]}
+           "load_after": load_average()}
     mapping = log_dir / "infer-mapping.json"
     if path == "lambda" and mapping.exists():
         row["lambda"] = json.loads(mapping.read_text())
@@ -129,13 +115,13 @@ def run(scenario: str, path: str, pool: list[bytes], args, stamp: str) -> dict:
     return row
 
 
-def main() -> int:
+def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--users", type=int, default=10)
     parser.add_argument("--duration", type=float, default=30, help="seed scenario length, seconds")
     parser.add_argument("--burst", type=int, default=120, help="images submitted at once (the issue's 500, scaled)")
     parser.add_argument("--idle", type=float, default=15, help="seconds of idle after the burst")
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     stamp = utc_stamp()
     needed = args.users * int(args.duration) + 50 + WARM_UP_IMAGES
     seed_pool, burst_pool = images(needed, 3_000_000), images(args.burst, 4_000_000)
@@ -149,6 +135,3 @@ def main() -> int:
     print_report(rows, out)
     return 0
 
-
-if __name__ == "__main__":
-    sys.exit(main())

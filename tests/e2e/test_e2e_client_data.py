@@ -44,7 +44,7 @@ def seed() -> int:
 
 
 def test_the_listing_pages_a_clients_own_jobs_newest_first_and_never_anothers(local_stack):
-    url = local_stack.base_url
+    url = local_stack.url
     mine, theirs = new_client(local_stack), new_client(local_stack)
     created = []
     for _ in range(5):
@@ -73,7 +73,7 @@ def test_the_listing_pages_a_clients_own_jobs_newest_first_and_never_anothers(lo
 
 
 def test_the_listing_filters_by_status_and_time(local_stack):
-    url = local_stack.base_url
+    url = local_stack.url
     mine = new_client(local_stack)
     done = submit(mine, url, perturbed_png(seed()))
     wait_for_terminal_status(mine, url, done["id"])
@@ -86,7 +86,7 @@ def test_the_listing_filters_by_status_and_time(local_stack):
 
 
 def test_delete_erases_the_job_its_result_and_cache_and_a_second_delete_is_404(local_stack):
-    url = local_stack.base_url
+    url = local_stack.url
     mine, theirs = new_client(local_stack), new_client(local_stack)
     data = perturbed_png(seed())
     job = submit(mine, url, data)
@@ -103,7 +103,7 @@ def test_delete_erases_the_job_its_result_and_cache_and_a_second_delete_is_404(l
 
 
 def test_the_shared_image_stays_until_the_last_job_that_needs_it_is_deleted(local_stack):
-    url = local_stack.base_url
+    url = local_stack.url
     mine, theirs = new_client(local_stack), new_client(local_stack)
     data = perturbed_png(seed())
     first, second = submit(mine, url, data), submit(theirs, url, data)
@@ -122,7 +122,7 @@ def test_the_shared_image_stays_until_the_last_job_that_needs_it_is_deleted(loca
 
 
 def test_every_access_leaves_one_audit_line_and_admin_prints_a_jobs_history(local_stack):
-    url = local_stack.base_url
+    url = local_stack.url
     mine = new_client(local_stack)
     job = submit(mine, url, perturbed_png(seed()))
     wait_for_terminal_status(mine, url, job["id"])
@@ -151,7 +151,7 @@ def test_every_access_leaves_one_audit_line_and_admin_prints_a_jobs_history(loca
 def cxr(local_stack):
     def run(*args: str, key: str | None = None, endpoint: str | None = None) -> subprocess.CompletedProcess:
         env = {k: v for k, v in os.environ.items() if not k.startswith("CXR_")}
-        env.update(CXR_ENDPOINT=endpoint or local_stack.base_url, CXR_API_KEY=key or local_stack.info["api_key"])
+        env.update(CXR_ENDPOINT=endpoint or local_stack.url, CXR_API_KEY=key or local_stack.info["api_key"])
         return subprocess.run([sys.executable, "-m", "cxr_cli", *args], capture_output=True, text=True, env=env,
                               timeout=180)
     return run
@@ -160,7 +160,7 @@ def cxr(local_stack):
 def test_cxr_jobs_and_cxr_delete(local_stack, cxr):
     session = new_client(local_stack)
     key = session.headers["x-api-key"]
-    job = submit(session, local_stack.base_url, perturbed_png(seed()))
+    job = submit(session, local_stack.url, perturbed_png(seed()))
     listed = cxr("jobs", "--json", key=key)
     assert listed.returncode == 0, listed.stderr
     assert [j["id"] for j in json.loads(listed.stdout)["jobs"]] == [job["id"]]
@@ -185,6 +185,6 @@ def test_submit_dir_fails_on_a_wrong_key_or_a_dead_server_even_when_the_manifest
     dead = cxr("submit-dir", str(folder), "--no-progress", endpoint=f"http://127.0.0.1:{free_port()}")
     assert dead.returncode == 3 and "cannot reach" in dead.stderr and dead.stdout == ""
     scope = json.loads((folder / ".cxr-manifest.jsonl").read_text().splitlines()[0])["scope"]
-    health = requests.get(f"{local_stack.base_url}/v1/ops/health", timeout=10).json()["model"]
-    assert scope == {"endpoint": local_stack.base_url,
+    health = requests.get(f"{local_stack.url}/v1/ops/health", timeout=10).json()["model"]
+    assert scope == {"endpoint": local_stack.url,
                      "model": {k: health[k] for k in ("name", "weights_sha256", "preprocess")}}

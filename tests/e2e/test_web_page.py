@@ -227,7 +227,7 @@ def test_your_jobs_lists_the_keys_jobs_in_another_session_shows_and_deletes_them
     key = new_client(local_stack).headers["x-api-key"]
 
     def session():
-        context = browser.new_context(viewport={"width": 1280, "height": 1000}, base_url=local_stack.base_url)
+        context = browser.new_context(viewport={"width": 1280, "height": 1000}, base_url=local_stack.url)
         page = context.new_page()
         page.problems = []
         page.on("pageerror", lambda error: page.problems.append(str(error)))
@@ -258,7 +258,7 @@ def test_your_jobs_lists_the_keys_jobs_in_another_session_shows_and_deletes_them
     page.get_by_role("button", name=f"Delete job {job_id}").click()
     expect(page.locator("#server-jobs-status")).to_contain_text(f"Deleted job {job_id}")
     expect(rows).to_have_count(0)
-    gone = requests.get(f"{local_stack.base_url}/v1/jobs/{job_id}", headers={"x-api-key": key}, timeout=10)
+    gone = requests.get(f"{local_stack.url}/v1/jobs/{job_id}", headers={"x-api-key": key}, timeout=10)
     assert gone.status_code == 404
     assert page.problems == [], page.problems
     context.close()

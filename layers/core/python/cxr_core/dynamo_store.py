@@ -256,8 +256,8 @@ class DynamoJobStore:
         query = JobRecord.client_index.query(
             client_id, window, filter_condition=JobRecord.status == status.value if status else None,
             scan_index_forward=False, limit=limit, last_evaluated_key=start_key)
-        jobs = [_to_job(record) for record in query]
-        return jobs, query.last_evaluated_key if jobs or start_key is None else None
+        jobs = [_to_job(record) for record in query]  # pynamodb reads pages until `limit` jobs passed the filter
+        return jobs, query.last_evaluated_key
 
     def delete_job(self, job: Job) -> bool:
         """The job first: a worker's result transaction is conditional on it, so none is written after this."""

@@ -9,7 +9,7 @@ MODEL_DIR ?= layers/model/weights
 TEST_MODEL_DIR ?= build/test-weights
 TEST_ENV = CXR_WEIGHTS_OFFLINE=1 CXR_TEST_MODEL_DIR=$(abspath $(TEST_MODEL_DIR))
 
-.PHONY: venv model test-model browser run test test-unit test-integration test-e2e layers sizes clean
+.PHONY: venv model test-model browser orthanc pacs-demo run test test-unit test-integration test-e2e layers sizes clean
 
 $(STAMP): requirements/core.txt requirements/model.txt requirements/dev.txt pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -34,13 +34,25 @@ browser:
 	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
 	  $$SUDO apt-get update -qq && $$SUDO apt-get install -y -qq chromium >/dev/null; }
 
+## Debian's Orthanc and its DICOMweb plugin: the PACS the gateway tests and `make pacs-demo` start on loopback with a
+## generated config (never the Debian service). Needs root or sudo.
+orthanc:
+	@{ command -v Orthanc >/dev/null 2>&1 || [ -x /usr/sbin/Orthanc ]; } && dpkg -s orthanc-dicomweb >/dev/null 2>&1 || { \
+	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+	  $$SUDO apt-get update -qq && $$SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq orthanc orthanc-dicomweb >/dev/null; }
+
+## A real Orthanc + the local stack + its DICOM gateway; the sample radiographs routed through and the SRs filed back
+## into the study; prints Orthanc's web UI address (docs/pacs.md). Ctrl-C stops it. ARGS="--exit --screenshot F.png".
+pacs-demo: model orthanc
+	$(PY) local/pacs_demo.py --model-dir $(abspath $(MODEL_DIR)) $(ARGS)
+
 ## The embedded local stack: moto on loopback, resources from template.yaml, HTTP API, infer workers
 ## (`model` just built the artifacts, so the stack does not run the build, and its weights fetch, a second time).
 run: model
 	$(PY) -m cxr_local --no-build --model-dir $(MODEL_DIR) $(ARGS)
 
-test: test-model browser
-	CXR_REQUIRE_BROWSER=1 $(TEST_ENV) $(PY) -m pytest $(PYTEST_ARGS)
+test: test-model browser orthanc
+	CXR_REQUIRE_BROWSER=1 CXR_REQUIRE_ORTHANC=1 $(TEST_ENV) $(PY) -m pytest $(PYTEST_ARGS)
 
 test-unit: venv
 	$(TEST_ENV) $(PY) -m pytest tests/unit $(PYTEST_ARGS)
@@ -48,8 +60,8 @@ test-unit: venv
 test-integration: test-model
 	$(TEST_ENV) $(PY) -m pytest tests/integration $(PYTEST_ARGS)
 
-test-e2e: test-model browser
-	CXR_REQUIRE_BROWSER=1 $(TEST_ENV) $(PY) -m pytest tests/e2e $(PYTEST_ARGS)
+test-e2e: test-model browser orthanc
+	CXR_REQUIRE_BROWSER=1 CXR_REQUIRE_ORTHANC=1 $(TEST_ENV) $(PY) -m pytest tests/e2e $(PYTEST_ARGS)
 
 ## Lambda layers for `sam build && sam deploy --guided` (docs/deploy.md), and their unzipped sizes.
 layers: model

@@ -17,7 +17,12 @@ STUDIES = {
     "infer-paths": ("infer_paths", "Lambda vs EC2 worker infer paths: latency, cold starts, CPU, dollars"),
     "long-poll": ("long_poll", "polling every 100 ms vs long polls (?wait=20), the seed's scenario at 50 users"),
     "package-sizes": ("package_sizes", "Lambda layers built as a deploy does: sizes against the 250 MB limit"),
+    "gateway-overhead": ("gateway_overhead", "the DICOM gateway's CPU per instance vs the worker's per image, per kind"),
     "layer-size": ("layer_size", "installed size of the onnxruntime-only infer runtime against 250 MB"),
+    "gateway-study": ("gateway_study", "100 instances by C-STORE from Orthanc through the DICOM gateway vs direct API"),
+    "submit-cost": ("submit_cost", "submit-side CPU (hash, checks, de-identification) against the worker's, per format"),
+    "png-decoders": ("png_decoders", "PNG decode candidates: time, pixels against Pillow's, installed size"),
+    "gpu": ("gpu", "GPU worker: images/s at batch 1/8/64/256, |delta p| vs the CPU engine, CPU cores per GPU"),
 }
 
 

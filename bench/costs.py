@@ -93,6 +93,11 @@ def ec2_monthly(prices: dict, m: Measured, volume: float, instance: str, process
     return costs
 
 
+def instance_usd_per_1000_images(prices: dict, instance: str, images_per_s: float) -> float:
+    """Compute only: one instance's on-demand hour spread over the images it finishes in that hour, per 1,000."""
+    return prices["ec2"][instance]["usd_per_hour"] / (images_per_s * 3600) * 1000
+
+
 def crossover(cost_a, cost_b, low: float = 1e3, high: float = 1e9) -> float | None:
     """The smallest monthly volume (log-spaced search) where path a stops being cheaper than path b."""
     volumes = [low * (high / low) ** (i / 400) for i in range(401)]

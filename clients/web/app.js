@@ -259,6 +259,7 @@ function renderResult(job) {
   const body = $("chart-body");
   body.replaceChildren(...rows.map(([label, score], index) => chartRow(label, score, index === 0)));
   $("model-info").textContent = `Model ${model.name || "?"}, weights ${model.weights || "?"}, engine ${model.engine || "?"}` +
+    `${model.precision && model.precision !== "fp32" ? `, reduced precision ${model.precision}` : ""}` +
     `${model.weights_sha256 ? `, weights SHA-256 ${model.weights_sha256.slice(0, 12)}…` : ""}; job ${job.id}.`;
   section.hidden = false;
 }

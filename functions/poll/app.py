@@ -4,6 +4,7 @@ from aws_lambda_powertools.event_handler import APIGatewayHttpResolver
 from aws_lambda_powertools.metrics import MetricUnit
 
 from cxr_core.bootstrap import runtime
+from cxr_core.fhir import FHIR_CONTENT_TYPE, diagnostic_report, parse_result_format
 from cxr_core.http import audited, caller, install_error_handlers, json_response
 from cxr_core.services import ops
 from cxr_core.services.jobs import (get_job, get_result, job_view, list_jobs, parse_list_query, parse_wait,
@@ -50,7 +51,11 @@ def job_status(job_id: str):
 @audited(app, "GET /v1/jobs/{id}/result", audit_log)
 def job_result(job_id: str):
     client_id = caller(app, runtime().auth).client_id
-    return json_response(200, result_view(get_result(runtime().jobs, job_id, client_id)))
+    result_format = parse_result_format(app.current_event.get_query_string_value("format"))
+    view = result_view(get_result(runtime().jobs, job_id, client_id))
+    if result_format == "fhir":
+        return json_response(200, diagnostic_report(view), {"Content-Type": FHIR_CONTENT_TYPE})
+    return json_response(200, view)
 
 
 @app.get("/v1/ops/health")

@@ -13,6 +13,7 @@ import sys
 import threading
 from pathlib import Path
 
+from . import gateway
 from .stack import LocalStack, Options, say
 
 
@@ -73,6 +74,7 @@ def parse_args(argv: list[str] | None = None) -> Options:
                         help="use this running AWS emulator instead of an embedded moto: creates the template's "
                              "resources there if missing (never on *.amazonaws.com); 'localstack' finds LocalStack "
                              "through localstack-client")
+    gateway.add_arguments(parser)
     args = parser.parse_args(argv)
     root = _find_repo_root()
     return Options(repo_root=root, template=(args.template or root / "template.yaml").resolve(), host=args.host,
@@ -82,7 +84,8 @@ def parse_args(argv: list[str] | None = None) -> Options:
                    max_instances=args.max_instances, max_waiting_polls=args.max_waiting_polls,
                    access_log=args.access_log,
                    ready_file=args.ready_file or root / ".cxr_local" / "ready.json",
-                   log_dir=args.log_dir, api_key=args.api_key, model_dir=args.model_dir, aws_endpoint=args.aws_endpoint)
+                   log_dir=args.log_dir, api_key=args.api_key, model_dir=args.model_dir, aws_endpoint=args.aws_endpoint,
+                   gateway=gateway.options_from(args))
 
 
 SUBCOMMANDS = ("invoke", "env-json")

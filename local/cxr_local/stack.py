@@ -9,6 +9,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from .apigw import Cors, Router
+from .gateway import GatewayOptions, GatewayProcess
+from .gateway import announce as announce_gateway
 from .aws_backend import REGION, AwsBackend
 from .http_api import ApiServer
 from .http_functions import HttpFunctions, merged_environment
@@ -48,6 +50,7 @@ class Options:
     api_key: str | None = None  # the operator key registered when AuthMode=api_key
     model_dir: Path | None = None  # default: <repo>/layers/model/weights (the tests use a stand-in folder of their own)
     aws_endpoint: str | None = None  # an emulator already running (LocalStack, moto): no embedded moto
+    gateway: GatewayOptions | None = None  # --gateway: the DICOM gateway beside the stack (cxr_local.gateway)
 
 
 class LocalStack:
@@ -59,6 +62,7 @@ class LocalStack:
         self.server: ApiServer | None = None
         self.functions: HttpFunctions | None = None
         self.stopping = threading.Event()
+        self.gateway: GatewayProcess | None = None
         self._logs: list = []
         self.info: dict = {}
         self.identity = Identity.new()  # per run: clients never see it, tools read it from the ready file
@@ -150,6 +154,11 @@ class LocalStack:
                      "external_endpoint": bool(aws.external),
                      "events_topic_arn": created.get("topics", {}).get("JobEventsTopic")}
         self.info.update(aws.ready_info())
+        if opts.gateway is not None:
+            self.gateway = GatewayProcess(opts.gateway, opts.repo_root, say)
+            self.info["gateway"] = self.gateway.start(url, opts.host, str(template.parameters.get("AuthMode", "none")),
+                                                      {**base_env, **opts.env}, log=self._log_file("gateway"))
+            announce_gateway(self.info["gateway"], say)
         if opts.ready_file is not None:
             self.info["env_json"] = str(write_env_json_beside(self.info, opts.template, opts.ready_file))
             say(f"sam local invoke --env-vars {self.info['env_json']} (see docs/deploy.md)")
@@ -198,6 +207,8 @@ class LocalStack:
             return
         self.stopping.set()
         say("stopping: API (new requests refused), infer workers and requests in hand drain, functions, moto")
+        if self.gateway is not None:
+            self.gateway.stop()  # a client of the API: it goes first (what it holds is in its store)
         if self.server is not None:
             self.server.stop_accepting()
         if self.worker is not None:

@@ -36,6 +36,12 @@ UNSUPPORTED = lambda reason: reject(415, "UNSUPPORTED_MEDIA_TYPE", reason)  # no
 UNDECODABLE = lambda reason: reject(422, "UNDECODABLE_IMAGE", reason)  # noqa: E731
 
 
+def failed_at_infer(reason: str) -> dict:
+    """Damage that only a full decode finds: submit checks structure only (issue 28), so the upload is accepted (201)
+    and its job ends FAILED at infer with an UNDECODABLE_IMAGE reason, after one delivery (no retry)."""
+    return {"status": 201, "final": "FAILED", "code": "UNDECODABLE_IMAGE", "reason": reason}
+
+
 def _xray(size: int = 256) -> Image.Image:
     """The NIH sample radiograph, downscaled so every derived file stays small."""
     return Image.open(XRAYS / "00000001_000.png").convert("L").resize((size, size), Image.LANCZOS)
@@ -194,7 +200,8 @@ def build() -> dict[str, tuple[bytes, dict]]:
         "png_bad_idat_crc.png": (png[:-20] + bytes([png[-20] ^ 0xFF]) + png[-19:],
                                  UNDECODABLE("a flipped byte near the end breaks a chunk CRC")),
         "png_ihdr_larger_than_data.png": (_png(1024, 1024, zlib.compress(rows)),
-                                          UNDECODABLE("IHDR says 1024x1024, IDAT holds 256x256 pixels")),
+                                          failed_at_infer("IHDR says 1024x1024, IDAT holds 256x256 "
+                                                          "pixels: only inflating IDAT shows it")),
         "png_ihdr_smaller_than_data.png": (_png(64, 64, zlib.compress(rows)),
                                            UNDECODABLE("IHDR says 64x64, IDAT holds 256x256 pixels")),
         "png_bomb_100000x100000.png": (_png(100_000, 100_000, zlib.compress(b"\x00" * 1000)),

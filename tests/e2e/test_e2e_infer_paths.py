@@ -66,10 +66,17 @@ def test_submit_result_then_cache_hit(path_stack, http):
     assert again.json()["result"]["output"] == result["output"]
 
 
-def test_poison_image_ends_failed_and_its_message_in_the_dlq(path_stack, http):
-    """An image that passed submit but cannot be decoded by infer: retried MaxReceiveCount times, then FAILED + DLQ."""
-    job_id = _inject_poison(path_stack, http)
-    final, _ = wait_for_terminal_status(http, path_stack.url, job_id, sla_s=6 * VISIBILITY_S + 30)
+def test_a_failing_job_is_dead_lettered_and_an_undecodable_image_fails_at_once(path_stack, http):
+    """A job whose image cannot be read is retried MaxReceiveCount times, then FAILED + DLQ; an image that passed
+    submit but the decoder refuses (issue 28: submit checks structure only) is FAILED at its first delivery with the
+    decoder's reason, its message deleted, not dead-lettered. Both are listed by /v1/ops/dlq."""
+    gone = _inject_poison(path_stack, http, store=False)
+    refused = _inject_poison(path_stack, http)
+    final, _ = wait_for_terminal_status(http, path_stack.url, refused, sla_s=VISIBILITY_S + 30)
+    assert final["status"] == "FAILED" and final["error"].startswith("UNDECODABLE_IMAGE: "), final
+    attempts = {item["job_id"]["S"]: int(item["attempts"]["N"]) for item in _scan(path_stack, "JobsTable")}
+    assert attempts[refused] == 1
+    final, _ = wait_for_terminal_status(http, path_stack.url, gone, sla_s=6 * VISIBILITY_S + 30)
     assert final["status"] == "FAILED" and final.get("error"), final
     dlq_url = path_stack.info["resources"]["queues"]["JobsDeadLetterQueue"]
     bodies: list[str] = []
@@ -77,11 +84,12 @@ def test_poison_image_ends_failed_and_its_message_in_the_dlq(path_stack, http):
     def in_dlq() -> bool:
         bodies.extend(m["Body"] for m in path_stack.aws("sqs").receive_message(
             QueueUrl=dlq_url, MaxNumberOfMessages=10, VisibilityTimeout=0).get("Messages", []))
-        return any(job_id in body for body in bodies)
+        return any(gone in body for body in bodies)
 
-    wait_until(in_dlq, 3 * VISIBILITY_S + 20, interval_s=0.5, what=lambda: f"{job_id} in the DLQ; seen {bodies}")
+    wait_until(in_dlq, 3 * VISIBILITY_S + 20, interval_s=0.5, what=lambda: f"{gone} in the DLQ; seen {bodies}")
+    assert not any(refused in body for body in bodies)
     listed = http.get(f"{path_stack.url}/v1/ops/dlq", timeout=10)
-    assert listed.status_code == 200 and job_id in listed.text, listed.text
+    assert listed.status_code == 200 and gone in listed.text and refused in listed.text, listed.text
 
 
 def test_killing_the_consumer_mid_batch_loses_nothing_and_does_nothing_twice(path_stack, http):
@@ -113,8 +121,9 @@ def test_killing_the_consumer_mid_batch_loses_nothing_and_does_nothing_twice(pat
         assert "restarting" in logs, logs[-3000:]
 
 
-def _inject_poison(stack, http) -> str:
-    """A job as submit writes it (copied from a real one), whose stored bytes are a PNG header and noise."""
+def _inject_poison(stack, http, store: bool = True) -> str:
+    """A job as submit writes it (copied from a real one), whose stored bytes are a PNG header and noise (store
+    False: whose object is missing from the bucket)."""
     template_job = _scan(stack, "JobsTable")[0]
     poison = b"\x89PNG\r\n\x1a\n" + os.urandom(64)
     digest = hashlib.sha256(poison).hexdigest()
@@ -124,7 +133,8 @@ def _inject_poison(stack, http) -> str:
                  "image_key": {"S": f"images/{digest}"}, "created_at": {"S": now}, "updated_at": {"S": now},
                  "attempts": {"N": "0"}, "cached": {"BOOL": False}})
     resources = stack.info["resources"]
-    stack.aws("s3").put_object(Bucket=resources["buckets"]["ImagesBucket"], Key=f"images/{digest}", Body=poison)
+    if store:
+        stack.aws("s3").put_object(Bucket=resources["buckets"]["ImagesBucket"], Key=f"images/{digest}", Body=poison)
     stack.aws("dynamodb").put_item(TableName=resources["tables"]["JobsTable"], Item=item)
     stack.aws("sqs").send_message(QueueUrl=resources["queues"]["JobsQueue"], MessageBody=json.dumps(
         {"job_id": job_id, "image_key": f"images/{digest}", "image_sha256": digest,

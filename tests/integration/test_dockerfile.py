@@ -19,8 +19,8 @@ DOCKERFILE = (REPO / "Dockerfile").read_text()
 WEIGHTS_SOURCE = "layers/model/weights/"  # the tests build their stand-in elsewhere (tests/model_support.py)
 
 
-def instructions() -> list[tuple[str, str]]:
-    joined = DOCKERFILE.replace("\\\n", " ")
+def instructions(dockerfile: str = DOCKERFILE) -> list[tuple[str, str]]:
+    joined = dockerfile.replace("\\\n", " ")
     return [(line.split(None, 1)[0].upper(), line.split(None, 1)[1].strip())
             for line in joined.splitlines() if line.strip() and not line.lstrip().startswith("#")]
 
@@ -31,11 +31,11 @@ def one(keyword: str) -> str:
     return found[0]
 
 
-def dockerignore_allows(path: str) -> bool:
+def dockerignore_allows(path: str, ignore_file: str = ".dockerignore") -> bool:
     """Docker's rule: the last matching pattern wins; a pattern matching a parent folder matches its files."""
     allowed = True
     candidates = [path] + ["/".join(path.split("/")[:i]) for i in range(1, path.count("/") + 1)]
-    for line in (REPO / ".dockerignore").read_text().splitlines():
+    for line in (REPO / ignore_file).read_text().splitlines():
         line = line.strip()
         if not line or line.startswith("#"):
             continue
@@ -54,9 +54,9 @@ def source_matches(source: str, weights: Path) -> list[str]:
     return glob.glob(str(REPO / source))
 
 
-def copies() -> list[tuple[list[str], str]]:
+def copies(dockerfile: str = DOCKERFILE) -> list[tuple[list[str], str]]:
     result = []
-    for key, args in instructions():
+    for key, args in instructions(dockerfile):
         if key == "COPY":
             *sources, destination = shlex.split(args)
             result.append(([s for s in sources if not s.startswith("--")], destination))
@@ -86,8 +86,9 @@ def built_weights(tmp_path_factory) -> Path:
     return Path(built_model_dir(str(tmp_path_factory.mktemp("model"))))
 
 
-def test_every_copied_file_exists_and_passes_the_dockerignore_allow_list(built_weights):
-    for sources, _ in copies():
+def check_copies(built_weights: Path, dockerfile: str = DOCKERFILE, ignore_file: str = ".dockerignore") -> None:
+    """Every COPY source names something, and each file it names passes the build context's allow-list."""
+    for sources, _ in copies(dockerfile):
         for source in sources:
             matches = source_matches(source, built_weights)
             assert matches, f"COPY {source}: nothing there"
@@ -97,7 +98,11 @@ def test_every_copied_file_exists_and_passes_the_dockerignore_allow_list(built_w
                 for file in files:
                     relative = (WEIGHTS_SOURCE + Path(file).name if source.startswith(WEIGHTS_SOURCE)
                                 else str(Path(file).relative_to(REPO)))
-                    assert dockerignore_allows(relative), file
+                    assert dockerignore_allows(relative, ignore_file), file
+
+
+def test_every_copied_file_exists_and_passes_the_dockerignore_allow_list(built_weights):
+    check_copies(built_weights)
     assert not dockerignore_allows(".venv/bin/python")
     assert not dockerignore_allows("layers/model/weights/some-torch-weights.pt")
     assert not dockerignore_allows("functions/infer/__pycache__/app.cpython-312.pyc")
@@ -105,10 +110,13 @@ def test_every_copied_file_exists_and_passes_the_dockerignore_allow_list(built_w
 
 @pytest.fixture(scope="module")
 def image_root(tmp_path_factory, built_weights) -> Path:
+    return lay_out_image(tmp_path_factory.mktemp("image"), built_weights)
+
+
+def lay_out_image(root: Path, built_weights: Path, dockerfile: str = DOCKERFILE) -> Path:
     """The image's file system as far as this repository provides it: each COPY carried out."""
-    root = tmp_path_factory.mktemp("image")
     workdir = Path("/")
-    for key, args in instructions():
+    for key, args in instructions(dockerfile):
         if key == "WORKDIR":
             workdir = Path(args)
         if key != "COPY":

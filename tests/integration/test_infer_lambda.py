@@ -55,12 +55,11 @@ def test_partial_batch_failure_reports_only_the_failed_record(runtime, infer_han
     purge_queue(runtime)
     good = [submit_image(Upload(perturbed_png(seed)), runtime.submit_deps()).job
             for seed in (os.getpid() * 7 + 1, os.getpid() * 7 + 2)]
-    poison_bytes = b"\x89PNG\r\n\x1a\n" + os.urandom(40)
-    digest = hashlib.sha256(poison_bytes).hexdigest()
+    # a failure a retry may cure: the image cannot be read (an image the decoder refuses fails at once, see below)
+    digest = hashlib.sha256(os.urandom(40)).hexdigest()
     moment = iso(utc_now())
     poison = Job(job_id=f"{digest[:8]}-0000-4000-8000-{digest[:12]}", status=JobStatus.QUEUED, image_sha256=digest,
                  image_key=f"images/{digest}", model_id=good[0].model_id, created_at=moment, updated_at=moment)
-    runtime.images.put(poison.image_key, poison_bytes, "image/png")
     runtime.jobs.create_job(poison)
     from cxr_core.domain import JobMessage
     runtime.queue.send(JobMessage(poison.job_id, poison.image_key, poison.image_sha256, poison.model_id))
@@ -90,3 +89,23 @@ def test_a_record_whose_job_runs_elsewhere_comes_back_when_that_lease_ends(runti
     again = runtime.sqs.receive_message(QueueUrl=runtime.settings.queue_url, WaitTimeSeconds=TEST_VISIBILITY_SECONDS - 1)
     assert again.get("Messages"), "not back before the visibility timeout"
     assert time.monotonic() - returned_at < TEST_VISIBILITY_SECONDS - 1
+
+
+def test_damage_only_a_decode_finds_passes_submit_and_fails_the_job_at_its_first_delivery(runtime, infer_handler):
+    """Issue 28: submit checks structure only, so a PNG whose IHDR declares more pixels than its IDAT holds is
+    accepted; the infer handler fails that job at once (no batchItemFailures, no retry) with the decoder's reason,
+    and completes its neighbour in the same batch."""
+    from pathlib import Path
+
+    purge_queue(runtime)
+    damaged_bytes = (Path(__file__).resolve().parents[1] / "corpus" / "files" / "png_ihdr_larger_than_data.png").read_bytes()
+    damaged = submit_image(Upload(damaged_bytes), runtime.submit_deps())
+    assert damaged.created  # 201: the structure is sound
+    good = submit_image(Upload(perturbed_png(os.getpid() * 7 + 4)), runtime.submit_deps()).job
+    response = infer_handler(sqs_event(runtime, 2), Context())
+    assert response == {"batchItemFailures": []}
+    failed = runtime.jobs.get_job(damaged.job.job_id)
+    assert failed.status is JobStatus.FAILED and failed.error.startswith("UNDECODABLE_IMAGE: PNG "), failed.error
+    assert runtime.jobs.get_job(good.job_id).status is JobStatus.COMPLETED
+    left = runtime.sqs.receive_message(QueueUrl=runtime.settings.queue_url, WaitTimeSeconds=1)
+    assert not left.get("Messages")  # deleted: the queue will not deliver it again

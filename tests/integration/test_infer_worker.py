@@ -116,27 +116,40 @@ def test_duplicate_messages_for_one_job_give_one_result(runtime, stack_env, subm
         assert worker.stop() == 0
 
 
-def test_poison_image_ends_failed_with_a_reason_and_reaches_the_dlq(runtime, stack_env, tmp_path):
-    purge_queue(runtime)
-    poison = b"\x89PNG\r\n\x1a\n" + os.urandom(64)  # what upload validation would never let through
-    digest = __import__("hashlib").sha256(poison).hexdigest()
+def _inject(runtime, label: str, image: bytes | None) -> Job:
+    """A job as submit writes it, QUEUED with its message sent; image None: its object is missing from the bucket."""
+    digest = __import__("hashlib").sha256(image if image is not None else os.urandom(32)).hexdigest()
     moment = iso(utc_now())
-    job = Job(job_id=f"{os.urandom(4).hex()}-poison-0000-0000-000000000000"[:36], status=JobStatus.QUEUED,
+    job = Job(job_id=f"{os.urandom(4).hex()}-{label}-0000-0000-000000000000"[:36], status=JobStatus.QUEUED,
               image_sha256=digest, image_key=f"images/{digest}", model_id="densenet121-res224-all@test",
               created_at=moment, updated_at=moment)
-    runtime.images.put(job.image_key, poison, "image/png")
+    if image is not None:
+        runtime.images.put(job.image_key, image, "image/png")
     runtime.jobs.create_job(job)
     runtime.queue.send(JobMessage(job.job_id, job.image_key, job.image_sha256, job.model_id))
+    return job
+
+
+def test_a_job_that_keeps_failing_is_retried_then_failed_and_dead_lettered_an_undecodable_image_fails_at_once(
+        runtime, stack_env, tmp_path):
+    """A failure a retry may cure (the image cannot be read) goes round MaxReceiveCount times, then FAILED + DLQ; an
+    image the decoder refuses (noise after a PNG signature: what structural checks at submit would refuse, and
+    stands for damage only a decode finds, issue 28) is FAILED at its first delivery with the decoder's reason."""
+    purge_queue(runtime)
+    missing = _inject(runtime, "gone", None)
+    undecodable = _inject(runtime, "bad", b"\x89PNG\r\n\x1a\n" + os.urandom(64))
     worker = Worker(stack_env, tmp_path / "worker.log", processes=1)
     try:
-        failed = wait_until(lambda: (j := runtime.jobs.get_job(job.job_id)).status is JobStatus.FAILED and j, 90)
+        refused = wait_until(lambda: (j := runtime.jobs.get_job(undecodable.job_id)).status is JobStatus.FAILED and j, 90)
+        assert refused.attempts == 1 and refused.error.startswith("UNDECODABLE_IMAGE: "), refused.error
+        failed = wait_until(lambda: (j := runtime.jobs.get_job(missing.job_id)).status is JobStatus.FAILED and j, 90)
         assert failed.error and failed.attempts == runtime.settings.max_receive_count
-        wait_until(lambda: runtime.queue.depth()["dead_letter"] == 1, 60)
+        wait_until(lambda: runtime.queue.depth()["dead_letter"] == 1, 60)  # the missing image's message only
     finally:
         assert worker.stop() == 0
     from cxr_core.services.ops import dead_letters
     listed = dead_letters(runtime.jobs, runtime.queue)
-    assert job.job_id in [entry["id"] for entry in listed["failed_jobs"]]
+    assert {missing.job_id, undecodable.job_id} <= {entry["id"] for entry in listed["failed_jobs"]}
 
 
 def test_sigterm_finishes_the_batch_in_hand_and_loses_nothing(runtime, stack_env, submit, tmp_path):

@@ -173,8 +173,31 @@ def test_an_image_overwritten_after_submit_fails_its_job_without_inference(world
 
 def test_a_dicom_is_checked_against_the_hash_of_its_stored_de_identified_bytes(world):
     jobs, images, queue, submit, infer, _ = world
-    submit.deidentify_dicom = lambda data: data.replace(b"PATIENT", b"")
+    submit.deidentify_dicom = lambda data, digest: data.replace(b"PATIENT", b"")
     submit.check_image = lambda data: type("Info", (), {"format": "dicom"})()
     submit_image(Upload(b"\x89PNG\r\n\x1a\nPATIENT scan"), submit)
     report = process_batch([InboundMessage("m0", json.dumps(queue.messages[0].to_dict()))], infer)
     assert len(report.completed_jobs) == 1, report
+
+
+def test_an_image_the_decoder_refuses_fails_its_job_at_once_with_the_decoders_reason(world):
+    """Submit checks structure only (issue 28): what a full decode alone finds fails the job on its first delivery,
+    no retry loop, with the decoder's message; its neighbours in the batch still complete."""
+    from cxr_model import ImageError
+
+    jobs, *_, infer, predictor = world
+    messages = submit_all(world, [b"DAMAGED", b"fine"])
+    plain = predictor.preprocess
+
+    def preprocess(data):
+        if data.endswith(b"DAMAGED"):
+            raise ImageError.undecodable("PNG data is corrupt or truncated (SyntaxError)")
+        return plain(data)
+    predictor.preprocess = preprocess
+    report = process_batch(messages, infer)
+    damaged = json.loads(messages[0].body)["job_id"]
+    assert report.failed_jobs == [damaged] and sorted(report.succeeded) == ["m0", "m1"] and report.failed == []
+    job = jobs.get_job(damaged)
+    assert job.status is JobStatus.FAILED
+    assert job.error == "UNDECODABLE_IMAGE: PNG data is corrupt or truncated (SyntaxError)"
+    assert predictor.batches == [1] and len(report.completed_jobs) == 1

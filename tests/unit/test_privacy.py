@@ -94,3 +94,26 @@ def test_pixels_and_decoding_are_unchanged_and_the_result_is_deterministic(loade
     for name in ("siim_pneumothorax_sample.dcm", "Fake_MONOHR1.dcm"):
         original = (XRAYS / name).read_bytes()
         assert check_image(deidentify_dicom(original)).format == "dicom"
+
+
+@pytest.mark.parametrize("syntax", ["ExplicitVRLittleEndian", "ImplicitVRLittleEndian", "DeflatedExplicitVRLittleEndian",
+                                    "RLELossless", "JPEGBaseline8Bit"])
+def test_native_pixel_data_is_spliced_byte_for_byte_as_writing_it_would_give(syntax, monkeypatch):
+    """Issue 28: native PixelData (over 64 KiB) is copied from the upload after the kept header, not read and written
+    again; the stored file is the same bytes as the full rewrite's, and its pixels are the original's."""
+    import hashlib
+
+    import cxr_model.privacy as privacy
+    from tests.dicom_factory import encode_dicom
+
+    rng = np.random.default_rng(5)
+    array = rng.integers(0, 4096 if syntax != "JPEGBaseline8Bit" else 256, size=(300, 280)).astype(
+        np.uint16 if syntax != "JPEGBaseline8Bit" else np.uint8)
+    source = encode_dicom(array, syntax)
+    spliced = privacy._pixel_element_bytes(source, pydicom.dcmread(io.BytesIO(source), force=True, defer_size=65536))
+    assert (spliced is not None) == (syntax in ("ExplicitVRLittleEndian", "ImplicitVRLittleEndian"))
+    fast = deidentify_dicom(source, hashlib.sha256(source).hexdigest())
+    monkeypatch.setattr(privacy, "_pixel_element_bytes", lambda *args: None)
+    assert fast == deidentify_dicom(source)
+    assert np.array_equal(pydicom.dcmread(io.BytesIO(fast)).pixel_array,
+                          pydicom.dcmread(io.BytesIO(source)).pixel_array)

@@ -12,8 +12,13 @@ from .template_support import TEMPLATE, as_list, raw, role_actions, role_stateme
 
 FLEET = ("WorkerLogGroup", "WorkerSecurityGroup", "WorkerInstanceRole", "WorkerInstanceProfile",
          "WorkerLaunchTemplate", "WorkerGroup", "WorkerBacklogScalingPolicy")
-# Settings the worker image fixes on purpose: its own weights path, and no torch in the image.
-IMAGE_FIXED = {"MODEL_DIR": "/opt/weights", "MODEL_ENGINE": "onnxruntime"}
+# Settings the worker image fixes on purpose: its own weights path.
+IMAGE_FIXED = {"MODEL_DIR": "/opt/weights"}
+# Settings the instance type decides (GPU instance types: the GPU image's engine, bigger batches): variable -> If
+BY_INSTANCE_TYPE = {"MODEL_ENGINE": ["torch-cuda", "onnxruntime"],
+                    "INFER_BATCH_SIZE": [{"Ref": "WorkerGpuBatchSize"}, {"Ref": "InferBatchSize"}],
+                    "INFER_BATCH_WINDOW_SECONDS": [{"Ref": "WorkerGpuBatchWindowSeconds"},
+                                                   {"Ref": "InferBatchWindowSeconds"}]}
 
 
 def user_data_env() -> tuple[dict[str, str], dict]:
@@ -55,7 +60,8 @@ def test_scaling_tracks_queue_backlog_per_in_service_instance():
     config = resources["WorkerBacklogScalingPolicy"]["Properties"]
     assert config["PolicyType"] == "TargetTrackingScaling"
     tracking = config["TargetTrackingConfiguration"]
-    assert tracking["TargetValue"] == {"Ref": "WorkerTargetBacklogPerInstance"}
+    assert tracking["TargetValue"] == {"Fn::If": ["WorkerIsGpu", {"Ref": "WorkerGpuTargetBacklogPerInstance"},
+                                                  {"Ref": "WorkerTargetBacklogPerInstance"}]}
     metrics = {m["Id"]: m for m in tracking["CustomizedMetricSpecification"]["Metrics"]}
     queued = metrics["queued"]["MetricStat"]["Metric"]
     instances = metrics["instances"]["MetricStat"]["Metric"]
@@ -100,6 +106,9 @@ def test_worker_container_gets_every_setting_the_functions_get():
     for key, value in globals_env.items():
         if key in IMAGE_FIXED:
             assert env[key] == IMAGE_FIXED[key]
+        elif key in BY_INSTANCE_TYPE:
+            name = re.fullmatch(r"\$\{(\w+)\}", env[key]).group(1)
+            assert variables[name] == {"Fn::If": ["WorkerIsGpu", *BY_INSTANCE_TYPE[key]]}, key
         elif isinstance(value, dict) and "Ref" in value:
             assert env[key] == "${%s}" % value["Ref"], key
         elif isinstance(value, dict) and "Fn::FindInMap" in value:

@@ -177,7 +177,9 @@ def test_alarms_watch_dead_letter_depth_and_queue_age():
     age = alarms["ApproximateAgeOfOldestMessage"]
     assert age["Dimensions"] == [{"Name": "QueueName", "Value": {"Fn::GetAtt": ["JobsQueue", "QueueName"]}}]
     assert age["Threshold"] == {"Ref": "QueueAgeAlarmSeconds"}
-    assert all(alarm["AlarmActions"] == [{"Ref": "AlarmTopic"}] for alarm in alarms.values())
+    assert all(alarm["AlarmActions"] == [{"Ref": "AlarmTopic"}] for alarm in (dlq, age))
+    # every other alarm (the gateway's host checks) tells the operators too, beside its EC2 action
+    assert all({"Ref": "AlarmTopic"} in alarm["AlarmActions"] for alarm in alarms.values())
 
 
 def test_cors_is_off_by_default_and_allows_exactly_the_given_origin():

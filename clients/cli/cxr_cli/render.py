@@ -113,7 +113,7 @@ def counts_table(counts: dict[str, int]) -> str:
     return "\n".join(lines)
 
 
-MODEL_FIELDS = ("name", "weights", "weights_sha256", "engine", "preprocess")
+MODEL_FIELDS = ("name", "weights", "weights_sha256", "engine", "preprocess", "precision")
 
 
 def csv_text(rows: list[dict]) -> str:

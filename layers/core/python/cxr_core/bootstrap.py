@@ -67,21 +67,22 @@ class Runtime:
         """The model's identity without loading the network (submit and poll never run it)."""
         from cxr_model import read_identity
         return read_identity(self.settings.model_dir, name=self.settings.model_name,
-                             engine=self.settings.model_engine, preprocess_mode=self.settings.preprocess_mode)
+                             engine=self.settings.model_engine, preprocess_mode=self.settings.preprocess_mode,
+                             precision=self.settings.model_precision)
 
     @cached_property
     def predictor(self):
         from cxr_model import load_predictor
         return load_predictor(self.settings.model_dir, engine=self.settings.model_engine,
                               threads=self.settings.model_threads, preprocess_mode=self.settings.preprocess_mode,
-                              name=self.settings.model_name)
+                              name=self.settings.model_name, precision=self.settings.model_precision)
 
     def _model_ready(self) -> dict:
         """The artifacts on disk still name the model this process serves (a rebuilt model means a restart)."""
         from cxr_model import check_artifacts
         config = self.settings
         on_disk = check_artifacts(config.model_dir, name=config.model_name, engine=config.model_engine,
-                                  preprocess_mode=config.preprocess_mode)
+                                  preprocess_mode=config.preprocess_mode, precision=config.model_precision)
         if on_disk["model_id"] != self.model_identity["model_id"]:
             raise RuntimeError(f"serving {self.model_identity['model_id']} but {on_disk['model_id']} is on disk")
         return on_disk
@@ -133,7 +134,7 @@ class Runtime:
 
     @cached_property
     def _executor(self) -> ThreadPoolExecutor:
-        return ThreadPoolExecutor(max_workers=min(8, self.settings.infer_batch_size), thread_name_prefix="fetch")
+        return ThreadPoolExecutor(max_workers=self.settings.decode_threads, thread_name_prefix="fetch")
 
     def infer_deps(self) -> InferDeps:
         return InferDeps(jobs=self.jobs, images=self.images, predictor=self.predictor, executor=self._executor,

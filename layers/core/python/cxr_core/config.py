@@ -24,9 +24,11 @@ class Settings:
     model_dir: str
     model_engine: str
     model_threads: int
+    model_precision: str
     preprocess_mode: str
     infer_batch_size: int
     infer_batch_window_seconds: float
+    decode_threads: int
     visibility_timeout_seconds: int
     worker_processes: int
     stuck_job_seconds: int
@@ -81,9 +83,12 @@ def read_settings(environment: Mapping[str, str]) -> Settings:
         model_dir=env("MODEL_DIR", "/opt/weights"),
         model_engine=env("MODEL_ENGINE", "onnxruntime"),
         model_threads=_int("MODEL_THREADS", 1),
+        model_precision=env("MODEL_PRECISION", "fp32"),
         preprocess_mode=env("PREPROCESS_MODE", "exact"),
         infer_batch_size=_int("INFER_BATCH_SIZE", 8),
         infer_batch_window_seconds=float(env("INFER_BATCH_WINDOW_SECONDS", "0")),
+        # threads fetching and decoding a batch's images (0: one per image up to 8); a GPU worker wants them all
+        decode_threads=_int("DECODE_THREADS", 0) or min(8, _int("INFER_BATCH_SIZE", 8)),
         visibility_timeout_seconds=_int("VISIBILITY_TIMEOUT_SECONDS", 360),
         worker_processes=_int("WORKER_PROCESSES", os.cpu_count() or 1),
         stuck_job_seconds=_int("STUCK_JOB_SECONDS", 900),

@@ -1,4 +1,4 @@
-"""Format sniffing, cheap upload validation and PNG/JPEG decoding (DICOM lives in dicom.py)."""
+"""Format sniffing, structure-level upload validation and PNG/JPEG decoding (DICOM lives in dicom.py)."""
 from __future__ import annotations
 
 import io
@@ -11,7 +11,8 @@ from PIL import Image
 from .dicom import check_dicom, dicom_jpeg_frame, read_dicom
 from .errors import ImageError
 from .pixels import JPEG_MAGIC, Pixels, check_size
-from .png_check import check_png_payload
+from .png_decode import fast_png_decode
+from .raster_check import check_jpeg_structure, check_png_structure
 
 _PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 _RASTER_MODES = {"1", "L", "LA", "P", "PA", "RGB", "RGBA", "I;16", "I;16B", "I;16L", "I"}
@@ -52,35 +53,22 @@ def _open_raster(data: bytes, fmt: str) -> Image.Image:
 
 
 def check_image(data: bytes) -> ImageInfo:
-    """Validate an upload without a full decode: 415 for foreign formats, 422 for broken or absurd images."""
+    """Validate an upload by its structure, decoding no pixels: 415 for foreign formats, 422 for what the headers,
+    chunk/segment framing and CRCs show broken or absurd. Damage only a full decode finds fails the job at infer."""
     fmt = sniff_format(data)
     if fmt is None:
         raise ImageError.unsupported("the upload is not a PNG, JPEG or DICOM image")
     if fmt == "dicom":
-        ds = read_dicom(data)
-        width, height = check_dicom(ds)
+        ds = read_dicom(data, defer_pixels=True)
+        width, height = check_dicom(ds, source=data)
         frame = dicom_jpeg_frame(ds)
-        if frame is not None:  # baseline JPEG inside: verify it as cheaply as a plain JPEG upload
-            _verify_raster(_open_raster(frame, "jpeg"), "jpeg", frame)
+        if frame is not None:  # baseline JPEG inside: the same structure check as a plain JPEG upload
+            _open_raster(frame, "jpeg")
+            check_jpeg_structure(frame)
         return ImageInfo(fmt, width, height, str(ds.PhotometricInterpretation))
     image = _open_raster(data, fmt)
-    info = ImageInfo(fmt, image.size[0], image.size[1], image.mode)  # before a draft decode shrinks the image
-    _verify_raster(image, fmt, data)
-    return info
-
-
-def _verify_raster(image: Image.Image, fmt: str, data: bytes) -> None:
-    try:
-        if fmt == "png":
-            image.verify()  # walks every chunk and checks CRCs
-            check_png_payload(data)  # verify() never inflates IDAT: a lying IHDR would pass it
-        else:
-            image.draft("L", (max(1, image.size[0] // 8), max(1, image.size[1] // 8)))
-            image.load()  # a 1/8-scale decode still parses the whole entropy-coded stream
-    except ImageError:
-        raise
-    except Exception as exc:
-        raise ImageError.undecodable(f"{fmt.upper()} data is corrupt or truncated ({type(exc).__name__})") from None
+    (check_png_structure if fmt == "png" else check_jpeg_structure)(data)
+    return ImageInfo(fmt, image.size[0], image.size[1], image.mode)
 
 
 def raster_pixels(data: bytes, fmt: str) -> Pixels:
@@ -91,21 +79,26 @@ def raster_pixels(data: bytes, fmt: str) -> Pixels:
     """
     image = _open_raster(data, fmt)
     try:
+        decoded = fast_png_decode(data, image) if fmt == "png" else None
+        if isinstance(decoded, Image.Image):
+            image = decoded
         if image.mode in ("1", "P", "PA"):
             image = image.convert("RGBA" if image.mode == "PA" or "transparency" in image.info else
                                   ("L" if image.mode == "1" else "RGB"))
-        array = _jpeg_array(data, image.mode) if fmt == "jpeg" else None
+        array = decoded if isinstance(decoded, np.ndarray) else None
+        if fmt == "jpeg":
+            array = _jpeg_array(data, image.mode)
         if array is None:
             array = _pixel_array(image, "RGB" if image.mode == "RGBA" else None)
-    except ImageError:
-        raise
+    except (ImageError, MemoryError):
+        raise  # out of memory says nothing about the image: infer retries it, never fails it as undecodable
     except Exception as exc:
         raise ImageError.undecodable(f"{fmt.upper()} data is corrupt or truncated ({type(exc).__name__})") from None
     if array.ndim == 3 and array.shape[2] == 2:
         array = array[:, :, 0]
     if array.dtype == np.uint8:
         return Pixels(array, 255)
-    if array.max(initial=0) > 65535 or array.min(initial=0) < 0:
+    if array.dtype != np.uint16 and (array.max(initial=0) > 65535 or array.min(initial=0) < 0):
         raise ImageError.undecodable("PNG pixel values are outside the 16-bit range")
     return Pixels(array, 65535)
 

@@ -8,14 +8,15 @@ from .artifacts import (RANDOM_INIT, ArtifactPaths, has_stand_in_marker, read_pr
 from .specs import get_spec
 
 
-def model_id(name: str, weights_sha256: str, preprocess_mode: str = "exact") -> str:
-    """The result-cache key's model part: the weights and the preprocessing decide the answer, not the engine
-    (onnxruntime and torch agree to 1e-4; another preprocessing would not)."""
-    return f"{name}@{weights_sha256[:16]}/{preprocess_mode}"
+def model_id(name: str, weights_sha256: str, preprocess_mode: str = "exact", precision: str = "fp32") -> str:
+    """The result-cache key's model part: the weights, the preprocessing and the precision decide the answer, not the
+    engine (onnxruntime and torch, CPU or GPU, agree to 1e-4 in fp32; bf16/fp16 move scores by up to ~1e-2)."""
+    key = f"{name}@{weights_sha256[:16]}/{preprocess_mode}"
+    return key if precision == "fp32" else f"{key}/{precision}"  # fp32 keys unchanged: the cache stays valid
 
 
 def read_identity(model_dir: str, name: str = "densenet121-res224-all", engine: str = "onnxruntime",
-                  preprocess_mode: str = "exact") -> dict:
+                  preprocess_mode: str = "exact", precision: str = "fp32") -> dict:
     spec = get_spec(name)
     paths = ArtifactPaths(os.path.abspath(model_dir), spec)
     record = read_provenance(paths) or {}
@@ -27,17 +28,18 @@ def read_identity(model_dir: str, name: str = "densenet121-res224-all", engine: 
     stand_in = os.path.isfile(paths.weights) and has_stand_in_marker(paths.weights)  # no .pt on Lambda: the record
     kind = weights_kind(spec, sha256, record.get("weights"), RANDOM_INIT if stand_in else None)
     identity = {"name": name, "weights_sha256": sha256, "weights": kind, "engine": engine,
-                "preprocess": preprocess_mode, "model_id": model_id(name, sha256, preprocess_mode)}
+                "preprocess": preprocess_mode, "precision": precision,
+                "model_id": model_id(name, sha256, preprocess_mode, precision)}
     if warning := weights_warning(kind):
         identity["warning"] = warning
     return identity
 
 
 def check_artifacts(model_dir: str, name: str = "densenet121-res224-all", engine: str = "onnxruntime",
-                    preprocess_mode: str = "exact") -> dict:
+                    preprocess_mode: str = "exact", precision: str = "fp32") -> dict:
     """The identity, once the file the engine would load is on disk (a readiness check: nothing is loaded)."""
     paths = ArtifactPaths(os.path.abspath(model_dir), get_spec(name))
-    needed = paths.onnx if engine == "onnxruntime" else paths.weights
+    needed = paths.onnx if engine.startswith("onnxruntime") else paths.weights
     if not os.path.isfile(needed):
         raise FileNotFoundError(f"{needed} missing: run python -m cxr_model_build.build")
-    return read_identity(model_dir, name=name, engine=engine, preprocess_mode=preprocess_mode)
+    return read_identity(model_dir, name=name, engine=engine, preprocess_mode=preprocess_mode, precision=precision)

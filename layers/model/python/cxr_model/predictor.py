@@ -8,7 +8,7 @@ import numpy as np
 
 from .artifacts import (RANDOM_INIT, ArtifactPaths, has_stand_in_marker, read_provenance, weights_kind,
                         weights_warning)
-from .engines import ENGINES
+from .engines import check_engine_settings
 from .identity import model_id
 from .preprocess import PREPROCESS_MODES, preprocess
 from .specs import get_spec
@@ -24,22 +24,38 @@ class ModelArtifactsMissing(RuntimeError):
     """The build step has not been run for this model directory."""
 
 
-class Predictor:
-    def __init__(self, engine, labels: tuple[str, ...], identity: dict, preprocess_mode: str):
+class CpuPipeline:
+    """The whole preprocessing on the CPU (in the caller's threads), then one forward pass of the stacked tensors."""
+
+    def __init__(self, engine, preprocess_mode: str):
         self.engine = engine
-        self.labels = labels
-        self.identity = identity
-        self.model_id = model_id(identity["name"], identity["weights_sha256"], preprocess_mode)
         self.preprocess_mode = preprocess_mode
 
     def preprocess(self, data: bytes) -> np.ndarray:
         return preprocess(data, self.preprocess_mode)
 
-    def predict(self, images: list[np.ndarray]) -> list[Prediction]:
+    def scores(self, images: list[np.ndarray]) -> np.ndarray:
+        return self.engine.run(np.stack(images).astype(np.float32, copy=False))
+
+
+class Predictor:
+    """pipeline: where preprocessing ends and the engine begins (CpuPipeline; the GPU's is engines.torch_device)."""
+
+    def __init__(self, engine, labels: tuple[str, ...], identity: dict, preprocess_mode: str, pipeline=None):
+        self.engine = engine
+        self.labels = labels
+        self.identity = identity
+        self.model_id = model_id(identity["name"], identity["weights_sha256"], preprocess_mode, identity["precision"])
+        self.preprocess_mode = preprocess_mode
+        self.pipeline = pipeline or CpuPipeline(engine, preprocess_mode)
+
+    def preprocess(self, data: bytes):
+        return self.pipeline.preprocess(data)
+
+    def predict(self, images: list) -> list[Prediction]:
         if not images:
             return []
-        scores = self.engine.run(np.stack(images).astype(np.float32, copy=False))
-        return [self._prediction(row) for row in scores]
+        return [self._prediction(row) for row in self.pipeline.scores(images)]
 
     def _prediction(self, row: np.ndarray) -> Prediction:
         output = {label: float(value) for label, value in zip(self.labels, row) if label}
@@ -53,30 +69,32 @@ def top_label(output: dict[str, float]) -> str:
     return min(output.items(), key=lambda item: (-item[1], item[0]))[0]
 
 
-def _identity(name: str, sha256: str, weights: str, engine: str, preprocess_mode: str) -> dict:
+def _identity(name: str, sha256: str, weights: str, engine: str, preprocess_mode: str, precision: str) -> dict:
     identity = {"name": name, "weights_sha256": sha256, "weights": weights, "engine": engine,
-                "preprocess": preprocess_mode}
+                "preprocess": preprocess_mode, "precision": precision}
     if warning := weights_warning(weights):
         identity["warning"] = warning
     return identity
 
 
 def load_predictor(model_dir: str, engine: str = "onnxruntime", threads: int = 1,
-                   preprocess_mode: str = "exact", name: str = "densenet121-res224-all") -> Predictor:
-    if engine not in ENGINES:
-        raise ValueError(f"unknown engine {engine!r}; expected one of {ENGINES}")
+                   preprocess_mode: str = "exact", name: str = "densenet121-res224-all",
+                   precision: str = "fp32") -> Predictor:
+    """engine: onnxruntime (the default, CPU), torch (CPU), torch-cuda or onnxruntime-cuda (NVIDIA GPU: raise
+    EngineUnavailable where there is none); precision: fp32, or bf16/fp16 (torch engines, opt-in, in the model id)."""
+    check_engine_settings(engine, precision)
     if preprocess_mode not in PREPROCESS_MODES:
         raise ValueError(f"unknown preprocess mode {preprocess_mode!r}; expected one of {PREPROCESS_MODES}")
     spec = get_spec(name)
     paths = ArtifactPaths(os.path.abspath(model_dir), spec)
     _limit_blas_threads(threads)
     record = read_provenance(paths) or {}
-    if engine == "onnxruntime":
+    if engine.startswith("onnxruntime"):
         if not os.path.isfile(paths.onnx):
             raise ModelArtifactsMissing(f"{paths.onnx} missing: run python -m cxr_model_build.build --model-dir {model_dir}")
         from .engines.onnx_engine import OnnxEngine
 
-        runner = OnnxEngine(paths.onnx, threads)
+        runner = OnnxEngine(paths.onnx, threads, device="cuda" if engine == "onnxruntime-cuda" else "cpu")
         sha256 = runner.metadata["cxr_model.weights_sha256"]
         kind = weights_kind(spec, sha256, runner.metadata.get("cxr_model.weights"),
                             record.get("weights") if record.get("sha256") == sha256 else None)
@@ -86,12 +104,19 @@ def load_predictor(model_dir: str, engine: str = "onnxruntime", threads: int = 1
         from .artifacts import sha256_file
         from .engines.torch_engine import TorchEngine
 
-        runner = TorchEngine.load(paths.model_dir, name, threads)
+        runner = TorchEngine.load(paths.model_dir, name, threads, "cuda" if engine == "torch-cuda" else "cpu", precision)
+        runner.check_precision()  # a reduced precision past its bound on the scores never serves
         sha256 = sha256_file(paths.weights)
         onnx_marker = _onnx_weights_marker(paths.onnx, sha256)
         kind = weights_kind(spec, sha256, record.get("weights") if record.get("sha256") == sha256 else None,
                             onnx_marker, RANDOM_INIT if has_stand_in_marker(paths.weights) else None)
-    return Predictor(runner, spec.labels, _identity(name, sha256, kind, engine, preprocess_mode), preprocess_mode)
+    identity = _identity(name, sha256, kind, engine, preprocess_mode, precision)
+    pipeline = None
+    if engine == "torch-cuda":  # decode on the CPU, resize and forward batched on the GPU
+        from .engines.torch_device import DevicePipeline
+
+        pipeline = DevicePipeline(runner)
+    return Predictor(runner, spec.labels, identity, preprocess_mode, pipeline)
 
 
 def _limit_blas_threads(threads: int) -> None:

@@ -1,6 +1,8 @@
 """Image bytes -> the (1, 224, 224) float32 tensor torchxrayvision's DenseNet expects."""
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 
 from .decode import raster_pixels, sniff_format
@@ -30,26 +32,44 @@ def _check_range(pixels: Pixels) -> None:
         raise ImageError.undecodable(f"pixel values exceed the declared bit depth (max {maxval})")
 
 
-def preprocess_exact(data: bytes, size: int = 224) -> np.ndarray:
-    """torchxrayvision's recommended pipeline, numerically identical up to float rounding (~1e-4)."""
+@dataclass(frozen=True)
+class Cropped:
+    """The square crop of the integer pixels and the affine map (normalize, MONOCHROME1's inversion) still to apply:
+    everything before the resize, which can then run here (resize_square) or batched on a GPU (engines.torch_resize)."""
+    pixels: np.ndarray
+    scale: float
+    offset: float
+
+
+def decode_pixels(data: bytes) -> Pixels:
     fmt = sniff_format(data)
     if fmt is None:
         raise ImageError.unsupported("the upload is not a PNG, JPEG or DICOM image")
-    return exact_from_pixels(dicom_pixels(data) if fmt == "dicom" else raster_pixels(data, fmt), size)
+    return dicom_pixels(data) if fmt == "dicom" else raster_pixels(data, fmt)
 
 
-def exact_from_pixels(pixels: Pixels, size: int = 224) -> np.ndarray:
+def preprocess_exact(data: bytes, size: int = 224) -> np.ndarray:
+    """torchxrayvision's recommended pipeline, numerically identical up to float rounding (~1e-4)."""
+    return exact_from_pixels(decode_pixels(data), size)
+
+
+def crop(pixels: Pixels) -> Cropped:
     """normalize -> mean over RGB -> XRayCenterCrop -> XRayResizer, cropping first (the first two are per pixel).
 
     normalize is affine (x * 2048 / maxval - 1024; MONOCHROME1's maxval - x flips its sign) and the mean and the
     resize are linear, so the resize runs on the integer pixels and the affine map on its 224 x 224 result.
     """
     _check_range(pixels)
-    top, left, crop = center_crop_box(*pixels.array.shape[:2])
+    top, left, side = center_crop_box(*pixels.array.shape[:2])
     scale, offset = 2048.0 / pixels.maxval, -1024.0
     if pixels.invert:
         scale, offset = -scale, -offset
-    return resize_square(pixels.array[top:top + crop, left:left + crop], size, scale, offset)[None, ...]
+    return Cropped(pixels.array[top:top + side, left:left + side], scale, offset)
+
+
+def exact_from_pixels(pixels: Pixels, size: int = 224) -> np.ndarray:
+    cropped = crop(pixels)
+    return resize_square(cropped.pixels, size, cropped.scale, cropped.offset)[None, ...]
 
 
 def preprocess(data: bytes, mode: str = "exact", size: int = 224) -> np.ndarray:

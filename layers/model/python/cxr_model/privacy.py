@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import io
+import warnings
 
 import pydicom
 from pydicom.dataset import Dataset, FileMetaDataset
@@ -25,14 +26,27 @@ KEPT_FILE_META = ("FileMetaInformationVersion", "MediaStorageSOPClassUID", "Tran
 _KEPT_TAGS = frozenset(pydicom.datadict.tag_for_keyword(keyword) for keyword in KEPT_KEYWORDS)
 
 
-def deidentify_dicom(data: bytes) -> bytes:
-    """The same image with only the allow-listed attributes; pixel data and transfer syntax untouched."""
-    source = pydicom.dcmread(io.BytesIO(data), force=True)
+_PIXEL_DATA = 0x7FE00010  # the last kept tag: every other one sorts before it
+_DEFLATED = "1.2.840.10008.1.2.1.99"
+_DEFER_BYTES = 65536
+
+
+def deidentify_dicom(data: bytes, upload_sha256: str | None = None) -> bytes:
+    """The same image with only the allow-listed attributes; pixel data and transfer syntax untouched.
+
+    Native pixel data is not read or re-written: the kept header is written and the original PixelData element (its
+    header and value bytes) spliced after it, byte for byte what writing it would give. upload_sha256: the upload's
+    SHA-256 where the caller has it already (submit does), else computed here."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        source = pydicom.dcmread(io.BytesIO(data), force=True, defer_size=_DEFER_BYTES)
+    spliced = _pixel_element_bytes(data, source)
     kept = Dataset()
-    for element in source:  # in tag order; values stay as read (the pixel data's bytes are not decoded)
-        if element.tag in _KEPT_TAGS:
-            kept.add(element)
-    uid = generate_uid(entropy_srcs=[hashlib.sha256(data).hexdigest()])  # 2.25.<digits>: no link to the original
+    for tag in source.keys():  # in tag order; values stay as read (the pixel data's bytes are not decoded)
+        if tag in _KEPT_TAGS and not (spliced is not None and tag == _PIXEL_DATA):
+            kept.add(source[tag])
+    digest = upload_sha256 or hashlib.sha256(data).hexdigest()
+    uid = generate_uid(entropy_srcs=[digest])  # 2.25.<digits>: no link to the original
     kept.SOPInstanceUID = uid
     meta = FileMetaDataset()
     source_meta = getattr(source, "file_meta", None)
@@ -45,4 +59,27 @@ def deidentify_dicom(data: bytes) -> bytes:
     kept.set_original_encoding(source.is_implicit_VR, source.is_little_endian, source.original_character_set)
     out = io.BytesIO()
     kept.save_as(out, enforce_file_format=False)
+    if spliced is not None:
+        out.write(spliced)
     return out.getvalue()
+
+
+def _pixel_element_bytes(data: bytes, source) -> memoryview | None:
+    """The PixelData element as the upload holds it (tag, VR, length, value), where pydicom left its value unread in
+    the upload (native pixels of defined length, not deflated), else None: then it is written from its value."""
+    meta = getattr(source, "file_meta", None)
+    if _PIXEL_DATA not in source or meta is None or meta.get("TransferSyntaxUID") == _DEFLATED:
+        return None
+    element = source.get_item(_PIXEL_DATA, keep_deferred=True)
+    start, length = getattr(element, "value_tell", None), getattr(element, "length", None)
+    if getattr(element, "value", b"") is not None or start is None or length in (None, 0xFFFFFFFF):
+        return None
+    little = source.is_little_endian
+    tag = b"\xe0\x7f\x10\x00" if little else b"\x7f\xe0\x00\x10"
+    size = length.to_bytes(4, "little" if little else "big")
+    header = 8 if source.is_implicit_VR else 12
+    if data[start - header:start - header + 4] != tag or data[start - 4:start] != size or start + length > len(data):
+        return None
+    if not source.is_implicit_VR and data[start - 8:start - 6] not in (b"OB", b"OW"):
+        return None
+    return memoryview(data)[start - header:start + length]

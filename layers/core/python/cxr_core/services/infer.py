@@ -126,6 +126,20 @@ class ImageMismatch(Exception):
     """The stored image is not the one recorded at submit: a retry would read the same wrong bytes."""
 
 
+_IMAGE_ERROR_CODES = ("UNDECODABLE_IMAGE", "UNSUPPORTED_MEDIA_TYPE")
+
+
+def _permanent_failure(error: Exception) -> str | None:
+    """The FAILED reason for an error every delivery would meet again (so no retry), else None. An image the decoder
+    refuses (cxr_model.ImageError, typed by its code) is one: submit checks structure only, so damage that a full
+    decode alone finds ends here."""
+    if isinstance(error, ImageMismatch):
+        return str(error)
+    if getattr(error, "code", None) in _IMAGE_ERROR_CODES:
+        return f"{error.code}: {getattr(error, 'message', None) or error}"
+    return None
+
+
 def _load(work: _Work, deps: InferDeps) -> None:
     data = deps.images.get(work.job.image_key)
     expected = work.job.stored_sha256 or work.job.image_sha256
@@ -186,14 +200,17 @@ def process_batch(messages: list[InboundMessage], deps: InferDeps, token: str | 
         try:
             future.result()
             loaded.append(item)
-        except ImageMismatch as error:
-            logger.error("job %s failed: %s", item.job.job_id, error)
-            if deps.jobs.fail_job(item.job, token, str(error)):
+        except Exception as error:
+            reason = _permanent_failure(error)
+            if reason is None:
+                _give_back(item, deps, token, f"{type(error).__name__}: {getattr(error, 'message', None) or error}",
+                           report)
+                continue
+            logger.error("job %s failed: %s", item.job.job_id, reason)
+            if deps.jobs.fail_job(item.job, token, reason):
                 notify(deps.events, item.job)
             report.failed_jobs.append(item.job.job_id)
             report.succeeded.extend(item.message_ids)
-        except Exception as error:
-            _give_back(item, deps, token, f"{type(error).__name__}: {getattr(error, 'message', None) or error}", report)
     if not loaded:
         return report
     report.batch_size = len(loaded)

@@ -25,7 +25,7 @@ class SubmitDeps:
     queue: JobQueue
     model_id: str
     check_image: Callable[[bytes], object]  # info with .format; ServiceError UNSUPPORTED_MEDIA / UNDECODABLE
-    deidentify_dicom: Callable[[bytes], bytes]  # required: what is stored keeps no patient identity
+    deidentify_dicom: Callable[[bytes, str], bytes]  # required: what is stored keeps no patient identity; (bytes, sha)
     executor: Executor | None = None  # runs the image check while the cache lookup waits on DynamoDB
     cache_scope: str = "client"  # client: answers only from the caller's own uploads; global: from anyone's
     events: EventPublisher | None = None  # job events (a cache hit is a job COMPLETED at once)
@@ -135,9 +135,9 @@ def _submit(upload: Upload, deps: SubmitDeps, client_id: str | None, state: dict
             if deps.holds is not None:
                 _hold_image(job, deps.holds)
                 state["held"] = True
-            stored_bytes = deps.deidentify_dicom(upload.data) if image_format == "dicom" else upload.data
+            stored_bytes = deps.deidentify_dicom(upload.data, digest) if image_format == "dicom" else upload.data
             deps.images.put(job.image_key, stored_bytes, _MEDIA_TYPES[image_format])
-            job.stored_sha256 = sha256_hex(stored_bytes)
+            job.stored_sha256 = digest if stored_bytes is upload.data else sha256_hex(stored_bytes)
             stored = True
         try:
             deps.jobs.create_job(job, stale_job_id=stale_job_id, claim_cache=claim_cache)

@@ -1,0 +1,133 @@
+"""Submit-side CPU against the worker's, per format of the clinical mix (issue 28).
+
+Run: python -m bench submit-cost [--rounds 3] [--repeats 5] [--baseline TREE] [--model-dir DIR]
+Submit side (what POST /v1/jobs spends on the image, the HTTP adapter and the S3 put apart): the upload's SHA-256,
+check_image, de-identification (DICOM) and the SHA-256 of the bytes stored. Worker: predictor.preprocess (decode +
+exact preprocessing) and one forward pass (onnxruntime, batch 1, 1 thread). CPU time (process_time), the median of
+`repeats` calls, then the median over `rounds` interleaved rounds, each in a fresh process. With --baseline (another
+checkout of this repository, e.g. main before issue 28) its cxr_model/cxr_core run in alternate processes of the same
+run, so the before/after columns share the host's load (PNG decode against Pillow's: python -m bench png-decoders).
+Writes bench/results/submit_cost-<UTC>.json.
+"""
+from __future__ import annotations
+
+import argparse
+import hashlib
+import inspect
+import json
+import os
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from bench.clinical_mix import base_files
+from bench.harness import REPO, RESULTS, load_average, utc_stamp, write_json
+SUBMIT_PARTS = ("sha256", "check_image", "deidentify", "stored_sha256")
+WORKER_PARTS = ("preprocess", "forward")
+
+
+def _cpu_ms(function, repeats: int) -> float:
+    times = []
+    for _ in range(repeats):
+        started = time.process_time()
+        function()
+        times.append((time.process_time() - started) * 1000)
+    return statistics.median(times)
+
+
+def _child(model_dir: str, repeats: int) -> dict:
+    """One round in this process: every file of the mix, every part (imports whichever cxr_model PYTHONPATH gives)."""
+    import cxr_model
+    from cxr_model import check_image, load_predictor
+    from cxr_model.privacy import deidentify_dicom
+
+    from cxr_core.services import submit
+
+    takes_digest = len(inspect.signature(deidentify_dicom).parameters) > 1
+    rehashes_upload = "stored_bytes is upload.data" not in inspect.getsource(submit)  # before issue 28: every upload
+    predictor = load_predictor(model_dir, engine="onnxruntime", threads=1)
+    rows = {"_tree": str(Path(cxr_model.__file__).parents[4])}
+    for path in base_files():
+        data = path.read_bytes()
+        digest = hashlib.sha256(data).hexdigest()
+        fmt = check_image(data).format
+        deid = (lambda: deidentify_dicom(data, digest)) if takes_digest else (lambda: deidentify_dicom(data))
+        stored = deid() if fmt == "dicom" else data
+        tensor = predictor.preprocess(data)
+        predictor.predict([tensor])  # warm the session
+        rows[path.name] = {
+            "sha256": _cpu_ms(lambda: hashlib.sha256(data).hexdigest(), repeats),
+            "check_image": _cpu_ms(lambda: check_image(data), repeats),
+            "deidentify": _cpu_ms(deid, repeats) if fmt == "dicom" else 0.0,
+            # submit hashes what it stores: PNG/JPEG store the upload itself, hashed again before issue 28
+            "stored_sha256": (_cpu_ms(lambda: hashlib.sha256(stored).hexdigest(), repeats)
+                              if fmt == "dicom" or rehashes_upload else 0.0),
+            "preprocess": _cpu_ms(lambda: predictor.preprocess(data), repeats),
+            "forward": _cpu_ms(lambda: predictor.predict([tensor]), repeats),
+        }
+    return rows
+
+
+def _run_round(tree: Path | None, model_dir: str, repeats: int) -> dict:
+    env = dict(os.environ)
+    if tree is not None:
+        paths = [str(tree / "layers" / "model" / "python"), str(tree / "layers" / "core" / "python")]
+        env["PYTHONPATH"] = os.pathsep.join(paths + [env.get("PYTHONPATH", "")])
+    command = [sys.executable, "-m", "bench", "submit-cost", "--child", "--model-dir", model_dir,
+               "--repeats", str(repeats)]
+    return json.loads(subprocess.run(command, env=env, cwd=REPO, check=True, capture_output=True, text=True).stdout)
+
+
+def _summary(rounds: list[dict]) -> dict:
+    names = [name for name in rounds[0] if not name.startswith("_")]
+    table = {name: {part: statistics.median(r[name][part] for r in rounds) for part in SUBMIT_PARTS + WORKER_PARTS}
+             for name in names}
+    for row in table.values():
+        row["submit"] = sum(row[part] for part in SUBMIT_PARTS)
+        row["worker"] = sum(row[part] for part in WORKER_PARTS)
+        row["ratio"] = row["submit"] / row["worker"]
+    mix = sum(row["submit"] for row in table.values()) / sum(row["worker"] for row in table.values())
+    return {"files": table, "mix_ratio": mix, "tree": rounds[0]["_tree"]}
+
+
+def _print(label: str, summary: dict) -> None:
+    print(f"\n{label} ({summary['tree']}): CPU ms, medians")
+    print("| input | SHA-256 | check_image | de-id | stored SHA-256 | submit | preprocess (worker) | forward | "
+          "submit / worker |")
+    print("|---|---|---|---|---|---|---|---|---|")
+    for name, row in summary["files"].items():
+        print(f"| {name} | {row['sha256']:.1f} | {row['check_image']:.1f} | {row['deidentify']:.1f} | "
+              f"{row['stored_sha256']:.1f} | {row['submit']:.1f} | {row['preprocess']:.1f} | {row['forward']:.1f} | "
+              f"{row['ratio']:.2f} |")
+    print(f"| **mix** (sum submit / sum worker) | | | | | | | | **{summary['mix_ratio']:.3f}** |")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--baseline", type=Path, help="another checkout whose cxr_model/cxr_core to measure alongside")
+    parser.add_argument("--model-dir",
+                        default=os.environ.get("CXR_TEST_MODEL_DIR", str(REPO / "build" / "test-weights")))
+    parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    if args.child:
+        print(json.dumps(_child(args.model_dir, args.repeats)))
+        return 0
+    load = load_average()
+    current, baseline = [], []
+    for _ in range(args.rounds):
+        current.append(_run_round(None, args.model_dir, args.repeats))
+        if args.baseline:
+            baseline.append(_run_round(args.baseline.resolve(), args.model_dir, args.repeats))
+    record = {"load_average_before": load, "current": _summary(current)}
+    if baseline:
+        record["baseline"] = _summary(baseline)
+        _print("baseline", record["baseline"])
+    _print("current", record["current"])
+    record["load_average_after"] = load_average()
+    print(f"\nload average before {load}, after {record['load_average_after']}")
+    write_json(RESULTS / f"submit_cost-{utc_stamp()}.json", record)
+    return 0

@@ -1,0 +1,2 @@
+"""The statement every output carries."""
+RESEARCH_USE_ONLY = "Research use only, not a medical device: not for diagnosis or treatment."

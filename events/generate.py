@@ -109,6 +109,8 @@ def events() -> dict[str, dict]:
         "poll_get_job.json": http_event("GET", "/v1/jobs/{id}", f"/v1/jobs/{JOB_ID}", path_parameters=job),
         "poll_get_result.json": http_event("GET", "/v1/jobs/{id}/result", f"/v1/jobs/{JOB_ID}/result",
                                            path_parameters=job),
+        "poll_list_jobs.json": http_event("GET", "/v1/jobs", "/v1/jobs"),
+        "submit_delete_job.json": http_event("DELETE", "/v1/jobs/{id}", f"/v1/jobs/{JOB_ID}", path_parameters=job),
         "ops_health.json": http_event("GET", "/v1/ops/health", "/v1/ops/health"),
         "ops_metrics.json": http_event("GET", "/v1/ops/metrics", "/v1/ops/metrics"),
         "ops_dlq.json": http_event("GET", "/v1/ops/dlq", "/v1/ops/dlq"),

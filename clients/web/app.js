@@ -138,6 +138,7 @@ async function submitFile(file) {
     update(job, { id: body.id, status: body.status, cached: Boolean(body.cached), result: body.result || null });
     if (!$("model-picker").dataset.loaded) loadModels(); // the API took a job: it will list its models too
     if (job.status !== "COMPLETED" || !job.result) await follow(job);
+    if (!$("server-jobs").hidden) loadServerJobs(false); // the listing shows the new job too
   } catch (error) {
     update(job, { status: "ERROR", error: error.message });
   }
@@ -184,6 +185,7 @@ function statusText(job) {
   switch (job.status) {
     case "UPLOADING":
       return `Uploading ${name}…` + (job.total ? ` ${(job.sent / 1e6).toFixed(1)} of ${(job.total / 1e6).toFixed(1)} MB` : "");
+    case "LOADING": return `${name}: loading its result…`;
     case "QUEUED": return `${name}: queued, waiting for a worker…`;
     case "IN_PROGRESS": return `${name}: the model is reading the image…`;
     case "COMPLETED":
@@ -359,6 +361,88 @@ function loadHistory() {
   renderHistory();
 }
 
+// ---- "Your jobs": GET /v1/jobs (this key's own, newest first, a page at a time) and DELETE /v1/jobs/{id} ----
+let serverCursor = null;
+const SERVER_PAGE = 20;
+
+async function loadServerJobs(more) {
+  const status = $("server-jobs-status");
+  const query = `?limit=${SERVER_PAGE}` + (more && serverCursor ? `&cursor=${encodeURIComponent(serverCursor)}` : "");
+  status.textContent = "Loading…";
+  let page;
+  try {
+    page = await api(`/v1/jobs${query}`, { headers: apiHeaders() });
+  } catch (error) {
+    status.textContent = error.message;
+    return;
+  }
+  const body = $("server-jobs-body");
+  if (!more) body.replaceChildren();
+  body.append(...page.jobs.map(serverJobRow));
+  serverCursor = page.next_cursor;
+  $("server-jobs-more").hidden = !serverCursor;
+  $("server-jobs").hidden = body.children.length === 0;
+  status.textContent = body.children.length ? `${body.children.length} job(s) shown.` : "No jobs yet.";
+}
+
+function serverJobRow(listed) {
+  const row = document.createElement("tr");
+  row.dataset.id = listed.id;
+  const cells = [listed.id, listed.status + (listed.cached ? " (cached)" : ""),
+                 new Date(listed.created_at).toLocaleString()];
+  for (const text of cells) {
+    const cell = document.createElement("td");
+    cell.textContent = text;
+    row.append(cell);
+  }
+  const actions = document.createElement("td");
+  const show = document.createElement("button");
+  show.type = "button";
+  show.className = "button secondary";
+  show.textContent = "Show";
+  show.setAttribute("aria-label", `Show job ${listed.id}`);
+  show.addEventListener("click", () => showServerJob(listed));
+  const erase = document.createElement("button");
+  erase.type = "button";
+  erase.className = "button secondary";
+  erase.textContent = "Delete";
+  erase.setAttribute("aria-label", `Delete job ${listed.id}`);
+  erase.addEventListener("click", () => deleteServerJob(listed.id, row));
+  actions.append(show, erase);
+  row.append(actions);
+  return row;
+}
+
+function showServerJob(listed) {
+  const key = `server-${listed.id}`;
+  // a completed job's scores are fetched first (LOADING): the page draws a COMPLETED job with its result only
+  const job = jobs.get(key) || { key, file: `job ${listed.id.slice(0, 8)}`, id: listed.id,
+                                 status: listed.status === "COMPLETED" ? "LOADING" : listed.status,
+                                 submittedAt: listed.created_at, previewUrl: null, isDicom: false, result: null,
+                                 error: listed.error || null, cached: Boolean(listed.cached) };
+  jobs.set(key, job);
+  select(key);
+  if (job.status !== "FAILED" && !job.result) {
+    follow(job).catch((error) => update(job, { status: "ERROR", error: error.message }));
+  }
+}
+
+async function deleteServerJob(id, row) {
+  if (!window.confirm(`Delete job ${id}? Its result is erased for good.`)) return;
+  try {
+    await api(`/v1/jobs/${encodeURIComponent(id)}`, { method: "DELETE", headers: apiHeaders() });
+  } catch (error) {
+    $("server-jobs-status").textContent = error.message;
+    return;
+  }
+  row.remove();
+  for (const [key, job] of jobs) if (job.id === id) jobs.delete(key);
+  saveHistory();
+  renderHistory();
+  $("server-jobs-status").textContent = `Deleted job ${id}.`;
+  $("server-jobs").hidden = $("server-jobs-body").children.length === 0;
+}
+
 // ---- wiring ----
 function wireUpload() {
   const zone = $("drop-zone"), input = $("file-input");
@@ -504,3 +588,7 @@ wireSettings();
 wireHeatmap();
 loadHistory();
 checkModel();
+$("server-jobs-refresh").addEventListener("click", () => loadServerJobs(false));
+$("server-jobs-more").addEventListener("click", () => loadServerJobs(true));
+if (sessionStorage.getItem("cxr.apiKey")) loadServerJobs(false); // without a key it would only ask for one
+else $("server-jobs-status").textContent = "Not loaded: this list needs your key (see above), then Refresh.";

@@ -1,11 +1,13 @@
-"""POST /v1/jobs, POST /v1/uploads, GET /v1/models: authenticate, rate-limit, submit; 201 queued or 200 cached/running."""
+"""The writes: POST /v1/jobs (201 queued or 200 cached/running), POST /v1/uploads, DELETE /v1/jobs/{id} (204); and
+GET /v1/models."""
 from aws_lambda_powertools import Logger, Metrics
-from aws_lambda_powertools.event_handler import APIGatewayHttpResolver
+from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response
 from aws_lambda_powertools.metrics import MetricUnit
 
 import cxr_model  # noqa: F401  (decoders imported in the init phase; the model itself is never loaded here)
 from cxr_core.bootstrap import runtime
-from cxr_core.http import caller, install_error_handlers, json_body, json_response
+from cxr_core.http import audited, caller, install_error_handlers, json_body, json_response
+from cxr_core.services.erasure import delete_job
 from cxr_core.services.jobs import submit_view
 from cxr_core.services.models import choose_model, models_view
 from cxr_core.services.submit import submit_image
@@ -23,7 +25,12 @@ def _is_json(content_type: str | None) -> bool:
     return (content_type or "").split(";")[0].strip().lower() == "application/json"
 
 
+def audit_log():
+    return runtime().audit
+
+
 @app.post("/v1/jobs")
+@audited(app, "POST /v1/jobs", audit_log)
 def submit_job():
     rt = runtime()
     client_id = caller(app, rt.auth).client_id
@@ -41,6 +48,7 @@ def submit_job():
                               rt.settings.max_upload_bytes)
         model = choose_model(rt.served_models, rt.settings.model_name, requested, upload.model)
         outcome = submit_image(upload, rt.submit_deps(), client_id, model["model_id"])
+    app.append_context(audit_job_id=outcome.job.job_id)
     metrics.add_metric(name="JobsCreated" if outcome.created else "JobsAnsweredFromCache",
                        unit=MetricUnit.Count, value=1)
     return json_response(201 if outcome.created else 200, submit_view(outcome.job, outcome.created))
@@ -60,6 +68,18 @@ def new_upload():
     rt.rate_limiter.hit(client_id)
     request = json_body(app) if _is_json(app.current_event.headers.get("content-type")) else {}
     return json_response(201, create_upload(rt.images, client_id, request, rt.upload_settings))
+
+
+@app.delete("/v1/jobs/<job_id>")
+@audited(app, "DELETE /v1/jobs/{id}", audit_log)
+def erase_job(job_id: str):
+    rt = runtime()
+    client_id = caller(app, rt.auth).client_id
+    rt.rate_limiter.hit(client_id)
+    erased = delete_job(rt.erasure_deps(), job_id, client_id)
+    metrics.add_metric(name="JobsDeleted", unit=MetricUnit.Count, value=1)
+    metrics.add_metric(name="ImagesDeleted", unit=MetricUnit.Count, value=int(erased.image_deleted))
+    return Response(status_code=204, body="")
 
 
 @logger.inject_lambda_context

@@ -99,9 +99,10 @@ class LocalStack:
         functions = template.functions()
         routes = template.http_routes()
         http_env = merged_environment(functions, routes)
-        os.environ.update({**aws.env, **http_env, "MODEL_DIR": model_dir, **opts.env})
+        audit = {"AUDIT_LOG_FILE": self._audit_log_path()}  # the audit trail: a file here, a log group on AWS
+        os.environ.update({**aws.env, **http_env, "MODEL_DIR": model_dir, **audit, **opts.env})
         # the functions' init (imports) overlaps moto's start and the model build; they touch AWS only per event
-        local_overrides = {**aws.env, "MODEL_DIR": model_dir, **opts.env}
+        local_overrides = {**aws.env, "MODEL_DIR": model_dir, **audit, **opts.env}
         self.functions = HttpFunctions(functions, routes, local_overrides, opts.max_instances, opts.max_waiting_polls,
                                        REGION, template.resolver.identity.account_id)
         self.functions.start_warming()
@@ -156,7 +157,7 @@ class LocalStack:
                      "aws_secret_access_key": self.identity.secret_access_key,
                      "aws_env": {**{key: value for key, value in http_env.items() if key.endswith(("_TABLE", "_BUCKET", "_ARN",
                                                                                                    "_URL"))},
-                                 **aws.env},
+                                 **aws.env, **audit},
                      "pid": os.getpid(), "weights": weights, "model_dir": model_dir,
                      "workers": opts.workers if (self.worker or self.infer_mapping) else 0, "health_status": health,
                      "ready_status": ready, "infer_path": str(template.parameters.get("InferPath", "")),
@@ -211,6 +212,14 @@ class LocalStack:
 
     def _model_dir(self) -> Path:
         return (self.options.model_dir or self.options.repo_root / "layers" / "model" / "weights").resolve()
+
+    def _audit_log_path(self) -> str:
+        """The audit trail's file (python -m cxr_core.admin audit JOB_ID reads it); the ready file lists it."""
+        log_dir = self.options.log_dir or Path(tempfile.gettempdir()) / f"cxr_local-{os.getpid()}"
+        log_dir.mkdir(parents=True, exist_ok=True)
+        path = str(log_dir / "audit.log")
+        self.info.setdefault("logs", {})["audit"] = path
+        return path
 
     def _log_file(self, name: str, default_to_file: bool = False):
         log_dir = self.options.log_dir

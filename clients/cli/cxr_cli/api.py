@@ -133,6 +133,21 @@ class Client:
                   **({"opacity": f"{opacity:g}"} if opacity is not None else {})}
         return self._request("GET", f"/v1/jobs/{job_id}/heatmap", params=params).content
 
+    def jobs(self, limit: int = 20, cursor: str | None = None, status: str | None = None, since: str | None = None,
+             until: str | None = None) -> dict:
+        """GET /v1/jobs: one page of this key's own jobs, newest first ({"jobs": [...], "next_cursor"})."""
+        params = {name: value for name, value in (("limit", str(limit)), ("cursor", cursor), ("status", status),
+                                                  ("since", since), ("until", until)) if value is not None}
+        return self._request("GET", "/v1/jobs", params=params).json()
+
+    def delete(self, job_id: str) -> None:
+        """DELETE /v1/jobs/{id}: the job, its result, its cache entry and (unless another job needs it) its image."""
+        self._request("DELETE", f"/v1/jobs/{job_id}")
+
+    def health(self) -> dict:
+        """GET /v1/ops/health: liveness and the model identity the server runs (unauthenticated)."""
+        return self._request("GET", "/v1/ops/health").json()
+
     def wait(self, job_id: str, timeout_s: float, first_interval_s: float = 0.2,
              max_interval_s: float = 2.0) -> dict:
         """Long-poll GET /v1/jobs/{id}?wait=N until COMPLETED or FAILED. A server that answers a long poll early

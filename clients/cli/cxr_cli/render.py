@@ -107,6 +107,18 @@ def summary_table(rows: list[dict]) -> str:
     return "\n".join(lines)
 
 
+def jobs_table(jobs: list[dict]) -> str:
+    """`cxr jobs`: one line per job, newest first as the server lists them."""
+    headers = ("job id", "status", "created", "finished", "note")
+    table = [(job["id"], job["status"], job.get("created_at", "-"), job.get("finished_at", "-"),
+              "cached" if job.get("cached") else job.get("error", "")) for job in jobs]
+    widths = [max(len(str(cells[i])) for cells in [headers, *table]) for i in range(len(headers))]
+    lines = ["  ".join(str(cell).ljust(width) for cell, width in zip(cells, widths)).rstrip()
+             for cells in [headers, *table]]
+    lines.insert(1, "  ".join("-" * width for width in widths))
+    return "\n".join(lines)
+
+
 def counts_table(counts: dict[str, int]) -> str:
     """The submit-dir totals: completed / cached / failed / skipped."""
     names = ("completed", "cached", "failed", "skipped")

@@ -30,6 +30,15 @@ class S3ImageStore:
     def delete(self, key: str) -> None:
         self._s3.delete_object(Bucket=self._bucket, Key=key)
 
+    def delete_prefix(self, prefix: str) -> int:
+        deleted = 0
+        for page in self._s3.get_paginator("list_objects_v2").paginate(Bucket=self._bucket, Prefix=prefix):
+            keys = [{"Key": item["Key"]} for item in page.get("Contents", [])]
+            if keys:
+                self._s3.delete_objects(Bucket=self._bucket, Delete={"Objects": keys, "Quiet": True})
+                deleted += len(keys)
+        return deleted
+
     def presign_put(self, key: str, content_type: str, expires_seconds: int, size: int,
                     checksum_sha256: str | None = None) -> tuple[str, dict[str, str]]:
         params = {"Bucket": self._bucket, "Key": key, "ContentType": content_type, "ServerSideEncryption": "AES256",

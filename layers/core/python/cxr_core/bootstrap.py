@@ -10,12 +10,15 @@ from typing import Callable
 import boto3
 from botocore.config import Config
 
+from cxr_core.audit import CloudWatchAuditLog, FileAuditLog, LoggingAuditLog
 from cxr_core.auth import ApiKeys, Authenticator, FailureLimiter, RateLimiter
 from cxr_core.aws_adapters import AutoScalingLifecycleAction, S3ImageStore, SnsEventPublisher, SqsJobQueue
 from cxr_core.config import Settings, settings
 from cxr_core.dynamo_auth import DynamoApiKeyStore, DynamoLeases, DynamoRateCounter
+from cxr_core.dynamo_image_holds import DynamoImageHolds
 from cxr_core.dynamo_store import DynamoJobStore
 from cxr_core.records import TableNames, bind_tables
+from cxr_core.services.erasure import ErasureDeps
 from cxr_core.services.infer import InferDeps
 from cxr_core.services.presigned_uploads import UploadSettings
 from cxr_core.services.recovery import RecoveryReport, recover_stuck_jobs
@@ -39,12 +42,21 @@ class Runtime:
         self._client_config = client_config
         self.jobs = DynamoJobStore(region=config.region, endpoint_url=config.dynamodb_endpoint_url,
                                    ttl_days=config.job_ttl_days)
+        self.holds = DynamoImageHolds(ttl_days=config.job_ttl_days)
         self.images = S3ImageStore(self.s3, config.images_bucket)
         self.queue = SqsJobQueue(self.sqs, config.queue_url, config.dlq_url or None)
         self.sns = boto3.client("sns", region_name=config.region, endpoint_url=config.aws_endpoint_url,
                                 config=client_config)
         self.events = (SnsEventPublisher(self.sns, config.events_topic_arn)
                        if config.events_topic_arn else None)  # no topic configured: no events
+        if config.audit_log_file:
+            self.audit = FileAuditLog(config.audit_log_file)
+        elif config.audit_log_group:
+            self.audit = CloudWatchAuditLog(boto3.client("logs", region_name=config.region,
+                                                         endpoint_url=config.aws_endpoint_url, config=client_config),
+                                            config.audit_log_group)
+        else:
+            self.audit = LoggingAuditLog()
         self.api_keys = ApiKeys(DynamoApiKeyStore(), config.auth_cache_seconds)
         self.auth = Authenticator(config.auth_mode, self.api_keys, FailureLimiter(config.auth_failures_per_minute))
         self.rate_limiter = RateLimiter(DynamoRateCounter(), config.rate_limit_per_minute, lease=config.rate_limit_lease)
@@ -140,7 +152,10 @@ class Runtime:
                           model_id=self.model_identity["model_id"], check_image=domain_image_check,
                           deidentify_dicom=deidentify_dicom, strip_metadata=strip_metadata,
                           executor=self._submit_executor,
-                          cache_scope=self.settings.cache_scope, events=self.events)
+                          cache_scope=self.settings.cache_scope, events=self.events, holds=self.holds)
+
+    def erasure_deps(self) -> ErasureDeps:
+        return ErasureDeps(jobs=self.jobs, images=self.images, holds=self.holds)
 
     @cached_property
     def _submit_executor(self) -> ThreadPoolExecutor:

@@ -46,6 +46,8 @@ class Settings:
     long_poll_interval_seconds: float
     long_polls_per_client: int
     events_topic_arn: str
+    audit_log_group: str  # CloudWatch log group of the audit trail (AWS); empty: none
+    audit_log_file: str  # a file for the audit trail instead (the local stack); empty: none
     # EC2 worker only (the launch template's env file): the termination lifecycle hook it completes after draining
     worker_group_name: str = ""
     worker_lifecycle_hook: str = ""
@@ -112,6 +114,8 @@ def read_settings(environment: Mapping[str, str]) -> Settings:
         long_poll_interval_seconds=float(env("LONG_POLL_INTERVAL_SECONDS", "0.5")),
         long_polls_per_client=_int("LONG_POLLS_PER_CLIENT", 4),
         events_topic_arn=env("EVENTS_TOPIC_ARN", ""),
+        audit_log_group=env("AUDIT_LOG_GROUP", ""),
+        audit_log_file=env("AUDIT_LOG_FILE", ""),
         worker_group_name=env("WORKER_GROUP_NAME", ""),
         worker_lifecycle_hook=env("WORKER_LIFECYCLE_HOOK", ""),
         worker_lifecycle_poll_seconds=float(env("WORKER_LIFECYCLE_POLL_SECONDS", "5")),

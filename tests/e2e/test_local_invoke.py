@@ -81,6 +81,10 @@ def test_every_event_runs_through_its_function_against_the_stack(local_stack, tm
     assert set(ok["infer_recovery_schedule.json"]) == {"requeued", "failed"}
     rc, error, _ = results["broken"]
     assert rc == 1 and error["errorType"] == "KeyError" and error["stackTrace"]
+    drawn = ok["poll_get_heatmap.json"]
+    assert drawn["statusCode"] == 200 and drawn["isBase64Encoded"], drawn  # a PNG over the stored model input
+    models = ok["submit_list_models.json"]
+    assert models["statusCode"] == 200 and body(models)["default"], models
     listed = ok["poll_list_jobs.json"]
     assert listed["statusCode"] == 200 and job_id in {job["id"] for job in body(listed)["jobs"]}
     erase = tmp_path / "submit_delete_job.json"

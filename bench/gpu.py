@@ -2,7 +2,7 @@
 and the CPU cores one GPU needs to decode clinical-size inputs at its rate. Writes one JSON file.
 
 Where a GPU is lent (bench/README.md, "GPU study"): `bash bench/gpu_prepare.sh` here once, then on the GPU machine
-  PYTHONPATH=.gpu-carry/site CXR_SAMPLES_DIR=.gpu-carry/xrays python3 -m bench gpu --out $OUT/gpu_study.json
+  PYTHONPATH=.gpu-carry/site:layers/model/python:modelbuild:. CXR_SAMPLES_DIR=.gpu-carry/xrays python3 -m bench gpu --out $OUT/gpu_study.json
 It builds the random-init stand-in there (cxr_model_build's own offline path), so no weights file travels. `--device cpu`
 runs every step on the CPU (tests/integration/test_gpu_study.py), so the study cannot rot where no GPU is.
 """
@@ -16,15 +16,11 @@ import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
-# cxr_model, the build package and tests.model_support, without an install
-for path in (REPO / "layers" / "model" / "python", REPO / "modelbuild", REPO):
-    if str(path) not in sys.path:
-        sys.path.insert(0, str(path))
 
-import numpy as np  # noqa: E402
+import numpy as np
 
-from bench.gpu_feed import cores_per_device, decode_costs, decode_thread_scaling, device_resize_rate  # noqa: E402
-from bench.gpu_timing import timed  # noqa: E402
+from bench.gpu_feed import cores_per_device, decode_costs, decode_thread_scaling, device_resize_rate
+from bench.gpu_timing import timed
 
 MODEL = "densenet121-res224-all"
 BATCHES = (1, 8, 64, 256)

@@ -5,7 +5,9 @@ from __future__ import annotations
 import csv
 import json
 import os
+import re
 import time
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -139,3 +141,10 @@ def test_every_study_is_listed_and_imports(capsys):
         assert f"  {name} " in listed
         assert callable(__import__(f"bench.{module}", fromlist=["main"]).main), name
     assert bench_main(["no-such-study"]) == 2
+
+
+def test_no_study_edits_sys_path():
+    """Studies import the installed packages (or a PYTHONPATH the command line sets), never a path of their own."""
+    bench = Path(__file__).resolve().parents[2] / "bench"
+    edits = [path.name for path in bench.glob("*.py") if re.search(r"sys\.path\.(insert|append)", path.read_text())]
+    assert edits == []

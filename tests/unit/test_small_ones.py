@@ -39,3 +39,28 @@ def test_a_job_whose_batch_died_shows_its_attempts_and_when_it_is_delivered_agai
     assert view["attempts"] == 1 and view["retry_by"].startswith("2026-12-05T08:06:01")
     fresh = Job("k", JobStatus.QUEUED, "s" * 64, "k", "m", "2026-12-05T08:00:00Z", "2026-12-05T08:00:00Z")
     assert "attempts" not in job_view(fresh, 360) and "retry_by" not in job_view(fresh, 360)
+
+
+def test_a_decoder_failure_names_no_exception_class_in_what_clients_see(caplog):
+    """Issue 25 item 9: the message (422 at submit, a job's error at infer) says what is wrong; the decoder's
+    exception class goes to the log only."""
+    import io
+    import logging
+    import struct
+    import zlib
+
+    from PIL import Image
+
+    from cxr_model.decode import raster_pixels
+
+    buffer = io.BytesIO()
+    Image.fromarray(np.arange(64 * 64, dtype=np.uint8).reshape(64, 64)).save(buffer, format="PNG")
+    data = buffer.getvalue()
+    at = data.index(b"IDAT")
+    size = struct.unpack(">I", data[at - 4:at])[0]
+    garbage = b"\x78\x9c" + bytes(range(7, 7 + size - 2))  # a zlib header, then no valid deflate stream
+    broken = data[:at + 4] + garbage + struct.pack(">I", zlib.crc32(b"IDAT" + garbage)) + data[at + 8 + size:]
+    with caplog.at_level(logging.INFO, logger="cxr_model.errors"), pytest.raises(ImageError) as raised:
+        raster_pixels(broken, "png")  # structure intact (chunk CRCs hold): only a full decode finds it
+    assert raised.value.message == "PNG data is corrupt or truncated"
+    assert "Error" in caplog.text  # the decoder's exception class, for operators

@@ -43,7 +43,7 @@ def _open_raster(data: bytes, fmt: str) -> Image.Image:
     try:
         image = Image.open(io.BytesIO(data), formats=["PNG" if fmt == "png" else "JPEG"])
     except Exception as exc:
-        raise ImageError.undecodable(f"{fmt.upper()} header could not be read ({type(exc).__name__})") from None
+        raise ImageError.undecodable(f"{fmt.upper()} header could not be read", exc) from None
     check_size(*image.size)
     if image.mode not in _RASTER_MODES:
         raise ImageError.undecodable(f"{fmt.upper()} pixel format {image.mode} is not supported")
@@ -96,7 +96,7 @@ def raster_pixels(data: bytes, fmt: str) -> Pixels:
     except (ImageError, MemoryError):
         raise  # out of memory says nothing about the image: infer retries it, never fails it as undecodable
     except Exception as exc:
-        raise ImageError.undecodable(f"{fmt.upper()} data is corrupt or truncated ({type(exc).__name__})") from None
+        raise ImageError.undecodable(f"{fmt.upper()} data is corrupt or truncated", exc) from None
     if array.ndim == 3 and array.shape[2] == 2:
         array = array[:, :, 0]
     if array.dtype == np.uint8:

@@ -39,7 +39,7 @@ def read_dicom(data: bytes, quiet: bool = False, defer_pixels: bool = False):
     except Exception as exc:
         if quiet:
             return None
-        raise ImageError.undecodable(f"DICOM file could not be parsed ({type(exc).__name__})") from None
+        raise ImageError.undecodable("DICOM file could not be parsed", exc) from None
     try:
         has_dimensions = "Rows" in ds and "Columns" in ds
     except Exception:
@@ -60,7 +60,7 @@ def check_dicom(ds, frames: bool = True, source: bytes | None = None) -> tuple[i
     except ImageError:
         raise
     except Exception as exc:
-        raise ImageError.undecodable(f"DICOM header is malformed ({type(exc).__name__})") from None
+        raise ImageError.undecodable("DICOM header is malformed", exc) from None
 
 
 def _check_dicom(ds, frames: bool, source: bytes | None) -> tuple[int, int]:
@@ -154,8 +154,7 @@ def dataset_pixels(ds, source: bytes | None = None) -> Pixels:
                      else _decoded_array(ds, syntax))
     except BaseException as exc:
         reraise_unless_decoder_failure(exc)
-        raise ImageError.undecodable(f"DICOM {syntax.name} pixel data could not be decoded ({type(exc).__name__})"
-                                     ) from None
+        raise ImageError.undecodable(f"DICOM {syntax.name} pixel data could not be decoded", exc) from None
     if array.ndim != 2:
         raise ImageError.undecodable("DICOM image must be a single 2-D greyscale frame")
     if not invert:

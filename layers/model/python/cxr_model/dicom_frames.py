@@ -15,7 +15,7 @@ def single_frame(ds) -> bytes:
     try:
         frame = next(generate_frames(ds.PixelData, number_of_frames=1))
     except Exception as exc:
-        raise ImageError.undecodable(f"DICOM encapsulated pixel data is malformed ({type(exc).__name__})") from None
+        raise ImageError.undecodable("DICOM encapsulated pixel data is malformed", exc) from None
     if not frame:
         raise ImageError.undecodable("DICOM encapsulated pixel data holds an empty frame")
     return frame
@@ -68,7 +68,7 @@ def _check_rle_decodes(ds) -> None:
         pixel_array(ds)
     except BaseException as exc:
         reraise_unless_decoder_failure(exc)
-        raise ImageError.undecodable(f"DICOM RLE Lossless frame is corrupt ({type(exc).__name__})") from None
+        raise ImageError.undecodable("DICOM RLE Lossless frame is corrupt", exc) from None
 
 
 def _check_rle(frame: bytes, bytes_per_sample: int) -> None:

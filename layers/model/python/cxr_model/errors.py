@@ -1,6 +1,10 @@
 """Typed image errors that the service maps to HTTP 415 / 422, and which decoder failures count as one."""
 from __future__ import annotations
 
+import logging
+
+logger = logging.getLogger(__name__)
+
 UNSUPPORTED_MEDIA_TYPE = "UNSUPPORTED_MEDIA_TYPE"
 UNDECODABLE_IMAGE = "UNDECODABLE_IMAGE"
 
@@ -18,7 +22,11 @@ class ImageError(Exception):
         return cls(UNSUPPORTED_MEDIA_TYPE, message)
 
     @classmethod
-    def undecodable(cls, message: str) -> "ImageError":
+    def undecodable(cls, message: str, cause: BaseException | None = None) -> "ImageError":
+        """cause: the decoder's own exception, logged (its class says which decoder failed) but never put in the
+        message, which clients see."""
+        if cause is not None:
+            logger.info("%s: %s: %s", message, type(cause).__name__, cause)
         return cls(UNDECODABLE_IMAGE, message)
 
 

@@ -14,7 +14,7 @@ from PIL import Image, PngImagePlugin
 from cxr_model.decode import check_image
 from cxr_model.privacy import deidentify_dicom
 from cxr_model.strip import strip_dicom, strip_jpeg, strip_metadata, strip_png
-from tests.dicom_factory import encode_dicom, native_dataset
+from tests.dicom_factory import clinical_radiograph, encode_dicom, native_dataset
 
 PHI = b"Doe^Jane PHI-123456"
 RNG = np.random.default_rng(25)
@@ -114,3 +114,16 @@ def test_a_valid_sop_class_uid_stays():
     ds.save_as(out, enforce_file_format=True)
     kept = pydicom.dcmread(io.BytesIO(strip_dicom(deidentify_dicom(out.getvalue()))))
     assert kept.SOPClassUID == ds.SOPClassUID and kept.file_meta.MediaStorageSOPClassUID == ds.SOPClassUID
+
+
+@pytest.mark.parametrize("syntax", ["JPEGLSLossless", "JPEGLSNearLossless", "JPEGLosslessSV1", "JPEGBaseline8Bit",
+                                    "JPEGExtended12Bit", "JPEG2000Lossless", "RLELossless"])
+def test_every_encapsulated_syntax_is_stored_with_its_pixels(syntax):
+    """JPEG-LS scans escape 0xFF by bit stuffing (0xFF then a byte below 0x80 is data), not by 0xFF00: a marker walk
+    that treats them as JPEG's ended the scan early and refused real uploads."""
+    bits = 8 if syntax == "JPEGBaseline8Bit" else 12
+    array = clinical_radiograph(600, 500, bits=bits, seed=3)
+    data = deidentify_dicom(encode_dicom(array.astype(np.uint8) if bits == 8 else array, syntax, bits_stored=bits))
+    stored = strip_dicom(data)
+    before = pydicom.dcmread(io.BytesIO(data)).pixel_array
+    assert np.array_equal(pydicom.dcmread(io.BytesIO(stored)).pixel_array, before)

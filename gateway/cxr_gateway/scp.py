@@ -38,6 +38,7 @@ class _FilteredServer(ThreadedAssociationServer):
 def make_ae(ae_title: str, allowed_aets: list[str]) -> AE:
     ae = AE(ae_title=ae_title)
     ae.require_calling_aet = list(allowed_aets)  # others: A-ASSOCIATE-RJ, calling AE title not recognised
+    ae.require_called_aet = True  # a PACS that names another node: A-ASSOCIATE-RJ, called AE title not recognised
     ae.maximum_pdu_size = 0  # no limit
     ae.add_supported_context(Verification)
     # every storage SOP class (a PACS routes whole studies: what is not a chest radiograph is taken and skipped),

@@ -25,6 +25,15 @@ class _FilteredServer(ThreadedAssociationServer):
     """Refuses TCP connections from outside the allowed source networks before any DICOM is read."""
     allowed_networks: list = []
 
+    def get_request(self):
+        """As pynetdicom's, but the TLS handshake runs in the association's thread (on its first read), not in the
+        accept loop, where one client that never sends its ClientHello would block every other association."""
+        client_socket, address = self.socket.accept()
+        if self.ssl_context:
+            client_socket = self.ssl_context.wrap_socket(client_socket, server_side=True,
+                                                         do_handshake_on_connect=False)
+        return client_socket, address
+
     def verify_request(self, request, client_address) -> bool:
         if not self.allowed_networks:
             return True

@@ -5,6 +5,9 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 MODEL_DIR ?= layers/model/weights
+# The models `make model` builds (template.yaml: ModelName first, then ServedModels); the tests serve two side by side.
+MODELS ?= densenet121-res224-all
+TEST_MODELS ?= densenet121-res224-all densenet121-res224-chex
 # The tests' own random-init stand-in, built without the network: test results must say random-init.
 TEST_MODEL_DIR ?= build/test-weights
 TEST_ENV = CXR_WEIGHTS_OFFLINE=1 CXR_TEST_MODEL_DIR=$(abspath $(TEST_MODEL_DIR))
@@ -23,10 +26,10 @@ venv: $(STAMP)
 ## Weights + ONNX export: the real file (already there, torchxrayvision's cache, WEIGHTS_FROM=path, or downloaded
 ## and verified; an unreachable host fails within ~10 s), else a clearly labelled random-init stand-in.
 model: venv
-	$(PY) -m cxr_model_build.build --model-dir $(MODEL_DIR) --allow-random-init $(if $(WEIGHTS_FROM),--weights-from $(WEIGHTS_FROM))
+	$(PY) -m cxr_model_build.build --model-dir $(MODEL_DIR) $(addprefix --name ,$(MODELS)) --allow-random-init $(if $(WEIGHTS_FROM),--weights-from $(WEIGHTS_FROM))
 
 test-model: venv
-	$(TEST_ENV) $(PY) -m cxr_model_build.build --model-dir $(TEST_MODEL_DIR) --allow-random-init
+	$(TEST_ENV) $(PY) -m cxr_model_build.build --model-dir $(TEST_MODEL_DIR) $(addprefix --name ,$(TEST_MODELS)) --allow-random-init
 
 ## Debian's Chromium for the web page test (Playwright drives it; no browser download). Needs root or sudo.
 browser:

@@ -13,6 +13,7 @@ STUDIES = {
     "submit": ("submit", "POST /v1/jobs latency alone (new image, cache hit) and stack start-up time"),
     "preprocess": ("preprocess", "codec, decode, exact preprocessing, forward pass and xrv's reference per format"),
     "dicom-codecs": ("dicom_codecs", "DICOM decode time per transfer syntax, reference vs cxr_model"),
+    "cache-hits": ("cache_hits", "where a cache hit's time goes; the seed's Locust client vs FastHttpUser (issue 28)"),
     "cache-scope": ("cache_scope", "what per-client cache scope costs: CACHE_SCOPE=client vs global"),
     "infer-paths": ("infer_paths", "Lambda vs EC2 worker infer paths: latency, cold starts, CPU, dollars"),
     "long-poll": ("long_poll", "polling every 100 ms vs long polls (?wait=20), the seed's scenario at 50 users"),
@@ -23,6 +24,8 @@ STUDIES = {
     "submit-cost": ("submit_cost", "submit-side CPU (hash, checks, de-identification) against the worker's, per format"),
     "png-decoders": ("png_decoders", "PNG decode candidates: time, pixels against Pillow's, installed size"),
     "gpu": ("gpu", "GPU worker: images/s at batch 1/8/64/256, |delta p| vs the CPU engine, CPU cores per GPU"),
+    "heatmap-cost": ("heatmap_cost", "what the heatmaps cost: the export with its maps output vs without it"),
+    "model-memory": ("model_memory", "resident memory per added model, loaded lazily in one worker process"),
 }
 
 

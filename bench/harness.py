@@ -84,35 +84,49 @@ def write_json(path: Path, data: object) -> Path:
     return path
 
 
+def _process_cpu(pid: int) -> float | None:
+    try:
+        times = psutil.Process(pid).cpu_times()
+    except psutil.NoSuchProcess:
+        return None
+    return times.user + times.system
+
+
 def cpu_seconds(pids: dict[str, list[int]]) -> dict[str, float]:
     """User + system CPU seconds spent so far, per role, summed over that role's processes (gone ones count 0)."""
-    totals = {}
-    for role, ids in pids.items():
-        total = 0.0
-        for pid in ids:
-            try:
-                times = psutil.Process(pid).cpu_times()
-                total += times.user + times.system
-            except psutil.NoSuchProcess:
-                pass
-        totals[role] = total
-    return totals
+    return {role: sum(_process_cpu(pid) or 0.0 for pid in ids) for role, ids in pids.items()}
 
 
 class CpuWindow:
-    """CPU per role over a measured window: `with CpuWindow(pids) as cpu: ...`, then cpu.seconds, cpu.cores."""
+    """CPU per role over a measured window: `with CpuWindow(pids) as cpu: ...`, then cpu.seconds, cpu.cores.
 
-    def __init__(self, pids: dict[str, list[int]]) -> None:
-        self.pids, self.seconds, self.wall_s = pids, {}, 0.0
+    pids: {role: [pid, ...]}, or a callable giving it, asked again at the end so that processes started during the
+    window count too (from zero; e.g. Lambda environments started on demand). A process that ended during the
+    window counts what it had spent when the window opened (nothing after: its last times are gone)."""
+
+    def __init__(self, pids) -> None:
+        self._pids = pids if callable(pids) else (lambda: pids)
+        self.seconds: dict[str, float] = {}
+        self.base: dict[int, float] = {}  # CPU each process had spent when the window opened
+        self.wall_s = 0.0
 
     def __enter__(self) -> "CpuWindow":
-        self._before, self._began = cpu_seconds(self.pids), time.monotonic()
+        self.base = {pid: spent for ids in self._pids().values() for pid in ids
+                     if (spent := _process_cpu(pid)) is not None}
+        self._began = time.monotonic()
         return self
 
     def __exit__(self, *_exc) -> None:
-        after = cpu_seconds(self.pids)
+        roles = self._pids()
         self.wall_s = time.monotonic() - self._began
-        self.seconds = {role: after[role] - self._before[role] for role in after}
+        self.seconds = {}
+        for role, ids in roles.items():
+            total = 0.0
+            for pid in ids:
+                spent = _process_cpu(pid)
+                if spent is not None:
+                    total += spent - self.base.get(pid, 0.0)
+            self.seconds[role] = total
 
     @property
     def cores(self) -> dict[str, float]:

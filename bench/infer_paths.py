@@ -12,17 +12,16 @@ from __future__ import annotations
 import argparse
 import json
 import re
-import time
 from datetime import datetime
 
-import psutil
-
-from bench.harness import RESULTS, UNLIMITED, StackProcess, load_average, start_stack, summarize, utc_stamp, write_json
+from bench.harness import (RESULTS, UNLIMITED, CpuWindow, StackProcess, load_average, start_stack, summarize,
+                           utc_stamp, write_json)
 from bench.infer_paths_report import print_report
 from bench.infer_paths_scenarios import burst_scenario, seed_scenario, wait_final
 from bench.pools import image_pool
 
 PATHS = ("lambda", "ec2")
+WORKERS = 2  # EC2 worker processes, or the most concurrent Lambda environments
 WARM_UP_IMAGES = 16  # two batches at once before the seed scenario: both Lambda environments start (cold) first
 ENVIRONMENT_LINE = re.compile(r"execution environment pid (\d+) started")
 
@@ -38,34 +37,6 @@ def infer_pids(stack: StackProcess, path: str) -> list[int]:
     return [int(pid) for pid in ENVIRONMENT_LINE.findall(stack.log_path.read_text(errors="replace"))]
 
 
-class CpuMeter:
-    """CPU-seconds of the infer processes between start() and total(), following processes that appear."""
-
-    def __init__(self, stack: StackProcess, path: str) -> None:
-        self.stack, self.path = stack, path
-        self.base: dict[int, float] = {}  # CPU already spent at start (0 for processes started later)
-        self.last: dict[int, float] = {}
-        self.started = False
-
-    def sample(self) -> None:
-        for pid in infer_pids(self.stack, self.path):
-            try:
-                times = psutil.Process(pid).cpu_times()
-            except psutil.NoSuchProcess:
-                continue
-            self.base.setdefault(pid, 0.0 if self.started else times.user + times.system)
-            self.last[pid] = times.user + times.system
-
-    def start(self) -> "CpuMeter":
-        self.sample()
-        self.started = True
-        return self
-
-    def total(self) -> float:
-        self.sample()
-        return sum(self.last[pid] - self.base[pid] for pid in self.last)
-
-
 def warm_up_latency(table: dict[str, dict], jobs: list[str]) -> dict:
     done = [table[j] for j in jobs if table.get(j, {}).get("status") == "COMPLETED"]
     return summarize([(_iso(j["finished_at"]) - _iso(j["created_at"])).total_seconds() * 1000 for j in done])
@@ -77,22 +48,20 @@ def _iso(value: str) -> datetime:
 
 def run(scenario: str, path: str, pool: list[bytes], args, stamp: str) -> dict:
     log_dir = RESULTS / f"bench_infer_paths-{stamp}" / f"{scenario}-{path}"
-    stack = start_stack(log_dir, workers=2, params={**UNLIMITED, "InferPath": path})
+    stack = start_stack(log_dir, workers=WORKERS, params={**UNLIMITED, "InferPath": path})
     warm = {"jobs": []}
     try:
         if scenario == "seed":  # steady traffic: the environments/workers are warm before the measurement starts
             warm = burst_scenario(stack, pool[:WARM_UP_IMAGES], idle_s=0)
             pool = pool[WARM_UP_IMAGES:]
         load = load_average()
-        meter = CpuMeter(stack, path).start()
-        began = time.monotonic()
-        if scenario == "seed":
-            outcome = seed_scenario(stack, pool, args.users, args.duration)
-        else:
-            outcome = burst_scenario(stack, pool, args.idle)
-        table = wait_final(stack, outcome["jobs"] + warm["jobs"], timeout_s=120)
-        cpu_s = meter.total()
-        wall_s = time.monotonic() - began
+        with CpuWindow(lambda: {"infer": infer_pids(stack, path)}) as meter:  # follows environments started later
+            if scenario == "seed":
+                outcome = seed_scenario(stack, pool, args.users, args.duration)
+            else:
+                outcome = burst_scenario(stack, pool, args.idle)
+            table = wait_final(stack, outcome["jobs"] + warm["jobs"], timeout_s=120)
+        cpu_s, wall_s = meter.seconds["infer"], meter.wall_s
     finally:
         stack.stop()
     done = [table[j] for j in outcome["jobs"] if table[j]["status"] == "COMPLETED"]
@@ -110,8 +79,8 @@ def run(scenario: str, path: str, pool: list[bytes], args, stamp: str) -> dict:
     if path == "lambda" and mapping.exists():
         row["lambda"] = json.loads(mapping.read_text())
     else:  # what each worker process spent starting (imports, model load): the CPU of one cold start
-        row["worker_processes"] = stack.workers
-        row["cold_start_cpu_s"] = sum(sorted(meter.base.values())[-stack.workers:]) / stack.workers
+        row["worker_processes"] = WORKERS
+        row["cold_start_cpu_s"] = sum(sorted(meter.base.values())[-WORKERS:]) / WORKERS
     return row
 
 

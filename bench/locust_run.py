@@ -36,27 +36,28 @@ def prime_hit(stack: StackProcess, image: Path) -> None:
 
 def start_locust(stack: StackProcess, users: int, seconds: float, pool: list[Path], hit: Path, log: Path,
                  samples_out: Path | None = None, wait_seconds: float = 0, csv_prefix: Path | None = None,
-                 user_class: str | None = None) -> subprocess.Popen:
-    """Locust headless, all users spawned in the first second, with the pool and the hit image (BENCH_* env)."""
+                 client: str = "fast") -> subprocess.Popen:
+    """Locust headless, all users spawned in the first second, with the pool and the hit image (BENCH_* env).
+    client: fast (FastHttpUser, prebuilt bodies) or seed (HttpUser, requests encoding each upload)."""
     command = [sys.executable, "-m", "locust", "-f", str(LOCUSTFILE), "--headless", "-u", str(users), "-r",
                str(users), "-t", f"{seconds:g}s", "--stop-timeout", "30", "--host", stack.url, "--only-summary",
-               "--loglevel", "WARNING", *(["--csv", str(csv_prefix)] if csv_prefix else []),
-               *([user_class] if user_class else [])]
+               "--loglevel", "WARNING", *(["--csv", str(csv_prefix)] if csv_prefix else [])]
     env = {**os.environ, "BENCH_POOL_DIR": str(pool[0].parent), "BENCH_POOL_LIMIT": str(len(pool)),
            "BENCH_HIT_IMAGE": str(hit), "BENCH_API_KEY": stack.info.get("api_key") or "",
-           "BENCH_WAIT_SECONDS": str(wait_seconds), **({"BENCH_SAMPLES_OUT": str(samples_out)} if samples_out else {})}
+           "BENCH_WAIT_SECONDS": str(wait_seconds), "BENCH_CLIENT": client,
+           **({"BENCH_SAMPLES_OUT": str(samples_out)} if samples_out else {})}
     log.parent.mkdir(parents=True, exist_ok=True)
     with open(log, "wb") as handle:
         return subprocess.Popen(command, env=env, stdout=handle, stderr=subprocess.STDOUT, cwd=REPO)
 
 
 def run_locust(stack: StackProcess, users: int, duration_s: int, pool: list[Path], hit: Path, out_dir: Path,
-               wait_seconds: float = 0, csv: bool = False, user_class: str | None = None) -> tuple[dict, CpuWindow, list]:
+               wait_seconds: float = 0, csv: bool = False, client: str = "fast") -> tuple[dict, CpuWindow, list]:
     """One measured run: (raw samples and failures, CPU per role over the run, [load before, load after])."""
     samples_out = out_dir / "samples.json"
     load_before = load_average()[0]
     locust = start_locust(stack, users, duration_s, pool, hit, out_dir / "locust.log", samples_out, wait_seconds,
-                          out_dir / "locust" if csv else None, user_class)
+                          out_dir / "locust" if csv else None, client)
     with CpuWindow({**stack.pids(), "locust": [locust.pid]}) as cpu:
         try:
             locust.wait(timeout=duration_s)  # locust's own -t: sample CPU over the measured window only

@@ -8,6 +8,9 @@ Standalone, from the repository root: BENCH_POOL_DIR=<folder of PNGs> BENCH_HIT_
     does all of this for you)
 BENCH_API_KEY: sent as x-api-key. BENCH_SAMPLES_OUT=<file.json>: also write every raw sample there when the run stops.
 BENCH_WAIT_SECONDS=N (issue 18): instead of polling every 100 ms, long-poll GET /v1/jobs/{id}?wait=N (no pause).
+BENCH_CLIENT: `fast` (default) sends prebuilt multipart bodies through Locust's FastHttpUser (geventhttpclient);
+`seed` is the seed platform's client as its locustfile is described (issue 28): Locust's HttpUser (requests), the
+image handed to requests as `files=`, so requests encodes the multipart body on every upload, inside the timing.
 """
 from __future__ import annotations
 
@@ -18,7 +21,7 @@ from collections import defaultdict
 from pathlib import Path
 
 import gevent
-from locust import between, events, task
+from locust import HttpUser, between, events
 from locust.contrib.fasthttp import FastHttpUser
 
 from bench.capacity import WAIT_RANGE_S
@@ -28,10 +31,12 @@ POLL_SECONDS = 0.1
 WAIT_SECONDS = float(os.environ.get("BENCH_WAIT_SECONDS") or 0)  # 0: the seed's polling
 TASK_TIMEOUT_SECONDS = 120
 CONTENT_TYPE = multipart_body(b"")[1]
+CLIENT = os.environ.get("BENCH_CLIENT", "fast")
 
 
 class _Bodies:
-    """Multipart bodies built before the run starts, handed out once each (a miss must never repeat an image)."""
+    """Images read before the run starts (as multipart bodies for the fast client, raw for the seed's), handed
+    out once each (a miss must never repeat an image)."""
 
     def __init__(self) -> None:
         self.misses: list[bytes] = []
@@ -41,8 +46,9 @@ class _Bodies:
     def load(self) -> None:
         folder = Path(os.environ["BENCH_POOL_DIR"])
         limit = int(os.environ.get("BENCH_POOL_LIMIT", "0")) or None
-        self.misses = [multipart_body(p.read_bytes())[0] for p in sorted(folder.glob("*.png"))[:limit]]
-        self.hit = multipart_body(Path(os.environ["BENCH_HIT_IMAGE"]).read_bytes())[0]
+        prepare = (lambda data: data) if CLIENT == "seed" else (lambda data: multipart_body(data)[0])
+        self.misses = [prepare(p.read_bytes()) for p in sorted(folder.glob("*.png"))[:limit]]
+        self.hit = prepare(Path(os.environ["BENCH_HIT_IMAGE"]).read_bytes())
 
     def take_miss(self) -> bytes | None:
         if self.next >= len(self.misses):
@@ -78,18 +84,22 @@ def _dump(**_kwargs) -> None:
                                          "misses_used": BODIES.next, "pool": len(BODIES.misses)}))
 
 
-class RadiologyClient(FastHttpUser):
+class _Scenario:
+    """The seed's tasks, whichever HTTP client runs them."""
     wait_time = between(*WAIT_RANGE_S)
 
     def on_start(self) -> None:
         self.headers = {"x-api-key": os.environ["BENCH_API_KEY"]} if os.environ.get("BENCH_API_KEY") else {}
 
+    def _post_image(self, scenario: str, body: bytes):
+        return self.client.post("/v1/jobs", data=body, headers={**self.headers, "Content-Type": CONTENT_TYPE},
+                                name=f"/v1/jobs [{scenario}]", catch_response=True)
+
     def _e2e(self, scenario: str, body: bytes) -> None:
         began = time.perf_counter()
         start_time = time.time()
         failure = None
-        with self.client.post("/v1/jobs", data=body, headers={**self.headers, "Content-Type": CONTENT_TYPE},
-                              name=f"/v1/jobs [{scenario}]", catch_response=True) as response:
+        with self._post_image(scenario, body) as response:
             if response.status_code not in (200, 201):
                 response.failure(f"submit answered {response.status_code}: {response.text[:200]}")
                 failure = RuntimeError(f"submit {response.status_code}")
@@ -119,7 +129,6 @@ class RadiologyClient(FastHttpUser):
                 return RuntimeError(f"job {job_id} FAILED")
         return TimeoutError(f"job {job_id} not COMPLETED within {TASK_TIMEOUT_SECONDS}s")
 
-    @task(7)
     def cache_miss(self) -> None:
         body = BODIES.take_miss()
         if body is None:
@@ -129,6 +138,22 @@ class RadiologyClient(FastHttpUser):
             return
         self._e2e("cache_miss", body)
 
-    @task(3)
     def cache_hit(self) -> None:
         self._e2e("cache_hit", BODIES.hit)
+
+
+TASKS = {_Scenario.cache_miss: 7, _Scenario.cache_hit: 3}  # the seed's 7:3
+
+
+class RadiologyClient(_Scenario, FastHttpUser):
+    abstract = CLIENT != "fast"
+    tasks = TASKS
+
+
+class SeedClient(_Scenario, HttpUser):
+    abstract = CLIENT != "seed"
+    tasks = TASKS
+
+    def _post_image(self, scenario: str, body: bytes):
+        return self.client.post("/v1/jobs", files={"image": ("xray.png", body, "image/png")}, headers=self.headers,
+                                name=f"/v1/jobs [{scenario}]", catch_response=True)

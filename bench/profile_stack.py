@@ -7,50 +7,12 @@ most samples (inclusive and self; GIL-holding samples for the API, moto and Locu
 from __future__ import annotations
 
 import argparse
-import re
-import subprocess
-import sys
 import time
-from collections import Counter
-from pathlib import Path
 
-from bench.harness import REPO, RESULTS, UNLIMITED, CpuWindow, load_average, start_stack, utc_stamp
+from bench import pyspy
+from bench.harness import RESULTS, UNLIMITED, CpuWindow, load_average, start_stack, utc_stamp
 from bench.locust_run import HIT_SEED, pool_size, prime_hit, start_locust
 from bench.pools import image_pool
-
-PY_SPY = Path(sys.executable).with_name("py-spy")
-_FRAME = re.compile(r"^(?P<func>.+?) \((?P<file>[^()]*?)(?::\d+)?\)$")
-
-
-def frame_name(frame: str) -> str:
-    """'submit_image (cxr_core/services/submit.py:71)' -> 'submit_image (cxr_core/services/submit.py)'."""
-    match = _FRAME.match(frame)
-    if not match:
-        return frame
-    path = match.group("file")
-    for marker in ("site-packages/", "python3.11/", f"{REPO}/"):
-        if marker in path:
-            path = path.split(marker, 1)[1]
-            break
-    return f"{match.group('func')} ({path})"
-
-
-def aggregate(collapsed: Path) -> tuple[int, Counter, Counter]:
-    """Total samples, inclusive samples per function (once per stack), self samples per function."""
-    total, inclusive, own = 0, Counter(), Counter()
-    for line in collapsed.read_text(errors="replace").splitlines():
-        stack, _, count = line.rpartition(" ")
-        if not count.isdigit():
-            continue
-        samples = int(count)
-        frames = [frame_name(f) for f in stack.split(";")[1:]]  # the first entry names the thread
-        total += samples
-        for name in set(frames):
-            inclusive[name] += samples
-        if frames:
-            own[frames[-1]] += samples
-    return total, inclusive, own
-
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -72,30 +34,12 @@ def main(argv: list[str] | None = None) -> int:
         pids = {**stack.pids(), "locust": [locust.pid]}
         targets = [(f"{role}-{pid}", pid) for role, ids in pids.items() for pid in ids]
         with CpuWindow(pids) as cpu:
-            # --gil (only the thread holding the GIL) for the pure-Python servers: py-spy's idle detection counts
-            # threads blocked in socket reads as busy in this container. Workers spend most time in ONNX without it.
-            spies = [subprocess.Popen([str(PY_SPY), "record", "--pid", str(pid), "--duration", str(args.seconds),
-                                       "--rate", str(args.rate), "--format", "raw", "--nonblocking", "--threads",
-                                       *([] if name.startswith("worker") else ["--gil"]),
-                                       "--output", str(out / f"{name}.txt")], stdout=subprocess.DEVNULL,
-                                      stderr=subprocess.DEVNULL) for name, pid in targets]
-            for spy in spies:
+            for spy in pyspy.record(targets, args.seconds, out, args.rate):
                 spy.wait(args.seconds + 60)
         locust.wait(60)
     print(f"\nCPU cores used over {cpu.wall_s:.0f} s at {args.users} users (host load avg {load_average()}): "
           + ", ".join(f"{role} {cores:.2f}" for role, cores in cpu.cores.items()))
-    for name, _ in targets:
-        collapsed = out / f"{name}.txt"
-        if not collapsed.exists():
-            print(f"\n{name}: no samples (py-spy could not attach)")
-            continue
-        total, inclusive, own = aggregate(collapsed)
-        print(f"\n== {name}: {total} on-CPU samples; inclusive (share of samples) ==")
-        for func, count in inclusive.most_common(args.top):
-            print(f"  {100 * count / max(total, 1):5.1f}%  {func}")
-        print("  -- self --")
-        for func, count in own.most_common(12):
-            print(f"  {100 * count / max(total, 1):5.1f}%  {func}")
+    pyspy.print_top(out, [name for name, _ in targets], args.top)
     print(f"\ncollapsed stacks: {out}")
     return 0
 

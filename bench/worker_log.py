@@ -7,6 +7,7 @@ from datetime import datetime
 from pathlib import Path
 
 _COMPLETED = re.compile(r"^(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3}) \S+ \S+ INFO job (\S+) completed")
+_COMPLETED_LINE = re.compile(rb" INFO job \S+ completed(?: \(delivery \d+\))?\n")
 
 
 def completions(worker_log: Path) -> list[tuple[float, str]]:
@@ -50,5 +51,5 @@ class CompletionTail:
             chunk = handle.read()
         complete = chunk.rfind(b"\n") + 1
         self.offset += complete
-        self.count += chunk[:complete].count(b" completed\n")
+        self.count += len(_COMPLETED_LINE.findall(chunk[:complete]))
         return self.count

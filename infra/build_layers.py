@@ -130,14 +130,15 @@ def copy_weights(source: Path, destination: Path, allow_missing: bool) -> list[s
 
 
 def check_weights(source: Path, allow_missing: bool, allow_provided: bool, allow_stand_in: bool = False) -> str | None:
-    """The served weights' kind from the ONNX export's own metadata; SystemExit for a stand-in or unverified file.
-    allow_stand_in is for bench/package_sizes.py only, which measures and then deletes the folder."""
-    from cxr_model.deploy_check import NotDeployable, check_deployable
+    """The default model's weights kind from the ONNX export's own metadata; SystemExit when any exported model is a
+    stand-in or unverified. allow_stand_in is for bench/package_sizes.py only, which measures and then deletes it."""
+    from cxr_model.deploy_check import NotDeployable, check_every_model
+    from cxr_model.specs import DEFAULT_MODEL
 
     if (allow_missing and not any(source.glob("*.onnx"))) or allow_stand_in:
         return None
     try:
-        return check_deployable(str(source), allow_provided=allow_provided)
+        return check_every_model(str(source), allow_provided=allow_provided)[DEFAULT_MODEL]
     except NotDeployable as exc:
         raise SystemExit(f"refusing to build the model layer: {exc}") from None
 

@@ -16,6 +16,8 @@ import tempfile
 import threading
 from pathlib import Path
 
+from cxr_model.notice import INTENDED_USE
+
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
@@ -130,7 +132,7 @@ def main(argv: list[str] | None = None) -> int:
         study_url = f"{pacs.orthanc.explorer_url}#study?uuid={study_id}"
         print(f"\n{srs} SR(s) filed in the study. Open Orthanc's web UI:\n  {study_url}\n"
               f"  (Orthanc Explorer: {pacs.orthanc.explorer_url}; the SRs are the series of modality SR, number 7701, "
-              f"'CXR AI ...'.)\nResearch use only, not a medical device.\n", flush=True)
+              f"'CXR AI ...'.)\n{INTENDED_USE}\n", flush=True)
         if args.screenshot:
             screenshot(study_url, args.screenshot)
             print(f"screenshot: {args.screenshot}")

@@ -63,7 +63,8 @@ class InMemoryJobStore:
                     self.tokens[job_id] = (token, time.time() + lease_seconds)
 
     def _holds(self, job, token):
-        return self.jobs[job.job_id].status is JobStatus.IN_PROGRESS and self.tokens.get(job.job_id, ("",))[0] == token
+        stored = self.jobs.get(job.job_id)  # a deleted job is held by no one
+        return stored is not None and stored.status is JobStatus.IN_PROGRESS and self.tokens.get(job.job_id, ("",))[0] == token
 
     def complete_job(self, job, token, result):
         with self._lock:
@@ -88,8 +89,8 @@ class InMemoryJobStore:
 
     def fail_job(self, job, token, error):
         with self._lock:
-            stored = self.jobs[job.job_id]
-            if stored.status.is_final or (token and not self._holds(job, token)):
+            stored = self.jobs.get(job.job_id)
+            if stored is None or stored.status.is_final or (token and not self._holds(job, token)):
                 return False
             stored.status, stored.error = JobStatus.FAILED, error
             stored.finished_at = stored.updated_at = iso(utc_now())
@@ -101,15 +102,15 @@ class InMemoryJobStore:
             return True
 
     def touch_queued(self, job):
-        stored = self.jobs[job.job_id]
-        if stored.status is not JobStatus.QUEUED:
+        stored = self.jobs.get(job.job_id)
+        if stored is None or stored.status is not JobStatus.QUEUED:
             return False
         stored.updated_at = iso(utc_now())
         return True
 
     def reset_to_queued(self, job):
-        stored = self.jobs[job.job_id]
-        if stored.status is not JobStatus.IN_PROGRESS or self.tokens.get(job.job_id, ("", 0))[1] > time.time():
+        stored = self.jobs.get(job.job_id)
+        if stored is None or stored.status is not JobStatus.IN_PROGRESS or self.tokens.get(job.job_id, ("", 0))[1] > time.time():
             return False
         stored.status, stored.updated_at = JobStatus.QUEUED, iso(utc_now())
         self.tokens.pop(job.job_id, None)
@@ -120,6 +121,72 @@ class InMemoryJobStore:
                         and (before is None or j.updated_at < before)),
                        key=lambda j: j.updated_at, reverse=True)
         return copy.deepcopy(found[:limit] if limit else found)
+
+    @staticmethod
+    def _client_key(job):
+        return {"job_id": {"S": job.job_id}, "client_id": {"S": job.client_id}, "created_at": {"S": job.created_at}}
+
+    def client_jobs(self, client_id, limit, start_key=None, status=None, since=None, until=None):
+        mine = sorted((j for j in self.jobs.values() if j.client_id == client_id
+                       and (since is None or j.created_at >= since) and (until is None or j.created_at <= until)),
+                      key=lambda j: (j.created_at, j.job_id), reverse=True)
+        if start_key is not None:
+            after = (start_key["created_at"]["S"], start_key["job_id"]["S"])
+            mine = [j for j in mine if (j.created_at, j.job_id) < after]
+        page, more = [], False
+        for job in mine:
+            if len(page) == limit:
+                more = True
+                break
+            if status is None or job.status is status:
+                page.append(job)
+        listed = [copy.deepcopy(j) for j in page]
+        for job in listed:  # what the index projects: no scores
+            job.result = None
+        return listed, (self._client_key(page[-1]) if more and page else None)
+
+    def delete_job(self, job):
+        with self._lock:
+            if self.jobs.pop(job.job_id, None) is None:
+                return False
+            self.tokens.pop(job.job_id, None)
+            entry = self.cache.get(job.cache_key)
+            if entry is not None and entry.job_id == job.job_id:
+                del self.cache[job.cache_key]
+            return True
+
+
+class InMemoryImageHolds:
+    """ImageHolds: holders per image and a deletion mark that a hold must not cross (no lease expiry here)."""
+
+    def __init__(self):
+        self.holders: dict[str, set[str]] = {}
+        self.marks: dict[str, str] = {}
+        self._lock = threading.Lock()
+        self._marks = 0
+
+    def hold(self, image_key, job_id):
+        with self._lock:
+            if image_key in self.marks:
+                return False
+            self.holders.setdefault(image_key, set()).add(job_id)
+            return True
+
+    def release(self, image_key, job_id):
+        with self._lock:
+            holders = self.holders.get(image_key, set())
+            holders.discard(job_id)
+            if holders or image_key in self.marks:
+                return None
+            self.holders.pop(image_key, None)
+            self._marks += 1
+            self.marks[image_key] = str(self._marks)
+            return self.marks[image_key]
+
+    def deleted(self, image_key, mark):
+        with self._lock:
+            if self.marks.get(image_key) == mark:
+                del self.marks[image_key]
 
 
 class InMemoryImageStore:
@@ -135,6 +202,15 @@ class InMemoryImageStore:
             self.fail_gets -= 1
             raise ConnectionError("injected S3 read error")
         return self.objects[key]
+
+    def delete(self, key):
+        self.objects.pop(key, None)
+
+    def delete_prefix(self, prefix):
+        doomed = [key for key in self.objects if key.startswith(prefix)]
+        for key in doomed:
+            del self.objects[key]
+        return len(doomed)
 
 
 class InMemoryQueue:
@@ -155,6 +231,7 @@ class InMemoryQueue:
 class FakePrediction:
     output: dict
     top_label: str
+    heatmaps: dict | None = None
 
 
 class FakePredictor:
@@ -177,8 +254,13 @@ class FakePredictor:
         outputs = []
         for data in images:
             a = (sum(data) % 100) / 100
-            outputs.append(FakePrediction({"A": a, "B": 1 - a}, "A" if a >= 0.5 else "B"))
+            maps = {"A": [[a * (row + col) for col in range(7)] for row in range(7)],
+                    "B": [[(1 - a) * (row - col) for col in range(7)] for row in range(7)]}
+            outputs.append(FakePrediction({"A": a, "B": 1 - a}, "A" if a >= 0.5 else "B", maps))
         return outputs
+
+    def model_input_pixels(self, image):
+        return bytes((sum(image) + index) % 256 for index in range(224)) * 224
 
 
 @dataclass
@@ -233,6 +315,28 @@ class InMemoryApiKeyStore:
 
     def all(self):
         return copy.deepcopy(list(self.keys.values()))
+
+
+class InMemoryLeases:
+    """Leases: per slot the time it runs out, taken and freed under a lock as DynamoDB's conditional writes are."""
+
+    def __init__(self):
+        self.until: dict[str, float] = {}
+        self._lock = threading.Lock()
+
+    def acquire(self, key, slots, now, until):
+        with self._lock:
+            for slot in range(slots):
+                token = f"{key}#{slot}"
+                if self.until.get(token, 0) < now:
+                    self.until[token] = until
+                    return token
+            return None
+
+    def release(self, token, until):
+        with self._lock:
+            if self.until.get(token) == until:
+                self.until[token] = 0
 
 
 class InMemoryRateCounter:

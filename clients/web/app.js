@@ -78,14 +78,23 @@ function send(method, url, body, headers, onProgress) {
 }
 
 // Small files inline in POST /v1/jobs; larger ones PUT to S3 first, then POST /v1/jobs {"upload_id"}.
+// The model picker's choice (GET /v1/models) travels as ?model=; the default model when nothing is picked.
+function jobsPath() {
+  const model = $("model-picker").value;
+  return "/v1/jobs" + (model ? `?model=${encodeURIComponent(model)}` : "");
+}
 async function upload(file, type, onProgress) {
   if (file.size <= INLINE_LIMIT_BYTES) {
-    return send("POST", apiBase() + "/v1/jobs", file, apiHeaders({ "Content-Type": type }), onProgress);
+    return send("POST", apiBase() + jobsPath(), file, apiHeaders({ "Content-Type": type }), onProgress);
   }
-  const grant = await api("/v1/uploads", { method: "POST", body: JSON.stringify({ content_type: type }),
+  // size and SHA-256 are signed into the URL: S3 refuses a body of another length or other bytes
+  const digest = new Uint8Array(await crypto.subtle.digest("SHA-256", await file.arrayBuffer()));
+  const sha256 = Array.from(digest, (byte) => byte.toString(16).padStart(2, "0")).join("");
+  const grant = await api("/v1/uploads", { method: "POST",
+                                           body: JSON.stringify({ content_type: type, size: file.size, sha256 }),
                                            headers: apiHeaders({ "Content-Type": "application/json" }) });
   await send(grant.method || "PUT", grant.url, file, grant.headers || { "Content-Type": type }, onProgress);
-  return api("/v1/jobs", { method: "POST", body: JSON.stringify({ upload_id: grant.upload_id }),
+  return api(jobsPath(), { method: "POST", body: JSON.stringify({ upload_id: grant.upload_id }),
                            headers: apiHeaders({ "Content-Type": "application/json" }) });
 }
 
@@ -127,7 +136,9 @@ async function submitFile(file) {
   try {
     const body = await upload(file, media.type, (sent, total) => update(job, { sent, total }));
     update(job, { id: body.id, status: body.status, cached: Boolean(body.cached), result: body.result || null });
+    if (!$("model-picker").dataset.loaded) loadModels(); // the API took a job: it will list its models too
     if (job.status !== "COMPLETED" || !job.result) await follow(job);
+    if (!$("server-jobs").hidden) loadServerJobs(false); // the listing shows the new job too
   } catch (error) {
     update(job, { status: "ERROR", error: error.message });
   }
@@ -174,6 +185,7 @@ function statusText(job) {
   switch (job.status) {
     case "UPLOADING":
       return `Uploading ${name}…` + (job.total ? ` ${(job.sent / 1e6).toFixed(1)} of ${(job.total / 1e6).toFixed(1)} MB` : "");
+    case "LOADING": return `${name}: loading its result…`;
     case "QUEUED": return `${name}: queued, waiting for a worker…`;
     case "IN_PROGRESS": return `${name}: the model is reading the image…`;
     case "COMPLETED":
@@ -245,6 +257,8 @@ function renderResult(job) {
   const banner = $("model-banner");
   if (!result) {
     section.hidden = true;
+    $("heatmap").hidden = true;
+    $("heatmap-label").dataset.job = "";
     return;
   }
   const model = result.model || {};
@@ -256,6 +270,7 @@ function renderResult(job) {
     `Top finding: ${prettyLabel(result.top_label)}. ${positives} of ${rows.length} findings at or above the calibrated threshold ${THRESHOLD}.`;
   const body = $("chart-body");
   body.replaceChildren(...rows.map(([label, score], index) => chartRow(label, score, index === 0)));
+  renderHeatmap(job, rows);
   $("model-info").textContent = `Model ${model.name || "?"}, weights ${model.weights || "?"}, engine ${model.engine || "?"}` +
     `${model.precision && model.precision !== "fp32" ? `, reduced precision ${model.precision}` : ""}` +
     `${model.weights_sha256 ? `, weights SHA-256 ${model.weights_sha256.slice(0, 12)}…` : ""}; job ${job.id}.`;
@@ -346,6 +361,88 @@ function loadHistory() {
   renderHistory();
 }
 
+// ---- "Your jobs": GET /v1/jobs (this key's own, newest first, a page at a time) and DELETE /v1/jobs/{id} ----
+let serverCursor = null;
+const SERVER_PAGE = 20;
+
+async function loadServerJobs(more) {
+  const status = $("server-jobs-status");
+  const query = `?limit=${SERVER_PAGE}` + (more && serverCursor ? `&cursor=${encodeURIComponent(serverCursor)}` : "");
+  status.textContent = "Loading…";
+  let page;
+  try {
+    page = await api(`/v1/jobs${query}`, { headers: apiHeaders() });
+  } catch (error) {
+    status.textContent = error.message;
+    return;
+  }
+  const body = $("server-jobs-body");
+  if (!more) body.replaceChildren();
+  body.append(...page.jobs.map(serverJobRow));
+  serverCursor = page.next_cursor;
+  $("server-jobs-more").hidden = !serverCursor;
+  $("server-jobs").hidden = body.children.length === 0;
+  status.textContent = body.children.length ? `${body.children.length} job(s) shown.` : "No jobs yet.";
+}
+
+function serverJobRow(listed) {
+  const row = document.createElement("tr");
+  row.dataset.id = listed.id;
+  const cells = [listed.id, listed.status + (listed.cached ? " (cached)" : ""),
+                 new Date(listed.created_at).toLocaleString()];
+  for (const text of cells) {
+    const cell = document.createElement("td");
+    cell.textContent = text;
+    row.append(cell);
+  }
+  const actions = document.createElement("td");
+  const show = document.createElement("button");
+  show.type = "button";
+  show.className = "button secondary";
+  show.textContent = "Show";
+  show.setAttribute("aria-label", `Show job ${listed.id}`);
+  show.addEventListener("click", () => showServerJob(listed));
+  const erase = document.createElement("button");
+  erase.type = "button";
+  erase.className = "button secondary";
+  erase.textContent = "Delete";
+  erase.setAttribute("aria-label", `Delete job ${listed.id}`);
+  erase.addEventListener("click", () => deleteServerJob(listed.id, row));
+  actions.append(show, erase);
+  row.append(actions);
+  return row;
+}
+
+function showServerJob(listed) {
+  const key = `server-${listed.id}`;
+  // a completed job's scores are fetched first (LOADING): the page draws a COMPLETED job with its result only
+  const job = jobs.get(key) || { key, file: `job ${listed.id.slice(0, 8)}`, id: listed.id,
+                                 status: listed.status === "COMPLETED" ? "LOADING" : listed.status,
+                                 submittedAt: listed.created_at, previewUrl: null, isDicom: false, result: null,
+                                 error: listed.error || null, cached: Boolean(listed.cached) };
+  jobs.set(key, job);
+  select(key);
+  if (job.status !== "FAILED" && !job.result) {
+    follow(job).catch((error) => update(job, { status: "ERROR", error: error.message }));
+  }
+}
+
+async function deleteServerJob(id, row) {
+  if (!window.confirm(`Delete job ${id}? Its result is erased for good.`)) return;
+  try {
+    await api(`/v1/jobs/${encodeURIComponent(id)}`, { method: "DELETE", headers: apiHeaders() });
+  } catch (error) {
+    $("server-jobs-status").textContent = error.message;
+    return;
+  }
+  row.remove();
+  for (const [key, job] of jobs) if (job.id === id) jobs.delete(key);
+  saveHistory();
+  renderHistory();
+  $("server-jobs-status").textContent = `Deleted job ${id}.`;
+  $("server-jobs").hidden = $("server-jobs-body").children.length === 0;
+}
+
 // ---- wiring ----
 function wireUpload() {
   const zone = $("drop-zone"), input = $("file-input");
@@ -389,8 +486,69 @@ function wireSettings() {
   });
 }
 
+// ---- heatmaps: the model input (opacity 0) under one finding's map alone (opacity 1); the slider blends them ----
+const heatmapImages = new Map(); // "job|label|opacity" -> object URL, so switching back costs no request
+async function heatmapImage(jobId, label, opacity) {
+  const key = `${jobId}|${label}|${opacity}`;
+  if (!heatmapImages.has(key)) {
+    const query = new URLSearchParams({ opacity: String(opacity) });
+    if (label) query.set("label", label);
+    const response = await fetch(`${apiBase()}/v1/jobs/${encodeURIComponent(jobId)}/heatmap?${query}`,
+                                 { headers: apiHeaders() });
+    if (!response.ok) {
+      let body = null;
+      try { body = await response.json(); } catch (_) { /* not JSON */ }
+      answer(response.status, response.statusText, body); // throws the API's own error
+    }
+    heatmapImages.set(key, URL.createObjectURL(await response.blob()));
+  }
+  return heatmapImages.get(key);
+}
+
+function renderHeatmap(job, rows) {
+  const picker = $("heatmap-label");
+  if (picker.dataset.job !== job.id) { // a new result: its findings, highest score first, the top one picked
+    picker.dataset.job = job.id;
+    picker.replaceChildren(...rows.map(([label, score]) => {
+      const option = document.createElement("option");
+      option.value = label;
+      option.textContent = `${prettyLabel(label)} (${score.toFixed(3)})`;
+      return option;
+    }));
+    picker.value = job.result.top_label;
+    drawHeatmap(job.id);
+  }
+}
+
+async function drawHeatmap(jobId) {
+  const figure = $("heatmap");
+  const label = $("heatmap-label").value;
+  try {
+    const [base, overlay] = await Promise.all([heatmapImage(jobId, null, 0), heatmapImage(jobId, label, 1)]);
+    if ($("heatmap-label").dataset.job !== jobId || $("heatmap-label").value !== label) return; // moved on meanwhile
+    $("heatmap-base").src = base;
+    $("heatmap-overlay").src = overlay;
+    $("heatmap-overlay").alt = `Heatmap of ${prettyLabel(label)}`;
+    figure.hidden = false;
+  } catch (_) {
+    figure.hidden = true; // a result computed without heatmaps, or an API without the route: the chart stands alone
+  }
+}
+
+function wireHeatmap() {
+  const opacity = () => { $("heatmap-overlay").style.opacity = String($("heatmap-opacity").value / 100); };
+  $("heatmap-opacity").addEventListener("input", opacity);
+  $("heatmap-label").addEventListener("change", () => drawHeatmap($("heatmap-label").dataset.job));
+  opacity();
+}
+
 function showModelBanner(model) {
   $("model-banner").hidden = model.weights !== "random-init";
+  // the service words its intended use once (cxr_model.notice); the page shows that text, never its own
+  if (model.intended_use) {
+    $("intended-use").textContent = model.intended_use;
+    $("intended-use").hidden = false;
+  }
   if (model.warning) $("model-banner-detail").textContent = `The model says: ${model.warning}.`;
 }
 
@@ -400,9 +558,37 @@ async function checkModel() {
     const health = await api("/v1/ops/health", { headers: apiHeaders() });
     if (health && health.model) showModelBanner(health.model);
   } catch (_) { /* unreachable or old API: the first result's model still shows the banner */ }
+  if (apiHeaders()["x-api-key"]) loadModels(); // without a key it waits for the first accepted job (no 401s)
+}
+
+// GET /v1/models: a picker when the deployment serves more than one model (each lists the findings it reports)
+async function loadModels() {
+  const picker = $("model-picker");
+  let listing = null;
+  try { // not through api(): a 401 before the key is typed must not open Settings by itself
+    const response = await fetch(`${apiBase()}/v1/models`, { headers: apiHeaders() });
+    if (response.ok) listing = await response.json();
+  } catch (_) { /* unreachable: the default model is used */ }
+  const models = (listing && listing.models) || [];
+  if (listing) picker.dataset.loaded = "1";
+  const chosen = picker.value;
+  picker.replaceChildren(...models.map((model) => {
+    const option = document.createElement("option");
+    option.value = model.default ? "" : model.name;
+    option.textContent = `${model.name}${model.default ? " (default)" : ""}: ${model.findings.length} findings, ` +
+                         `weights ${model.weights}`;
+    return option;
+  }));
+  if (models.some((model) => !model.default && model.name === chosen)) picker.value = chosen;
+  $("model-choice").hidden = models.length < 2;
 }
 
 wireUpload();
 wireSettings();
+wireHeatmap();
 loadHistory();
 checkModel();
+$("server-jobs-refresh").addEventListener("click", () => loadServerJobs(false));
+$("server-jobs-more").addEventListener("click", () => loadServerJobs(true));
+if (sessionStorage.getItem("cxr.apiKey")) loadServerJobs(false); // without a key it would only ask for one
+else $("server-jobs-status").textContent = "Not loaded: this list needs your key (see above), then Refresh.";

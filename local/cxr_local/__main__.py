@@ -74,18 +74,24 @@ def parse_args(argv: list[str] | None = None) -> Options:
                         help="use this running AWS emulator instead of an embedded moto: creates the template's "
                              "resources there if missing (never on *.amazonaws.com); 'localstack' finds LocalStack "
                              "through localstack-client")
+    parser.add_argument("--state-dir", type=Path, default=env("CXR_LOCAL_STATE_DIR"),
+                        help="the embedded moto's state is saved here on a clean stop and restored at the next start "
+                             "(default: a state/ folder beside the ready file)")
+    parser.add_argument("--fresh", action="store_true",
+                        help="start empty, ignoring the saved state (the next clean stop replaces it)")
     gateway.add_arguments(parser)
     args = parser.parse_args(argv)
     root = _find_repo_root()
+    ready_file = args.ready_file or root / ".cxr_local" / "ready.json"
     return Options(repo_root=root, template=(args.template or root / "template.yaml").resolve(), host=args.host,
                    port=args.port, moto_port=args.moto_port, workers=args.workers, worker_nice=args.worker_nice,
                    build_model=not args.no_build,
                    params=_pairs(args.param, "--param"), env=_pairs(args.env, "--env"),
                    max_instances=args.max_instances, max_waiting_polls=args.max_waiting_polls,
                    access_log=args.access_log,
-                   ready_file=args.ready_file or root / ".cxr_local" / "ready.json",
-                   log_dir=args.log_dir, api_key=args.api_key, model_dir=args.model_dir, aws_endpoint=args.aws_endpoint,
-                   gateway=gateway.options_from(args))
+                   ready_file=ready_file, log_dir=args.log_dir, api_key=args.api_key, model_dir=args.model_dir,
+                   aws_endpoint=args.aws_endpoint, state_dir=args.state_dir or ready_file.parent / "state",
+                   fresh=args.fresh, gateway=gateway.options_from(args))
 
 
 SUBCOMMANDS = ("invoke", "env-json")
@@ -110,8 +116,11 @@ def main(argv: list[str] | None = None) -> int:
     try:
         stack.start()
         say("press Ctrl-C to stop")
-        while not stop_requested.wait(1):
-            pass
+        while not stop_requested.wait(0.5):
+            dead = stack.dead_part()
+            if dead:  # serving 503 forever would hide it: stop loudly instead
+                say(f"FATAL: {dead}. Stopping the stack.")
+                return 3
         return 0
     except Exception as error:  # noqa: BLE001 - report, then still stop every child
         say(f"FAILED: {error}")

@@ -74,6 +74,13 @@ class AwsBackend:
     def ready_info(self) -> dict:
         return self.external.ready_info() if self.external else {}
 
+    def moto_alive(self) -> bool:
+        return self.moto is not None and self.moto.poll() is None
+
+    def session(self) -> _EndpointSession:
+        """Clients of the embedded moto with the stack's identity."""
+        return self._moto_clients()
+
     def stop(self) -> None:
         processes.stop(self.moto, grace_s=5)
 

@@ -2,10 +2,12 @@
 from __future__ import annotations
 
 import threading
+import time
 from dataclasses import replace
 from typing import Any
+from urllib.parse import urlencode
 
-from .lambdas import FunctionPool
+from .lambdas import FunctionPool, PoolBusy
 from .template import FunctionSpec
 
 LONG_POLL_ROUTE = "GET /v1/jobs/{id}"
@@ -39,7 +41,24 @@ class HttpFunctions:
                 raise RuntimeError(f"{name} could not start: {pool.init_error}")
 
     def invoke(self, function: str, event: dict, request_id: str) -> Any:
-        return self.pool(function, event).invoke(event, request_id)
+        pool = self.pool(function, event)
+        if pool is self.pools.get(function):
+            return pool.invoke(event, request_id)
+        # a long poll waits no longer than its ?wait: the time spent queued for an environment comes off the wait,
+        # and one that found none in time answers with the job's state at once (the long-poll contract allows it)
+        began = time.monotonic()
+        wait = _wait_seconds(event)
+        if wait is None:  # not a valid wait: the function answers 400 itself
+            return pool.invoke(event, request_id)
+
+        def what_is_left(queued: dict) -> dict:
+            left = wait - (time.monotonic() - began)
+            return queued if left >= wait - 0.05 else _with_wait(queued, left if left >= 0.05 else None)
+
+        try:
+            return pool.invoke(event, request_id, acquire_timeout_s=wait, adjust=what_is_left)
+        except PoolBusy:
+            return self.pools[function].invoke(_with_wait(event, None), request_id)
 
     def pool(self, function: str, event: dict) -> FunctionPool:
         waiting = event.get("routeKey") == LONG_POLL_ROUTE and "wait" in (event.get("queryStringParameters") or {})
@@ -61,3 +80,19 @@ def merged_environment(functions: dict[str, FunctionSpec], routes: list) -> dict
         for key, value in environment.items():
             merged.setdefault(key, value)
     return merged
+
+
+def _wait_seconds(event: dict) -> float | None:
+    try:
+        wait = float((event.get("queryStringParameters") or {}).get("wait", ""))
+    except ValueError:
+        return None
+    return wait if 0 < wait <= 20 else None
+
+
+def _with_wait(event: dict, seconds: float | None) -> dict:
+    """The event with ?wait shortened to `seconds` (None: removed), in the parsed and the raw query string."""
+    params = {k: v for k, v in (event.get("queryStringParameters") or {}).items() if k != "wait"}
+    if seconds is not None:
+        params["wait"] = f"{seconds:.2f}"
+    return {**event, "queryStringParameters": params or None, "rawQueryString": urlencode(params)}

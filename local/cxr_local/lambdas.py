@@ -101,6 +101,10 @@ class _Sandbox:
         self.conn.close()
 
 
+class PoolBusy(Exception):
+    """Every environment of the pool stayed busy for as long as the caller could wait."""
+
+
 class FunctionPool:
     """Warm execution environments of one function; a busy pool starts another, up to max_instances."""
 
@@ -124,8 +128,13 @@ class FunctionPool:
         except LambdaError as error:
             self.init_error = error
 
-    def invoke(self, event: dict, request_id: str) -> Any:
-        sandbox = self._acquire()
+    def invoke(self, event: dict, request_id: str, acquire_timeout_s: float | None = None,
+               adjust: Callable[[dict], dict] | None = None) -> Any:
+        """Run the event in a free environment; with acquire_timeout_s, PoolBusy if none frees up by then;
+        adjust(event) is what runs, decided once an environment is free (e.g. the time queued taken off a wait)."""
+        sandbox = self._acquire(acquire_timeout_s)
+        if adjust is not None:
+            event = adjust(event)
         try:
             result = sandbox.invoke(event, request_id, self.spec.timeout_s)
         except LambdaError as error:
@@ -148,7 +157,8 @@ class FunctionPool:
         for sandbox in sandboxes:
             sandbox.close()
 
-    def _acquire(self) -> _Sandbox:
+    def _acquire(self, timeout_s: float | None = None) -> _Sandbox:
+        deadline = None if timeout_s is None else time.monotonic() + timeout_s
         with self._changed:
             while True:
                 if self._closed:
@@ -158,7 +168,9 @@ class FunctionPool:
                 if len(self._all) + self._starting < self.max_instances:
                     self._starting += 1
                     threading.Thread(target=self._start_one, daemon=True).start()
-                self._changed.wait(1)
+                if deadline is not None and time.monotonic() >= deadline:
+                    raise PoolBusy(f"no free {self.spec.logical_id} environment within {timeout_s:.1f}s")
+                self._changed.wait(1 if deadline is None else max(0.01, min(1.0, deadline - time.monotonic())))
 
     def _start_one(self) -> None:
         try:

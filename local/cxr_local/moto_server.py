@@ -21,6 +21,16 @@ from cxr_local.sigv4_guard import ACCESS_KEY_ENV, SECRET_KEY_ENV, Identity, SigV
 THREADS = 64
 
 
+class _ClosingGateway(wsgi.Gateway_10):
+    """cheroot reads an unread request body to its end to keep the connection (into memory, whole): an answer
+    with `Connection: close` (the guard's refusals) closes it instead, so a refused body is never read."""
+
+    def start_response(self, status, headers, exc_info=None):
+        if any(name.lower() == "connection" and value.lower() == "close" for name, value in headers):
+            self.req.close_connection = True
+        return super().start_response(status, headers, exc_info)
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m cxr_local.moto_server", description=__doc__)
     parser.add_argument("-H", "--host", default="127.0.0.1")
@@ -38,6 +48,7 @@ def main(argv: list[str] | None = None) -> None:
         app = SigV4Guard(app, Identity(os.environ[ACCESS_KEY_ENV], os.environ[SECRET_KEY_ENV]))
     server = wsgi.Server((args.host, args.port), app,
                          numthreads=THREADS, request_queue_size=256, timeout=60, server_name="moto")
+    server.gateway = _ClosingGateway
     server.keep_alive_conn_limit = None  # cheroot closes connections beyond 10 idle ones; every process pools some
     signal.signal(signal.SIGTERM, _exit_serve_loop)
     try:

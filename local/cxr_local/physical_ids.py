@@ -78,6 +78,8 @@ class PhysicalIds:
             return f"arn:{ident.partition}:lambda:{ident.region}:{ident.account_id}:layer:{layer}:1"
         if kind in ("AWS::Serverless::Function", "AWS::Lambda::Function"):
             return self._name_property(name, "FunctionName")
+        if kind == "AWS::Logs::LogGroup":
+            return self._name_property(name, "LogGroupName", 512)
         if kind in ("AWS::Serverless::HttpApi", "AWS::ApiGatewayV2::Api", "AWS::Serverless::Api"):
             return hashlib.sha256(f"{ident.stack_name}/{name}".encode()).hexdigest()[:10]
         return self._generated_name(name)
@@ -104,6 +106,8 @@ class PhysicalIds:
             values = {"TopicArn": arn, "TopicName": arn.rsplit(":", 1)[-1]}
         elif kind in ("AWS::Serverless::Function", "AWS::Lambda::Function"):
             values = {"Arn": f"{arn_prefix}:lambda:{ident.region}:{ident.account_id}:function:{self.ref(logical_id)}"}
+        elif kind == "AWS::Logs::LogGroup":  # CloudFormation's Arn of a log group ends in :*
+            values = {"Arn": f"{arn_prefix}:logs:{ident.region}:{ident.account_id}:log-group:{self.ref(logical_id)}:*"}
         else:
             service = kind.split("::")[1].lower() if kind.count("::") >= 2 else "unknown"
             values = {"Arn": f"{arn_prefix}:{service}:{ident.region}:{ident.account_id}:{self.ref(logical_id)}"}

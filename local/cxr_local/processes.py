@@ -49,6 +49,17 @@ def start_moto(host: str, port: int, *, env: dict[str, str], cwd: Path, log: IO 
                  log=log)
 
 
+def start_janitor(paths: list[Path], *, env: dict[str, str], cwd: Path) -> subprocess.Popen:
+    """cxr_local.janitor: removes `paths` should this process die without stopping (parent-death signal)."""
+    return spawn([sys.executable, "-m", "cxr_local.janitor", str(os.getpid()), *map(str, paths)], env=env, cwd=cwd)
+
+
+def exit_text(code: int | None) -> str:
+    if code is not None and code < 0:
+        return f"signal {signal.Signals(-code).name}"
+    return f"exit code {code}"
+
+
 def wait_for_http(url: str, process: subprocess.Popen, timeout_s: float) -> None:
     """Poll url until it answers (any status), the process dies, or timeout_s passes."""
     deadline = time.monotonic() + timeout_s

@@ -5,6 +5,8 @@ import json
 import os
 from pathlib import Path
 
+from cxr_model.notice import INTENDED_USE
+
 
 def say(message: str) -> None:
     print(f"[cxr_local] {message}", flush=True)
@@ -21,6 +23,7 @@ def announce(info: dict, ready_file: Path | None) -> None:
         say(banner)
     else:
         say(f"weights: {weights['detail']}")
+    say(INTENDED_USE)
     kind = "Lambda execution environments at most" if info.get("infer_path") == "lambda" else "worker process(es)"
     say(f"infer path {info.get('infer_path') or '?'}: {info['workers']} {kind}"
         + ("" if info["workers"] else " (none started: jobs stay QUEUED)"))

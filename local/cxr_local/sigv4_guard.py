@@ -3,7 +3,10 @@
 moto's IAM mode (INITIAL_NO_AUTH_ACTION_COUNT) checks header signatures only: a presigned URL carries no
 Authorization header (moto's check fails on it), and moto never looks at X-Amz-Expires. This WSGI middleware
 recomputes the signature with botocore's own signers for both forms (header and query string), so an edited
-path, method, signed header or query parameter, a stale date, an expired URL or a foreign key is refused.
+path, method, signed header or query parameter, a stale date, an expired URL or a foreign key is refused. As S3
+does, a presigned request's x-amz-* headers must all be signed, and an x-amz-checksum-sha256 must match the body.
+A refusal never reads the body: unsigned or foreign requests are refused from their headers, and a body is read
+only up to what its request may carry (the signed Content-Length of a presigned PUT, else MAX_BODY_BYTES).
 """
 from __future__ import annotations
 
@@ -15,8 +18,10 @@ import re
 import secrets
 import string
 import time
+from base64 import b64encode
 from calendar import timegm
 from dataclasses import dataclass
+from typing import Callable
 from urllib.parse import parse_qsl
 
 from botocore.auth import S3SigV4Auth, S3SigV4QueryAuth, SigV4Auth, SigV4QueryAuth
@@ -27,6 +32,7 @@ ALGORITHM = "AWS4-HMAC-SHA256"
 MAX_SKEW_SECONDS = 15 * 60  # S3's RequestTimeTooSkewed
 MAX_PRESIGN_SECONDS = 7 * 24 * 3600
 ACCESS_KEY_ENV, SECRET_KEY_ENV = "CXR_MOTO_ACCESS_KEY_ID", "CXR_MOTO_SECRET_ACCESS_KEY"
+MAX_BODY_BYTES = 256 * 1024 * 1024  # a request whose length is not signed (moto's own clients send far less)
 _HEX64 = re.compile(r"^[0-9a-f]{64}$")
 
 
@@ -43,9 +49,9 @@ class Identity:
 
 
 class Denied(Exception):
-    def __init__(self, code: str, message: str) -> None:
+    def __init__(self, code: str, message: str, status: int = 403) -> None:
         super().__init__(message)
-        self.code, self.message = code, message
+        self.code, self.message, self.status = code, message, status
 
 
 def _amz_epoch(stamp: str) -> int:
@@ -91,9 +97,11 @@ def _expected_signature(identity: Identity, method: str, host: str, raw_path: st
     return signer.signature(signer.string_to_sign(request, canonical), request)
 
 
-def verify(identity: Identity, environ: dict, body: bytes, now: float | None = None) -> None:
-    """Raise Denied unless the request is SigV4-signed (header or presigned query) by identity, in time."""
+def verify(identity: Identity, environ: dict, body: bytes | Callable[[], bytes], now: float | None = None) -> bytes:
+    """Raise Denied unless the request is SigV4-signed (header or presigned query) by identity, in time; return the
+    body. A callable body is read only once everything that does not need it has passed."""
     now = time.time() if now is None else now
+    read = body if callable(body) else (lambda: body)
     headers = _headers(environ)
     method = environ["REQUEST_METHOD"]
     raw_uri = environ.get("REQUEST_URI") or environ.get("PATH_INFO", "/")
@@ -109,9 +117,6 @@ def verify(identity: Identity, environ: dict, body: bytes, now: float | None = N
         if abs(now - _amz_epoch(stamp)) > MAX_SKEW_SECONDS:
             raise Denied("RequestTimeTooSkewed", "the request time differs too much from the server's")
         presigned = False
-        content_sha = headers.get("x-amz-content-sha256", "")
-        if _HEX64.match(content_sha) and hashlib.sha256(body).hexdigest() != content_sha:
-            raise Denied("XAmzContentSHA256Mismatch", "the body does not match x-amz-content-sha256")
     elif params.get("X-Amz-Algorithm") == ALGORITHM:
         credential, signature = params.get("X-Amz-Credential", ""), params.get("X-Amz-Signature", "")
         signed = [name for name in params.get("X-Amz-SignedHeaders", "").split(";") if name]
@@ -137,28 +142,57 @@ def verify(identity: Identity, environ: dict, body: bytes, now: float | None = N
         raise Denied("InvalidAccessKeyId", "the AWS access key id does not exist in our records")
     if day != stamp[:8] or "host" not in signed:
         raise Denied("SignatureDoesNotMatch", "the credential date or the signed headers are wrong")
-    expected = _expected_signature(identity, method, host, raw_path, query, headers, signed,
-                                   b"" if presigned else body, region, service, stamp, presigned)
+    unsigned = sorted(name for name in headers if name.startswith("x-amz-") and name not in signed)
+    if presigned and unsigned:
+        raise Denied("AccessDenied", f"There were headers present in the request which were not signed: {unsigned}")
+    content_sha = headers.get("x-amz-content-sha256", "")
+    # the signature covers the body through its hash: the signed header's, else the body's own (read only now)
+    payload = b"" if presigned or "x-amz-content-sha256" in signed else read()
+    expected = _expected_signature(identity, method, host, raw_path, query, headers, signed, payload, region,
+                                   service, stamp, presigned)
     if not hmac.compare_digest(expected, signature):
         raise Denied("SignatureDoesNotMatch", "the request signature we calculated does not match the signature "
                                               "you provided")
+    data = read() if presigned or "x-amz-content-sha256" in signed else payload
+    if not presigned and _HEX64.match(content_sha) and hashlib.sha256(data).hexdigest() != content_sha:
+        raise Denied("XAmzContentSHA256Mismatch", "the body does not match x-amz-content-sha256")
+    checksum = headers.get("x-amz-checksum-sha256")
+    if checksum is not None and b64encode(hashlib.sha256(data).digest()).decode() != checksum:
+        raise Denied("BadDigest", "The SHA256 you specified did not match the calculated checksum.", 400)
+    return data
 
 
-def _read_body(environ: dict) -> bytes:
-    stream = environ["wsgi.input"]
-    if environ.get("wsgi.input_terminated"):
-        return stream.read()
-    length = int(environ.get("CONTENT_LENGTH") or 0)
-    return stream.read(length) if length > 0 else b""
+def _body_reader(environ: dict) -> Callable[[], bytes]:
+    """Reads the body once, when asked; past MAX_BODY_BYTES (declared or streamed) a 413, before holding it."""
+    def read() -> bytes:
+        if "body" not in cache:
+            stream = environ["wsgi.input"]
+            if environ.get("wsgi.input_terminated"):
+                data = stream.read(MAX_BODY_BYTES + 1)
+            else:
+                length = int(environ.get("CONTENT_LENGTH") or 0)
+                if length > MAX_BODY_BYTES:
+                    raise Denied("EntityTooLarge", "Your proposed upload exceeds the maximum allowed size", 413)
+                data = stream.read(length) if length > 0 else b""
+            if len(data) > MAX_BODY_BYTES:
+                raise Denied("EntityTooLarge", "Your proposed upload exceeds the maximum allowed size", 413)
+            cache["body"] = data
+        return cache["body"]
+
+    cache: dict[str, bytes] = {}
+    return read
 
 
 def _denial(environ: dict, error: Denied) -> tuple[str, list[tuple[str, str]], bytes]:
     if environ.get("HTTP_X_AMZ_TARGET"):  # JSON protocols (DynamoDB, SQS)
         body = json.dumps({"__type": error.code, "message": error.message}).encode()
-        return "403 Forbidden", [("Content-Type", "application/x-amz-json-1.0")], body
+        return _STATUS[error.status], [("Content-Type", "application/x-amz-json-1.0")], body
     body = (f'<?xml version="1.0" encoding="UTF-8"?>\n<Error><Code>{error.code}</Code>'
             f"<Message>{error.message}</Message></Error>").encode()
-    return "403 Forbidden", [("Content-Type", "application/xml")], body
+    return _STATUS[error.status], [("Content-Type", "application/xml")], body
+
+
+_STATUS = {400: "400 Bad Request", 403: "403 Forbidden", 413: "413 Request Entity Too Large"}
 
 
 class SigV4Guard:
@@ -170,12 +204,12 @@ class SigV4Guard:
     def __call__(self, environ, start_response):
         if environ.get("REQUEST_METHOD") == "OPTIONS" and environ.get("HTTP_ACCESS_CONTROL_REQUEST_METHOD"):
             return self.app(environ, start_response)  # a CORS preflight: S3 answers it from the bucket's rules, unsigned
-        body = _read_body(environ)
         try:
-            verify(self.identity, environ, body)
+            body = verify(self.identity, environ, _body_reader(environ))
         except Denied as error:
             status, headers, payload = _denial(environ, error)
-            start_response(status, headers + [("Content-Length", str(len(payload)))])
+            # the unread rest of a refused body must not be taken for the next request
+            start_response(status, headers + [("Content-Length", str(len(payload))), ("Connection", "close")])
             return [payload]
         environ["wsgi.input"] = io.BytesIO(body)
         environ["CONTENT_LENGTH"] = str(len(body))

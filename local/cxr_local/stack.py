@@ -8,6 +8,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from . import processes, snapshot
 from .apigw import Cors, Router
 from .gateway import GatewayOptions, GatewayProcess
 from .gateway import announce as announce_gateway
@@ -20,7 +21,7 @@ from .report import announce, say
 from .sam_env import env_json_beside, write_env_json_beside
 from .sigv4_guard import Identity
 from .template import StackTemplate
-from .weights import start_model_build, weights_status
+from .weights import served_model_names, start_model_build, weights_status
 from .workers import InferWorkers
 
 LOCAL_DEV_API_KEY = "cxr_local_dev_key"  # only on loopback; any other --host gets a random key unless --api-key
@@ -50,6 +51,8 @@ class Options:
     api_key: str | None = None  # the operator key registered when AuthMode=api_key
     model_dir: Path | None = None  # default: <repo>/layers/model/weights (the tests use a stand-in folder of their own)
     aws_endpoint: str | None = None  # an emulator already running (LocalStack, moto): no embedded moto
+    state_dir: Path | None = None  # the embedded moto's snapshot (kept across a clean restart); None: not kept
+    fresh: bool = False  # start empty even when state_dir holds a snapshot (the next clean stop replaces it)
     gateway: GatewayOptions | None = None  # --gateway: the DICOM gateway beside the stack (cxr_local.gateway)
 
 
@@ -66,6 +69,10 @@ class LocalStack:
         self._logs: list = []
         self.info: dict = {}
         self.identity = Identity.new()  # per run: clients never see it, tools read it from the ready file
+        self.janitor = None  # removes the ready files should this process die without stop() (kill -9)
+        self._serving: threading.Thread | None = None
+        self._template: StackTemplate | None = None
+        self.started_at = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
 
     # ---- start -----------------------------------------------------------------------------
     def start(self) -> dict:
@@ -81,16 +88,21 @@ class LocalStack:
         base_env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(opts.repo_root), os.environ.get("PYTHONPATH")]))
         if not aws.external:
             aws.start_moto(base_env, opts.repo_root, log=self._log_file("moto", default_to_file=True))
-        build = start_model_build(self._model_dir(), base_env, opts.repo_root) if opts.build_model else None
+        if opts.ready_file is not None:
+            self.janitor = processes.start_janitor(
+                [opts.ready_file, env_json_beside(opts.ready_file)], env=base_env, cwd=opts.repo_root)
+        build = (start_model_build(self._model_dir(), base_env, opts.repo_root, served_model_names(opts.params))
+                 if opts.build_model else None)
 
         template = StackTemplate(opts.template, opts.params, aws.stack_identity(opts.params))
         model_dir = str(self._model_dir())
         functions = template.functions()
         routes = template.http_routes()
         http_env = merged_environment(functions, routes)
-        os.environ.update({**aws.env, **http_env, "MODEL_DIR": model_dir, **opts.env})
+        audit = {"AUDIT_LOG_FILE": self._audit_log_path()}  # the audit trail: a file here, a log group on AWS
+        os.environ.update({**aws.env, **http_env, "MODEL_DIR": model_dir, **audit, **opts.env})
         # the functions' init (imports) overlaps moto's start and the model build; they touch AWS only per event
-        local_overrides = {**aws.env, "MODEL_DIR": model_dir, **opts.env}
+        local_overrides = {**aws.env, "MODEL_DIR": model_dir, **audit, **opts.env}
         self.functions = HttpFunctions(functions, routes, local_overrides, opts.max_instances, opts.max_waiting_polls,
                                        REGION, template.resolver.identity.account_id)
         self.functions.start_warming()
@@ -99,6 +111,8 @@ class LocalStack:
             mark("moto_up")
         created = aws.create_resources(template)
         mark("resources_created")
+        self._template = template
+        self._restore_state(template)
         api_key = self._mint_api_key(template)
         if build is not None:
             if build.wait() != 0:
@@ -131,7 +145,8 @@ class LocalStack:
                                     cors=Cors.from_template(template.http_api_cors()))
         except OSError as error:
             raise RuntimeError(f"cannot listen on {opts.host}:{opts.port}: {error} (choose another: --port)") from error
-        threading.Thread(target=self.server.serve_forever, kwargs={"poll_interval": 0.2}, daemon=True).start()
+        self._serving = threading.Thread(target=self.server.serve_forever, kwargs={"poll_interval": 0.2}, daemon=True)
+        self._serving.start()
         url = f"http://{opts.host}:{self.server.server_address[1]}"
         headers = {"x-api-key": api_key} if api_key else {}
         health = get_status(f"{url}/v1/ops/health", headers)
@@ -142,7 +157,7 @@ class LocalStack:
                      "aws_secret_access_key": self.identity.secret_access_key,
                      "aws_env": {**{key: value for key, value in http_env.items() if key.endswith(("_TABLE", "_BUCKET", "_ARN",
                                                                                                    "_URL"))},
-                                 **aws.env},
+                                 **aws.env, **audit},
                      "pid": os.getpid(), "weights": weights, "model_dir": model_dir,
                      "workers": opts.workers if (self.worker or self.infer_mapping) else 0, "health_status": health,
                      "ready_status": ready, "infer_path": str(template.parameters.get("InferPath", "")),
@@ -175,8 +190,36 @@ class LocalStack:
                                            else None)
         return Runtime(read_settings(os.environ)).api_keys.create("local-dev", label="cxr_local", api_key=api_key, operator=True)
 
+    def _restore_state(self, template: StackTemplate) -> None:
+        if not self.aws.external and self.options.state_dir is not None:
+            snapshot.restore_at_start(self.aws.session(), template, self.options.state_dir, self.options.fresh, say)
+
+    def _save_state(self) -> None:
+        if self.options.state_dir is not None and self._template is not None and self.aws and self.aws.moto_alive():
+            snapshot.save_at_stop(self.aws.session(), self._template, self.options.state_dir, say)
+
+    def dead_part(self) -> str | None:
+        """What has died that the stack cannot serve without, said for the operator; None while all live."""
+        moto = self.aws.moto if self.aws else None
+        if moto is not None and moto.poll() is not None:  # poll() reaps it: no zombie
+            return (f"the embedded moto server (pid {moto.pid}) exited with {processes.exit_text(moto.returncode)}. "
+                    f"It held the stack's tables, queues, images and results in memory: everything since this start "
+                    f"({self.started_at}) is lost, including jobs accepted with 201; the last clean stop's "
+                    f"snapshot{f' in {self.options.state_dir}' if self.options.state_dir else ''} is kept")
+        if self._serving is not None and not self._serving.is_alive() and not self.stopping.is_set():
+            return "the HTTP API's server loop stopped"
+        return None
+
     def _model_dir(self) -> Path:
         return (self.options.model_dir or self.options.repo_root / "layers" / "model" / "weights").resolve()
+
+    def _audit_log_path(self) -> str:
+        """The audit trail's file (python -m cxr_core.admin audit JOB_ID reads it); the ready file lists it."""
+        log_dir = self.options.log_dir or Path(tempfile.gettempdir()) / f"cxr_local-{os.getpid()}"
+        log_dir.mkdir(parents=True, exist_ok=True)
+        path = str(log_dir / "audit.log")
+        self.info.setdefault("logs", {})["audit"] = path
+        return path
 
     def _log_file(self, name: str, default_to_file: bool = False):
         log_dir = self.options.log_dir
@@ -215,6 +258,7 @@ class LocalStack:
             self.server.server_close()
         if self.functions is not None:
             self.functions.close()
+        self._save_state()
         if self.aws is not None:
             self.aws.stop()
         for handle in self._logs:
@@ -222,4 +266,5 @@ class LocalStack:
         if self.options.ready_file:
             self.options.ready_file.unlink(missing_ok=True)
             env_json_beside(self.options.ready_file).unlink(missing_ok=True)
+        processes.stop(self.janitor, grace_s=5)
         say("stopped")

@@ -6,6 +6,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from cxr_model.specs import DEFAULT_MODEL
+
 from . import processes
 from .report import say
 
@@ -28,7 +30,16 @@ def weights_status(model_dir: str | Path) -> dict[str, Any]:
             "detail": f"{detail} (SHA-256 {sha256[:16]}, {model_dir})"}
 
 
-def start_model_build(model_dir: Path, env: dict[str, str], cwd: Path) -> subprocess.Popen:
+def served_model_names(params: dict[str, str]) -> list[str]:
+    """The models the template parameters name (ModelName, then ServedModels); none named: the build's default."""
+    names = [params["ModelName"]] if params.get("ModelName") else []
+    if params.get("ServedModels"):
+        names = (names or [DEFAULT_MODEL]) + [name.strip() for name in params["ServedModels"].split(",") if name.strip()]
+    return names
+
+
+def start_model_build(model_dir: Path, env: dict[str, str], cwd: Path, names: list[str] = ()) -> subprocess.Popen:
     command = [sys.executable, "-m", "cxr_model_build.build", "--model-dir", str(model_dir), "--allow-random-init"]
+    command += [argument for name in names for argument in ("--name", name)]
     say("model artifacts: " + " ".join(command[1:]))
     return processes.spawn(command, env=env, cwd=cwd, log=None)

@@ -1,7 +1,7 @@
 """Build step: weights under torchxrayvision's file name, provenance, ONNX export verified against torch.
 
-python -m cxr_model_build.build --model-dir DIR [--name densenet121-res224-all] [--weights-from PATH] [--offline]
-                                [--allow-random-init] [--force]
+python -m cxr_model_build.build --model-dir DIR [--name densenet121-res224-all [--name ...]] [--weights-from PATH]
+                                [--offline] [--allow-random-init] [--force]
 Missing or stand-in weights are fetched (torchxrayvision's cache first, else its URL) and verified before use.
 Idempotent: when the weights, provenance and ONNX file agree it returns without importing torch.
 """
@@ -15,7 +15,7 @@ import sys
 from typing import TextIO
 
 from cxr_model.artifacts import PROVIDED, RANDOM_INIT, REAL, ArtifactPaths, read_provenance, sha256_file
-from cxr_model.specs import get_spec
+from cxr_model.specs import DEFAULT_MODEL, get_spec
 
 from . import sources
 from .errors import BuildError
@@ -24,7 +24,7 @@ from .provenance import classify_weights, write_provenance
 from .stand_in import RANDOM_INIT_SEED, create_random_weights
 
 log = logging.getLogger("cxr_model_build")
-EXPORT_FORMAT = 1  # bump when the export recipe changes, so stale ONNX files get rebuilt
+EXPORT_FORMAT = 2  # 2: a second output, the class activation maps. Bump when the export recipe changes, so stale ONNX files get rebuilt
 
 
 def _now() -> str:
@@ -158,7 +158,10 @@ def build(model_dir: str, name: str = "densenet121-res224-all", allow_random_ini
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m cxr_model_build.build", description=__doc__.splitlines()[0])
     parser.add_argument("--model-dir", required=True)
-    parser.add_argument("--name", default="densenet121-res224-all")
+    parser.add_argument("--name", action="append", metavar="NAME",
+                        help="a model to build (repeatable: every model the deployment serves); default "
+                             f"{DEFAULT_MODEL}. Only {DEFAULT_MODEL} has published size and SHA-256: the others "
+                             "are served as 'provided' when downloaded, and as labelled stand-ins offline")
     parser.add_argument("--allow-random-init", action="store_true",
                         help="when no real weights can be had, use a labelled random-init stand-in")
     parser.add_argument("--weights-from", metavar="PATH", help="install this weights file (verified; no network)")
@@ -167,13 +170,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--force", action="store_true", help="re-export and re-verify even when up to date")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(name)s: %(message)s")
-    try:
-        record = build(args.model_dir, args.name, args.allow_random_init, args.force, args.weights_from, args.offline)
-    except BuildError as exc:
-        log.error("%s", exc)
-        return 1
-    log.info("weights=%s sha256=%s onnx max|diff|=%s", record["weights"], record["sha256"][:16],
-             record.get("verify_max_abs_diff"))
+    names = list(dict.fromkeys(args.name or [DEFAULT_MODEL]))
+    if args.weights_from and len(names) > 1:
+        parser.error("--weights-from names one file: build one --name with it")
+    for name in names:
+        try:
+            record = build(args.model_dir, name, args.allow_random_init, args.force, args.weights_from, args.offline)
+        except (BuildError, ValueError) as exc:
+            log.error("%s: %s", name, exc)
+            return 1
+        log.info("%s: weights=%s sha256=%s onnx max|diff|=%s", name, record["weights"], record["sha256"][:16],
+                 record.get("verify_max_abs_diff"))
     return 0
 
 

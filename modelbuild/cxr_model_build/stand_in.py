@@ -16,7 +16,8 @@ def create_random_weights(paths: ArtifactPaths) -> None:
     torch.manual_seed(RANDOM_INIT_SEED)
     model = xrv.models.DenseNet(weights=None, num_classes=len(paths.spec.labels))
     _condition_random_model(model, paths.spec.op_threshs)
-    setattr(model, STAND_IN_MARKER, f"{RANDOM_INIT} seed={RANDOM_INIT_SEED}")  # pickled with the module
+    # pickled with the module; the model's name makes each stand-in of the family a file (and a hash) of its own
+    setattr(model, STAND_IN_MARKER, f"{RANDOM_INIT} seed={RANDOM_INIT_SEED} model={paths.spec.name}")
     os.makedirs(paths.model_dir, exist_ok=True)
     tmp = paths.weights + ".tmp"
     torch.save(model, tmp)
@@ -55,5 +56,6 @@ def _condition_random_model(model, op_threshs) -> None:
         logits = model.classifier(features)
         scale = 1.5 / logits.std(0).clamp_min(1e-6)
         model.classifier.weight.mul_(scale[:, None])
-        target = torch.logit(torch.tensor(op_threshs, dtype=torch.float32))
+        # a finding the model was not trained for has no operating point (NaN): centre it on 0.5 instead
+        target = torch.logit(torch.tensor(op_threshs, dtype=torch.float32).nan_to_num(0.5))
         model.classifier.bias.copy_(target - scale * (logits.mean(0) - model.classifier.bias))

@@ -62,6 +62,25 @@ def test_submit_wait_prints_the_sorted_scores_with_decisions_and_the_warning(cli
     assert rows[0][1] == result["top_label"]
     assert [score for *_, score, _ in rows] == [round(score, 3) for _, score in expected]
     assert f"top label: {result['top_label']}" in run.stdout
+    assert result["model"]["intended_use"] in run.stdout  # the service's one wording of intended use
+
+
+def test_heatmap_saves_a_png_overlay_and_json_prints_the_grid(cli, tmp_path):
+    from PIL import Image
+
+    record = json.loads(cli("submit", str(unique_copy("00027426_000.png", tmp_path)), "--wait", "--json").stdout)
+    out = tmp_path / "heat.png"
+    run = cli("heatmap", record["id"], "-o", str(out))
+    assert run.returncode == 0, (run.stdout, run.stderr)
+    with Image.open(out) as image:
+        assert image.format == "PNG" and image.size == (224, 224) and image.mode == "RGB"
+    other = min(record["result"]["output"], key=record["result"]["output"].get)  # the lowest-scored finding
+    grid = json.loads(cli("heatmap", record["id"], "--label", other, "--json").stdout)
+    assert grid["label"] == other and len(grid["grid"]) == 7 and all(len(row) == 7 for row in grid["grid"])
+    unknown = cli("heatmap", record["id"], "--label", "Dragons", "-o", str(tmp_path / "x.png"))
+    assert unknown.returncode != 0 and "400" in unknown.stderr and record["result"]["top_label"] in unknown.stderr
+    assert not (tmp_path / "x.png").exists()
+    assert cli("heatmap", record["id"]).returncode == 2  # neither -o nor --json: a usage error
 
 
 def test_json_output_parses_and_status_result_agree(cli, tmp_path):

@@ -87,7 +87,7 @@ def test_large_dicom_goes_through_a_presigned_upload(local_stack, http, tmp_path
     assert len(data) > 10 * 1024 * 1024
     inline = http.post(f"{url}/v1/jobs", data=data, headers={"Content-Type": "application/dicom"}, timeout=60)
     assert inline.status_code == 413 and inline.json()["code"] == "PAYLOAD_TOO_LARGE"
-    grant = http.post(f"{url}/v1/uploads", json={"content_type": "application/dicom"}, timeout=30)
+    grant = http.post(f"{url}/v1/uploads", json={"content_type": "application/dicom", "size": len(data)}, timeout=30)
     assert grant.status_code == 201, grant.text
     grant = grant.json()
     put = requests.put(grant["url"], data=data, headers=grant["headers"], timeout=120)
@@ -99,7 +99,7 @@ def test_large_dicom_goes_through_a_presigned_upload(local_stack, http, tmp_path
     result = http.get(f"{url}/v1/jobs/{job.json()['id']}/result", timeout=30).json()
     assert len(result["output"]) == 18
     again = http.post(f"{url}/v1/jobs", json={"upload_id": grant["upload_id"]}, timeout=30)
-    assert again.status_code == 400  # an upload is used once
+    assert again.status_code == 400  # an upload is used once (its object is gone)
 
 
 @pytest.fixture(scope="module")

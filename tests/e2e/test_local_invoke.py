@@ -50,7 +50,7 @@ def test_every_event_runs_through_its_function_against_the_stack(local_stack, tm
 
     calls = {}
     for path in sorted(EVENTS.glob("*.json")):
-        if path.name != "submit_png.json":
+        if path.name not in ("submit_png.json", "submit_delete_job.json"):  # the erasure runs last, below
             event = tmp_path / path.name
             event.write_text(path.read_text().replace(SAMPLE_JOB_ID, job_id))
             calls[path.name] = (FUNCTION_OF_PREFIX[path.name.split("_")[0]], event)
@@ -81,6 +81,16 @@ def test_every_event_runs_through_its_function_against_the_stack(local_stack, tm
     assert set(ok["infer_recovery_schedule.json"]) == {"requeued", "failed"}
     rc, error, _ = results["broken"]
     assert rc == 1 and error["errorType"] == "KeyError" and error["stackTrace"]
+    drawn = ok["poll_get_heatmap.json"]
+    assert drawn["statusCode"] == 200 and drawn["isBase64Encoded"], drawn  # a PNG over the stored model input
+    models = ok["submit_list_models.json"]
+    assert models["statusCode"] == 200 and body(models)["default"], models
+    listed = ok["poll_list_jobs.json"]
+    assert listed["statusCode"] == 200 and job_id in {job["id"] for job in body(listed)["jobs"]}
+    erase = tmp_path / "submit_delete_job.json"
+    erase.write_text((EVENTS / "submit_delete_job.json").read_text().replace(SAMPLE_JOB_ID, job_id))
+    rc, erased, err = finish(start_invoke(local_stack, "SubmitFunction", erase))
+    assert rc == 0 and erased["statusCode"] == 204, (erased, err[-2000:])
 
 
 def test_env_json_is_what_the_stack_wrote_and_invoke_applies_it_as_sam_does(local_stack, tmp_path):

@@ -90,7 +90,7 @@ def test_upload_shows_image_progress_chart_banner_and_history(page, local_stack,
         page.get_by_role("button", name="Save").click()
 
     # keyboard: Tab from the top reaches the file chooser (after the skip link)
-    page.locator("body").focus()
+    page.locator("header h1").click()  # the sequential focus starting point: the top of the page
     for _ in range(4):
         page.keyboard.press("Tab")
         if page.evaluate("document.activeElement.id") == "file-input":
@@ -115,6 +115,9 @@ def test_upload_shows_image_progress_chart_banner_and_history(page, local_stack,
     job_id = re.search(r"job ([0-9a-f-]{36})", page.locator("#model-info").text_content())[1]
     headers = {"x-api-key": api_key} if api_key else {}
     result = http.get(f"{local_stack.url}/v1/jobs/{job_id}/result", headers=headers, timeout=10).json()
+    # the standing statement of intended use: the service's one wording, shown as the API gives it
+    assert "not a medical device" in result["model"]["intended_use"]
+    expect(page.locator("#intended-use")).to_have_text(result["model"]["intended_use"])
     chart = _chart(page)
     expected = sorted(result["output"], key=lambda k: (-result["output"][k], k))
     assert [label for label, _, _ in chart] == [label.replace("_", " ") for label in expected]  # shown without "_"
@@ -125,8 +128,30 @@ def test_upload_shows_image_progress_chart_banner_and_history(page, local_stack,
     track = page.eval_on_selector("#chart-body .score-track", "t => t.getBoundingClientRect().width")
     assert [w / track for w in widths] == pytest.approx([s for _, s, _ in chart], abs=0.01)  # drawn to scale
 
+    # the heatmap beside the chart: the top finding first, a picker for the others, an opacity slider
+    heat = page.locator("#heatmap")
+    expect(heat).to_be_visible()
+    picker = page.get_by_label("Where the model looked for")
+    assert picker.input_value() == result["top_label"]
+    assert page.eval_on_selector_all("#heatmap-label option", "o => o.map(x => x.value)") == expected
+    overlay = page.locator("#heatmap-overlay")
+    expect(overlay).to_have_attribute("alt", f"Heatmap of {result['top_label'].replace('_', ' ')}")
+    assert page.evaluate("document.getElementById('heatmap-base').naturalWidth") == 224
+    first_map = overlay.get_attribute("src")
+    picker.select_option(expected[-1])  # the lowest-scored finding
+    expect(overlay).to_have_attribute("alt", f"Heatmap of {expected[-1].replace('_', ' ')}")
+    assert overlay.get_attribute("src") != first_map
+    picker.select_option(result["top_label"])
+    page.get_by_label("Map opacity").fill("80")
+    assert page.eval_on_selector("#heatmap-overlay", "img => getComputedStyle(img).opacity") == "0.8"
+    base_box = page.locator("#heatmap-base").bounding_box()
+    assert overlay.bounding_box() == base_box and base_box["width"] > 150  # stacked exactly, not a thumbnail
+    chart_box = page.locator("#chart").bounding_box()
+    assert base_box["x"] + base_box["width"] <= chart_box["x"]  # beside the chart, not under it
+
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     page.screenshot(path=str(ARTIFACTS / "web_page_png_result.png"), full_page=True)
+    heat.screenshot(path=str(ARTIFACTS / "web_page_heatmap.png"))
 
     dicom = unique_copy("siim_pneumothorax_sample.dcm", tmp_path)
     _drop(page, dicom)
@@ -215,3 +240,50 @@ def test_a_text_file_named_png_shows_no_broken_preview_and_401_points_to_setting
         page.set_input_files("#file-input", str(fake))
         expect(status).to_contain_text("415")
         expect(page.locator("#preview-image")).to_be_hidden()
+
+
+def test_your_jobs_lists_the_keys_jobs_in_another_session_shows_and_deletes_them(browser, local_stack, tmp_path):
+    """Issue 27: a job submitted in one tab is found again from a fresh session (no shared storage) with the key."""
+    import requests
+    from playwright.sync_api import expect
+
+    from .test_e2e_client_data import new_client
+
+    key = new_client(local_stack).headers["x-api-key"]
+
+    def session():
+        context = browser.new_context(viewport={"width": 1280, "height": 1000}, base_url=local_stack.url)
+        page = context.new_page()
+        page.problems = []
+        page.on("pageerror", lambda error: page.problems.append(str(error)))
+        page.goto("/")
+        page.get_by_text("Settings").click()
+        page.get_by_label("API key").fill(key)
+        page.get_by_role("button", name="Save").click()
+        return context, page
+
+    first_context, first = session()
+    png = unique_copy("00000001_000.png", tmp_path)
+    first.set_input_files("#file-input", str(png))
+    expect(first.locator("#status")).to_contain_text("completed", timeout=WAIT_MS)
+    job_id = re.search(r"job ([0-9a-f-]{36})", first.locator("#model-info").text_content())[1]
+    first_context.close()
+
+    context, page = session()  # another session: its own sessionStorage, no history of the first tab
+    expect(page.locator("#history-empty")).to_be_visible()
+    page.get_by_role("button", name="Refresh").click()
+    rows = page.locator("#server-jobs-body tr")
+    expect(rows).to_have_count(1)
+    expect(rows.first).to_contain_text(job_id)
+    expect(rows.first).to_contain_text("COMPLETED")
+    page.get_by_role("button", name=f"Show job {job_id}").click()
+    expect(page.locator("#status")).to_contain_text("completed", timeout=WAIT_MS)
+    expect(page.locator("#chart-body .bar")).to_have_count(LABEL_COUNT)
+    page.on("dialog", lambda dialog: dialog.accept())
+    page.get_by_role("button", name=f"Delete job {job_id}").click()
+    expect(page.locator("#server-jobs-status")).to_contain_text(f"Deleted job {job_id}")
+    expect(rows).to_have_count(0)
+    gone = requests.get(f"{local_stack.url}/v1/jobs/{job_id}", headers={"x-api-key": key}, timeout=10)
+    assert gone.status_code == 404
+    assert page.problems == [], page.problems
+    context.close()

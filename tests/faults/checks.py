@@ -60,7 +60,8 @@ def jobs_table(stack: FaultStack) -> dict[str, dict]:
 
 def cache_table(stack: FaultStack) -> list[dict]:
     items = stack.aws("dynamodb").scan(TableName=stack.resources["tables"]["ResultsTable"], ConsistentRead=True)["Items"]
-    return [{k: next(iter(v.values())) for k, v in item.items()} for item in items]
+    return [{k: next(iter(v.values())) for k, v in item.items()} for item in items
+            if not item["cache_key"]["S"].startswith("hold#")]  # image holds share the table: not cache entries
 
 
 def image_keys(stack: FaultStack) -> set[str]:

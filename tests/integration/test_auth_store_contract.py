@@ -1,4 +1,4 @@
-"""The ApiKeyStore and RateCounter contracts, run against the in-memory fakes the unit tests trust and the DynamoDB
+"""The ApiKeyStore, RateCounter and Leases contracts, run against the in-memory fakes the unit tests trust and the DynamoDB
 adapters on moto. Where the two disagree, the fake is wrong: it is fixed to do what DynamoDB does."""
 from __future__ import annotations
 
@@ -9,9 +9,9 @@ from datetime import timedelta
 import pytest
 
 from cxr_core.domain import iso, utc_now
-from cxr_core.dynamo_auth import DynamoApiKeyStore, DynamoRateCounter
+from cxr_core.dynamo_auth import DynamoApiKeyStore, DynamoLeases, DynamoRateCounter
 from cxr_core.ports import StoredKey
-from tests.fakes import InMemoryApiKeyStore, InMemoryRateCounter
+from tests.fakes import InMemoryApiKeyStore, InMemoryLeases, InMemoryRateCounter
 
 pytestmark = pytest.mark.integration
 LATER = utc_now() + timedelta(minutes=5)
@@ -31,6 +31,14 @@ def counter(request):
         return InMemoryRateCounter()
     request.getfixturevalue("runtime")
     return DynamoRateCounter()
+
+
+@pytest.fixture(params=["fake", "dynamodb"])
+def leases(request):
+    if request.param == "fake":
+        return InMemoryLeases()
+    request.getfixturevalue("runtime")
+    return DynamoLeases()
 
 
 def stored_key(client_id: str = "hospital-a", role: str = "client") -> StoredKey:
@@ -77,3 +85,22 @@ def test_concurrent_reservations_never_pass_the_limit(counter):
     with ThreadPoolExecutor(8) as pool:
         granted = list(pool.map(lambda _: counter.reserve(window, 3, 20, LATER), range(16)))
     assert sum(granted) == 6  # 6 x 3 = 18 <= 20 < 21
+
+
+def test_leases_are_held_until_released_or_run_out_and_never_twice(leases):
+    key = f"long-poll#{uuid.uuid4().hex}"
+    first, second = leases.acquire(key, 2, 1000.0, 1020.0), leases.acquire(key, 2, 1000.0, 1020.0)
+    assert first and second and first != second
+    assert leases.acquire(key, 2, 1001.0, 1021.0) is None  # both held
+    leases.release(first, 1020.0)
+    assert leases.acquire(key, 2, 1002.0, 1022.0) == first  # freed by its holder
+    assert leases.acquire(key, 2, 1021.0, 1041.0) == second  # ran out: its holder died
+    leases.release(second, 1020.0)  # the old holder's late release frees nothing of the new one's
+    assert leases.acquire(key, 2, 1021.5, 1041.5) is None
+
+
+def test_concurrent_acquisitions_never_pass_the_slots(leases):
+    key = f"long-poll#{uuid.uuid4().hex}"
+    with ThreadPoolExecutor(8) as pool:
+        granted = list(pool.map(lambda _: leases.acquire(key, 3, 1000.0, 1020.0), range(12)))
+    assert len({token for token in granted if token}) == 3 and granted.count(None) == 9

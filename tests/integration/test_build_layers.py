@@ -122,3 +122,18 @@ def test_strip_debug_info_keeps_a_library_loadable(tmp_path):
     assert build_layers.strip_debug_info(tmp_path) > 0
     assert library.stat().st_size < source.stat().st_size
     ctypes.CDLL(str(library))  # still a loadable shared object
+
+
+def test_every_exported_model_is_checked_not_only_the_default(stamped_export, tmp_path):
+    """A second model's stand-in export beside an allowed default still refuses the layer (and the image)."""
+    from tests.model_support import built_model_dir
+
+    second = Path(built_model_dir()) / "densenet121-res224-chex.onnx"
+    if not second.exists():
+        pytest.skip("`make test-model` builds the second model (TEST_MODELS)")
+    folder = tmp_path / "weights"
+    shutil.copytree(stamped_export, folder)
+    assert build_layers.check_weights(folder, allow_missing=False, allow_provided=True) == "provided"
+    shutil.copy(second, folder / second.name)
+    with pytest.raises(SystemExit, match="RANDOM-INIT stand-in"):
+        build_layers.check_weights(folder, allow_missing=False, allow_provided=True)

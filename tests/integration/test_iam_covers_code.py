@@ -32,7 +32,8 @@ SCRIPT = textwrap.dedent("""
         service = self.meta.service_model.service_name
         entry = {"function": current["function"], "service": service, "operation": operation,
                  "params": {k: v for k, v in params.items() if k in ("TableName", "IndexName", "Bucket", "Key",
-                                                                      "QueueUrl", "TopicArn")}}
+                                                                      "QueueUrl", "TopicArn", "logGroupName",
+                                                                      "logStreamName", "Prefix")}}
         if operation == "TransactWriteItems":
             entry["items"] = [[kind, item["TableName"]] for spec in params["TransactItems"] for kind, item in spec.items()]
         if operation == "BatchGetItem":
@@ -86,12 +87,19 @@ SCRIPT = textwrap.dedent("""
         request["headers"]["content-length"] = str(len(data))
         return request
 
+    import boto3
+    logs = boto3.client("logs", endpoint_url=os.environ["AWS_ENDPOINT_URL"])
+    try:  # the audit trail's log group, as the stack creates it on AWS
+        logs.create_log_group(logGroupName=os.environ["AUDIT_LOG_GROUP"])
+    except logs.exceptions.ResourceAlreadyExistsException:
+        pass
     submit, poll, infer = handler("submit"), handler("poll"), handler("infer")
     created = submit(png_event(perturbed_png(seed)))
     assert created["statusCode"] == 201, created
     job = json.loads(created["body"])
     upload_request = event("submit_png.json")
-    upload_request.update(body=json.dumps({"content_type": "image/png"}), isBase64Encoded=False,
+    upload_request.update(body=json.dumps({"content_type": "image/png", "size": len(perturbed_png(seed + 1))}),
+                          isBase64Encoded=False,
                           routeKey="POST /v1/uploads", rawPath="/dev/v1/uploads")
     upload_request["requestContext"]["http"]["path"] = "/dev/v1/uploads"
     upload_request["headers"]["content-type"] = "application/json"
@@ -123,6 +131,12 @@ SCRIPT = textwrap.dedent("""
         current["function"] = None
     for name in ("poll_get_job.json", "poll_get_result.json"):
         assert poll(event(name, job["id"]))["statusCode"] == 200
+    heatmap = json.loads(json.dumps(event("poll_get_result.json", job["id"])).replace("/result", "/heatmap"))
+    drawn = poll(heatmap)  # draws on the model input the infer call stored
+    assert drawn["statusCode"] == 200 and drawn["isBase64Encoded"], drawn.get("body", "")[:300]
+    listed = poll(event("poll_list_jobs.json"))
+    assert listed["statusCode"] == 200 and job["id"] in listed["body"], listed
+    assert submit(event("submit_delete_job.json", job["id"]))["statusCode"] == 204  # the job, its cache, its image
     for name in ("ops_health.json", "ops_ready.json", "ops_metrics.json", "ops_dlq.json"):
         assert poll(event(name))["statusCode"] == 200, name
     print("CALLS " + json.dumps(calls))
@@ -148,8 +162,8 @@ def required_permissions(call: dict, identity: StackIdentity) -> list[tuple[str,
         return [(f"dynamodb:{call['operation']}", arn)]
     if call["service"] == "s3":
         bucket_arn = f"arn:aws:s3:::{params['Bucket']}"
-        if "Key" not in params:  # a bucket-level call (readiness: GetBucketLocation)
-            return [(f"s3:{call['operation']}", bucket_arn)]
+        if "Key" not in params:  # a bucket-level call (readiness: GetBucketLocation; an erasure's listing)
+            return [(f"s3:{ {'ListObjectsV2': 'ListBucket'}.get(call['operation'], call['operation'])}", bucket_arn)]
         action = {"HeadObject": "GetObject"}.get(call["operation"], call["operation"])
         needed = [(f"s3:{action}", f"{bucket_arn}/{params['Key']}")]
         if call["operation"] == "HeadObject" and call["status"] == 404:
@@ -157,6 +171,9 @@ def required_permissions(call: dict, identity: StackIdentity) -> list[tuple[str,
         return needed
     if call["service"] == "sns":
         return [(f"sns:{call['operation']}", params["TopicArn"])]
+    if call["service"] == "logs":
+        arn = f"arn:aws:logs:{region}:{account}:log-group:{params['logGroupName']}"
+        return [(f"logs:{call['operation']}", f"{arn}:log-stream:{params.get('logStreamName', '')}")]
     if call["service"] == "sqs":
         name = params["QueueUrl"].rsplit("/", 1)[-1]
         return [(f"sqs:{SQS_ACTIONS.get(call['operation'], call['operation'])}", f"arn:aws:sqs:{region}:{account}:{name}")]
@@ -212,4 +229,9 @@ def test_the_recording_saw_the_calls_that_matter(recorded_calls):
     assert {("submit", "TransactWriteItems"), ("submit", "SendMessage"), ("submit", "HeadObject"),
             ("submit", "DeleteObject"), ("infer", "GetObject"), ("infer", "ChangeMessageVisibilityBatch"),
             ("poll", "Query"), ("poll", "GetQueueAttributes"), ("poll", "GetBucketLocation"),
-            ("infer", "GetBucketLocation"), ("infer", "Publish"), ("submit", "Publish")} <= operations
+            ("infer", "GetBucketLocation"), ("infer", "Publish"), ("submit", "Publish"), ("infer", "PutObject"),
+            ("poll", "GetObject"),
+            ("submit", "DeleteItem"), ("submit", "UpdateItem"), ("submit", "DeleteObject"),
+            ("submit", "ListObjectsV2"), ("submit", "PutLogEvents"), ("poll", "PutLogEvents")} <= operations
+    queried = {call["params"].get("IndexName") for call in recorded_calls if call["operation"] == "Query"}
+    assert "client-created-index" in queried

@@ -194,7 +194,7 @@ def test_a_redelivery_at_the_end_of_the_visibility_timeout_claims_the_job(runtim
     time.sleep(LATE_CLAIM_S)  # the scenario, not a wait: the first delivery claims this long after its receipt
     deps = runtime.infer_deps()
     with pytest.raises(SystemExit):
-        process_batch(first, replace(deps, predictor=_DiesAfterClaiming(deps.predictor),
+        process_batch(first, replace(deps, predictor=_DiesAfterClaiming(deps.predictor), predictor_for=None,
                                      lease_seconds=TEST_VISIBILITY_SECONDS))
     assert runtime.jobs.get_job(job_id).status is JobStatus.IN_PROGRESS
     second = wait_until(lambda: source.next_batch(lambda: False), 3 * TEST_VISIBILITY_SECONDS, 0)

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import math
 import os
 import subprocess
 import sys
@@ -10,6 +11,7 @@ import numpy as np
 import pytest
 
 from cxr_model import LABELS, load_predictor
+from cxr_model.specs import DEFAULT_MODEL, SPECS, get_spec
 from tests.model_support import MODEL_NAME, SAMPLE_FILES, built_model_dir
 
 ENGINE_TOLERANCE = 1e-4
@@ -174,3 +176,16 @@ def test_read_identity_agrees_with_the_loaded_predictors(model_dir, predictors):
         identity = read_identity(model_dir, name=MODEL_NAME, engine=engine, preprocess_mode="exact")
         assert identity["model_id"] == predictor.model_id
         assert {k: v for k, v in identity.items() if k != "model_id"} == predictor.identity
+
+
+def test_the_densenet_family_matches_torchxrayvision_and_only_the_default_can_be_real():
+    import torchxrayvision as xrv
+
+    assert len(SPECS) == 7 and DEFAULT_MODEL == "densenet121-res224-all"
+    for name, spec in SPECS.items():
+        library = xrv.models.model_urls[name]
+        assert list(spec.labels) == library["labels"] and spec.weights_filename == library["weights_url"].split("/")[-1]
+        assert all((math.isnan(a) and math.isnan(b)) or a == b for a, b in zip(spec.op_threshs, library["op_threshs"]))
+        assert spec.findings == tuple(label for label in library["labels"] if label)  # never an empty label
+        assert (spec.weights_sha256 is not None) == (name == DEFAULT_MODEL)  # no published hash: never "real"
+    assert len(get_spec("densenet121-res224-chex").findings) == 11

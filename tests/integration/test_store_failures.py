@@ -164,7 +164,10 @@ def test_a_throttled_fail_in_a_batch_is_reported_and_finished_by_the_recovery_pa
             return data
 
         def predict(self, images):
-            return [type("P", (), {"output": {"x": 0.5}, "top_label": "x"})() for _ in images]
+            return [type("P", (), {"output": {"x": 0.5}, "top_label": "x", "heatmaps": None})() for _ in images]
+
+        def model_input_pixels(self, image):
+            return bytes(224 * 224)
 
     deps = InferDeps(jobs=store, images=runtime.images, predictor=Predictor(), executor=ThreadPoolExecutor(2),
                      max_receive_count=2, lease_seconds=-1)

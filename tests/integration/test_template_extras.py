@@ -31,8 +31,10 @@ def test_images_bucket_allows_the_pages_presigned_put_and_nothing_else(created, 
     bucket = resources["buckets"]["ImagesBucket"]
     rules = session.client("s3").get_bucket_cors(Bucket=bucket)["CORSRules"]
     assert rules == [{"ID": "presigned-browser-uploads", "AllowedOrigins": [PAGE], "AllowedMethods": ["PUT"],
-                      "AllowedHeaders": ["content-type"], "MaxAgeSeconds": 600}]
-    preflight = {"Access-Control-Request-Method": "PUT", "Access-Control-Request-Headers": "content-type"}
+                      "AllowedHeaders": ["content-type", "x-amz-server-side-encryption", "x-amz-checksum-sha256"],
+                      "MaxAgeSeconds": 600}]
+    preflight = {"Access-Control-Request-Method": "PUT",
+                 "Access-Control-Request-Headers": "content-type,x-amz-server-side-encryption,x-amz-checksum-sha256"}
     allowed = requests.options(f"{moto_endpoint}/{bucket}/uploads/x", headers={"Origin": PAGE, **preflight}, timeout=10)
     assert allowed.status_code == 200 and allowed.headers["Access-Control-Allow-Origin"] == PAGE
     other = requests.options(f"{moto_endpoint}/{bucket}/uploads/x",

@@ -5,7 +5,7 @@ from cxr_core.auth import Authenticator, Client, hash_key, new_api_key
 from cxr_core.domain import ServiceError
 from cxr_core.http import status_of
 from cxr_core.services.presigned_uploads import UploadSettings, create_upload, taken_upload
-from tests.fakes import InMemoryApiKeyStore
+from tests.fakes import InMemoryApiKeyStore, InMemoryRateCounter
 
 
 class KeyTable:
@@ -58,8 +58,10 @@ def test_generated_keys_are_long_random_and_stored_only_hashed():
 class Bucket:
     def __init__(self):
         self.objects = {}
+        self.signed = []
 
-    def presign_put(self, key, content_type, seconds):
+    def presign_put(self, key, content_type, seconds, size, checksum_sha256=None):
+        self.signed.append((key, size, checksum_sha256))
         return f"http://s3.local/{key}?ttl={seconds}", {"Content-Type": content_type, "x-amz-meta-signed": "1"}
 
     def size(self, key):
@@ -73,14 +75,15 @@ class Bucket:
 
 
 def test_presigned_upload_is_scoped_to_its_client_and_size_checked():
-    bucket, settings = Bucket(), UploadSettings(url_seconds=600, max_bytes=10)
-    grant = create_upload(bucket, "hospital-a", "application/dicom", settings)
+    bucket, claims, settings = Bucket(), InMemoryRateCounter(), UploadSettings(url_seconds=600, max_bytes=10)
+    grant = create_upload(bucket, "hospital-a", {"content_type": "application/dicom", "size": 10}, settings)
     assert grant["method"] == "PUT"
     assert grant["headers"] == {"Content-Type": "application/dicom", "x-amz-meta-signed": "1"}  # what was signed
     key = f"uploads/hospital-a/{grant['upload_id']}"
-    assert key in grant["url"]
+    assert key in grant["url"] and bucket.signed[-1] == (key, 10, None)
+
     def take(client: str, upload_id) -> bytes:
-        with taken_upload(bucket, client, upload_id, settings) as upload:
+        with taken_upload(bucket, claims, client, upload_id, settings) as upload:
             return upload.data
 
     with pytest.raises(ServiceError) as missing:
@@ -90,14 +93,32 @@ def test_presigned_upload_is_scoped_to_its_client_and_size_checked():
     with pytest.raises(ServiceError):  # another client cannot use it, nor delete it
         take("hospital-b", grant["upload_id"])
     assert take("hospital-a", grant["upload_id"]) == b"DICM-bytes" and key not in bucket.objects  # used once
-    bucket.objects[key] = b"x" * 11
-    with pytest.raises(ServiceError) as large:
+    bucket.objects[key] = b"swapped"  # a second PUT while the URL lives: no second job, ever
+    with pytest.raises(ServiceError) as again:
         take("hospital-a", grant["upload_id"])
-    assert status_of(large.value) == 413 and key not in bucket.objects
+    assert status_of(again.value) == 409 and again.value.code == "UPLOAD_ALREADY_USED" and key not in bucket.objects
+    other = create_upload(bucket, "hospital-a", {"content_type": "application/dicom", "size": 10}, settings)
+    bucket.objects[f"uploads/hospital-a/{other['upload_id']}"] = b"x" * 11
+    with pytest.raises(ServiceError) as large:
+        take("hospital-a", other["upload_id"])
+    assert status_of(large.value) == 413
     for bad in ("../../etc/passwd", None, 7):
         with pytest.raises(ServiceError) as refused:
             take("hospital-a", bad)
         assert status_of(refused.value) == 400
+
+
+def test_an_upload_declares_its_size_and_may_declare_its_sha256_both_signed():
+    bucket, settings = Bucket(), UploadSettings(url_seconds=600, max_bytes=100)
+    sha = "ab" * 32
+    grant = create_upload(bucket, "c", {"content_type": "image/png", "size": 42, "sha256": sha}, settings)
+    assert bucket.signed[-1][1:] == (42, "q6urq6urq6urq6urq6urq6urq6urq6urq6urq6urq6s=") and grant["sha256"] == sha
+    for request, status in [({"content_type": "image/png"}, 400), ({"size": "42"}, 400), ({"size": True}, 400),
+                            ({"size": 0}, 400), ({"size": 101}, 413), ({"size": 5, "sha256": "AB" * 32}, 400),
+                            ({"size": 5, "sha256": "zz"}, 400)]:
+        with pytest.raises(ServiceError) as refused:
+            create_upload(bucket, "c", request, settings)
+        assert status_of(refused.value) == status, request
 
 
 def test_unauthenticated_failures_are_limited_per_source_before_any_key_lookup():

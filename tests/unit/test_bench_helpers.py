@@ -55,7 +55,7 @@ WORKER_LOG = """2026-11-28 10:25:40,001 infer-worker-0 cxr.worker WARNING worker
 2026-11-28 10:25:41,250 infer-worker-1 cxr_core.services.infer INFO job aaa completed
 {"_aws":{},"BatchSize":[2.0],"JobsCompleted":[2.0]}
 {"_aws":{},"BatchSize":[0.0],"JobsCompleted":[0.0]}
-2026-11-28 10:25:41,750 infer-worker-0 cxr_core.services.infer INFO job bbb completed
+2026-11-28 10:25:41,750 infer-worker-0 cxr_core.services.infer INFO job bbb completed (delivery 2)
 2026-11-28 10:25:42,000 infer-worker-0 cxr_core.services.infer ERROR job ccc failed for good after 3 deliveries
 """
 
@@ -126,6 +126,10 @@ def test_cpu_window_counts_only_the_window():
     assert 0 <= cpu.seconds["me"] < 0.2 and cpu.seconds["gone"] == 0.0
     assert cpu.wall_s > 0 and set(cpu.cores) == {"me", "gone"}
     assert cpu.ms_per(0) == {role: 1000 * seconds for role, seconds in cpu.seconds.items()}
+    appearing = [[]]  # a process that appears during the window counts from zero: all it has spent
+    with harness.CpuWindow(lambda: {"late": appearing[0]}) as late:
+        appearing[0] = [os.getpid()]
+    assert late.seconds["late"] >= 0.3 and late.base == {}
 
 
 def test_every_study_is_listed_and_imports(capsys):

@@ -5,8 +5,11 @@ import csv
 import io
 import json
 
+import pytest
+
 from cxr_cli import render
-from cxr_cli.batch import Manifest, counts
+from cxr_cli.api import ApiError
+from cxr_cli.batch import Manifest, counts, manifest_scope
 from cxr_cli.files import scan_folder
 from cxr_cli.watch import events, parse_event
 
@@ -42,6 +45,21 @@ def test_manifest_survives_a_line_cut_short_and_only_completed_entries_count(tmp
     again = Manifest(path)
     assert again.completed("aa")["file"] == "a.png" and "exit_code" not in again.completed("aa")
     assert again.completed("bb") is None and again.completed("cc") is None  # failures are retried on resume
+
+
+def test_manifest_answers_only_for_the_model_asked_for(tmp_path):
+    served = {"models": [{"name": name, "weights_sha256": sha, "model_id": f"{name}@{sha[:12]}/exact"}
+                         for name, sha in (("densenet121-res224-chex", "c" * 64), ("densenet121-res224-nih", "d" * 64))]}
+    health = {"model": {"name": "densenet121-res224-all", "weights_sha256": "a" * 64, "preprocess": "exact"}}
+    chex = manifest_scope("http://x", health, served, "densenet121-res224-chex")
+    path = tmp_path / "m.jsonl"
+    Manifest(path, chex).append({"sha256": "aa", "file": "a.png", "status": "COMPLETED", "result": {"output": {}},
+                                 "exit_code": 0})
+    assert Manifest(path, chex).completed("aa")["file"] == "a.png"
+    assert Manifest(path, manifest_scope("http://x", health)).completed("aa") is None  # the default model
+    assert Manifest(path, manifest_scope("http://x", health, served, "densenet121-res224-nih")).completed("aa") is None
+    with pytest.raises(ApiError, match="does not serve model 'densenet121-res224-pc'"):
+        manifest_scope("http://x", health, served, "densenet121-res224-pc")
 
 
 def test_counts_and_csv_have_one_row_per_file_with_the_scores_and_the_model():

@@ -1,6 +1,7 @@
 """cxr CLI against a scripted HTTP server on loopback: headers, retries, and the exit code for each API outcome."""
 from __future__ import annotations
 
+import hashlib
 import json
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -53,7 +54,7 @@ class _Handler(BaseHTTPRequestHandler):
         self.end_headers()
         self.wfile.write(data)
 
-    do_GET = do_POST = do_PUT = _answer
+    do_GET = do_POST = do_PUT = do_DELETE = _answer
 
 
 @pytest.fixture
@@ -164,7 +165,9 @@ def test_small_files_go_inline_and_large_ones_through_a_presigned_upload(api, tm
     calls = [(method, path, headers.get("Content-Type"), body) for method, path, headers, body in api.requests]
     assert ("POST", "/v1/jobs", "image/png", small.read_bytes()) in calls
     assert ("PUT", "/bucket/u-1", "application/dicom", large.read_bytes()) in calls
-    assert ("POST", "/v1/uploads", "application/json", b'{"content_type": "application/dicom"}') in calls
+    declared = json.dumps({"content_type": "application/dicom", "size": len(large.read_bytes()),
+                           "sha256": hashlib.sha256(large.read_bytes()).hexdigest()}).encode()
+    assert ("POST", "/v1/uploads", "application/json", declared) in calls
     assert ("POST", "/v1/jobs", "application/json", b'{"upload_id": "u-1"}') in calls
     assert len(calls) == 4
 

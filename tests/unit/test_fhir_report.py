@@ -7,12 +7,13 @@ from fhir.resources.R4B.diagnosticreport import DiagnosticReport
 from fhir.resources.R4B.observation import Observation
 
 from cxr_core.domain import ErrorKind, ServiceError
-from cxr_core.fhir import (FINDING_SYSTEM, OPERATING_POINT, RESEARCH_USE, diagnostic_report,
-                           parse_result_format)
+from cxr_core.fhir import FINDING_SYSTEM, OPERATING_POINT, diagnostic_report, parse_result_format
+from cxr_model.notice import INTENDED_USE as RESEARCH_USE
 from cxr_model.specs import LABELS
 
 REAL_MODEL = {"name": "densenet121-res224-all", "weights_sha256": "56524913dd16" + "0" * 52, "weights": "real",
-              "engine": "onnxruntime", "preprocess": "exact", "model_id": "densenet121-res224-all@56524913dd160000/exact"}
+              "engine": "onnxruntime", "preprocess": "exact", "model_id": "densenet121-res224-all@56524913dd160000/exact",
+              "intended_use": RESEARCH_USE}
 STAND_IN = dict(REAL_MODEL, weights="random-init", warning="random-initialised weights - NOT FOR CLINICAL USE")
 
 

@@ -77,7 +77,8 @@ def test_poison_is_retried_then_fails_with_a_reason(world):
     final = process_batch([poison], world[4])
     assert final.failed == ["m0"] and final.failed_jobs == [job_id]
     job = world[0].get_job(job_id)
-    assert job.status is JobStatus.FAILED and "poison image" in job.error
+    # what the job shows names no exception class (issue 25): those stay in the worker's log
+    assert job.status is JobStatus.FAILED and job.error == "the image could not be prepared for the model"
 
 
 def test_transient_read_error_is_retried_and_then_succeeds(world):
@@ -178,6 +179,37 @@ def test_a_dicom_is_checked_against_the_hash_of_its_stored_de_identified_bytes(w
     submit_image(Upload(b"\x89PNG\r\n\x1a\nPATIENT scan"), submit)
     report = process_batch([InboundMessage("m0", json.dumps(queue.messages[0].to_dict()))], infer)
     assert len(report.completed_jobs) == 1, report
+
+
+def test_a_batch_runs_one_forward_pass_per_model_and_each_result_names_its_model(world):
+    """Jobs naming two served models share a micro-batch; each model's images go through its own network only."""
+    jobs, images, queue, submit, infer, default = world
+
+    class Other(FakePredictor):
+        identity = {"name": "other", "weights": "fake", "engine": "fake"}
+        model_id = "other@1"
+
+    other = Other()
+    served = {"m": default, "other": other}
+    infer.predictor_for = lambda name: served[name]
+    for payload, model_id in ((b"a", None), (b"b", "other@1"), (b"c", None), (b"d", "other@1")):
+        submit_image(Upload(b"\x89PNG\r\n\x1a\n" + payload), submit, model_id=model_id)
+    messages = [InboundMessage(f"m{i}", json.dumps(m.to_dict())) for i, m in enumerate(queue.messages)]
+    report = process_batch(messages, infer)
+    assert default.batches == [2] and other.batches == [2] and len(report.completed_jobs) == 4
+    names = sorted(jobs.get_job(job_id).result["model"]["name"] for job_id in report.completed_jobs)
+    assert names == ["fake", "fake", "other", "other"]
+
+
+def test_a_job_for_a_model_not_served_fails_at_once(world):
+    jobs, images, queue, submit, infer, default = world
+    infer.predictor_for = lambda name: {"m": default}[name]
+    submit_image(Upload(b"\x89PNG\r\n\x1a\nz"), submit, model_id="gone@1")
+    messages = [InboundMessage("m0", json.dumps(queue.messages[0].to_dict()))]
+    report = process_batch(messages, infer)
+    job = jobs.get_job(report.failed_jobs[0])
+    assert job.status is JobStatus.FAILED and "model gone is not served" in job.error
+    assert report.succeeded == ["m0"] and default.batches == []
 
 
 def test_an_image_the_decoder_refuses_fails_its_job_at_once_with_the_decoders_reason(world):

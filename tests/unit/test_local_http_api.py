@@ -213,3 +213,21 @@ def test_stopping_answers_requests_in_hand_and_refuses_new_ones(tmp_path):
     busy.join(10)
     assert answers == [201] and api.drain(5)
     api.server_close()
+
+
+def test_a_body_that_trickles_past_its_deadline_gets_408_and_the_connection_closes(server, monkeypatch):
+    import socket
+    import time
+
+    from cxr_local import http_api
+
+    monkeypatch.setattr(http_api, "BODY_TIMEOUT_S", 1.0)
+    api, events = server
+    with socket.create_connection(("127.0.0.1", api.server_address[1]), timeout=10) as sock:
+        sock.sendall(b"POST /v1/jobs HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\nx")
+        began = time.monotonic()
+        answer = b""
+        while chunk := sock.recv(65536):
+            answer += chunk
+    assert answer.startswith(b"HTTP/1.1 408") and b"REQUEST_TIMEOUT" in answer, answer[:200]
+    assert time.monotonic() - began < 5 and events == []

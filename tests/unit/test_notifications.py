@@ -60,7 +60,9 @@ def test_final_failure_publishes_a_failed_event_with_the_reason(world):
     message.receive_count = 3
     process_batch([message], infer)
     [(event, attributes)] = events.events
-    assert event["status"] == "FAILED" and "poison image" in event["error"] and "result" not in event
+    assert event["status"] == "FAILED" and "result" not in event
+    # a non-image error shows a fixed reason: its message and class stay in the log (issue 25 item 9)
+    assert event["error"].endswith("the image could not be prepared for the model") and "poison" not in event["error"]
     assert attributes["status"] == "FAILED" and event["event_id"].endswith(":FAILED")
 
 

@@ -35,7 +35,7 @@ def test_functions_use_only_the_template_roles_and_no_aws_managed_policies():
 
 @pytest.mark.parametrize("role, expected", [
     ("PollFunctionRole", {"dynamodb:GetItem", "dynamodb:Query", "sqs:GetQueueAttributes", "dynamodb:UpdateItem",
-                          "s3:GetBucketLocation"}),
+                          "s3:GetBucketLocation", "s3:GetObject"}),
     ("SubmitFunctionRole", {"dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:DeleteItem", "dynamodb:UpdateItem",
                             "dynamodb:ConditionCheckItem", "s3:PutObject", "s3:GetObject", "s3:DeleteObject",
                             "s3:ListBucket", "sqs:SendMessage", "sns:Publish"}),
@@ -43,7 +43,7 @@ def test_functions_use_only_the_template_roles_and_no_aws_managed_policies():
                            "dynamodb:DeleteItem", "dynamodb:ConditionCheckItem", "s3:GetObject",
                            "sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:ChangeMessageVisibility",
                            "sqs:GetQueueAttributes", "dynamodb:Query", "sqs:SendMessage", "s3:GetBucketLocation",
-                           "sns:Publish"}),
+                           "sns:Publish", "s3:PutObject"}),
 ])
 def test_each_function_role_grants_exactly_its_data_actions(role, expected):
     assert role_actions(translated(), role) - LOGGING == expected
@@ -57,28 +57,40 @@ def test_poll_writes_nothing_but_its_rate_limit_counter():
         ("dynamodb:UpdateItem", {"Fn::GetAtt": ["RateLimitsTable", "Arn"]})]
 
 
-def test_poll_reads_only_the_jobs_index_it_queries():
+def test_poll_reads_only_the_jobs_indexes_it_queries():
     statements = role_statements(translated(), "PollFunctionRole")
     query = [s for s in statements if "dynamodb:Query" in as_list(s["Action"])]
     assert {"Fn::Sub": "${JobsTable.Arn}/index/status-updated-index"} in query[0]["Resource"]
+    assert {"Fn::Sub": "${JobsTable.Arn}/index/client-created-index"} in query[0]["Resource"]
     assert not any("ResultsTable" in str(s["Resource"]) and "dynamodb:Query" in s["Action"] for s in statements)
 
 
 def test_object_access_is_scoped_to_prefixes():
-    """Infer reads stored images only; submit may read and delete only presigned uploads, never stored images."""
+    """Infer reads stored images and writes model inputs only; poll reads model inputs (heatmaps) only; submit may
+    read only presigned uploads, never stored images, and delete uploads, stored images, model inputs and derived
+    objects (DELETE /v1/jobs/{id} erases them)."""
     template = translated()
     infer = [s for s in role_statements(template, "InferFunctionRole") if "s3:GetObject" in as_list(s["Action"])]
     assert [s["Resource"] for s in infer] == [{"Fn::Sub": "${ImagesBucket.Arn}/images/*"}]
+    writes = [s for s in role_statements(template, "InferFunctionRole") if "s3:PutObject" in as_list(s["Action"])]
+    assert [s["Resource"] for s in writes] == [{"Fn::Sub": "${ImagesBucket.Arn}/model-inputs/*"}]
+    poll = [s for s in role_statements(template, "PollFunctionRole") if "s3:GetObject" in as_list(s["Action"])]
+    assert [s["Resource"] for s in poll] == [{"Fn::Sub": "${ImagesBucket.Arn}/model-inputs/*"}]  # never an image
     submit = role_statements(template, "SubmitFunctionRole")
-    takes = [s for s in submit if {"s3:GetObject", "s3:DeleteObject"} & set(as_list(s["Action"]))]
-    assert [s["Resource"] for s in takes] == [{"Fn::Sub": "${ImagesBucket.Arn}/uploads/*"}]
+    reads = [s for s in submit if "s3:GetObject" in as_list(s["Action"])]
+    assert [s["Resource"] for s in reads] == [{"Fn::Sub": "${ImagesBucket.Arn}/uploads/*"}]
+    deletes = [r for s in submit if "s3:DeleteObject" in as_list(s["Action"]) for r in as_list(s["Resource"])]
+    assert sorted(d["Fn::Sub"] for d in deletes) == ["${ImagesBucket.Arn}/derived/*", "${ImagesBucket.Arn}/images/*",
+                                                     "${ImagesBucket.Arn}/model-inputs/*",
+                                                     "${ImagesBucket.Arn}/uploads/*"]
 
 
 def test_logs_go_only_to_each_functions_own_group():
     for function in ("Submit", "Poll", "Infer"):
         statements = role_statements(translated(), f"{function}FunctionRole")
-        logs = [s for s in statements if "logs:PutLogEvents" in as_list(s["Action"])]
-        assert [s["Resource"] for s in logs] == [{"Fn::GetAtt": [f"{function}LogGroup", "Arn"]}]
+        logs = [r for s in statements if "logs:PutLogEvents" in as_list(s["Action"]) for r in as_list(s["Resource"])]
+        audit = [{"Fn::GetAtt": ["AuditLogGroup", "Arn"]}] if function in ("Submit", "Poll") else []
+        assert logs == [{"Fn::GetAtt": [f"{function}LogGroup", "Arn"]}] + audit
 
 
 def test_tables_are_on_demand_with_ttl_pitr_and_the_shared_key_schemas():
@@ -92,6 +104,10 @@ def test_tables_are_on_demand_with_ttl_pitr_and_the_shared_key_schemas():
     assert jobs["GlobalSecondaryIndexes"][0]["IndexName"] == "status-updated-index"
     assert jobs["GlobalSecondaryIndexes"][0]["KeySchema"] == [{"AttributeName": "status", "KeyType": "HASH"},
                                                               {"AttributeName": "updated_at", "KeyType": "RANGE"}]
+    assert jobs["GlobalSecondaryIndexes"][1]["IndexName"] == "client-created-index"
+    assert jobs["GlobalSecondaryIndexes"][1]["KeySchema"] == [{"AttributeName": "client_id", "KeyType": "HASH"},
+                                                              {"AttributeName": "created_at", "KeyType": "RANGE"}]
+    assert "result" not in jobs["GlobalSecondaryIndexes"][1]["Projection"]["NonKeyAttributes"]  # no scores listed
     assert results["KeySchema"] == [{"AttributeName": "cache_key", "KeyType": "HASH"}]
 
 

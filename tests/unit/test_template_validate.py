@@ -19,10 +19,14 @@ DESIGN_ROUTES = {
     ("GET", "/v1/ops/health"), ("GET", "/v1/ops/metrics"), ("GET", "/v1/ops/dlq"),
     ("POST", "/v1/uploads"),  # beyond DESIGN.md: presigned S3 upload for bodies past API Gateway's limits
     ("GET", "/v1/ops/ready"),  # beyond DESIGN.md: readiness (tables, bucket, queues, model), operators only
+    ("GET", "/v1/jobs/{id}/heatmap"),  # beyond DESIGN.md: a finding's class activation map (issue 26)
+    ("GET", "/v1/models"),  # beyond DESIGN.md: the served models (issue 26)
+    ("GET", "/v1/jobs"), ("DELETE", "/v1/jobs/{id}"),  # beyond DESIGN.md: a client's own jobs, and their erasure
 }
 # Read by cxr_core/config.py but set by the platform (Lambda runtime, EC2 user data) or only locally.
 PLATFORM_SETTINGS = {"AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_DYNAMODB", "AWS_REGION", "AWS_DEFAULT_REGION",
-                     "AWS_EC2_METADATA_SERVICE_ENDPOINT"}
+                     "AWS_EC2_METADATA_SERVICE_ENDPOINT",
+                     "AUDIT_LOG_FILE"}  # the local stack's audit trail (on AWS: AUDIT_LOG_GROUP, declared)
 
 
 def test_sam_translator_accepts_the_template():

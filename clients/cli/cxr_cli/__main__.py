@@ -1,4 +1,4 @@
-"""`cxr` entry point: argument parsing, the four commands, and the mapping of every outcome to an exit code."""
+"""`cxr` entry point: argument parsing, the commands, and the mapping of every outcome to an exit code."""
 from __future__ import annotations
 
 import argparse
@@ -41,6 +41,9 @@ def build_parser() -> argparse.ArgumentParser:
     common = argparse.ArgumentParser(add_help=False)
     _connection_options(common, lambda value: argparse.SUPPRESS)
     common.add_argument("--json", action="store_true", help="machine-readable output on stdout")
+    common.add_argument("--model", default=os.environ.get("CXR_MODEL"), metavar="NAME",
+                        help="the served model to read the images with (env CXR_MODEL; `cxr models` lists them; "
+                             "default: the deployment's default)")
     waiting = argparse.ArgumentParser(add_help=False)
     waiting.add_argument("--timeout", type=float, default=300.0, metavar="SECONDS",
                          help="how long to wait for jobs to finish (default %(default)g)")
@@ -73,7 +76,7 @@ def build_parser() -> argparse.ArgumentParser:
     submit_dir.add_argument("--no-progress", action="store_true",
                             help="nothing on stderr but errors (no progress bar, no skipped-file report)")
     submit_dir.add_argument("--manifest", type=Path, metavar="PATH",
-                            help=f"resume record, one JSON line per finished file keyed by SHA-256 "
+                            help=f"resume record, one JSON line per finished file keyed by SHA-256, server and model "
                                  f"(default DIR/{batch.MANIFEST_NAME})")
     submit_dir.add_argument("--format", choices=("table", "jsonl", "csv"), default=None,
                             help="stdout: table (default), jsonl (= --json) or csv (one row per file: the 18 scores "
@@ -89,6 +92,44 @@ def build_parser() -> argparse.ArgumentParser:
                                  help="show a completed job's scores")
     result.add_argument("job_id", metavar="ID")
     result.add_argument("--wait", action="store_true", help="wait for the job first instead of exiting 6")
+
+    commands.add_parser("models", parents=[common], epilog=exit_codes.HELP,
+                        formatter_class=argparse.RawDescriptionHelpFormatter,
+                        help="list the models this deployment serves, with the findings each reports")
+
+    heatmap = commands.add_parser("heatmap", parents=[common], epilog=exit_codes.HELP,
+                                  formatter_class=argparse.RawDescriptionHelpFormatter,
+                                  help="save where the model looked for a finding, as a PNG overlay",
+                                  description="Save a completed job's class activation map for one finding (default: "
+                                              "the top finding) over the 224 x 224 image the model saw: a map of the "
+                                              "finding's logit, before the sigmoid and the calibration. --json "
+                                              "prints the raw 7 x 7 grid instead.")
+    heatmap.add_argument("job_id", metavar="ID")
+    heatmap.add_argument("--label", help="the finding (as the result names it); default: the top finding")
+    heatmap.add_argument("-o", "--output", type=Path, metavar="FILE", help="the PNG to write (required without --json)")
+    heatmap.add_argument("--opacity", type=float, default=None, metavar="0..1",
+                         help="0: the image alone, 1: the map alone (default: the API's, 0.5)")
+    jobs = commands.add_parser("jobs", parents=[common], epilog=exit_codes.HELP,
+                               formatter_class=argparse.RawDescriptionHelpFormatter,
+                               help="list your own jobs, newest first",
+                               description="List the jobs of your API key's client, newest first (also those "
+                                           "submitted from elsewhere: the web page, another machine).")
+    jobs.add_argument("--limit", type=int, default=20, help="jobs per page, 1-100 (default %(default)d)")
+    jobs.add_argument("--status", choices=("QUEUED", "IN_PROGRESS", "COMPLETED", "FAILED"))
+    jobs.add_argument("--since", metavar="TIME", help="created at or after this ISO-8601 time (e.g. 2026-12-01T00:00Z)")
+    jobs.add_argument("--until", metavar="TIME", help="created at or before this ISO-8601 time")
+    jobs.add_argument("--all", action="store_true", help="follow the pages to the end")
+    jobs.add_argument("--cursor", help="start at this page (a next_cursor printed by an earlier --json run)")
+
+    delete = commands.add_parser("delete", parents=[common], epilog=exit_codes.HELP,
+                                 formatter_class=argparse.RawDescriptionHelpFormatter,
+                                 help="erase jobs: their results, cache entries and (unless another job needs "
+                                      "them) their images",
+                                 description="DELETE /v1/jobs/{id} for each ID: the job, its result, its cache entry, "
+                                             "derived objects and the stored image unless another job still needs "
+                                             "it. A job still running is cancelled. An ID already deleted (or not "
+                                             "yours) exits 5.")
+    delete.add_argument("job_ids", nargs="+", metavar="ID")
 
     watch = commands.add_parser("watch", epilog=exit_codes.HELP, formatter_class=argparse.RawDescriptionHelpFormatter,
                                 help="print job events pushed to an SQS queue (instead of polling)",
@@ -114,9 +155,10 @@ def main(argv: list[str] | None = None) -> int:
             return watch(args.queue_url, args.aws_endpoint, args.count, args.timeout, args.json)
         except KeyboardInterrupt:
             return 130
-    command = {"submit": _submit, "submit-dir": _submit_dir, "status": _status, "result": _result}[args.command]
+    command = {"submit": _submit, "submit-dir": _submit_dir, "status": _status, "result": _result,
+               "heatmap": _heatmap, "models": _models, "jobs": _jobs, "delete": _delete}[args.command]
     try:
-        client = Client(args.endpoint, args.api_key, inline_limit=args.inline_limit)
+        client = Client(args.endpoint, args.api_key, inline_limit=args.inline_limit, model=args.model)
         return command(client, args)
     except LocalFileError as error:
         return _fail(str(error), exit_codes.USAGE)
@@ -148,7 +190,13 @@ def _submit_dir(client: Client, args: argparse.Namespace) -> int:
     if not files and not skipped:
         raise LocalFileError(f"{args.directory}: no files")
     output = args.format or ("jsonl" if args.json else "table")
-    manifest = batch.Manifest(args.manifest or args.directory / batch.MANIFEST_NAME)
+    try:  # one authenticated call first: a wrong key or a dead server fails the run, whatever the manifest holds
+        client.jobs(limit=1)
+        scope = batch.manifest_scope(client.endpoint, client.health(), client.models() if client.model else None,
+                                     client.model)
+    except ApiError as error:
+        return _fail(f"{error} (nothing was sent; no earlier answer was used)", error.exit_code)
+    manifest = batch.Manifest(args.manifest or args.directory / batch.MANIFEST_NAME, scope)
     if not args.no_progress:
         for path, reason in skipped:
             print(f"cxr: skipped {path.relative_to(args.directory)}: {reason}", file=sys.stderr)
@@ -210,6 +258,56 @@ def _result(client: Client, args: argparse.Namespace) -> int:
         return _fail(f"job {args.job_id} is {job.get('status')}; no result yet (try --wait)", exit_codes.NOT_READY)
     print(json.dumps(result) if args.json else render.score_table(result))
     return exit_codes.OK
+
+
+def _models(client: Client, args: argparse.Namespace) -> int:
+    listing = client.models()
+    print(json.dumps(listing) if args.json else render.models_table(listing))
+    return exit_codes.OK
+
+
+def _heatmap(client: Client, args: argparse.Namespace) -> int:
+    if args.json:
+        print(client.heatmap(args.job_id, args.label, fmt="json").decode("utf-8"))
+        return exit_codes.OK
+    if args.output is None:
+        return _fail("heatmap: give -o FILE for the PNG (or --json for the raw grid)", exit_codes.USAGE)
+    png = client.heatmap(args.job_id, args.label, opacity=args.opacity)
+    args.output.write_bytes(png)
+    print(f"{args.output}: {args.label or 'top finding'} of job {args.job_id} ({len(png)} bytes)")
+    return exit_codes.OK
+
+
+def _jobs(client: Client, args: argparse.Namespace) -> int:
+    if not 1 <= args.limit <= 100:
+        return _fail("--limit must be from 1 to 100", exit_codes.USAGE)
+    listed, cursor = [], args.cursor
+    while True:
+        page = client.jobs(args.limit, cursor, args.status, args.since, args.until)
+        listed += page.get("jobs", [])
+        cursor = page.get("next_cursor")
+        if not (args.all and cursor):
+            break
+    if args.json:
+        print(json.dumps({"jobs": listed, "next_cursor": cursor}))
+    else:
+        print(render.jobs_table(listed) if listed else "no jobs")
+        if cursor:
+            print(f"more: cxr jobs --cursor {cursor} (or --all)")
+    return exit_codes.OK
+
+
+def _delete(client: Client, args: argparse.Namespace) -> int:
+    code = exit_codes.OK
+    for job_id in args.job_ids:
+        try:
+            client.delete(job_id)
+        except ApiError as error:
+            print(f"cxr: {job_id}: {error}", file=sys.stderr)
+            code = max(code, error.exit_code)
+            continue
+        print(json.dumps({"id": job_id, "deleted": True}) if args.json else f"deleted {job_id}")
+    return code
 
 
 def _print_record(record: dict) -> None:

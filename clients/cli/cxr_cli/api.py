@@ -1,6 +1,7 @@
 """HTTP client for the v1 API: submit, job status, result; every failure becomes an ApiError with an exit code."""
 from __future__ import annotations
 
+import hashlib
 import re
 import time
 from dataclasses import dataclass
@@ -74,8 +75,9 @@ class _CountingReader:
 class Client:
     def __init__(self, endpoint: str = DEFAULT_ENDPOINT, api_key: str | None = None,
                  session: requests.Session | None = None, sleep=time.sleep,
-                 inline_limit: int = INLINE_LIMIT_BYTES) -> None:
+                 inline_limit: int = INLINE_LIMIT_BYTES, model: str | None = None) -> None:
         self.endpoint = normalise_endpoint(endpoint)
+        self.model = model  # a served model other than the default (GET /v1/models), sent as ?model=
         self.inline_limit = inline_limit
         self.session = session or requests.Session()
         self.session.headers["User-Agent"] = "cxr-cli/0.1"
@@ -89,12 +91,14 @@ class Client:
         if len(data) > self.inline_limit:
             return self.submit_presigned(data, media_type, progress)
         response = self._request("POST", "/v1/jobs", data=lambda: _CountingReader(data, progress),
-                                 headers={"Content-Type": media_type})
+                                 headers={"Content-Type": media_type}, params=self._model_params())
         return Submitted(response.status_code, response.json())
 
     def submit_presigned(self, data: bytes, media_type: str,
                          progress: Callable[[int], None] | None = None) -> Submitted:
-        upload = self._request("POST", "/v1/uploads", json={"content_type": media_type}).json()
+        # the size and SHA-256 are signed into the URL: S3 refuses another length or other bytes
+        upload = self._request("POST", "/v1/uploads", json={"content_type": media_type, "size": len(data),
+                                                            "sha256": hashlib.sha256(data).hexdigest()}).json()
         headers = upload.get("headers") or {"Content-Type": media_type}
         try:
             stored = self.session.request(upload.get("method", "PUT"), upload["url"], headers=headers,
@@ -104,8 +108,16 @@ class Client:
         if stored.status_code >= 300:
             raise ApiError(f"presigned upload to S3 failed: {stored.status_code} {stored.text.strip()[:200]}",
                            status=stored.status_code)
-        response = self._request("POST", "/v1/jobs", json={"upload_id": upload["upload_id"]})
+        response = self._request("POST", "/v1/jobs", json={"upload_id": upload["upload_id"]},
+                                 params=self._model_params())
         return Submitted(response.status_code, response.json())
+
+    def _model_params(self) -> dict[str, str] | None:
+        return {"model": self.model} if self.model else None
+
+    def models(self) -> dict:
+        """GET /v1/models: what this deployment serves."""
+        return self._request("GET", "/v1/models").json()
 
     def job(self, job_id: str, wait: float | None = None) -> dict:
         """GET /v1/jobs/{id}; with wait, a long poll that answers once the job is final or after wait s."""
@@ -114,6 +126,27 @@ class Client:
 
     def result(self, job_id: str) -> dict:
         return self._request("GET", f"/v1/jobs/{job_id}/result").json()
+
+    def heatmap(self, job_id: str, label: str | None = None, fmt: str = "png", opacity: float | None = None) -> bytes:
+        """GET /v1/jobs/{id}/heatmap: a PNG overlay on the image the model saw, or (fmt json) the raw 7x7 grid."""
+        params = {"format": fmt, **({"label": label} if label else {}),
+                  **({"opacity": f"{opacity:g}"} if opacity is not None else {})}
+        return self._request("GET", f"/v1/jobs/{job_id}/heatmap", params=params).content
+
+    def jobs(self, limit: int = 20, cursor: str | None = None, status: str | None = None, since: str | None = None,
+             until: str | None = None) -> dict:
+        """GET /v1/jobs: one page of this key's own jobs, newest first ({"jobs": [...], "next_cursor"})."""
+        params = {name: value for name, value in (("limit", str(limit)), ("cursor", cursor), ("status", status),
+                                                  ("since", since), ("until", until)) if value is not None}
+        return self._request("GET", "/v1/jobs", params=params).json()
+
+    def delete(self, job_id: str) -> None:
+        """DELETE /v1/jobs/{id}: the job, its result, its cache entry and (unless another job needs it) its image."""
+        self._request("DELETE", f"/v1/jobs/{job_id}")
+
+    def health(self) -> dict:
+        """GET /v1/ops/health: liveness and the model identity the server runs (unauthenticated)."""
+        return self._request("GET", "/v1/ops/health").json()
 
     def wait(self, job_id: str, timeout_s: float, first_interval_s: float = 0.2,
              max_interval_s: float = 2.0) -> dict:

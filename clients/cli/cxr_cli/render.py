@@ -50,6 +50,21 @@ def score_table(result: dict, stream=None) -> str:
     positives = sum(score >= THRESHOLD for _, score in rows)
     lines.append(f"top label: {result.get('top_label', rows[0][0])}; {positives} of {len(rows)} positive "
                  f"at the calibrated threshold {THRESHOLD}")
+    if model.get("intended_use"):
+        lines.append(model["intended_use"])  # the service's own wording, never the client's
+    return "\n".join(lines)
+
+
+def models_table(listing: dict) -> str:
+    """GET /v1/models for people: one block per model, the default marked, its findings listed."""
+    lines = []
+    for model in listing.get("models", []):
+        mark = " (default)" if model.get("default") else ""
+        lines.append(f"{model['name']}{mark}: weights {model.get('weights')}, "
+                     f"{len(model.get('findings', []))} findings, input {model.get('input_size')} px")
+        lines.append("  " + ", ".join(model.get("findings", [])))
+        if model.get("warning"):
+            lines.append(f"  WARNING: {model['warning']}")
     return "\n".join(lines)
 
 
@@ -87,6 +102,20 @@ def summary_table(rows: list[dict]) -> str:
     lines.insert(1, "  ".join("-" * width for width in widths))
     if any(is_random_init(row.get("result") or {}) for row in rows):
         lines.append(f"WARNING: {RANDOM_INIT_WARNING}")
+    statements = {((row.get("result") or {}).get("model") or {}).get("intended_use") for row in rows} - {None}
+    lines.extend(sorted(statements))
+    return "\n".join(lines)
+
+
+def jobs_table(jobs: list[dict]) -> str:
+    """`cxr jobs`: one line per job, newest first as the server lists them."""
+    headers = ("job id", "status", "created", "finished", "note")
+    table = [(job["id"], job["status"], job.get("created_at", "-"), job.get("finished_at", "-"),
+              "cached" if job.get("cached") else job.get("error", "")) for job in jobs]
+    widths = [max(len(str(cells[i])) for cells in [headers, *table]) for i in range(len(headers))]
+    lines = ["  ".join(str(cell).ljust(width) for cell, width in zip(cells, widths)).rstrip()
+             for cells in [headers, *table]]
+    lines.insert(1, "  ".join("-" * width for width in widths))
     return "\n".join(lines)
 
 

@@ -1,9 +1,10 @@
-"""Operator commands: `python -m cxr_core.admin keys create|revoke|list`, `... events subscribe`."""
+"""Operator commands: `python -m cxr_core.admin keys create|revoke|list`, `... events subscribe`, `... audit JOB_ID`."""
 from __future__ import annotations
 
 import argparse
 import json
 import os
+import re
 import sys
 
 from cxr_core.config import settings
@@ -37,12 +38,18 @@ def main(argv: list[str] | None = None) -> int:
     subscribe.add_argument("--queue", required=True, metavar="NAME", help="SQS queue name")
     subscribe.add_argument("--status", action="append", choices=("COMPLETED", "FAILED"),
                            help="only these statuses (repeatable; default both)")
+    audit = commands.add_parser("audit", help="print a job's audit history: every access to it, oldest first "
+                                              "(the audit log group on AWS, the stack's audit file locally)")
+    audit.add_argument("job_id", metavar="JOB_ID")
+    audit.add_argument("--json", action="store_true", help="one JSON line per access")
     args = parser.parse_args(argv)
     if args.stack:
         use_stack(args.stack)
     config = settings()
     if args.command == "events":
         return _subscribe(args, config)
+    if args.command == "audit":
+        return _audit(args, config)
     from cxr_core.auth import hash_key
     from cxr_core.bootstrap import Runtime
 
@@ -57,6 +64,25 @@ def main(argv: list[str] | None = None) -> int:
         print("revoked")
     else:
         print(json.dumps(keys.list(), indent=2))
+    return 0
+
+
+def _audit(args, config) -> int:
+    from cxr_core.bootstrap import Runtime
+
+    if not re.fullmatch(r"[0-9A-Za-z-]{1,64}", args.job_id):
+        print(f"not a job id: {args.job_id!r}", file=sys.stderr)
+        return 2
+    history = Runtime(config).audit.history(args.job_id)
+    if not history:
+        print(f"no audit lines for job {args.job_id}", file=sys.stderr)
+        return 1
+    for entry in history:
+        if args.json:
+            print(json.dumps(entry))
+        else:
+            print(f"{entry['time']}  {entry['route']:<26} {entry['outcome']}  client={entry.get('client_id')}"
+                  f"{' (operator)' if entry.get('operator') else ''}  ip={entry.get('source_ip', '-')}")
     return 0
 
 

@@ -30,12 +30,24 @@ class S3ImageStore:
     def delete(self, key: str) -> None:
         self._s3.delete_object(Bucket=self._bucket, Key=key)
 
-    def presign_put(self, key: str, content_type: str, expires_seconds: int) -> tuple[str, dict[str, str]]:
-        url = self._s3.generate_presigned_url(
-            "put_object", ExpiresIn=expires_seconds, HttpMethod="PUT",
-            Params={"Bucket": self._bucket, "Key": key, "ContentType": content_type,
-                    "ServerSideEncryption": "AES256"})
-        return url, {"Content-Type": content_type, "x-amz-server-side-encryption": "AES256"}
+    def delete_prefix(self, prefix: str) -> int:
+        deleted = 0
+        for page in self._s3.get_paginator("list_objects_v2").paginate(Bucket=self._bucket, Prefix=prefix):
+            keys = [{"Key": item["Key"]} for item in page.get("Contents", [])]
+            if keys:
+                self._s3.delete_objects(Bucket=self._bucket, Delete={"Objects": keys, "Quiet": True})
+                deleted += len(keys)
+        return deleted
+
+    def presign_put(self, key: str, content_type: str, expires_seconds: int, size: int,
+                    checksum_sha256: str | None = None) -> tuple[str, dict[str, str]]:
+        params = {"Bucket": self._bucket, "Key": key, "ContentType": content_type, "ServerSideEncryption": "AES256",
+                  "ContentLength": size}
+        headers = {"Content-Type": content_type, "x-amz-server-side-encryption": "AES256"}
+        if checksum_sha256:
+            params["ChecksumSHA256"] = headers["x-amz-checksum-sha256"] = checksum_sha256
+        url = self._s3.generate_presigned_url("put_object", ExpiresIn=expires_seconds, HttpMethod="PUT", Params=params)
+        return url, headers  # Content-Length is signed too: the client's HTTP library sends the body's own
 
 
 class SqsJobQueue:

@@ -20,7 +20,8 @@ class Settings:
     max_upload_bytes: int
     job_ttl_days: int
     max_receive_count: int
-    model_name: str
+    model_name: str  # the default model (answers requests that name none)
+    served_models: tuple[str, ...]  # every model this deployment serves, the default first
     model_dir: str
     model_engine: str
     model_threads: int
@@ -43,7 +44,10 @@ class Settings:
     cache_scope: str
     auth_failures_per_minute: int
     long_poll_interval_seconds: float
+    long_polls_per_client: int
     events_topic_arn: str
+    audit_log_group: str  # CloudWatch log group of the audit trail (AWS); empty: none
+    audit_log_file: str  # a file for the audit trail instead (the local stack); empty: none
     # EC2 worker only (the launch template's env file): the termination lifecycle hook it completes after draining
     worker_group_name: str = ""
     worker_lifecycle_hook: str = ""
@@ -51,6 +55,12 @@ class Settings:
     imds_endpoint: str = "http://169.254.169.254"
     # botocore's service-specific override (AWS_ENDPOINT_URL_DYNAMODB) beats AWS_ENDPOINT_URL, for pynamodb too
     dynamodb_endpoint_url: str | None = None
+
+
+def _served(default: str, listed: str) -> tuple[str, ...]:
+    """SERVED_MODELS (comma-separated) with the default model first, each once."""
+    names = [default] + [name.strip() for name in listed.split(",") if name.strip()]
+    return tuple(dict.fromkeys(names))
 
 
 @lru_cache(maxsize=1)
@@ -78,6 +88,7 @@ def read_settings(environment: Mapping[str, str]) -> Settings:
         job_ttl_days=_int("JOB_TTL_DAYS", 30),
         max_receive_count=_int("MAX_RECEIVE_COUNT", 3),
         model_name=env("MODEL_NAME", "densenet121-res224-all"),
+        served_models=_served(env("MODEL_NAME", "densenet121-res224-all"), env("SERVED_MODELS", "")),
         model_dir=env("MODEL_DIR", "/opt/weights"),
         model_engine=env("MODEL_ENGINE", "onnxruntime"),
         model_threads=_int("MODEL_THREADS", 1),
@@ -101,7 +112,10 @@ def read_settings(environment: Mapping[str, str]) -> Settings:
         cache_scope=env("CACHE_SCOPE", "client"),
         auth_failures_per_minute=_int("AUTH_FAILURES_PER_MINUTE", 30),
         long_poll_interval_seconds=float(env("LONG_POLL_INTERVAL_SECONDS", "0.5")),
+        long_polls_per_client=_int("LONG_POLLS_PER_CLIENT", 4),
         events_topic_arn=env("EVENTS_TOPIC_ARN", ""),
+        audit_log_group=env("AUDIT_LOG_GROUP", ""),
+        audit_log_file=env("AUDIT_LOG_FILE", ""),
         worker_group_name=env("WORKER_GROUP_NAME", ""),
         worker_lifecycle_hook=env("WORKER_LIFECYCLE_HOOK", ""),
         worker_lifecycle_poll_seconds=float(env("WORKER_LIFECYCLE_POLL_SECONDS", "5")),

@@ -102,6 +102,12 @@ class Upload:
     data: bytes
     content_type: str | None = None
     filename: str | None = None
+    model: str | None = None  # the multipart field `model`, when the client names one
+
+
+def model_name_of(model_id: str) -> str:
+    """The model's name inside a model id (name@weights/preprocessing)."""
+    return model_id.split("@", 1)[0]
 
 
 class ErrorKind(str, enum.Enum):
@@ -151,7 +157,8 @@ def undecodable(message: str) -> ServiceError:
 
 
 def job_not_found(job_id: str) -> ServiceError:
-    return ServiceError(ErrorKind.NOT_FOUND, "JOB_NOT_FOUND", f"no job with id {job_id}")
+    shown = job_id if len(job_id) <= 64 else job_id[:64] + "..."  # a 9 KB id is not echoed back
+    return ServiceError(ErrorKind.NOT_FOUND, "JOB_NOT_FOUND", f"no job with id {shown}")
 
 
 def result_not_ready(job_id: str, status: JobStatus) -> ServiceError:

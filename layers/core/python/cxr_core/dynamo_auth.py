@@ -1,7 +1,7 @@
 """ApiKeyStore and RateCounter on DynamoDB through pynamodb: a revocation and a reservation are conditional writes."""
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timezone
 
 from pynamodb.exceptions import UpdateError
 
@@ -38,6 +38,32 @@ class DynamoApiKeyStore:
 
     def all(self) -> list[StoredKey]:
         return [_stored(record) for record in ApiKeyRecord.scan()]
+
+
+class DynamoLeases:
+    """Leases as RateLimitsTable items `<key>#<slot>` whose `hits` is the epoch second the lease runs out."""
+
+    def acquire(self, key: str, slots: int, now: float, until: float) -> str | None:
+        for slot in range(slots):
+            token = f"{key}#{slot}"
+            try:
+                RateLimitRecord(token).update(
+                    actions=[RateLimitRecord.hits.set(until), RateLimitRecord.expires_at.set(
+                        datetime.fromtimestamp(until + 3600, timezone.utc))],
+                    condition=RateLimitRecord.hits.does_not_exist() | (RateLimitRecord.hits < now))
+                return token
+            except UpdateError as error:
+                if not is_condition_failed(error):
+                    raise
+        return None
+
+    def release(self, token: str, until: float) -> None:
+        try:
+            RateLimitRecord(token).update(actions=[RateLimitRecord.hits.set(0)],
+                                          condition=RateLimitRecord.hits == until)
+        except UpdateError as error:
+            if not is_condition_failed(error):  # taken over after it ran out: not ours to free
+                raise
 
 
 class DynamoRateCounter:

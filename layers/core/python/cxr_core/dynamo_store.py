@@ -184,7 +184,9 @@ class DynamoJobStore:
             # the claim already moved on; the queue's redelivery decides what happens next
 
     def fail_job(self, job: Job, token: str | None, error: str) -> bool:
-        condition = ~JobRecord.status.is_in(JobStatus.COMPLETED.value, JobStatus.FAILED.value)
+        # job_id.exists(): an update never re-creates a job that was deleted meanwhile
+        condition = JobRecord.job_id.exists() & ~JobRecord.status.is_in(JobStatus.COMPLETED.value,
+                                                                        JobStatus.FAILED.value)
         if token:
             condition = condition & (JobRecord.claim_token == token)
         moment = iso(utc_now())
@@ -242,3 +244,32 @@ class DynamoJobStore:
         query = JobRecord.status_index.query(status.value, condition, scan_index_forward=False, limit=limit)
         return [_to_job(record) for record in query]
 
+    def client_jobs(self, client_id: str, limit: int, start_key: dict | None = None, status: JobStatus | None = None,
+                    since: str | None = None, until: str | None = None) -> tuple[list[Job], dict | None]:
+        """One query on the client index (a status filter is applied by DynamoDB after the key condition)."""
+        if since and until:
+            window = JobRecord.created_at.between(since, until)
+        elif since or until:
+            window = JobRecord.created_at >= since if since else JobRecord.created_at <= until
+        else:
+            window = None
+        query = JobRecord.client_index.query(
+            client_id, window, filter_condition=JobRecord.status == status.value if status else None,
+            scan_index_forward=False, limit=limit, last_evaluated_key=start_key)
+        jobs = [_to_job(record) for record in query]  # pynamodb reads pages until `limit` jobs passed the filter
+        return jobs, query.last_evaluated_key
+
+    def delete_job(self, job: Job) -> bool:
+        """The job first: a worker's result transaction is conditional on it, so none is written after this."""
+        try:
+            JobRecord(job.job_id).delete(condition=JobRecord.job_id.exists())
+        except DeleteError as error:
+            if is_condition_failed(error):
+                return False
+            raise
+        try:  # only its own entry: a later job of the same image may hold the key by now
+            CacheRecord(job.cache_key).delete(condition=CacheRecord.job_id == job.job_id)
+        except DeleteError as error:
+            if not is_condition_failed(error):
+                raise
+        return True

@@ -5,7 +5,6 @@ from cxr_core.domain import bad_request
 
 FHIR_CONTENT_TYPE = "application/fhir+json"
 RESULT_FORMATS = ("json", "fhir")
-RESEARCH_USE = "Research use only, not a medical device."
 # torchxrayvision calibrates each label so its operating point maps to 0.5 (op_norm): at or above it reads positive
 OPERATING_POINT = 0.5
 # The model's labels are its own vocabulary, not SNOMED CT or LOINC codes: a coding system of this service says so.
@@ -28,7 +27,8 @@ def parse_result_format(raw: str | None) -> str:
 
 
 def _notes(model: dict) -> list[dict]:
-    notes = [{"text": RESEARCH_USE}]
+    # the service's one wording of intended use travels with every result's model identity (cxr_model.notice)
+    notes = [{"text": model["intended_use"]}] if model.get("intended_use") else []
     if model.get("warning"):
         notes.append({"text": f"{model['warning']} (weights: {model.get('weights')})"})
     return notes
@@ -66,7 +66,7 @@ def diagnostic_report(result: dict) -> dict:
     issued = result.get("created_at")
     observations = [_observation(index, label, float(score), issued, model)
                     for index, (label, score) in enumerate(sorted((result.get("output") or {}).items()))]
-    conclusion = f"{RESEARCH_USE} Highest score: {result.get('top_label')}."
+    conclusion = " ".join(filter(None, [model.get("intended_use"), f"Highest score: {result.get('top_label')}."]))
     if model.get("warning"):
         conclusion += f" {model['warning']}."
     report = {

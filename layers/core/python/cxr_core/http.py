@@ -1,14 +1,19 @@
-"""What the HTTP handlers share: JSON responses and the one mapping of domain error kinds to status and headers."""
+"""What the HTTP handlers share: JSON responses, the one mapping of domain error kinds to status and headers, and
+the audit line of each request."""
 from __future__ import annotations
 
+import functools
 import json
 import logging
+from typing import Callable
 
 from aws_lambda_powertools.event_handler import Response, content_types
 from botocore.exceptions import ClientError, ConnectionError as AwsConnectionError, HTTPClientError
 from pynamodb.exceptions import PynamoDBConnectionError
 
+from cxr_core.audit import AuditEntry
 from cxr_core.domain import ErrorKind, ServiceError, bad_request, unavailable
+from cxr_core.ports import AuditLog
 
 THROTTLING_CODES = {"Throttling", "ThrottlingException", "ProvisionedThroughputExceededException",
                     "RequestLimitExceeded", "SlowDown", "TooManyRequestsException", "RequestThrottled"}
@@ -63,9 +68,47 @@ def error_response(error: ServiceError) -> Response:
 
 
 def caller(app, authenticator):
-    """The authenticated client of the current request (ServiceError 401 otherwise)."""
+    """The authenticated client of the current request (ServiceError 401 otherwise); the audit line names it."""
     event = app.current_event
-    return authenticator.client(event.headers or {}, event.raw_event.get("requestContext") or {})
+    client = authenticator.client(event.headers or {}, event.raw_event.get("requestContext") or {})
+    app.append_context(client=client)
+    return client
+
+
+def audited(app, route: str, audit_log: Callable[[], AuditLog]):
+    """One audit line per request of this route, whatever its answer (a refusal included): who, which job, what
+    status. The handler names a job it found out itself (a submit's) with app.append_context(audit_job_id=...)."""
+    def decorate(handler):
+        @functools.wraps(handler)
+        def audited_handler(*args, **kwargs):
+            outcome = 500
+            try:
+                response = handler(*args, **kwargs)
+                outcome = response.status_code
+                return response
+            except ServiceError as error:
+                outcome = status_of(error)
+                raise
+            except Exception as error:
+                outcome = 503 if is_outage(error) else 500
+                raise
+            finally:
+                _write_audit_line(app, audit_log(), route, kwargs.get("job_id"), outcome)
+        return audited_handler
+    return decorate
+
+
+def _write_audit_line(app, audit_log: AuditLog, route: str, job_id: str | None, outcome: int) -> None:
+    client = app.context.get("client")
+    context = app.current_event.raw_event.get("requestContext") or {}
+    entry = AuditEntry.now(client_id=client.client_id if client else None, operator=bool(client and client.operator),
+                           route=route, job_id=job_id or app.context.get("audit_job_id"), outcome=outcome,
+                           source_ip=(context.get("http") or {}).get("sourceIp"), request_id=context.get("requestId"),
+                           count=app.context.get("audit_count"))
+    try:
+        audit_log.write(entry.to_dict())
+    except Exception:  # the answer stands; the operator sees the gap in the function's own log
+        logging.getLogger("cxr.audit").exception("audit line NOT written: %s", entry)
 
 
 MAX_JSON_DEPTH = 8  # the API's bodies are flat objects

@@ -45,6 +45,22 @@ class JobStore(Protocol):
     def reset_to_queued(self, job: Job) -> bool: ...
     def jobs_by_status(self, status: JobStatus, since: str, limit: int | None = None,
                        before: str | None = None) -> list[Job]: ...
+    def client_jobs(self, client_id: str, limit: int, start_key: dict | None = None, status: JobStatus | None = None,
+                    since: str | None = None, until: str | None = None) -> tuple[list[Job], dict | None]:
+        """One client's jobs, newest created first, created_at in [since, until]; the key to start the next page
+        after (None: no more). Jobs carry what a listing shows (no result)."""
+    def delete_job(self, job: Job) -> bool:
+        """Remove the job and its cache entry (if the entry is this job's): False when the job was already gone."""
+
+
+class ImageHolds(Protocol):
+    """Which jobs still need a stored image (images are stored once per SHA-256 for every client)."""
+    def hold(self, image_key: str, job_id: str) -> bool:
+        """Record that job_id needs the stored image; False while the image is being deleted."""
+    def release(self, image_key: str, job_id: str) -> str | None:
+        """job_id no longer needs the image. When no job does, mark the image as being deleted and return the mark
+        (delete the object, then call deleted with it); None while another job holds it or another deletion does."""
+    def deleted(self, image_key: str, mark: str) -> None: ...
 
 
 class ImageStore(Protocol):
@@ -52,8 +68,12 @@ class ImageStore(Protocol):
     def get(self, key: str) -> bytes: ...
     def size(self, key: str) -> int | None: ...
     def delete(self, key: str) -> None: ...
-    def presign_put(self, key: str, content_type: str, expires_seconds: int) -> tuple[str, dict[str, str]]:
-        """The URL and the headers the PUT must send (they are signed with it)."""
+    def delete_prefix(self, prefix: str) -> int:
+        """Delete every object under prefix; how many there were."""
+    def presign_put(self, key: str, content_type: str, expires_seconds: int, size: int,
+                    checksum_sha256: str | None = None) -> tuple[str, dict[str, str]]:
+        """The URL and the headers the PUT must send (they are signed with it, and so are its Content-Length and,
+        when given, its base64 x-amz-checksum-sha256: the store refuses another length or other bytes)."""
 
 
 class EventPublisher(Protocol):
@@ -84,6 +104,20 @@ class ApiKeyStore(Protocol):
     def all(self) -> list[StoredKey]: ...
 
 
+class Leases(Protocol):
+    def acquire(self, key: str, slots: int, now: float, until: float) -> str | None:
+        """One of `slots` leases under key, held until `until` (epoch s; a holder that dies frees it then) unless
+        released first; None while all are held (atomically: a conditional write per slot tried)."""
+    def release(self, token: str, until: float) -> None: ...
+
+
 class RateCounter(Protocol):
     def reserve(self, window_key: str, count: int, limit: int, expires_at: datetime) -> bool:
         """Add count to the window's counter if it stays within limit (atomically); False, unchanged, if not."""
+
+
+class AuditLog(Protocol):
+    def write(self, entry: dict) -> None:
+        """One access, as one structured line (cxr_core.audit.AuditEntry.to_dict)."""
+    def history(self, job_id: str) -> list[dict]:
+        """Every line that names job_id, oldest first."""

@@ -4,8 +4,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from pynamodb.attributes import (BooleanAttribute, JSONAttribute, NumberAttribute, TTLAttribute,
-                                 UnicodeAttribute)
-from pynamodb.indexes import AllProjection, GlobalSecondaryIndex
+                                 UnicodeAttribute, UnicodeSetAttribute)
+from pynamodb.indexes import AllProjection, GlobalSecondaryIndex, IncludeProjection
 from pynamodb.models import Model
 
 
@@ -16,6 +16,16 @@ class StatusUpdatedIndex(GlobalSecondaryIndex):
 
     status = UnicodeAttribute(hash_key=True)
     updated_at = UnicodeAttribute(range_key=True)
+
+
+class ClientCreatedIndex(GlobalSecondaryIndex):
+    """A client's own jobs, newest first (GET /v1/jobs): what a listing shows, never the scores."""
+    class Meta:
+        index_name = "client-created-index"
+        projection = IncludeProjection(["status", "updated_at", "finished_at", "error", "cached"])
+
+    client_id = UnicodeAttribute(hash_key=True)
+    created_at = UnicodeAttribute(range_key=True)
 
 
 class JobRecord(Model):
@@ -43,6 +53,7 @@ class JobRecord(Model):
     expires_at = TTLAttribute(null=True)
 
     status_index = StatusUpdatedIndex()
+    client_index = ClientCreatedIndex()
 
 
 class CacheRecord(Model):
@@ -54,6 +65,19 @@ class CacheRecord(Model):
     state = UnicodeAttribute()  # PENDING | DONE
     result = JSONAttribute(null=True)
     updated_at = UnicodeAttribute()
+    expires_at = TTLAttribute(null=True)
+
+
+class ImageHoldRecord(Model):
+    """Which jobs still need a stored image (images/<sha256>, shared by every client), on the results table under
+    `hold#<image key>`: a job is added before its image is stored and removed when the job is deleted; the image is
+    deleted only by whoever marks `deleting_until` while no holder is left (see services.erasure)."""
+    class Meta:
+        table_name = None  # bound by bind_tables
+
+    cache_key = UnicodeAttribute(hash_key=True)
+    holders = UnicodeSetAttribute(null=True)  # an empty set is no attribute at all in DynamoDB
+    deleting_until = NumberAttribute(null=True)  # epoch seconds: a deletion in progress, until then
     expires_at = TTLAttribute(null=True)
 
 
@@ -90,7 +114,7 @@ class TableNames:
 
 def bind_tables(names: TableNames, region: str, endpoint_url: str | None) -> None:
     """Point every model at its table (the composition root calls this once per process, before any access)."""
-    for model, table in ((JobRecord, names.jobs), (CacheRecord, names.results), (ApiKeyRecord, names.api_keys),
-                         (RateLimitRecord, names.rate_limits)):
+    for model, table in ((JobRecord, names.jobs), (CacheRecord, names.results), (ImageHoldRecord, names.results),
+                         (ApiKeyRecord, names.api_keys), (RateLimitRecord, names.rate_limits)):
         model.Meta.table_name, model.Meta.region, model.Meta.host = table, region, endpoint_url
         model._connection = None  # a connection made before the binding named another table or endpoint

@@ -8,6 +8,7 @@ from email.message import Message
 from cxr_core.domain import Upload, bad_request, no_image, too_large
 
 IMAGE_FIELD = "image"
+MODEL_FIELD = "model"  # optional: which served model reads the image (GET /v1/models)
 
 
 def _header_params(value: str) -> tuple[str, dict[str, str]]:
@@ -67,12 +68,14 @@ def parse_upload(content_type: str | None, data: bytes, max_bytes: int) -> Uploa
     boundary = params.get("boundary")
     if not boundary:
         raise bad_request("multipart/form-data without a boundary")
-    images = []
+    images, models = [], []
     for headers, content in _multipart_parts(data, boundary):
         disposition = _disposition(headers.get("content-disposition", ""))
         if disposition.get("name") == IMAGE_FIELD:
             images.append(Upload(data=content, content_type=headers.get("content-type"),
                                  filename=disposition.get("filename")))
+        elif disposition.get("name") == MODEL_FIELD:
+            models.append(content.decode("utf-8", "replace").strip())
     if not images:
         raise no_image(f"multipart body has no field '{IMAGE_FIELD}'")
     if len(images) > 1:
@@ -82,4 +85,7 @@ def parse_upload(content_type: str | None, data: bytes, max_bytes: int) -> Uploa
         raise no_image(f"multipart field '{IMAGE_FIELD}' is empty")
     if len(image.data) > max_bytes:
         raise too_large(max_bytes)
+    if len(models) > 1:
+        raise bad_request(f"multipart body has {len(models)} '{MODEL_FIELD}' fields; name one model")
+    image.model = models[0] if models else None
     return image

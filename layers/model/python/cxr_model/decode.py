@@ -56,6 +56,9 @@ def check_image(data: bytes) -> ImageInfo:
     """Validate an upload by its structure, decoding no pixels: 415 for foreign formats, 422 for what the headers,
     chunk/segment framing and CRCs show broken or absurd. Damage only a full decode finds fails the job at infer."""
     fmt = sniff_format(data)
+    if fmt is None and data[:4] == b"DICM":  # decided (issue 25): a Part 10 file has its 128-byte preamble
+        raise ImageError.unsupported("DICOM file without its 128-byte preamble before 'DICM' (DICOM PS3.10 7.1): "
+                                     "send the file as the modality wrote it")
     if fmt is None:
         raise ImageError.unsupported("the upload is not a PNG, JPEG or DICOM image")
     if fmt == "dicom":

@@ -9,7 +9,7 @@ import os
 import sys
 
 from .artifacts import PROVIDED, RANDOM_INIT, REAL, ArtifactPaths, weights_kind
-from .specs import get_spec
+from .specs import DEFAULT_MODEL, SPECS, get_spec
 
 
 class NotDeployable(RuntimeError):
@@ -35,24 +35,34 @@ def check_deployable(model_dir: str, name: str = "densenet121-res224-all", allow
     if kind == REAL or (kind == PROVIDED and allow_provided):
         return kind
     if kind == RANDOM_INIT:
-        raise NotDeployable(f"{model_dir} holds the RANDOM-INIT stand-in (SHA-256 {sha256[:16]}), not real weights: "
+        raise NotDeployable(f"{name}: {model_dir} holds the RANDOM-INIT stand-in (SHA-256 {sha256[:16]}), not real weights: "
                             "run python -m cxr_model_build.build on a machine with internet, or with --weights-from PATH")
-    raise NotDeployable(f"{model_dir} holds weights that are not torchxrayvision's published file (SHA-256 "
+    raise NotDeployable(f"{name}: {model_dir} holds weights that are not torchxrayvision's published file (SHA-256 "
                         f"{sha256[:16]}); allow them explicitly (--allow-provided) to ship them flagged 'provided'")
+
+
+def check_every_model(model_dir: str, allow_provided: bool = False) -> dict[str, str]:
+    """check_deployable for every model whose ONNX export is in model_dir (the default's must be there): a served
+    set is refused as a whole when any of its exports is a stand-in or unverified and not allowed."""
+    present = [name for name in SPECS if os.path.isfile(ArtifactPaths(os.path.abspath(model_dir), SPECS[name]).onnx)]
+    names = list(dict.fromkeys([DEFAULT_MODEL, *present]))
+    return {name: check_deployable(model_dir, name, allow_provided) for name in names}
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m cxr_model.deploy_check", description=__doc__.splitlines()[0])
     parser.add_argument("model_dir")
-    parser.add_argument("--name", default="densenet121-res224-all")
+    parser.add_argument("--name", default=None, help="one model (default: every model exported in MODEL_DIR)")
     parser.add_argument("--allow-provided", action="store_true", help="accept weights other than the published file")
     args = parser.parse_args(argv)
     try:
-        kind = check_deployable(args.model_dir, args.name, args.allow_provided)
+        kinds = ({args.name: check_deployable(args.model_dir, args.name, args.allow_provided)} if args.name
+                 else check_every_model(args.model_dir, args.allow_provided))
     except NotDeployable as exc:
         print(f"refused: {exc}", file=sys.stderr)
         return 1
-    print(f"weights: {kind}" + (" (UNVERIFIED, flagged in every result)" if kind == PROVIDED else ""))
+    for name, kind in kinds.items():
+        print(f"{name}: weights {kind}" + (" (UNVERIFIED, flagged in every result)" if kind == PROVIDED else ""))
     return 0
 
 

@@ -7,6 +7,7 @@ import warnings
 import numpy as np
 
 from .dicom_frames import check_frame
+from .dicom_inflate import check_inflation
 from .errors import ImageError, reraise_unless_decoder_failure
 from .pixels import JPEG_MAGIC, Pixels, check_size
 
@@ -24,6 +25,12 @@ def read_dicom(data: bytes, quiet: bool = False, defer_pixels: bool = False):
     native pixels can be read in place (dicom_pixels) instead of copied."""
     import pydicom
 
+    try:
+        check_inflation(data)  # pydicom inflates a deflated dataset whole, with no bound
+    except ImageError:
+        if quiet:
+            return None
+        raise
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
@@ -71,6 +78,10 @@ def _check_dicom(ds, frames: bool, source: bytes | None) -> tuple[int, int]:
     bits_stored, bits_allocated = int(ds.get("BitsStored", 0)), int(ds.get("BitsAllocated", 0))
     if bits_allocated not in (8, 16) or not 1 <= bits_stored <= bits_allocated:
         raise ImageError.undecodable(f"DICOM bit depth {bits_stored}/{bits_allocated} is not supported")
+    if photometric == "MONOCHROME1" and int(ds.get("PixelRepresentation", 0)) == 1 and bits_stored == bits_allocated:
+        # the reference inverts as 2**BitsStored - 1 - pixels, past the signed type's range: refused here, not by
+        # the worker after a 201 (dataset_pixels says the same)
+        raise ImageError.undecodable(f"DICOM MONOCHROME1 with {bits_stored}-bit signed pixels is not supported")
     file_meta = getattr(ds, "file_meta", None)
     syntax = file_meta.get("TransferSyntaxUID") if file_meta is not None else None
     if syntax is None:

@@ -5,6 +5,7 @@ import os
 
 from .artifacts import (RANDOM_INIT, ArtifactPaths, has_stand_in_marker, read_provenance, sha256_file, weights_kind,
                         weights_warning)
+from .notice import INTENDED_USE
 from .specs import get_spec
 
 
@@ -27,12 +28,26 @@ def read_identity(model_dir: str, name: str = "densenet121-res224-all", engine: 
         sha256 = sha256_file(paths.weights)
     stand_in = os.path.isfile(paths.weights) and has_stand_in_marker(paths.weights)  # no .pt on Lambda: the record
     kind = weights_kind(spec, sha256, record.get("weights"), RANDOM_INIT if stand_in else None)
-    identity = {"name": name, "weights_sha256": sha256, "weights": kind, "engine": engine,
-                "preprocess": preprocess_mode, "precision": precision,
-                "model_id": model_id(name, sha256, preprocess_mode, precision)}
-    if warning := weights_warning(kind):
+    return {**describe(name, sha256, kind, engine, preprocess_mode, precision),
+            "model_id": model_id(name, sha256, preprocess_mode, precision)}
+
+
+def describe(name: str, sha256: str, weights: str, engine: str, preprocess_mode: str, precision: str = "fp32") -> dict:
+    """The identity every result carries: which weights (and how trustworthy), engine, preprocessing, precision,
+    intended use."""
+    identity = {"name": name, "weights_sha256": sha256, "weights": weights, "engine": engine,
+                "preprocess": preprocess_mode, "precision": precision, "intended_use": INTENDED_USE}
+    if warning := weights_warning(weights):
         identity["warning"] = warning
     return identity
+
+
+def model_card(model_dir: str, name: str, engine: str = "onnxruntime", preprocess_mode: str = "exact",
+               precision: str = "fp32") -> dict:
+    """The identity plus what GET /v1/models lists: the findings this model reports and its input size."""
+    spec = get_spec(name)
+    return {**read_identity(model_dir, name=name, engine=engine, preprocess_mode=preprocess_mode, precision=precision),
+            "findings": list(spec.findings), "input_size": spec.input_resolution}
 
 
 def check_artifacts(model_dir: str, name: str = "densenet121-res224-all", engine: str = "onnxruntime",

@@ -6,10 +6,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .artifacts import (RANDOM_INIT, ArtifactPaths, has_stand_in_marker, read_provenance, weights_kind,
-                        weights_warning)
+from .artifacts import RANDOM_INIT, ArtifactPaths, has_stand_in_marker, read_provenance, weights_kind
 from .engines import check_engine_settings
-from .identity import model_id
+from .identity import describe, model_id
 from .preprocess import PREPROCESS_MODES, preprocess
 from .specs import get_spec
 
@@ -18,6 +17,8 @@ from .specs import get_spec
 class Prediction:
     output: dict[str, float]
     top_label: str
+    # each reported finding's 7x7 logit map (before sigmoid and op_norm), in output's order; None from an old export
+    heatmaps: dict[str, list[list[float]]] | None = None
 
 
 class ModelArtifactsMissing(RuntimeError):
@@ -37,6 +38,16 @@ class CpuPipeline:
     def scores(self, images: list[np.ndarray]) -> np.ndarray:
         return self.engine.run(np.stack(images).astype(np.float32, copy=False))
 
+    def scores_and_maps(self, images: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray | None]:
+        """The scores and each finding's class activation map (N, labels, 7, 7) from the same forward pass."""
+        return self.engine.run_with_maps(np.stack(images).astype(np.float32, copy=False))
+
+    @staticmethod
+    def model_input_pixels(image: np.ndarray) -> bytes:
+        """The (1, H, W) model input as 8-bit grey, row by row: [-1024, 1024] mapped onto [0, 255]."""
+        scaled = (np.asarray(image, dtype=np.float32)[0] + 1024.0) * (255.0 / 2048.0)
+        return np.clip(np.rint(scaled), 0, 255).astype(np.uint8).tobytes()
+
 
 class Predictor:
     """pipeline: where preprocessing ends and the engine begins (CpuPipeline; the GPU's is engines.torch_device)."""
@@ -55,11 +66,22 @@ class Predictor:
     def predict(self, images: list) -> list[Prediction]:
         if not images:
             return []
-        return [self._prediction(row) for row in self.pipeline.scores(images)]
+        if hasattr(self.pipeline, "scores_and_maps"):
+            scores, maps = self.pipeline.scores_and_maps(images)
+        else:  # the GPU pipeline: scores only, so its results carry no heatmaps
+            scores, maps = self.pipeline.scores(images), None
+        return [self._prediction(row, None if maps is None else maps[index]) for index, row in enumerate(scores)]
 
-    def _prediction(self, row: np.ndarray) -> Prediction:
+    def _prediction(self, row: np.ndarray, maps: np.ndarray | None) -> Prediction:
         output = {label: float(value) for label, value in zip(self.labels, row) if label}
-        return Prediction(output=output, top_label=top_label(output))
+        heatmaps = None if maps is None else {label: grid.tolist() for label, grid in zip(self.labels, maps) if label}
+        return Prediction(output=output, top_label=top_label(output), heatmaps=heatmaps)
+
+    def model_input_pixels(self, image) -> bytes | None:
+        """The preprocessed image as 8-bit grey rows, what heatmaps are drawn on; None where preprocessing ends on
+        the GPU (the 224 x 224 input exists only there)."""
+        pixels = getattr(self.pipeline, "model_input_pixels", None)
+        return pixels(image) if pixels else None
 
 
 
@@ -67,14 +89,6 @@ def top_label(output: dict[str, float]) -> str:
     """Highest score; a tie goes to the label first in alphabetical order. The CLI and the web page rank the
     same way (clients/README.md), so their first row is always the API's top_label."""
     return min(output.items(), key=lambda item: (-item[1], item[0]))[0]
-
-
-def _identity(name: str, sha256: str, weights: str, engine: str, preprocess_mode: str, precision: str) -> dict:
-    identity = {"name": name, "weights_sha256": sha256, "weights": weights, "engine": engine,
-                "preprocess": preprocess_mode, "precision": precision}
-    if warning := weights_warning(weights):
-        identity["warning"] = warning
-    return identity
 
 
 def load_predictor(model_dir: str, engine: str = "onnxruntime", threads: int = 1,
@@ -110,7 +124,7 @@ def load_predictor(model_dir: str, engine: str = "onnxruntime", threads: int = 1
         onnx_marker = _onnx_weights_marker(paths.onnx, sha256)
         kind = weights_kind(spec, sha256, record.get("weights") if record.get("sha256") == sha256 else None,
                             onnx_marker, RANDOM_INIT if has_stand_in_marker(paths.weights) else None)
-    identity = _identity(name, sha256, kind, engine, preprocess_mode, precision)
+    identity = describe(name, sha256, kind, engine, preprocess_mode, precision)
     pipeline = None
     if engine == "torch-cuda":  # decode on the CPU, resize and forward batched on the GPU
         from .engines.torch_device import DevicePipeline

@@ -8,9 +8,11 @@ import time
 import uuid
 from concurrent.futures import Executor
 from dataclasses import dataclass, field
-from typing import Protocol, Sequence
+from typing import Callable, Protocol, Sequence
 
-from cxr_core.domain import Job, JobMessage, iso, parse_iso, sha256_hex, utc_now
+from cxr_core.domain import Job, JobMessage, iso, model_name_of, parse_iso, sha256_hex, utc_now
+from cxr_core.heatmaps import MODEL_INPUT_SIZE, encode_heatmaps, model_input_key
+from cxr_core.overlay import encode_png
 from cxr_core.ports import ClaimState, EventPublisher, ImageStore, JobStore
 from cxr_core.services.notifications import notify
 
@@ -20,6 +22,7 @@ logger = logging.getLogger(__name__)
 class Prediction(Protocol):
     output: dict
     top_label: str
+    heatmaps: dict | None  # finding -> 7x7 logit map, from the same forward pass
 
 
 class Predictor(Protocol):
@@ -28,6 +31,8 @@ class Predictor(Protocol):
 
     def preprocess(self, data: bytes): ...
     def predict(self, images: list) -> Sequence[Prediction]: ...
+    def model_input_pixels(self, image) -> bytes | None:
+        """The preprocessed image as 8-bit grey rows (MODEL_INPUT_SIZE square): what heatmaps are drawn on."""
 
 
 @dataclass
@@ -62,6 +67,8 @@ class InferDeps:
     max_receive_count: int
     lease_seconds: int
     events: EventPublisher | None = None
+    # the predictor of the model a job names (KeyError: not served here); None: `predictor` runs every job
+    predictor_for: Callable[[str], Predictor] | None = None
 
 
 @dataclass
@@ -70,6 +77,7 @@ class _Work:
     message_ids: list[str]
     receive_count: int
     tensor: object = None
+    predictor: Predictor | None = None
 
 
 def _parse(messages: list[InboundMessage], report: BatchReport) -> dict[str, list[InboundMessage]]:
@@ -126,6 +134,20 @@ class ImageMismatch(Exception):
     """The stored image is not the one recorded at submit: a retry would read the same wrong bytes."""
 
 
+class UnservedModel(Exception):
+    """The job names a model this worker does not serve: a retry would find the same."""
+
+
+def _predictor(job: Job, deps: InferDeps) -> Predictor:
+    if deps.predictor_for is None:
+        return deps.predictor
+    name = model_name_of(job.model_id)
+    try:
+        return deps.predictor_for(name)
+    except KeyError:
+        raise UnservedModel(f"model {name} is not served by this deployment") from None
+
+
 _IMAGE_ERROR_CODES = ("UNDECODABLE_IMAGE", "UNSUPPORTED_MEDIA_TYPE")
 
 
@@ -133,7 +155,7 @@ def _permanent_failure(error: Exception) -> str | None:
     """The FAILED reason for an error every delivery would meet again (so no retry), else None. An image the decoder
     refuses (cxr_model.ImageError, typed by its code) is one: submit checks structure only, so damage that a full
     decode alone finds ends here."""
-    if isinstance(error, ImageMismatch):
+    if isinstance(error, (ImageMismatch, UnservedModel)):
         return str(error)
     if getattr(error, "code", None) in _IMAGE_ERROR_CODES:
         return f"{error.code}: {getattr(error, 'message', None) or error}"
@@ -141,11 +163,16 @@ def _permanent_failure(error: Exception) -> str | None:
 
 
 def _load(work: _Work, deps: InferDeps) -> None:
+    work.predictor = _predictor(work.job, deps)
     data = deps.images.get(work.job.image_key)
     expected = work.job.stored_sha256 or work.job.image_sha256
     if sha256_hex(data) != expected:
         raise ImageMismatch(f"stored image {work.job.image_key} does not match the SHA-256 recorded at submit")
-    work.tensor = deps.predictor.preprocess(data)
+    work.tensor = work.predictor.preprocess(data)
+    pixels = work.predictor.model_input_pixels(work.tensor)
+    if pixels is not None:  # None: preprocessing ends on a GPU, whose results carry no heatmaps to draw
+        deps.images.put(model_input_key(work.job.image_key), encode_png(pixels, MODEL_INPUT_SIZE, MODEL_INPUT_SIZE),
+                        "image/png")
 
 
 def _lease_seconds(messages: list[InboundMessage], visibility_seconds: int) -> int:
@@ -203,8 +230,9 @@ def process_batch(messages: list[InboundMessage], deps: InferDeps, token: str | 
         except Exception as error:
             reason = _permanent_failure(error)
             if reason is None:
-                _give_back(item, deps, token, f"{type(error).__name__}: {getattr(error, 'message', None) or error}",
-                           report)
+                logger.warning("job %s: its image could not be prepared", item.job.job_id, exc_info=True)
+                _give_back(item, deps, token,
+                           _public_reason(error, "the image could not be prepared for the model"), report)
                 continue
             logger.error("job %s failed: %s", item.job.job_id, reason)
             if deps.jobs.fail_job(item.job, token, reason):
@@ -214,19 +242,31 @@ def process_batch(messages: list[InboundMessage], deps: InferDeps, token: str | 
     if not loaded:
         return report
     report.batch_size = len(loaded)
+    by_model: dict[int, list[_Work]] = {}
+    for item in loaded:  # one forward pass per model: a batch never mixes networks
+        by_model.setdefault(id(item.predictor), []).append(item)
+    for group in by_model.values():
+        _run_model(group, deps, token, report)
+    return report
+
+
+def _run_model(loaded: list[_Work], deps: InferDeps, token: str, report: BatchReport) -> None:
+    predictor = loaded[0].predictor
     started = time.perf_counter()
     try:
-        predictions = deps.predictor.predict([item.tensor for item in loaded])
-    except Exception as error:
+        predictions = predictor.predict([item.tensor for item in loaded])
+    except Exception:
         logger.exception("forward pass failed for %d jobs", len(loaded))
         for item in loaded:
-            _give_back(item, deps, token, f"inference failed: {type(error).__name__}: {error}", report)
-        return report
-    report.forward_ms = (time.perf_counter() - started) * 1000
+            _give_back(item, deps, token, "inference failed", report)  # the details are in the log above
+        return
+    report.forward_ms += (time.perf_counter() - started) * 1000
     finished = utc_now()
     for item, prediction in zip(loaded, predictions):
         result = {"top_label": prediction.top_label, "output": prediction.output,
-                  "model": deps.predictor.identity, "created_at": iso(finished)}
+                  "model": predictor.identity, "created_at": iso(finished)}
+        if prediction.heatmaps:
+            result["heatmaps"] = encode_heatmaps(prediction.heatmaps)
         try:
             completed = deps.jobs.complete_job(item.job, token, result)
         except Exception:
@@ -240,7 +280,13 @@ def process_batch(messages: list[InboundMessage], deps: InferDeps, token: str | 
                 _retry_event(item.message_ids, [], report, item.receive_count)
                 continue
         report.succeeded.extend(item.message_ids)
-    return report
+
+
+def _public_reason(error: Exception, default: str) -> str:
+    """What a job shows of an error: an image error's own message, else a fixed text (exception classes and
+    internals stay in the log)."""
+    message = getattr(error, "message", None)
+    return message if isinstance(message, str) and message else default
 
 
 def _retry_event(message_ids: list[str], messages: list[InboundMessage], report: BatchReport,

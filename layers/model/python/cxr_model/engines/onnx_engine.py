@@ -1,4 +1,4 @@
-"""onnxruntime engine: sigmoid network in the graph, op_norm in NumPy. Imports no torch."""
+"""onnxruntime engine: sigmoid network (and class activation maps) in the graph, op_norm in NumPy. Imports no torch."""
 from __future__ import annotations
 
 import json
@@ -54,5 +54,10 @@ class OnnxEngine:
         self._input = self.session.get_inputs()[0].name
 
     def run(self, batch: np.ndarray) -> np.ndarray:
-        probs = self.session.run(None, {self._input: np.ascontiguousarray(batch, dtype=np.float32)})[0]
-        return op_norm(probs, self.op_threshs)
+        return self.run_with_maps(batch)[0]
+
+    def run_with_maps(self, batch: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
+        """Calibrated scores (N, findings) and the logit maps (N, findings, 7, 7) of the same pass; an export
+        older than the maps output gives None."""
+        outputs = self.session.run(None, {self._input: np.ascontiguousarray(batch, dtype=np.float32)})
+        return op_norm(outputs[0], self.op_threshs), (outputs[1] if len(outputs) > 1 else None)

@@ -100,3 +100,18 @@ class TorchEngine:
     def run(self, batch: np.ndarray) -> np.ndarray:
         tensor = torch.from_numpy(np.ascontiguousarray(batch, dtype=np.float32)).to(self.device)
         return self.run_tensor(tensor).cpu().numpy()
+
+    def run_with_maps(self, batch: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """model(x) as the library runs it, and each finding's class activation map from that same pass: the
+        classifier applied at every cell of relu(features(x)) (the tensor the library pools), in float64."""
+        captured = []
+        hook = self.model.features.register_forward_hook(lambda _module, _inputs, output: captured.append(output))
+        try:
+            scores = self.run(batch)
+        finally:
+            hook.remove()
+        with torch.inference_mode():
+            features = torch.relu(captured[0]).double()  # the library rectifies it in place: relu again is a no-op
+            weight, bias = self.model.classifier.weight.double(), self.model.classifier.bias.double()
+            maps = torch.einsum("nchw,kc->nkhw", features, weight) + bias[None, :, None, None]
+        return scores, maps.float().cpu().numpy()

@@ -1,0 +1,131 @@
+"""What is stored carries the pixels and what decoding them needs, nothing else (issue 25): PNG ancillary chunks,
+JPEG APPn and COM segments (also inside an encapsulated DICOM frame), bytes past the image's end, native PixelData
+past the declared image, and allow-listed DICOM values that are not what their attribute holds are dropped.
+Losslessly: chunks, segments and entropy-coded data are copied byte for byte, nothing is re-encoded. The cache key
+stays the upload's SHA-256; this shapes only the stored copy (after the checks, after de-identification)."""
+from __future__ import annotations
+
+import io
+import re
+import warnings
+
+PNG_KEPT = (b"IHDR", b"PLTE", b"tRNS", b"IDAT", b"IEND")  # tRNS: transparency changes the decoded grey levels
+_APP0, _APP15, _COM, _SOS, _EOI = 0xE0, 0xEF, 0xFE, 0xDA, 0xD9
+_STANDALONE = {0x01, *range(0xD0, 0xD8)}  # TEM and RSTn carry no length
+_UID = re.compile(r"^(0|[1-9][0-9]*)(\.(0|[1-9][0-9]*))*$")
+_JPEG_SYNTAXES = ("1.2.840.10008.1.2.4.50", "1.2.840.10008.1.2.4.51", "1.2.840.10008.1.2.4.57",
+                  "1.2.840.10008.1.2.4.70", "1.2.840.10008.1.2.4.80", "1.2.840.10008.1.2.4.81")
+_DROPPED_DICOM = ("ExtendedOffsetTable", "ExtendedOffsetTableLengths")  # single frames need no offset table
+
+
+def strip_metadata(data: bytes, fmt: str) -> bytes:
+    """The stored form of a checked upload ('png' | 'jpeg' | 'dicom', DICOM already de-identified)."""
+    if fmt == "png":
+        return strip_png(data)
+    if fmt == "jpeg":
+        return strip_jpeg(data)
+    if fmt == "dicom":
+        return strip_dicom(data)
+    return data
+
+
+def strip_png(data: bytes) -> bytes:
+    """Signature and critical chunks (with tRNS) as they were, CRCs included; text, eXIf, time, colour and private
+    chunks and anything after IEND are dropped."""
+    kept, pos = [data[:8]], 8
+    while pos + 12 <= len(data):
+        length, kind = int.from_bytes(data[pos:pos + 4], "big"), data[pos + 4:pos + 8]
+        end = pos + 12 + length
+        if kind in PNG_KEPT:
+            kept.append(data[pos:end])
+        pos = end
+        if kind == b"IEND":
+            break
+    return b"".join(kept)
+
+
+def strip_jpeg(data: bytes) -> bytes:
+    """Every marker segment and entropy-coded scan as it was, but APPn and COM segments (an Adobe APP14, which tells
+    the decoder the colour transform, stays) and anything after EOI."""
+    out, pos = bytearray(data[:2]), 2
+    while pos + 1 < len(data):
+        if data[pos] != 0xFF:
+            raise ValueError(f"JPEG marker expected at byte {pos}")
+        marker = data[pos + 1]
+        if marker == 0xFF:  # fill byte before a marker
+            pos += 1
+            continue
+        if marker == _EOI:
+            out += b"\xff\xd9"
+            break
+        if marker in _STANDALONE:
+            out += data[pos:pos + 2]
+            pos += 2
+            continue
+        end = pos + 2 + int.from_bytes(data[pos + 2:pos + 4], "big")
+        segment = data[pos:end]
+        if not (_APP0 <= marker <= _APP15 or marker == _COM) or (marker == 0xEE and segment[4:9] == b"Adobe"):
+            out += segment
+        pos = end
+        if marker == _SOS:
+            scan_end = _scan_end(data, pos)
+            out += data[pos:scan_end]
+            pos = scan_end
+    return bytes(out)
+
+
+def _scan_end(data: bytes, pos: int) -> int:
+    """Where a scan's entropy-coded data ends: the first marker that is not a stuffed 0x00 or a restart marker."""
+    while True:
+        pos = data.find(b"\xff", pos)
+        if pos < 0 or pos + 1 >= len(data):
+            return len(data)
+        following = data[pos + 1]
+        if following == 0x00 or 0xD0 <= following <= 0xD7:
+            pos += 2
+        elif following == 0xFF:
+            pos += 1
+        else:
+            return pos
+
+
+def strip_dicom(data: bytes) -> bytes:
+    """A de-identified DICOM with its allow-listed values validated (an element whose VR is not its attribute's, or
+    a SOP class that is not a UID, is dropped), no offset table, native PixelData cut to the declared image, and
+    APPn/COM segments removed from encapsulated JPEG frames."""
+    import pydicom
+    from pydicom.datadict import dictionary_VR
+    from pydicom.encaps import encapsulate, generate_frames
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        ds = pydicom.dcmread(io.BytesIO(data), force=True)
+    meta = getattr(ds, "file_meta", None)
+    for holder, keyword in ((ds, "SOPClassUID"), (meta, "MediaStorageSOPClassUID")):
+        if holder is not None and keyword in holder and not _is_uid(holder[keyword].value):
+            del holder[keyword]
+    for keyword in _DROPPED_DICOM:
+        if keyword in ds:
+            del ds[keyword]
+    for element in list(ds):
+        if element.tag != 0x7FE00010 and element.VR not in dictionary_VR(element.tag).split(" or "):
+            del ds[element.tag]
+    syntax = str(meta.get("TransferSyntaxUID", "")) if meta is not None else ""
+    if "PixelData" in ds:
+        if syntax in _JPEG_SYNTAXES:
+            frames = list(generate_frames(ds.PixelData, number_of_frames=int(ds.get("NumberOfFrames", 1) or 1)))
+            ds.PixelData = encapsulate([strip_jpeg(frame) for frame in frames])
+            ds["PixelData"].is_undefined_length = True
+        elif not pydicom.uid.UID(syntax).is_compressed:
+            needed = (int(ds.Rows) * int(ds.Columns) * int(ds.get("NumberOfFrames", 1) or 1)
+                      * int(ds.get("SamplesPerPixel", 1)) * (int(ds.BitsAllocated) // 8))
+            if len(ds.PixelData) > needed + needed % 2:
+                ds.PixelData = ds.PixelData[:needed] + b"\0" * (needed % 2)
+    out = io.BytesIO()
+    ds.save_as(out, enforce_file_format=False)
+    return out.getvalue()
+
+
+def _is_uid(value) -> bool:
+    text = str(value)
+    return len(text) <= 64 and bool(_UID.match(text))

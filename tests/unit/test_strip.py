@@ -1,0 +1,116 @@
+"""Issue 25 item 3: the stored copy keeps pixels and what decoding needs; metadata that can carry patient identity
+is dropped from PNG, JPEG and DICOM, losslessly (decoded pixels equal, image data bytes copied as they were)."""
+from __future__ import annotations
+
+import io
+import struct
+import zlib
+
+import numpy as np
+import pydicom
+import pytest
+from PIL import Image, PngImagePlugin
+
+from cxr_model.decode import check_image
+from cxr_model.privacy import deidentify_dicom
+from cxr_model.strip import strip_dicom, strip_jpeg, strip_metadata, strip_png
+from tests.dicom_factory import encode_dicom, native_dataset
+
+PHI = b"Doe^Jane PHI-123456"
+RNG = np.random.default_rng(25)
+
+
+def pixels(mode: str = "L") -> np.ndarray:
+    return RNG.integers(0, 255, (64, 48) if mode == "L" else (64, 48, 3), dtype=np.uint8)
+
+
+def png_chunk(kind: bytes, payload: bytes) -> bytes:
+    return struct.pack(">I", len(payload)) + kind + payload + struct.pack(">I", zlib.crc32(kind + payload))
+
+
+def png_with_metadata(array: np.ndarray) -> bytes:
+    info = PngImagePlugin.PngInfo()
+    info.add_text("PatientName", PHI.decode())
+    info.add_text("Comment", PHI.decode(), zip=True)  # zTXt
+    info.add_itxt("Description", PHI.decode())
+    out = io.BytesIO()
+    Image.fromarray(array).save(out, "PNG", pnginfo=info)
+    data = out.getvalue()
+    iend = data.rindex(b"IEND") - 4
+    return data[:iend] + png_chunk(b"eXIf", b"MM\0*" + PHI) + data[iend:] + PHI  # eXIf, and bytes after IEND
+
+
+def jpeg_with_metadata(array: np.ndarray, progressive: bool = False) -> bytes:
+    out = io.BytesIO()
+    Image.fromarray(array).save(out, "JPEG", quality=90, progressive=progressive, comment=PHI)
+    data = out.getvalue()
+    bodies = ((0xE1, b"Exif\0\0" + PHI), (0xE1, b"http://ns.adobe.com/xap/1.0/\0" + PHI),
+              (0xED, b"Photoshop 3.0\0" + PHI))
+    segments = b"".join(b"\xff" + bytes([marker]) + struct.pack(">H", len(body) + 2) + body for marker, body in bodies)
+    return data[:2] + segments + data[2:] + PHI  # after SOI, and bytes after EOI
+
+
+def decoded(data: bytes) -> np.ndarray:
+    return np.asarray(Image.open(io.BytesIO(data)))
+
+
+def test_png_keeps_its_critical_chunks_and_pixels_and_loses_text_exif_and_trailing_bytes():
+    original = png_with_metadata(pixels())
+    stored = strip_png(original)
+    assert PHI not in stored and PHI in original
+    assert all(kind not in stored for kind in (b"tEXt", b"zTXt", b"iTXt", b"eXIf"))
+    assert np.array_equal(decoded(stored), decoded(original))
+    idat = original.index(b"IDAT") - 4
+    assert original[idat:idat + 4 + 4 + int.from_bytes(original[idat:idat + 4], "big")] in stored  # copied as is
+    check_image(stored)
+
+
+@pytest.mark.parametrize("mode,progressive", [("L", False), ("RGB", False), ("L", True)])
+def test_jpeg_loses_appn_com_and_trailing_bytes_and_decodes_to_the_same_pixels(mode, progressive):
+    original = jpeg_with_metadata(pixels(mode), progressive)
+    stored = strip_jpeg(original)
+    assert PHI not in stored and PHI in original and stored.endswith(b"\xff\xd9")
+    assert np.array_equal(decoded(stored), decoded(original))
+    check_image(stored)
+
+
+def test_dicom_com_segment_inside_an_encapsulated_jpeg_frame_is_dropped():
+    array = RNG.integers(0, 255, (64, 64), dtype=np.uint8)
+    data = encode_dicom(array, "JPEGBaseline8Bit")
+    ds = pydicom.dcmread(io.BytesIO(data))
+    frame = next(pydicom.encaps.generate_frames(ds.PixelData, number_of_frames=1))
+    frame = frame[:2] + b"\xff\xfe" + struct.pack(">H", len(PHI) + 2) + PHI + frame[2:]
+    ds.PixelData = pydicom.encaps.encapsulate([frame])
+    out = io.BytesIO()
+    ds.save_as(out, enforce_file_format=True)
+    upload = out.getvalue()
+    stored = strip_metadata(deidentify_dicom(upload), "dicom")
+    assert PHI in deidentify_dicom(upload) and PHI not in stored
+    assert np.array_equal(pydicom.dcmread(io.BytesIO(stored)).pixel_array,
+                          pydicom.dcmread(io.BytesIO(upload)).pixel_array)
+
+
+def test_dicom_native_pixel_data_past_the_image_free_text_uids_and_offset_tables_are_dropped():
+    array = RNG.integers(0, 4095, (64, 64), dtype=np.uint16)
+    ds = native_dataset(array, bits_stored=12)
+    ds.PixelData = ds.PixelData + PHI + b"\0"  # appended inside the element
+    ds.SOPClassUID = PHI.decode()
+    ds.file_meta.MediaStorageSOPClassUID = PHI.decode()
+    ds.ExtendedOffsetTable = PHI + b"\0" * 5
+    ds.ExtendedOffsetTableLengths = b"\0" * 8
+    out = io.BytesIO()
+    ds.save_as(out, enforce_file_format=True)
+    deidentified = deidentify_dicom(out.getvalue())
+    stored = strip_metadata(deidentified, "dicom")
+    assert PHI in deidentified and PHI not in stored  # the allow-list alone kept it
+    kept = pydicom.dcmread(io.BytesIO(stored))
+    assert "SOPClassUID" not in kept and "ExtendedOffsetTable" not in kept
+    assert len(kept.PixelData) == 64 * 64 * 2 and np.array_equal(kept.pixel_array, array)
+
+
+def test_a_valid_sop_class_uid_stays():
+    ds = native_dataset(RNG.integers(0, 255, (32, 32), dtype=np.uint8))
+    out = io.BytesIO()
+    ds.save_as(out, enforce_file_format=True)
+    kept = pydicom.dcmread(io.BytesIO(strip_dicom(deidentify_dicom(out.getvalue()))))
+    assert kept.SOPClassUID == ds.SOPClassUID and kept.file_meta.MediaStorageSOPClassUID == ds.SOPClassUID

@@ -38,7 +38,11 @@ def skip_reason(header: Dataset) -> str | None:
     view = str(header.get("ViewPosition", "")).strip().upper()
     if view and view not in FRONTAL_VIEWS:
         return f"ViewPosition {view} is not frontal (PA or AP)"
-    frames = header.get("NumberOfFrames")
-    if frames is not None and str(frames).strip() and int(frames) > 1:
-        return f"multi-frame ({int(frames)} frames): the service scores single-frame images (it answers 422)"
+    try:
+        frames = header.get("NumberOfFrames")
+        count = int(frames) if frames is not None and str(frames).strip() else 1
+    except (TypeError, ValueError):
+        return "NumberOfFrames is not a number: the image cannot be read as one frame"
+    if count > 1:
+        return f"multi-frame ({count} frames): the service scores single-frame images (it answers 422)"
     return None

@@ -25,6 +25,15 @@ class _FilteredServer(ThreadedAssociationServer):
     """Refuses TCP connections from outside the allowed source networks before any DICOM is read."""
     allowed_networks: list = []
 
+    def get_request(self):
+        """As pynetdicom's, but the TLS handshake runs in the association's thread (on its first read), not in the
+        accept loop, where one client that never sends its ClientHello would block every other association."""
+        client_socket, address = self.socket.accept()
+        if self.ssl_context:
+            client_socket = self.ssl_context.wrap_socket(client_socket, server_side=True,
+                                                         do_handshake_on_connect=False)
+        return client_socket, address
+
     def verify_request(self, request, client_address) -> bool:
         if not self.allowed_networks:
             return True
@@ -38,6 +47,7 @@ class _FilteredServer(ThreadedAssociationServer):
 def make_ae(ae_title: str, allowed_aets: list[str]) -> AE:
     ae = AE(ae_title=ae_title)
     ae.require_calling_aet = list(allowed_aets)  # others: A-ASSOCIATE-RJ, calling AE title not recognised
+    ae.require_called_aet = True  # a PACS that names another node: A-ASSOCIATE-RJ, called AE title not recognised
     ae.maximum_pdu_size = 0  # no limit
     ae.add_supported_context(Verification)
     # every storage SOP class (a PACS routes whole studies: what is not a chest radiograph is taken and skipped),

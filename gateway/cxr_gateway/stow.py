@@ -76,6 +76,7 @@ def response_dataset(outcomes: list[Outcome]) -> Dataset:
 class _Handler(BaseHTTPRequestHandler):
     server_version = "cxr-gateway"
     protocol_version = "HTTP/1.1"
+    timeout = 120  # seconds a connection may sit idle (socket timeout): a stalled client frees its thread
 
     def log_message(self, fmt, *args):  # no request lines with query strings or headers in the log
         LOG.debug("http %s", fmt % args)
@@ -160,7 +161,10 @@ class HttpServer:
         self.server.daemon_threads = True
         self.server.gateway = gateway
         if ssl_context is not None:
-            self.server.socket = ssl_context.wrap_socket(self.server.socket, server_side=True)
+            # the handshake runs in the connection's own thread, under its timeout, not in the accept loop, where
+            # one client that never sends its ClientHello would block every other connection
+            self.server.socket = ssl_context.wrap_socket(self.server.socket, server_side=True,
+                                                         do_handshake_on_connect=False)
         self.port = self.server.server_address[1]
 
     def start(self) -> None:

@@ -288,3 +288,49 @@ def test_c_store_delivery_over_dicom_tls(tmp_path, client_certificate):
         assert len(destination.received) == 1
     finally:
         destination.stop()
+
+
+def test_an_idle_client_on_the_https_port_does_not_block_the_others(tmp_path):
+    """A TCP connection that never starts its TLS handshake (a port scanner, a stalled PACS) must not stop the
+    STOW-RS and health listener from serving everyone else."""
+    import socket
+
+    cert, key = self_signed(tmp_path)
+    config = GatewayConfig(host="127.0.0.1", dicom_port=0, http_port=0, allowed_aets=["PACS_A"],
+                           stow_tokens=[TOKEN], store_path=str(tmp_path / "s.sqlite3"), tls_cert=str(cert),
+                           tls_key=str(key))
+    gateway = Gateway(config, client=object(), sender=None)
+    gateway.start(process=False)
+    idle = socket.create_connection(("127.0.0.1", gateway.http_port))
+    try:
+        health = requests.get(f"https://localhost:{gateway.http_port}/health", verify=str(cert), timeout=10)
+        assert health.status_code == 200
+    finally:
+        idle.close()
+        gateway.stop()
+
+
+def test_an_idle_client_on_the_dicom_tls_port_does_not_block_the_others(tmp_path):
+    """As on the HTTPS port: a connection that never starts its TLS handshake must not stop DICOM TLS for others."""
+    import socket
+    import ssl
+
+    cert, key = self_signed(tmp_path)
+    config = GatewayConfig(host="127.0.0.1", dicom_port=0, http_port=0, allowed_aets=["PACS_A"],
+                           stow_tokens=[TOKEN], store_path=str(tmp_path / "s.sqlite3"), tls_cert=str(cert),
+                           tls_key=str(key))
+    gateway = Gateway(config, client=object(), sender=None)
+    gateway.start(process=False)
+    idle = socket.create_connection(("127.0.0.1", gateway.dicom_port))
+    try:
+        client = ssl.create_default_context(ssl.Purpose.SERVER_AUTH, cafile=str(cert))
+        client.check_hostname = True
+        ae = AE(ae_title="PACS_A")
+        ae.add_requested_context(Verification)
+        ae.acse_timeout = ae.network_timeout = 10
+        assoc = ae.associate("127.0.0.1", gateway.dicom_port, ae_title=config.ae_title, tls_args=(client, "localhost"))
+        assert assoc.is_established and assoc.send_c_echo().Status == 0x0000
+        assoc.release()
+    finally:
+        idle.close()
+        gateway.stop()

@@ -11,6 +11,7 @@ import warnings
 
 PNG_KEPT = (b"IHDR", b"PLTE", b"tRNS", b"IDAT", b"IEND")  # tRNS: transparency changes the decoded grey levels
 _APP0, _APP15, _COM, _SOS, _EOI = 0xE0, 0xEF, 0xFE, 0xDA, 0xD9
+_SOF55 = 0xF7  # JPEG-LS: in its scans 0xFF is followed by a stuffed zero bit, so a byte below 0x80 is data
 _STANDALONE = {0x01, *range(0xD0, 0xD8)}  # TEM and RSTn carry no length
 _UID = re.compile(r"^(0|[1-9][0-9]*)(\.(0|[1-9][0-9]*))*$")
 _JPEG_SYNTAXES = ("1.2.840.10008.1.2.4.50", "1.2.840.10008.1.2.4.51", "1.2.840.10008.1.2.4.57",
@@ -47,7 +48,7 @@ def strip_png(data: bytes) -> bytes:
 def strip_jpeg(data: bytes) -> bytes:
     """Every marker segment and entropy-coded scan as it was, but APPn and COM segments (an Adobe APP14, which tells
     the decoder the colour transform, stays) and anything after EOI."""
-    out, pos = bytearray(data[:2]), 2
+    out, pos, jpeg_ls = bytearray(data[:2]), 2, False
     while pos + 1 < len(data):
         if data[pos] != 0xFF:
             raise ValueError(f"JPEG marker expected at byte {pos}")
@@ -64,24 +65,28 @@ def strip_jpeg(data: bytes) -> bytes:
             continue
         end = pos + 2 + int.from_bytes(data[pos + 2:pos + 4], "big")
         segment = data[pos:end]
+        jpeg_ls = jpeg_ls or marker == _SOF55
         if not (_APP0 <= marker <= _APP15 or marker == _COM) or (marker == 0xEE and segment[4:9] == b"Adobe"):
             out += segment
         pos = end
         if marker == _SOS:
-            scan_end = _scan_end(data, pos)
+            scan_end = _scan_end(data, pos, jpeg_ls)
             out += data[pos:scan_end]
             pos = scan_end
     return bytes(out)
 
 
-def _scan_end(data: bytes, pos: int) -> int:
-    """Where a scan's entropy-coded data ends: the first marker that is not a stuffed 0x00 or a restart marker."""
+def _scan_end(data: bytes, pos: int, jpeg_ls: bool = False) -> int:
+    """Where a scan's entropy-coded data ends: the first marker that is not a stuffed 0x00 (JPEG-LS: any byte below
+    0x80) or a restart marker."""
     while True:
         pos = data.find(b"\xff", pos)
         if pos < 0 or pos + 1 >= len(data):
             return len(data)
         following = data[pos + 1]
-        if following == 0x00 or 0xD0 <= following <= 0xD7:
+        if jpeg_ls and following < 0x80:
+            pos += 1
+        elif following == 0x00 or 0xD0 <= following <= 0xD7:
             pos += 2
         elif following == 0xFF:
             pos += 1

@@ -9,9 +9,9 @@ import re
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
-from cxr_local.http_body import BodyTooLarge, FramingError, ReadTimedOut, declared_length, read_chunked, read_exactly
 from pydicom.dataset import Dataset
 
+from .http_body import BodyTooLarge, MalformedBody, read_body
 from .receiving import ACCEPTED, FAILED, Outcome, Receiver
 
 LOG = logging.getLogger("cxr_gateway")
@@ -119,20 +119,6 @@ class _Handler(BaseHTTPRequestHandler):
             return self._send(200, self.server.gateway.metrics_view())
         return self._error(404, "NOT_FOUND", f"no route GET {path}")
 
-    def _body(self) -> bytes | None:
-        """The request body, Content-Length or chunked (Orthanc's default), either refused past MAX_BODY_BYTES (a
-        chunked one as soon as its running size passes it); None when the request declares neither."""
-        content_length, transfer_encoding = (self.headers.get_all(name) or [] for name in
-                                             ("Content-Length", "Transfer-Encoding"))
-        if not content_length and not transfer_encoding:
-            return None
-        length = declared_length(content_length, transfer_encoding)
-        if length is None:
-            return read_chunked(self.rfile, MAX_BODY_BYTES)
-        if length > MAX_BODY_BYTES:
-            raise BodyTooLarge(length)
-        return read_exactly(self.rfile, length)
-
     def do_POST(self):  # noqa: N802
         if not self._source_allowed():
             return self._error(403, "FORBIDDEN", "source address not allowed")
@@ -150,8 +136,8 @@ class _Handler(BaseHTTPRequestHandler):
         if params.get("type", "application/dicom").lower() != "application/dicom":
             return self._error(415, "UNSUPPORTED_MEDIA_TYPE", "only type=\"application/dicom\" parts are accepted")
         try:
-            body = self._body()
-        except (FramingError, BodyTooLarge, ReadTimedOut) as error:
+            body = read_body(self.headers, self.rfile, MAX_BODY_BYTES)
+        except (MalformedBody, BodyTooLarge) as error:
             self.close_connection = True  # what is left of the body is not read: the connection cannot be reused
             if isinstance(error, BodyTooLarge):
                 return self._error(413, "PAYLOAD_TOO_LARGE", f"body over {MAX_BODY_BYTES} bytes")

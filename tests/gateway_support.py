@@ -9,7 +9,7 @@ import numpy as np
 from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.uid import ExplicitVRLittleEndian, generate_uid
 from pynetdicom import AE, evt
-from pynetdicom.sop_class import Comprehensive3DSRStorage
+from pynetdicom.sop_class import Comprehensive3DSRStorage, SecondaryCaptureImageStorage
 
 from tests.dicom_factory import SYNTAXES, native_dataset, syntax_array
 
@@ -84,6 +84,7 @@ class DestinationScp:
         self.received: list[pydicom.Dataset] = []
         ae = AE(ae_title=ae_title)
         ae.add_supported_context(Comprehensive3DSRStorage, transfer_syntaxes)
+        ae.add_supported_context(SecondaryCaptureImageStorage, transfer_syntaxes)
         self.server = ae.start_server(("127.0.0.1", port), block=False, ssl_context=ssl_context,
                                       evt_handlers=[(evt.EVT_C_STORE, self._store)])
         self.port = self.server.server_address[1]

@@ -37,6 +37,9 @@ def parse_args(argv: list[str] | None = None) -> config_module.GatewayConfig:
                         help="the CA that signed the destination's certificate (implies --destination-tls)")
     parser.add_argument("--allow-stand-in", action="store_true", default=None,
                         help="deliver results from stand-in weights (random-init/provided), marked as such in the SR")
+    parser.add_argument("--send-heatmaps", type=int, nargs="?", const=3, metavar="N",
+                        help="also send heatmap overlays of the N top findings (default 3) as Secondary Captures "
+                             "into the study (off by default)")
     parser.add_argument("--store", dest="store_path", help="the encrypted store (sqlite file)")
     parser.add_argument("--store-ttl-hours", type=float, help="undelivered items are deleted after this (default 72)")
     parser.add_argument("--ready-file", help="write the gateway's addresses here (JSON, mode 0600) once listening")

@@ -68,7 +68,8 @@ class Gateway:
         self.sender = sender if sender is not None else make_sender(self.destination, config.ae_title,
                                                                     destination_ssl_context(config))
         self.pipeline = Pipeline(self.store, client if client is not None else api_client(config), self.sender,
-                                 self.metrics, config.allow_stand_in, config.retry_base_s, config.retry_max_s)
+                                 self.metrics, config.allow_stand_in, config.retry_base_s, config.retry_max_s,
+                                 heatmaps=config.send_heatmaps)
         self._wake = threading.Event()
         self.receiver = Receiver(self.store, self.metrics, on_accepted=self._wake.set)
         self._stop = threading.Event()

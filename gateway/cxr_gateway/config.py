@@ -51,6 +51,7 @@ class GatewayConfig:
     destination: str | None = None
     destination_headers: dict = field(default_factory=dict)
     allow_stand_in: bool = False
+    send_heatmaps: int = 0  # also send heatmap overlays (Secondary Capture) of this many top findings (0: off)
     store_path: str = "cxr-gateway/store.sqlite3"
     store_key: str | None = None  # AES-256-GCM key (URL-safe base64 of 32 bytes); default: a 0600 key file beside the store
     store_ttl_hours: float = 72.0

@@ -9,7 +9,7 @@ from contextlib import contextmanager
 import pydicom
 import requests
 from pynetdicom import AE, _config
-from pynetdicom.sop_class import Comprehensive3DSRStorage
+from pynetdicom.sop_class import Comprehensive3DSRStorage, SecondaryCaptureImageStorage
 from pydicom.uid import ExplicitVRLittleEndian, ImplicitVRLittleEndian
 
 from .config import Destination
@@ -18,6 +18,27 @@ STOW_TIMEOUT_S = 60
 # send_c_store(path) then sends the file's encoded dataset as it is, without decoding and re-encoding it (~90 of the
 # ~100 ms CPU an SR cost): it applies only to sends given a path, which in this process are the SRs below
 _config.STORE_SEND_CHUNKED_DATASET = True
+
+
+BUNDLE_MAGIC = b"CXRGW-BUNDLE-1\0"
+
+
+def pack(instances: list[bytes]) -> bytes:
+    """Instances delivered together (the SR and its heatmaps) as one stored value; a single one stays as it is."""
+    if len(instances) == 1:
+        return instances[0]
+    return BUNDLE_MAGIC + b"".join(len(data).to_bytes(8, "big") + data for data in instances)
+
+
+def unpack(payload: bytes) -> list[bytes]:
+    if not payload.startswith(BUNDLE_MAGIC):
+        return [payload]
+    instances, offset = [], len(BUNDLE_MAGIC)
+    while offset < len(payload):
+        size = int.from_bytes(payload[offset:offset + 8], "big")
+        instances.append(payload[offset + 8:offset + 8 + size])
+        offset += 8 + size
+    return instances
 
 
 class DeliveryError(Exception):
@@ -35,10 +56,11 @@ class CStoreSender:
 
     def send(self, data: bytes) -> None:
         ae = AE(ae_title=self.calling_ae_title)
-        # two contexts, not one with two syntaxes: an acceptor that takes explicit VR then takes it even when it
-        # prefers implicit, and the SR goes out as built
-        ae.add_requested_context(Comprehensive3DSRStorage, [ExplicitVRLittleEndian])
-        ae.add_requested_context(Comprehensive3DSRStorage, [ImplicitVRLittleEndian])
+        # two contexts per class, not one with two syntaxes: an acceptor that takes explicit VR then takes it even
+        # when it prefers implicit, and the instance goes out as built
+        for sop_class in (Comprehensive3DSRStorage, SecondaryCaptureImageStorage):
+            ae.add_requested_context(sop_class, [ExplicitVRLittleEndian])
+            ae.add_requested_context(sop_class, [ImplicitVRLittleEndian])
         ae.acse_timeout = ae.dimse_timeout = ae.network_timeout = 30
         tls = (self.ssl_context, self.destination.host) if self.ssl_context else None
         assoc = ae.associate(self.destination.host, self.destination.port, ae_title=self.destination.ae_title,
@@ -47,11 +69,11 @@ class CStoreSender:
             raise DeliveryError(f"association with {self.destination.describe()} not established "
                                 f"({'rejected' if assoc.is_rejected else 'aborted or unreachable'})")
         try:
-            if any(context.transfer_syntax[0] == ExplicitVRLittleEndian for context in assoc.accepted_contexts):
-                with _in_memory_file(data) as path:  # the SR's bytes as written (explicit VR little endian)
+            try:
+                with _in_memory_file(data) as path:  # the bytes as built (explicit VR little endian)
                     status = assoc.send_c_store(path)
-            else:  # the destination took implicit VR only: pynetdicom re-encodes the dataset
-                status = assoc.send_c_store(pydicom.dcmread(io.BytesIO(data)))
+            except ValueError:  # no context for them as they are (the destination took implicit VR only)
+                status = assoc.send_c_store(pydicom.dcmread(io.BytesIO(data)))  # pynetdicom re-encodes
         finally:
             assoc.release()
         code = getattr(status, "Status", None)

@@ -12,8 +12,9 @@ from cxr_model.privacy import deidentify_dicom
 from pydicom.uid import ExplicitVRLittleEndian
 
 from . import sr as sr_module
+from .delivery import backoff_s, pack, unpack
+from .heatmaps import build_heatmap, top_findings
 from .sr_template import SrFactory
-from .delivery import backoff_s
 from .store import READY, RECEIVED, SUBMITTED, Item, Store, Unopenable
 
 LOG = logging.getLogger("cxr_gateway")
@@ -52,9 +53,10 @@ def header_bytes(data: bytes) -> bytes:
 
 class Pipeline:
     def __init__(self, store: Store, client, sender, metrics: Metrics, allow_stand_in: bool,
-                 retry_base_s: float = 2.0, retry_max_s: float = 300.0) -> None:
+                 retry_base_s: float = 2.0, retry_max_s: float = 300.0, heatmaps: int = 0) -> None:
         self.store, self.client, self.sender, self.metrics = store, client, sender, metrics
         self.allow_stand_in, self.retry_base_s, self.retry_max_s = allow_stand_in, retry_base_s, retry_max_s
+        self.heatmaps = heatmaps  # overlays sent with the SR for this many top findings (0: none)
         self.reports = SrFactory()
 
     def step(self, item: Item) -> None:
@@ -83,7 +85,7 @@ class Pipeline:
         body = submitted.body
         header = header_bytes(item.payload)
         if body.get("cached") and body.get("result"):
-            self._scored(item.key, header, body["result"])
+            self._scored(item.key, header, body["result"], body.get("id"))
         else:
             self.store.advance(item.key, SUBMITTED, header, job_id=body["id"])
 
@@ -91,14 +93,14 @@ class Pipeline:
         job = self.client.job(item.job_id, wait=LONG_POLL_S)
         status = job.get("status")
         if status == "COMPLETED":
-            self._scored(item.key, item.payload, self.client.result(item.job_id))
+            self._scored(item.key, item.payload, self.client.result(item.job_id), item.job_id)
         elif status == "FAILED":
             self.metrics.count("jobs_failed")
             self._drop(item, f"job {item.job_id} FAILED: {job.get('error')}")
         else:
             self.store.poll_again(item.key)
 
-    def _scored(self, key: str, header: bytes, result: dict) -> None:
+    def _scored(self, key: str, header: bytes, result: dict, job_id: str | None) -> None:
         source = pydicom.dcmread(io.BytesIO(header))
         try:
             report = self.reports.build(source, result, self.allow_stand_in)
@@ -108,12 +110,32 @@ class Pipeline:
             self.store.delete(key)
             return
         self.metrics.count("scored")
-        self.store.advance(key, READY, report)
+        self.store.advance(key, READY, pack([report, *self._heatmaps(key, source, result, job_id)]))
+
+    def _heatmaps(self, key: str, source, result: dict, job_id: str | None) -> list[bytes]:
+        """Secondary Captures of the top findings' overlays (GET /v1/jobs/{id}/heatmap); one the service cannot
+        give (4xx: an older deployment, no map for that finding) is left out and the SR still goes."""
+        images = []
+        if not self.heatmaps or not job_id:
+            return images
+        for rank, label in enumerate(top_findings(result, self.heatmaps), start=1):
+            try:
+                overlay = self.client.heatmap(job_id, label)
+            except ApiError as error:
+                if error.status is None or error.status >= 500 or error.status == 429:
+                    raise  # the service is down or busy: the step is retried
+                self.metrics.count("heatmaps_unavailable")
+                LOG.warning("item %s: no heatmap for %s: %s", key[:12], label, error)
+                continue
+            images.append(build_heatmap(source, {**result, "job_id": job_id}, label, rank, overlay))
+        self.metrics.count("heatmaps", len(images))
+        return images
 
     def _deliver(self, item: Item) -> None:
         if self.sender is None:
             raise RuntimeError("no destination configured")
-        self.sender.send(item.payload)
+        for instance in unpack(item.payload):  # the SR, then its heatmaps; a retry re-sends the same UIDs
+            self.sender.send(instance)
         self.metrics.count("delivered")
         LOG.info("item %s: SR delivered", item.key[:12])
         self.store.delete(item.key)

@@ -11,6 +11,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 from pydicom.dataset import Dataset
 
+from .http_body import BodyTooLarge, MalformedBody, read_body
 from .receiving import ACCEPTED, FAILED, Outcome, Receiver
 
 LOG = logging.getLogger("cxr_gateway")
@@ -86,6 +87,8 @@ class _Handler(BaseHTTPRequestHandler):
         self.send_response(status)
         self.send_header("Content-Type", content_type)
         self.send_header("Content-Length", str(len(data)))
+        if self.close_connection:
+            self.send_header("Connection", "close")
         self.end_headers()
         self.wfile.write(data)
 
@@ -134,12 +137,14 @@ class _Handler(BaseHTTPRequestHandler):
         if params.get("type", "application/dicom").lower() != "application/dicom":
             return self._error(415, "UNSUPPORTED_MEDIA_TYPE", "only type=\"application/dicom\" parts are accepted")
         try:
-            length = int(self.headers.get("Content-Length", ""))
-        except ValueError:
-            return self._error(411, "LENGTH_REQUIRED", "Content-Length required")
-        if length > MAX_BODY_BYTES:
-            return self._error(413, "PAYLOAD_TOO_LARGE", f"body over {MAX_BODY_BYTES} bytes")
-        body = self.rfile.read(length)
+            body = read_body(self.headers, self.rfile, MAX_BODY_BYTES)
+        except (MalformedBody, BodyTooLarge) as error:
+            self.close_connection = True  # what is left of the body is not read: the connection cannot be reused
+            if isinstance(error, BodyTooLarge):
+                return self._error(413, "PAYLOAD_TOO_LARGE", f"body over {MAX_BODY_BYTES} bytes")
+            return self._error(400, "BAD_REQUEST", f"malformed request body: {error}")
+        if body is None:
+            return self._error(411, "LENGTH_REQUIRED", "Content-Length or Transfer-Encoding: chunked required")
         parts = split_multipart(body, params["boundary"])
         if not parts:
             return self._error(400, "BAD_REQUEST", "no parts in the multipart body")

@@ -20,6 +20,7 @@ class GatewayOptions:
     destination: str | None = None  # AE_TITLE@HOST:PORT (C-STORE) or a STOW-RS URL
     allowed_aets: list[str] = field(default_factory=list)
     allow_stand_in: bool = False
+    send_heatmaps: int = 0  # heatmap Secondary Captures of this many top findings with each SR (0: off)
     ae_title: str = "CXR_GATEWAY"
     dicom_port: int = 11112
     http_port: int = 8044
@@ -35,6 +36,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                        help="a calling AE title that may connect (repeatable; default ORTHANC)")
     group.add_argument("--gateway-allow-stand-in", action="store_true",
                        help="send SRs from stand-in weights too (marked as such in the SR)")
+    group.add_argument("--gateway-send-heatmaps", type=int, nargs="?", const=3, default=0, metavar="N",
+                       help="also send heatmap overlays of the N top findings (default 3) as Secondary Captures")
     group.add_argument("--gateway-ae-title", default="CXR_GATEWAY")
     group.add_argument("--gateway-dicom-port", type=int, default=11112, help="0: any free port")
     group.add_argument("--gateway-http-port", type=int, default=8044, help="STOW-RS and health; 0: any free port")
@@ -46,7 +49,8 @@ def options_from(args: argparse.Namespace) -> GatewayOptions | None:
     if not args.gateway:
         return None
     return GatewayOptions(destination=args.gateway_destination, allowed_aets=args.gateway_allow or ["ORTHANC"],
-                          allow_stand_in=args.gateway_allow_stand_in, ae_title=args.gateway_ae_title,
+                          allow_stand_in=args.gateway_allow_stand_in, send_heatmaps=args.gateway_send_heatmaps,
+                          ae_title=args.gateway_ae_title,
                           dicom_port=args.gateway_dicom_port, http_port=args.gateway_http_port,
                           store_dir=args.gateway_store)
 
@@ -73,6 +77,7 @@ class GatewayProcess:
                     "dicom_port": self.options.dicom_port, "http_port": self.options.http_port,
                     "allowed_aets": self.options.allowed_aets, "stow_tokens": [token],
                     "destination": self.options.destination, "allow_stand_in": self.options.allow_stand_in,
+                    "send_heatmaps": self.options.send_heatmaps or None,
                     "store_path": str(store_dir / "store.sqlite3"), "ready_file": str(ready)}
         config = store_dir / "config.json"  # holds the keys: readable by its owner only
         config.unlink(missing_ok=True)

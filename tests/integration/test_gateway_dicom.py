@@ -196,6 +196,27 @@ def test_c_store_delivery_to_a_real_scp_and_a_down_destination_raises(accepted):
         CStoreSender(Destination(ae_title="DEST", host="127.0.0.1", port=destination.port), "CXR_GW").send(report)
 
 
+@pytest.mark.parametrize("accepted", [None, [ImplicitVRLittleEndian]], ids=["explicit VR as built", "implicit VR only"])
+def test_a_heatmap_secondary_capture_is_delivered_by_c_store(accepted):
+    from cxr_gateway.heatmaps import build_heatmap
+    from tests.unit.test_gateway_heatmaps import overlay_png
+
+    source = pydicom.dcmread(io.BytesIO(study()["frontal"]), stop_before_pixels=True)
+    result = {"job_id": "job-1", "output": {"Effusion": 0.8}, "model": {
+        "name": "densenet121-res224-all", "weights": "real", "weights_sha256": "ab" * 32, "engine": "onnxruntime",
+        "preprocess": "exact"}}
+    image = build_heatmap(source, result, "Effusion", 1, overlay_png())
+    destination = DestinationScp(transfer_syntaxes=accepted)
+    try:
+        CStoreSender(Destination(ae_title="DEST", host="127.0.0.1", port=destination.port), "CXR_GW").send(image)
+        (received,) = destination.received
+        sent = pydicom.dcmread(io.BytesIO(image))
+        assert received.SOPInstanceUID == sent.SOPInstanceUID and received.StudyInstanceUID == source.StudyInstanceUID
+        assert (received.pixel_array == sent.pixel_array).all()
+    finally:
+        destination.stop()
+
+
 def test_stow_rs_delivery_to_a_dicomweb_server(gateway):
     """The gateway's own STOW-RS endpoint stands in for a PACS's DICOMweb: the SR arrives as one part."""
     report = a_report()

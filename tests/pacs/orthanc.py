@@ -121,8 +121,8 @@ class Orthanc:
             "DicomWeb": {
                 "Enable": True,
                 "Root": "/dicom-web/",
-                # the gateway's STOW-RS wants a Content-Length: Orthanc sends chunked bodies unless told not to
-                "Servers": {name: {"Url": server.url, "HttpHeaders": server.headers, "ChunkedTransfers": False}
+                # chunked request bodies, Orthanc's default, spelt out: the gateway's STOW-RS takes them
+                "Servers": {name: {"Url": server.url, "HttpHeaders": server.headers, "ChunkedTransfers": True}
                             for name, server in self.stow_servers.items()},
             },
         }

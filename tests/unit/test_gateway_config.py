@@ -54,6 +54,9 @@ def test_the_local_stack_gateway_flags():
     assert options.destination == "ORTHANC@127.0.0.1:4242" and options.allowed_aets == ["A", "B"]
     assert options.allow_stand_in is True and options.dicom_port == 0
     assert parse_args(["--gateway"]).gateway.allowed_aets == ["ORTHANC"]
+    assert parse_args(["--gateway"]).gateway.send_heatmaps == 0  # off by default
+    assert parse_args(["--gateway", "--gateway-send-heatmaps"]).gateway.send_heatmaps == 3
+    assert parse_args(["--gateway", "--gateway-send-heatmaps", "5"]).gateway.send_heatmaps == 5
 
 
 def test_the_destination_tls_flags():
@@ -62,3 +65,11 @@ def test_the_destination_tls_flags():
     config = gateway_args(["--allow", "A", "--destination", "PACS@pacs.example:2762", "--destination-tls-ca", "ca.pem"])
     assert (config.destination_tls, config.destination_tls_ca) == (False, "ca.pem")  # the CA alone turns TLS on
     assert gateway_args(["--allow", "A", "--destination", "PACS@h:1", "--destination-tls"]).destination_tls is True
+
+
+def test_heatmaps_are_off_unless_asked():
+    from cxr_gateway.__main__ import parse_args as gateway_args
+
+    assert gateway_args(["--allow", "A"]).send_heatmaps == 0
+    assert gateway_args(["--allow", "A", "--send-heatmaps"]).send_heatmaps == 3
+    assert gateway_args(["--allow", "A", "--send-heatmaps", "2"]).send_heatmaps == 2

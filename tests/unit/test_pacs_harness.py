@@ -22,7 +22,7 @@ def test_orthanc_config_is_loopback_with_known_peers_and_the_dicomweb_plugin(tmp
     assert config["Plugins"] == ["/plugins/libOrthancDicomWeb.so"]
     assert config["DicomModalities"] == {"cxr": ["CXR_GATEWAY", "127.0.0.1", 11112]}
     assert config["DicomWeb"]["Servers"]["cxr"] == {"Url": "http://127.0.0.1:8043", "HttpHeaders": {"x-api-key": "t"},
-                                                   "ChunkedTransfers": False}
+                                                   "ChunkedTransfers": True}
     assert config["StorageDirectory"].startswith(str(tmp_path))
 
 

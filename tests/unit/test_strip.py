@@ -90,6 +90,19 @@ def test_dicom_com_segment_inside_an_encapsulated_jpeg_frame_is_dropped():
                           pydicom.dcmread(io.BytesIO(upload)).pixel_array)
 
 
+@pytest.mark.parametrize("syntax", ["JPEGLSLossless", "JPEGLSNearLossless"])
+def test_a_jpeg_ls_frame_whose_scan_holds_ff_bytes_keeps_its_pixels(syntax):
+    """JPEG-LS stuffs a zero bit after 0xFF, so 0xFF then a byte below 0x80 is scan data, not a marker."""
+    array = RNG.integers(0, 4096, (128, 128), dtype=np.uint16)
+    upload = encode_dicom(array, syntax, bits_stored=12)
+    frame = next(pydicom.encaps.generate_frames(pydicom.dcmread(io.BytesIO(upload)).PixelData, number_of_frames=1))
+    scan = frame[frame.index(b"\xff\xda"):]
+    assert any(scan[i] == 0xFF and scan[i + 1] < 0x80 for i in range(2, len(scan) - 1))  # the case that matters
+    stored = strip_metadata(upload, "dicom")
+    assert np.array_equal(pydicom.dcmread(io.BytesIO(stored)).pixel_array,
+                          pydicom.dcmread(io.BytesIO(upload)).pixel_array)
+
+
 def test_dicom_native_pixel_data_past_the_image_free_text_uids_and_offset_tables_are_dropped():
     array = RNG.integers(0, 4095, (64, 64), dtype=np.uint16)
     ds = native_dataset(array, bits_stored=12)

@@ -113,6 +113,7 @@ def test_the_container_gets_its_settings_with_the_secrets_outside_the_template()
     assert env["CXR_GATEWAY_ALLOWED_NETWORKS"] == "10.20.0.0/16"
     assert env["CXR_GATEWAY_DESTINATION"] == "ORTHANC@10.20.0.5:104"
     assert env["CXR_GATEWAY_ALLOW_STAND_IN"] == "false"
+    assert env["CXR_GATEWAY_SEND_HEATMAPS"] == "0"  # heatmap Secondary Captures off by default
     assert env["CXR_GATEWAY_STORE_PATH"].startswith("/var/lib/cxr-gateway/")
     assert "CXR_GATEWAY_API_KEY" not in env  # read from Secrets Manager at boot, never a template value
     config = pytest.importorskip("cxr_gateway.config")

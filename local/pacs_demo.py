@@ -90,7 +90,7 @@ def banner(lines: list[str]) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0].replace("\n", " "))
     parser.add_argument("--model-dir", default=None, help="model artifacts (make model); default: the tests' stand-in")
     parser.add_argument("--workers", type=int, default=1)
     parser.add_argument("--screenshot", type=Path, help="save Orthanc Explorer's study page here (headless Chromium)")

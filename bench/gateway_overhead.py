@@ -28,7 +28,7 @@ from pathlib import Path
 
 import numpy as np
 
-from bench.harness import REPO, RESULTS, fmt_ms, load_average, percentile, wait_until, write_json
+from bench.harness import REPO, RESULTS, fmt_ms, load_average, p50_cpu_ms, wait_until, write_json
 
 KINDS = {"uncompressed (explicit VR LE)": "ExplicitVRLittleEndian", "JPEG Lossless SV1": "JPEGLosslessSV1",
          "JPEG 2000 lossless": "JPEG2000Lossless"}
@@ -55,22 +55,12 @@ def instances(syntax: str, count: int) -> list[bytes]:
     return out
 
 
-def _p50_cpu_ms(function, runs: int) -> float:
-    function()
-    samples = []
-    for _ in range(runs):
-        start = time.process_time()
-        function()
-        samples.append((time.process_time() - start) * 1000)
-    return percentile(samples, 50)
-
-
 def worker_ms(data: bytes, predictor, runs: int) -> dict:
     from cxr_model.preprocess import preprocess
 
-    prep = _p50_cpu_ms(lambda: preprocess(data), runs)
+    prep = p50_cpu_ms(lambda: preprocess(data), runs)
     tensor = preprocess(data)[None, ...].astype(np.float32)
-    forward = _p50_cpu_ms(lambda: predictor.engine.run(tensor), max(runs, 5))
+    forward = p50_cpu_ms(lambda: predictor.engine.run(tensor), max(runs, 5))
     return {"worker_prep_ms": prep, "worker_forward_ms": forward, "worker_ms": prep + forward}
 
 

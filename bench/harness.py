@@ -46,6 +46,17 @@ def percentile(values: list[float], q: float) -> float | None:
     return ordered[low] + (ordered[high] - ordered[low]) * (rank - low)
 
 
+def p50_cpu_ms(function, runs: int) -> float:
+    """Median CPU time (this process, ms) of `function` over `runs` calls, after one warm-up call."""
+    function()
+    samples = []
+    for _ in range(runs):
+        start = time.process_time()
+        function()
+        samples.append((time.process_time() - start) * 1000)
+    return percentile(samples, 50)
+
+
 def summarize(values: list[float]) -> dict:
     return {"n": len(values), "p50": percentile(values, 50), "p95": percentile(values, 95),
             "p99": percentile(values, 99), "mean": sum(values) / len(values) if values else None,

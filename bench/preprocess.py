@@ -21,7 +21,7 @@ import time
 
 import numpy as np
 
-from bench.harness import REPO, RESULTS, load_average, percentile, write_json
+from bench.harness import REPO, RESULTS, load_average, p50_cpu_ms, percentile, write_json
 from bench.pools import dicom_syntax_cases, radiograph
 
 
@@ -41,16 +41,6 @@ def reference_pipeline(data: bytes) -> np.ndarray:
             image = image.mean(2)
     image = xrv.datasets.XRayCenterCrop()(image[None, ...])
     return xrv.datasets.XRayResizer(224)(image)
-
-
-def _p50_cpu_ms(function, runs: int) -> float:
-    function()
-    samples = []
-    for _ in range(runs):
-        start = time.process_time()
-        function()
-        samples.append((time.process_time() - start) * 1000)
-    return percentile(samples, 50)
 
 
 def default_cases() -> list[tuple[str, bytes]]:
@@ -112,17 +102,17 @@ def main(argv: list[str] | None = None) -> int:
     predictor = load_predictor(args.model_dir, engine="onnxruntime", threads=1)  # also caps BLAS at one thread
     cases = [(label, data) for label, data in default_cases() + dicom_syntax_cases() if args.only in label]
     batch = np.zeros((1, 1, 224, 224), np.float32)
-    forward_samples = [_p50_cpu_ms(lambda: predictor.engine.run(batch), 10)]
+    forward_samples = [p50_cpu_ms(lambda: predictor.engine.run(batch), 10)]
     rows = []
     for label, data in cases:
         reference = reference_pipeline(data)
         row = {"input": label, "bytes": len(data),
-               "codec_ms": _p50_cpu_ms(_codec(data), args.runs),
-               "decode_ms": _p50_cpu_ms(_decode(data), args.runs),
-               "prep_ms": _p50_cpu_ms(lambda: preprocess(data), args.runs),
-               "ref_ms": _p50_cpu_ms(lambda: reference_pipeline(data), max(1, args.runs // 2)),
+               "codec_ms": p50_cpu_ms(_codec(data), args.runs),
+               "decode_ms": p50_cpu_ms(_decode(data), args.runs),
+               "prep_ms": p50_cpu_ms(lambda: preprocess(data), args.runs),
+               "ref_ms": p50_cpu_ms(lambda: reference_pipeline(data), max(1, args.runs // 2)),
                "max_abs_diff": float(np.abs(preprocess(data) - reference).max())}
-        forward_samples.append(_p50_cpu_ms(lambda: predictor.engine.run(batch), 5))
+        forward_samples.append(p50_cpu_ms(lambda: predictor.engine.run(batch), 5))
         rows.append(row)
     forward_ms = percentile(forward_samples, 50)
     print(f"CPU ms (p50 of {args.runs}), one core; load average {load_average()}; "

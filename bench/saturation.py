@@ -25,8 +25,8 @@ from pathlib import Path
 
 from bench import pyspy
 from bench.clinical_mix import ClinicalUploads, base_files
-from bench.harness import (REPO, RESULTS, UNLIMITED, CpuWindow, load_average, percentile, start_stack, utc_stamp,
-                           write_csv, write_json)
+from bench.harness import (REPO, RESULTS, UNLIMITED, CpuWindow, load_average, p50_cpu_ms, percentile, start_stack,
+                           utc_stamp, write_csv, write_json)
 from bench.pools import image_pool, multipart_body
 from bench.seed import SEED_CEILING_JOBS_PER_S, TARGETS
 from bench.worker_log import CompletionTail, batch_sizes, completions
@@ -105,23 +105,15 @@ def bound_child(pool_dir: str, runs: int) -> None:
     predictor = load_predictor(config.model_dir, engine=config.model_engine, threads=1,
                                preprocess_mode=config.preprocess_mode, name=config.model_name)
 
-    def p50_cpu_ms(function) -> float:
-        function()
-        samples = []
-        for _ in range(runs):
-            began = time.process_time()
-            function()
-            samples.append((time.process_time() - began) * 1000)
-        return percentile(samples, 50)
-
     rows = []
     for name, data in _bound_files(pool_dir):
         fmt = sniff_format(data)
         tensor = predictor.preprocess(data)
         rows.append({"file": name, "bytes": len(data),
-                     "decode_ms": p50_cpu_ms(lambda: dicom_pixels(data) if fmt == "dicom" else raster_pixels(data, fmt)),
-                     "prep_ms": p50_cpu_ms(lambda: predictor.preprocess(data)),
-                     "forward_ms": p50_cpu_ms(lambda: predictor.predict([tensor]))})
+                     "decode_ms": p50_cpu_ms(lambda: dicom_pixels(data) if fmt == "dicom" else raster_pixels(data, fmt),
+                                             runs),
+                     "prep_ms": p50_cpu_ms(lambda: predictor.preprocess(data), runs),
+                     "forward_ms": p50_cpu_ms(lambda: predictor.predict([tensor]), runs)})
     print(json.dumps(rows), flush=True)
 
 

@@ -143,6 +143,7 @@ def test_a_job_in_flight_on_dynamodb_and_s3_is_cancelled_by_its_deletion(runtime
     from dataclasses import replace
 
     from cxr_core.domain import Upload
+    from cxr_core.heatmaps import model_input_key
     from cxr_core.services.erasure import delete_job
     from cxr_core.services.infer import InboundMessage, process_batch
     from cxr_core.services.submit import submit_image
@@ -159,6 +160,9 @@ def test_a_job_in_flight_on_dynamodb_and_s3_is_cancelled_by_its_deletion(runtime
         def preprocess(self, data):
             return deps.predictor.preprocess(data)
 
+        def model_input_pixels(self, tensor):
+            return deps.predictor.model_input_pixels(tensor)
+
         def predict(self, images):
             entered.set()
             release.wait(30)
@@ -167,12 +171,15 @@ def test_a_job_in_flight_on_dynamodb_and_s3_is_cancelled_by_its_deletion(runtime
     body = json.dumps({"job_id": job.job_id, "image_key": job.image_key, "image_sha256": job.image_sha256,
                        "model_id": job.model_id})
     with ThreadPoolExecutor(1) as pool:
-        running = pool.submit(process_batch, [InboundMessage("m1", body)], replace(deps, predictor=HeldPredictor()))
+        held = replace(deps, predictor=HeldPredictor(), predictor_for=None)  # every job to the held predictor
+        running = pool.submit(process_batch, [InboundMessage("m1", body)], held)
         assert entered.wait(60)
         assert runtime.jobs.get_job(job.job_id).status is JobStatus.IN_PROGRESS
+        assert runtime.images.size(model_input_key(job.image_key))  # stored before the forward pass
         assert delete_job(runtime.erasure_deps(), job.job_id, client).image_deleted
         release.set()
         report = running.result(60)
     assert report.completed_jobs == [] and report.succeeded == ["m1"]
     assert runtime.jobs.get_job(job.job_id) is None and runtime.jobs.get_cache(job.cache_key) is None
     assert runtime.images.size(job.image_key) is None
+    assert runtime.images.size(model_input_key(job.image_key)) is None  # the heatmap background went with it

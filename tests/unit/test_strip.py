@@ -140,3 +140,47 @@ def test_every_encapsulated_syntax_is_stored_with_its_pixels(syntax):
     stored = strip_dicom(data)
     before = pydicom.dcmread(io.BytesIO(data)).pixel_array
     assert np.array_equal(pydicom.dcmread(io.BytesIO(stored)).pixel_array, before)
+
+
+@pytest.mark.parametrize("syntax", ["ExplicitVRLittleEndian", "ImplicitVRLittleEndian",
+                                    "DeflatedExplicitVRLittleEndian", "RLELossless", "JPEGLosslessSV1"])
+@pytest.mark.parametrize("extra", [b"", PHI + b"\0", PHI])
+@pytest.mark.parametrize("dtype", [np.uint16, np.uint8])
+def test_native_pixel_data_is_spliced_as_the_full_rewrite_would_write_it(syntax, extra, dtype, monkeypatch):
+    """Issue 28: native PixelData over 64 KiB is copied from the de-identified upload (cut to the declared image,
+    an odd cut padded with a zero as pydicom pads), not read and written again: the same bytes as the full rewrite."""
+    import cxr_model.dicom_splice as dicom_splice
+
+    array = RNG.integers(0, 4095 if dtype == np.uint16 else 255, (301, 281), dtype=dtype)  # 8-bit: an odd count
+    upload = encode_dicom(array, syntax, bits_stored=12 if dtype == np.uint16 else 8)
+    if extra and syntax in ("ExplicitVRLittleEndian", "ImplicitVRLittleEndian"):
+        ds = pydicom.dcmread(io.BytesIO(upload))
+        ds.PixelData = ds.PixelData + extra + b"\0" * (len(extra) % 2)  # past the image, inside the element
+        out = io.BytesIO()
+        ds.save_as(out, enforce_file_format=True)
+        upload = out.getvalue()
+    deidentified = deidentify_dicom(upload)
+    source = pydicom.dcmread(io.BytesIO(deidentified), force=True, defer_size=dicom_splice.DEFER_BYTES)
+    native = syntax in ("ExplicitVRLittleEndian", "ImplicitVRLittleEndian")
+    assert (dicom_splice.pixel_element_bytes(deidentified, source) is not None) == native  # the path under test
+    spliced = strip_dicom(deidentified)
+    monkeypatch.setattr(dicom_splice, "pixel_element_bytes", lambda *args: None)
+    assert spliced == strip_dicom(deidentified)
+    assert PHI not in spliced
+    assert np.array_equal(pydicom.dcmread(io.BytesIO(spliced)).pixel_array, array)
+
+
+def test_splicing_reads_no_native_pixel_value(monkeypatch):
+    """The splice path never materialises the pixel value: pydicom's deferred read is made to fail."""
+    import pydicom.filereader
+
+    array = RNG.integers(0, 4095, (400, 300), dtype=np.uint16)
+    deidentified = deidentify_dicom(encode_dicom(array, "ExplicitVRLittleEndian", bits_stored=12))
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("the deferred pixel value was read")
+
+    monkeypatch.setattr(pydicom.filereader, "read_deferred_data_element", refuse)
+    stored = strip_dicom(deidentified)
+    monkeypatch.undo()
+    assert np.array_equal(pydicom.dcmread(io.BytesIO(stored)).pixel_array, array)

@@ -16,6 +16,8 @@ import pydicom
 from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.uid import generate_uid
 
+from .dicom_splice import DEFER_BYTES, PIXEL_DATA, pixel_element_bytes
+
 # Image Pixel module (PS3.3 C.7.6.3) and the frame count: what pydicom needs to decode, what cxr_model checks
 KEPT_KEYWORDS = (
     "SOPClassUID", "SamplesPerPixel", "PhotometricInterpretation", "NumberOfFrames", "Rows", "Columns",
@@ -26,9 +28,6 @@ KEPT_FILE_META = ("FileMetaInformationVersion", "MediaStorageSOPClassUID", "Tran
 _KEPT_TAGS = frozenset(pydicom.datadict.tag_for_keyword(keyword) for keyword in KEPT_KEYWORDS)
 
 
-_PIXEL_DATA = 0x7FE00010  # the last kept tag: every other one sorts before it
-_DEFLATED = "1.2.840.10008.1.2.1.99"
-_DEFER_BYTES = 65536
 
 
 def deidentify_dicom(data: bytes, upload_sha256: str | None = None) -> bytes:
@@ -39,11 +38,11 @@ def deidentify_dicom(data: bytes, upload_sha256: str | None = None) -> bytes:
     SHA-256 where the caller has it already (submit does), else computed here."""
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        source = pydicom.dcmread(io.BytesIO(data), force=True, defer_size=_DEFER_BYTES)
-    spliced = _pixel_element_bytes(data, source)
+        source = pydicom.dcmread(io.BytesIO(data), force=True, defer_size=DEFER_BYTES)
+    spliced = pixel_element_bytes(data, source)
     kept = Dataset()
     for tag in source.keys():  # in tag order; values stay as read (the pixel data's bytes are not decoded)
-        if tag in _KEPT_TAGS and not (spliced is not None and tag == _PIXEL_DATA):
+        if tag in _KEPT_TAGS and not (spliced is not None and tag == PIXEL_DATA):
             kept.add(source[tag])
     digest = upload_sha256 or hashlib.sha256(data).hexdigest()
     uid = generate_uid(entropy_srcs=[digest])  # 2.25.<digits>: no link to the original
@@ -62,24 +61,3 @@ def deidentify_dicom(data: bytes, upload_sha256: str | None = None) -> bytes:
     if spliced is not None:
         out.write(spliced)
     return out.getvalue()
-
-
-def _pixel_element_bytes(data: bytes, source) -> memoryview | None:
-    """The PixelData element as the upload holds it (tag, VR, length, value), where pydicom left its value unread in
-    the upload (native pixels of defined length, not deflated), else None: then it is written from its value."""
-    meta = getattr(source, "file_meta", None)
-    if _PIXEL_DATA not in source or meta is None or meta.get("TransferSyntaxUID") == _DEFLATED:
-        return None
-    element = source.get_item(_PIXEL_DATA, keep_deferred=True)
-    start, length = getattr(element, "value_tell", None), getattr(element, "length", None)
-    if getattr(element, "value", b"") is not None or start is None or length in (None, 0xFFFFFFFF):
-        return None
-    little = source.is_little_endian
-    tag = b"\xe0\x7f\x10\x00" if little else b"\x7f\xe0\x00\x10"
-    size = length.to_bytes(4, "little" if little else "big")
-    header = 8 if source.is_implicit_VR else 12
-    if data[start - header:start - header + 4] != tag or data[start - 4:start] != size or start + length > len(data):
-        return None
-    if not source.is_implicit_VR and data[start - 8:start - 6] not in (b"OB", b"OW"):
-        return None
-    return memoryview(data)[start - header:start + length]

@@ -97,15 +97,22 @@ def _scan_end(data: bytes, pos: int, jpeg_ls: bool = False) -> int:
 def strip_dicom(data: bytes) -> bytes:
     """A de-identified DICOM with its allow-listed values validated (an element whose VR is not its attribute's, or
     a SOP class that is not a UID, is dropped), no offset table, native PixelData cut to the declared image, and
-    APPn/COM segments removed from encapsulated JPEG frames."""
+    APPn/COM segments removed from encapsulated JPEG frames. Native pixel data of defined length is copied from the
+    input (cut where it runs past the image), not read and written again: the same bytes the full rewrite gives."""
     import pydicom
     from pydicom.datadict import dictionary_VR
     from pydicom.encaps import encapsulate, generate_frames
 
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        ds = pydicom.dcmread(io.BytesIO(data), force=True)
+    from .dicom_splice import DEFER_BYTES, PIXEL_DATA, cut_to, pixel_element_bytes
+
+    ds = _read_dicom(data, DEFER_BYTES)
+    spliced = pixel_element_bytes(data, ds)
+    if spliced is not None and max(ds.keys()) == PIXEL_DATA:
+        del ds[PIXEL_DATA]  # before anything below walks the elements: walking would read the deferred value
+    elif PIXEL_DATA in ds and ds.get_item(PIXEL_DATA, keep_deferred=True).value is None:
+        spliced, ds = None, _read_dicom(data, None)  # a deferred value that is not spliced: read it after all
     meta = getattr(ds, "file_meta", None)
+    syntax = str(meta.get("TransferSyntaxUID", "")) if meta is not None else ""
     for holder, keyword in ((ds, "SOPClassUID"), (meta, "MediaStorageSOPClassUID")):
         if holder is not None and keyword in holder and not _is_uid(holder[keyword].value):
             del holder[keyword]
@@ -113,22 +120,40 @@ def strip_dicom(data: bytes) -> bytes:
         if keyword in ds:
             del ds[keyword]
     for element in list(ds):
-        if element.tag != 0x7FE00010 and element.VR not in dictionary_VR(element.tag).split(" or "):
+        if element.tag != PIXEL_DATA and element.VR not in dictionary_VR(element.tag).split(" or "):
             del ds[element.tag]
-    syntax = str(meta.get("TransferSyntaxUID", "")) if meta is not None else ""
-    if "PixelData" in ds:
+    if spliced is not None:
+        needed = _native_pixel_bytes(ds)
+        value_bytes = len(spliced) - (8 if ds.is_implicit_VR else 12)
+        if value_bytes > needed + needed % 2:
+            spliced = cut_to(spliced, ds, needed)
+    elif "PixelData" in ds:
         if syntax in _JPEG_SYNTAXES:
             frames = list(generate_frames(ds.PixelData, number_of_frames=int(ds.get("NumberOfFrames", 1) or 1)))
             ds.PixelData = encapsulate([strip_jpeg(frame) for frame in frames])
             ds["PixelData"].is_undefined_length = True
         elif not pydicom.uid.UID(syntax).is_compressed:
-            needed = (int(ds.Rows) * int(ds.Columns) * int(ds.get("NumberOfFrames", 1) or 1)
-                      * int(ds.get("SamplesPerPixel", 1)) * (int(ds.BitsAllocated) // 8))
+            needed = _native_pixel_bytes(ds)
             if len(ds.PixelData) > needed + needed % 2:
                 ds.PixelData = ds.PixelData[:needed] + b"\0" * (needed % 2)
     out = io.BytesIO()
     ds.save_as(out, enforce_file_format=False)
+    if spliced is not None:
+        out.write(spliced)
     return out.getvalue()
+
+
+def _read_dicom(data: bytes, defer_size: int | None):
+    import pydicom
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return pydicom.dcmread(io.BytesIO(data), force=True, defer_size=defer_size)
+
+
+def _native_pixel_bytes(ds) -> int:
+    return (int(ds.Rows) * int(ds.Columns) * int(ds.get("NumberOfFrames", 1) or 1) * int(ds.get("SamplesPerPixel", 1))
+            * (int(ds.BitsAllocated) // 8))
 
 
 def _is_uid(value) -> bool:

@@ -60,13 +60,13 @@ def test_a_completed_job_is_pushed_to_the_clients_queue_and_cxr_watch_prints_it(
 
 
 def test_a_failed_job_is_pushed_with_its_error_and_cxr_watch_prints_it(local_stack, http, subscribe):
-    """A job whose stored image no longer matches the SHA-256 recorded at submit fails on its first delivery (a
+    """A job whose stored image no longer matches the digest recorded at submit fails on its first delivery (a
     retry would read the same bytes), so its FAILED event comes without the poison path's backoff."""
     queue = subscribe(["FAILED"])  # the operator's filter: this client's failures only
     job_id = _inject_rotted_job(local_stack, http)
     event = _watch_for(local_stack, queue, job_id)
     job = http.get(f"{local_stack.url}/v1/jobs/{job_id}", timeout=10).json()
-    assert job["status"] == "FAILED" and "does not match the SHA-256" in job["error"], job
+    assert job["status"] == "FAILED" and "does not match the digest recorded at submit" in job["error"], job
     assert set(event) == FAILED_FIELDS, event
     assert (event["job_id"], event["client_id"], event["status"], event["type"]) == (
         job_id, CLIENT, "FAILED", "job.failed")

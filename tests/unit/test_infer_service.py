@@ -3,6 +3,7 @@ import json
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
+from blake3 import blake3
 from botocore.exceptions import ClientError
 
 from cxr_core.domain import JobStatus, Upload
@@ -167,7 +168,7 @@ def test_an_image_overwritten_after_submit_fails_its_job_without_inference(world
     world[1].objects[tampered["image_key"]] = b"\x89PNG\r\n\x1a\nsomeone else's image"
     report = process_batch(messages, world[4])
     job = world[0].get_job(tampered["job_id"])
-    assert job.status is JobStatus.FAILED and "SHA-256" in job.error
+    assert job.status is JobStatus.FAILED and "does not match the digest recorded at submit" in job.error
     assert report.failed_jobs == [tampered["job_id"]] and "m0" in report.succeeded  # final: not retried
     assert world[5].batches == [1] and len(report.completed_jobs) == 1
 
@@ -176,7 +177,8 @@ def test_a_dicom_is_checked_against_the_hash_of_its_stored_de_identified_bytes(w
     jobs, images, queue, submit, infer, _ = world
     submit.deidentify_dicom = lambda data, digest: data.replace(b"PATIENT", b"")
     submit.check_image = lambda data: type("Info", (), {"format": "dicom"})()
-    submit_image(Upload(b"\x89PNG\r\n\x1a\nPATIENT scan"), submit)
+    job = submit_image(Upload(b"\x89PNG\r\n\x1a\nPATIENT scan"), submit).job
+    assert job.stored_digest == "blake3:" + blake3(b"\x89PNG\r\n\x1a\n scan").hexdigest()  # what was stored
     report = process_batch([InboundMessage("m0", json.dumps(queue.messages[0].to_dict()))], infer)
     assert len(report.completed_jobs) == 1, report
 
@@ -233,3 +235,26 @@ def test_an_image_the_decoder_refuses_fails_its_job_at_once_with_the_decoders_re
     assert job.status is JobStatus.FAILED
     assert job.error == "UNDECODABLE_IMAGE: PNG data is corrupt or truncated"
     assert predictor.batches == [1] and len(report.completed_jobs) == 1
+
+
+@pytest.mark.parametrize("recorded", ["stored_sha256", "image_sha256"])
+def test_a_job_from_before_stored_digest_is_checked_by_its_sha256(world, recorded):
+    """Jobs queued before the digest existed carry the stored bytes' SHA-256 (or only the upload's): still checked."""
+    import dataclasses
+    import hashlib
+
+    jobs, images, *_ = world
+    messages = submit_all(world, [b"old", b"rotten"])
+    for message, rotten in zip(messages, (False, True)):
+        job = jobs.get_job(json.loads(message.body)["job_id"])
+        stored = images.get(job.image_key)
+        legacy = dataclasses.replace(job, stored_digest=None, stored_sha256=None)
+        if recorded == "stored_sha256":
+            legacy.stored_sha256 = hashlib.sha256(stored).hexdigest()
+        else:
+            legacy.image_sha256 = hashlib.sha256(stored).hexdigest()
+        jobs.jobs[job.job_id] = legacy
+        if rotten:
+            images.put(job.image_key, stored + b"!", "image/png")
+    report = process_batch(messages, world[4])
+    assert len(report.completed_jobs) == 1 and len(report.failed_jobs) == 1

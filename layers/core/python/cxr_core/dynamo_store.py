@@ -26,7 +26,7 @@ def _to_job(record: JobRecord) -> Job:
         updated_at=record.updated_at, started_at=record.started_at, finished_at=record.finished_at,
         attempts=int(record.attempts or 0), error=record.error, cached=bool(record.cached),
         result=record.result, client_id=record.client_id, stored_sha256=record.stored_sha256,
-        cache_owner=record.cache_owner,
+        cache_owner=record.cache_owner, stored_digest=record.stored_digest,
     )
 
 
@@ -43,7 +43,8 @@ class DynamoJobStore:
             model_id=job.model_id, created_at=job.created_at, updated_at=job.updated_at,
             started_at=job.started_at, finished_at=job.finished_at, attempts=job.attempts, error=job.error,
             cached=job.cached, result=job.result, client_id=job.client_id, stored_sha256=job.stored_sha256,
-            cache_owner=job.cache_owner, expires_at=parse_iso(job.created_at) + self._ttl,
+            cache_owner=job.cache_owner, stored_digest=job.stored_digest,
+            expires_at=parse_iso(job.created_at) + self._ttl,
         )
 
     def _cache_record(self, key: str, job: Job, result: dict | None) -> CacheRecord:

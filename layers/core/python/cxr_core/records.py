@@ -48,7 +48,8 @@ class JobRecord(Model):
     client_id = UnicodeAttribute(null=True)
     claim_token = UnicodeAttribute(null=True)
     lease_until = NumberAttribute(null=True)
-    stored_sha256 = UnicodeAttribute(null=True)
+    stored_sha256 = UnicodeAttribute(null=True)  # jobs from before stored_digest
+    stored_digest = UnicodeAttribute(null=True)
     cache_owner = UnicodeAttribute(null=True)
     expires_at = TTLAttribute(null=True)
 

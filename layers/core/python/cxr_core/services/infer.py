@@ -10,7 +10,7 @@ from concurrent.futures import Executor
 from dataclasses import dataclass, field
 from typing import Callable, Protocol, Sequence
 
-from cxr_core.domain import Job, JobMessage, iso, model_name_of, parse_iso, sha256_hex, utc_now
+from cxr_core.domain import Job, JobMessage, iso, model_name_of, parse_iso, stored_image_matches, utc_now
 from cxr_core.heatmaps import MODEL_INPUT_SIZE, encode_heatmaps, model_input_key
 from cxr_core.overlay import encode_png
 from cxr_core.ports import ClaimState, EventPublisher, ImageStore, JobStore
@@ -165,9 +165,8 @@ def _permanent_failure(error: Exception) -> str | None:
 def _load(work: _Work, deps: InferDeps) -> None:
     work.predictor = _predictor(work.job, deps)
     data = deps.images.get(work.job.image_key)
-    expected = work.job.stored_sha256 or work.job.image_sha256
-    if sha256_hex(data) != expected:
-        raise ImageMismatch(f"stored image {work.job.image_key} does not match the SHA-256 recorded at submit")
+    if not stored_image_matches(work.job, data):
+        raise ImageMismatch(f"stored image {work.job.image_key} does not match the digest recorded at submit")
     work.tensor = work.predictor.preprocess(data)
     pixels = work.predictor.model_input_pixels(work.tensor)
     if pixels is not None:  # None: preprocessing ends on a GPU, whose results carry no heatmaps to draw

@@ -7,7 +7,8 @@ from concurrent.futures import Executor
 from dataclasses import dataclass
 from typing import Callable
 
-from cxr_core.domain import Job, JobMessage, JobStatus, Upload, iso, new_job_id, sha256_hex, unavailable, utc_now
+from cxr_core.domain import (Job, JobMessage, JobStatus, Upload, iso, new_job_id, sha256_hex, stored_digest, unavailable,
+                             utc_now)
 from cxr_core.ports import CacheKeyTaken, EventPublisher, ImageHolds, ImageStore, JobQueue, JobStore
 from cxr_core.services.notifications import notify
 
@@ -144,7 +145,7 @@ def _submit(upload: Upload, deps: SubmitDeps, client_id: str | None, model_id: s
             if deps.strip_metadata is not None:
                 stored_bytes = deps.strip_metadata(stored_bytes, image_format)
             deps.images.put(job.image_key, stored_bytes, _MEDIA_TYPES[image_format])
-            job.stored_sha256 = digest if stored_bytes is upload.data else sha256_hex(stored_bytes)
+            job.stored_digest = stored_digest(stored_bytes)
             stored = True
         try:
             deps.jobs.create_job(job, stale_job_id=stale_job_id, claim_cache=claim_cache)

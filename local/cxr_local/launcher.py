@@ -65,12 +65,16 @@ class StackProcess:
     def log_tail(self, lines: int = 60) -> str:
         return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
 
-    def pids(self) -> dict[str, list[int]]:
-        """Process ids by role: api (cxr_local's HTTP server and its function environments), moto, worker."""
+    def pids(self, split_functions: bool = False) -> dict[str, list[int]]:
+        """Process ids by role: api (cxr_local's HTTP server and its function environments), moto, worker.
+        split_functions: api is the HTTP server alone (API Gateway's part on AWS) and functions its Lambda
+        execution environments (the functions' own CPU)."""
         import psutil
 
         root = psutil.Process(self.process.pid)
         found: dict[str, list[int]] = {"api": [root.pid], "moto": [], "worker": []}
+        if split_functions:
+            found["functions"] = []
         for child in root.children():
             try:
                 line = " ".join(child.cmdline())
@@ -82,7 +86,7 @@ class StackProcess:
             elif "-m cxr_worker" in line:
                 found["worker"] += family
             else:
-                found["api"] += family
+                found["functions" if split_functions else "api"] += family
         return found
 
     def stop(self, grace_s: float = 60) -> int | None:

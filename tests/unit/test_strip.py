@@ -164,7 +164,7 @@ def test_native_pixel_data_is_spliced_as_the_full_rewrite_would_write_it(syntax,
     native = syntax in ("ExplicitVRLittleEndian", "ImplicitVRLittleEndian")
     assert (dicom_splice.pixel_element_bytes(deidentified, source) is not None) == native  # the path under test
     spliced = strip_dicom(deidentified)
-    monkeypatch.setattr(dicom_splice, "pixel_element_bytes", lambda *args: None)
+    monkeypatch.setattr(dicom_splice, "pixel_element_span", lambda *args: None)
     assert spliced == strip_dicom(deidentified)
     assert PHI not in spliced
     assert np.array_equal(pydicom.dcmread(io.BytesIO(spliced)).pixel_array, array)
@@ -184,3 +184,35 @@ def test_splicing_reads_no_native_pixel_value(monkeypatch):
     stored = strip_dicom(deidentified)
     monkeypatch.undo()
     assert np.array_equal(pydicom.dcmread(io.BytesIO(stored)).pixel_array, array)
+
+
+def _walked_scan_end(data: bytes, pos: int, jpeg_ls: bool) -> int:
+    """The scan end by walking every 0xFF, as strip_jpeg did before issue 28 (the reference for the search)."""
+    while True:
+        pos = data.find(b"\xff", pos)
+        if pos < 0 or pos + 1 >= len(data):
+            return len(data)
+        following = data[pos + 1]
+        if following == 0x00 or 0xD0 <= following <= 0xD7 or (jpeg_ls and following < 0x80):
+            pos += 2
+        elif following == 0xFF:
+            pos += 1
+        else:
+            return pos
+
+
+@pytest.mark.parametrize("jpeg_ls", [False, True])
+def test_the_scan_end_search_finds_what_walking_every_ff_finds(jpeg_ls):
+    from cxr_model.strip import _scan_end
+
+    rng = np.random.default_rng(28)
+    for _ in range(500):  # stuffed bytes, fill bytes, restart markers, JPEG-LS's bit stuffing, EOI
+        blob = bytes(rng.choice([0x00, 0xFF, 0xD0, 0xD7, 0xD9, 0x7F, 0x80, 0x12], size=120).astype(np.uint8))
+        for start in (0, 7, 60):
+            assert _scan_end(blob, start, jpeg_ls) == _walked_scan_end(blob, start, jpeg_ls), (blob.hex(), start)
+
+
+def test_a_png_with_nothing_to_drop_is_stored_as_the_upload_itself():
+    data = png_with_metadata(pixels())
+    clean = strip_png(data)
+    assert strip_png(clean) is clean  # no copy of a 10 MB upload when nothing goes

@@ -10,6 +10,12 @@ def pixel_element_bytes(data: bytes, source) -> memoryview | None:
     """The PixelData element as the upload holds it (tag, VR, length, value), where pydicom left its value unread in
     the upload (native pixels of defined length, not deflated; read with defer_size=DEFER_BYTES), else None: then
     it is written from its value."""
+    span = pixel_element_span(data, source)
+    return None if span is None else memoryview(data)[span[0]:span[1]]
+
+
+def pixel_element_span(data: bytes, source) -> tuple[int, int] | None:
+    """Where pixel_element_bytes' element lies in `data`: (first byte, end)."""
     meta = getattr(source, "file_meta", None)
     if PIXEL_DATA not in source or meta is None or meta.get("TransferSyntaxUID") == _DEFLATED:
         return None
@@ -25,7 +31,7 @@ def pixel_element_bytes(data: bytes, source) -> memoryview | None:
         return None
     if not source.is_implicit_VR and data[start - 8:start - 6] not in (b"OB", b"OW"):
         return None
-    return memoryview(data)[start - header:start + length]
+    return start - header, start + length
 
 
 def cut_to(element: memoryview, source, needed: int) -> bytes:

@@ -58,6 +58,4 @@ def deidentify_dicom(data: bytes, upload_sha256: str | None = None) -> bytes:
     kept.set_original_encoding(source.is_implicit_VR, source.is_little_endian, source.original_character_set)
     out = io.BytesIO()
     kept.save_as(out, enforce_file_format=False)
-    if spliced is not None:
-        out.write(spliced)
-    return out.getvalue()
+    return out.getvalue() if spliced is None else b"".join((out.getbuffer(), spliced))  # one copy of the pixels

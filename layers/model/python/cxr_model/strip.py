@@ -14,6 +14,10 @@ from .errors import ImageError
 PNG_KEPT = (b"IHDR", b"PLTE", b"tRNS", b"IDAT", b"IEND")  # tRNS: transparency changes the decoded grey levels
 _APP0, _APP15, _COM, _SOS, _EOI, _SOF55 = 0xE0, 0xEF, 0xFE, 0xDA, 0xD9, 0xF7
 _STANDALONE = {0x01, *range(0xD0, 0xD8)}  # TEM and RSTn carry no length
+# a marker inside entropy-coded data: 0xFF then neither a stuffed 0x00, a restart marker nor another 0xFF (JPEG-LS:
+# nor a bit-stuffed byte below 0x80); searched in C, not walked 0xFF by 0xFF
+_JPEG_MARKER = re.compile(rb"\xff[\x01-\xcf\xd8-\xfe]")
+_JPEG_LS_MARKER = re.compile(rb"\xff[\x80-\xcf\xd8-\xfe]")
 _UID = re.compile(r"^(0|[1-9][0-9]*)(\.(0|[1-9][0-9]*))*$")
 _JPEG_SYNTAXES = ("1.2.840.10008.1.2.4.50", "1.2.840.10008.1.2.4.51", "1.2.840.10008.1.2.4.57",
                   "1.2.840.10008.1.2.4.70", "1.2.840.10008.1.2.4.80", "1.2.840.10008.1.2.4.81")
@@ -34,22 +38,28 @@ def strip_metadata(data: bytes, fmt: str) -> bytes:
 def strip_png(data: bytes) -> bytes:
     """Signature and critical chunks (with tRNS) as they were, CRCs included; text, eXIf, time, colour and private
     chunks and anything after IEND are dropped."""
-    kept, pos = [data[:8]], 8
+    view, kept, pos = memoryview(data), [(0, 8)], 8  # spans of the input: copied once, at the end
     while pos + 12 <= len(data):
         length, kind = int.from_bytes(data[pos:pos + 4], "big"), data[pos + 4:pos + 8]
         end = pos + 12 + length
         if kind in PNG_KEPT:
-            kept.append(data[pos:end])
+            if kept[-1][1] == pos:
+                kept[-1] = (kept[-1][0], end)
+            else:
+                kept.append((pos, end))
         pos = end
         if kind == b"IEND":
             break
-    return b"".join(kept)
+    if kept == [(0, len(data))]:
+        return data  # nothing to drop: the upload itself, not a copy
+    return b"".join(view[start:end] for start, end in kept)
 
 
 def strip_jpeg(data: bytes) -> bytes:
     """Every marker segment and entropy-coded scan as it was, but APPn and COM segments (an Adobe APP14, which tells
     the decoder the colour transform, stays) and anything after EOI. A JPEG-LS frame (SOF55) escapes 0xFF in its
     scans by bit stuffing, so there 0xFF followed by a byte below 0x80 is data, not a marker."""
+    view = memoryview(data)
     out, pos, jpeg_ls = bytearray(data[:2]), 2, False
     while pos + 1 < len(data):
         if data[pos] != 0xFF:  # checked uploads never get here; refuse rather than store what was not followed
@@ -66,32 +76,22 @@ def strip_jpeg(data: bytes) -> bytes:
             pos += 2
             continue
         end = pos + 2 + int.from_bytes(data[pos + 2:pos + 4], "big")
-        segment = data[pos:end]
         jpeg_ls = jpeg_ls or marker == _SOF55
-        if not (_APP0 <= marker <= _APP15 or marker == _COM) or (marker == 0xEE and segment[4:9] == b"Adobe"):
-            out += segment
+        if not (_APP0 <= marker <= _APP15 or marker == _COM) or (marker == 0xEE and data[pos + 4:pos + 9] == b"Adobe"):
+            out += view[pos:end]
         pos = end
         if marker == _SOS:
             scan_end = _scan_end(data, pos, jpeg_ls)
-            out += data[pos:scan_end]
+            out += view[pos:scan_end]
             pos = scan_end
     return bytes(out)
 
 
 def _scan_end(data: bytes, pos: int, jpeg_ls: bool = False) -> int:
     """Where a scan's entropy-coded data ends: the first marker that is not a stuffed 0x00 or a restart marker (in
-    JPEG-LS, not a bit-stuffed byte below 0x80)."""
-    while True:
-        pos = data.find(b"\xff", pos)
-        if pos < 0 or pos + 1 >= len(data):
-            return len(data)
-        following = data[pos + 1]
-        if following == 0x00 or 0xD0 <= following <= 0xD7 or (jpeg_ls and following < 0x80):
-            pos += 2
-        elif following == 0xFF:
-            pos += 1
-        else:
-            return pos
+    JPEG-LS, not a bit-stuffed byte below 0x80); fill bytes (0xFF 0xFF) belong to the marker after them."""
+    found = (_JPEG_LS_MARKER if jpeg_ls else _JPEG_MARKER).search(data, pos)
+    return found.end() - 2 if found else len(data)
 
 
 def strip_dicom(data: bytes) -> bytes:
@@ -103,30 +103,38 @@ def strip_dicom(data: bytes) -> bytes:
     from pydicom.datadict import dictionary_VR
     from pydicom.encaps import encapsulate, generate_frames
 
-    from .dicom_splice import DEFER_BYTES, PIXEL_DATA, cut_to, pixel_element_bytes
+    from .dicom_splice import DEFER_BYTES, PIXEL_DATA, cut_to, pixel_element_span
 
     ds = _read_dicom(data, DEFER_BYTES)
-    spliced = pixel_element_bytes(data, ds)
+    span = pixel_element_span(data, ds)
+    spliced = None if span is None else memoryview(data)[span[0]:span[1]]
     if spliced is not None and max(ds.keys()) == PIXEL_DATA:
         del ds[PIXEL_DATA]  # before anything below walks the elements: walking would read the deferred value
     elif PIXEL_DATA in ds and ds.get_item(PIXEL_DATA, keep_deferred=True).value is None:
         spliced, ds = None, _read_dicom(data, None)  # a deferred value that is not spliced: read it after all
     meta = getattr(ds, "file_meta", None)
     syntax = str(meta.get("TransferSyntaxUID", "")) if meta is not None else ""
+    dropped = 0
     for holder, keyword in ((ds, "SOPClassUID"), (meta, "MediaStorageSOPClassUID")):
         if holder is not None and keyword in holder and not _is_uid(holder[keyword].value):
             del holder[keyword]
+            dropped += 1
     for keyword in _DROPPED_DICOM:
         if keyword in ds:
             del ds[keyword]
+            dropped += 1
     for element in list(ds):
         if element.tag != PIXEL_DATA and element.VR not in dictionary_VR(element.tag).split(" or "):
             del ds[element.tag]
+            dropped += 1
     if spliced is not None:
         needed = _native_pixel_bytes(ds)
         value_bytes = len(spliced) - (8 if ds.is_implicit_VR else 12)
         if value_bytes > needed + needed % 2:
             spliced = cut_to(spliced, ds, needed)
+            dropped += 1
+        if not dropped and span[1] == len(data):
+            return data  # nothing to drop (what de-identification writes): the input itself, not a copy
     elif "PixelData" in ds:
         if syntax in _JPEG_SYNTAXES:
             frames = list(generate_frames(ds.PixelData, number_of_frames=int(ds.get("NumberOfFrames", 1) or 1)))
@@ -138,9 +146,7 @@ def strip_dicom(data: bytes) -> bytes:
                 ds.PixelData = ds.PixelData[:needed] + b"\0" * (needed % 2)
     out = io.BytesIO()
     ds.save_as(out, enforce_file_format=False)
-    if spliced is not None:
-        out.write(spliced)
-    return out.getvalue()
+    return out.getvalue() if spliced is None else b"".join((out.getbuffer(), spliced))  # one copy of the pixels
 
 
 def _read_dicom(data: bytes, defer_size: int | None):

@@ -2,7 +2,8 @@
 
 Run: python -m bench submit-cost [--rounds 3] [--repeats 5] [--baseline TREE] [--model-dir DIR]
 Submit side (what POST /v1/jobs spends on the image, the HTTP adapter and the S3 put apart): the upload's SHA-256,
-check_image, de-identification (DICOM) and the SHA-256 of the bytes stored. Worker: predictor.preprocess (decode +
+check_image, de-identification (DICOM), metadata stripping (what is stored keeps pixels only) and the digest of
+the bytes stored (BLAKE3 since it replaced a second SHA-256; a tree from before uses SHA-256). Worker: predictor.preprocess (decode +
 exact preprocessing) and one forward pass (onnxruntime, batch 1, 1 thread). CPU time (process_time), the median of
 `repeats` calls, then the median over `rounds` interleaved rounds, each in a fresh process. With --baseline (another
 checkout of this repository, e.g. main before issue 28) its cxr_model/cxr_core run in alternate processes of the same
@@ -24,7 +25,7 @@ from pathlib import Path
 
 from bench.clinical_mix import base_files
 from bench.harness import REPO, RESULTS, load_average, utc_stamp, write_json
-SUBMIT_PARTS = ("sha256", "check_image", "deidentify", "stored_sha256")
+SUBMIT_PARTS = ("sha256", "check_image", "deidentify", "strip", "stored_digest")
 WORKER_PARTS = ("preprocess", "forward")
 
 
@@ -46,7 +47,16 @@ def _child(model_dir: str, repeats: int) -> dict:
     from cxr_core.services import submit
 
     takes_digest = len(inspect.signature(deidentify_dicom).parameters) > 1
-    rehashes_upload = "stored_bytes is upload.data" not in inspect.getsource(submit)  # before issue 28: every upload
+    source = inspect.getsource(submit)
+    rehashes_upload = "stored_bytes is upload.data" not in source and "stored_digest(" not in source  # before 28
+    try:
+        from cxr_model.strip import strip_metadata
+    except ImportError:  # a tree from before issue 25 stored the upload as it came
+        strip_metadata = None
+    try:
+        from cxr_core.domain import stored_digest
+    except ImportError:  # the stored bytes' SHA-256, as before BLAKE3
+        stored_digest = None
     predictor = load_predictor(model_dir, engine="onnxruntime", threads=1)
     rows = {"_tree": str(Path(cxr_model.__file__).parents[4])}
     for path in base_files():
@@ -55,15 +65,22 @@ def _child(model_dir: str, repeats: int) -> dict:
         fmt = check_image(data).format
         deid = (lambda: deidentify_dicom(data, digest)) if takes_digest else (lambda: deidentify_dicom(data))
         stored = deid() if fmt == "dicom" else data
+        strip = (lambda: strip_metadata(stored, fmt)) if strip_metadata else (lambda: stored)
+        kept = strip()
+        if stored_digest is not None:
+            digest_stored = lambda: stored_digest(kept)  # noqa: E731  every stored copy gets its digest
+        elif fmt == "dicom" or kept is not data or rehashes_upload:
+            digest_stored = lambda: hashlib.sha256(kept).hexdigest()  # noqa: E731
+        else:
+            digest_stored = None  # the upload's own SHA-256 was reused
         tensor = predictor.preprocess(data)
         predictor.predict([tensor])  # warm the session
         rows[path.name] = {
             "sha256": _cpu_ms(lambda: hashlib.sha256(data).hexdigest(), repeats),
             "check_image": _cpu_ms(lambda: check_image(data), repeats),
             "deidentify": _cpu_ms(deid, repeats) if fmt == "dicom" else 0.0,
-            # submit hashes what it stores: PNG/JPEG store the upload itself, hashed again before issue 28
-            "stored_sha256": (_cpu_ms(lambda: hashlib.sha256(stored).hexdigest(), repeats)
-                              if fmt == "dicom" or rehashes_upload else 0.0),
+            "strip": _cpu_ms(strip, repeats) if strip_metadata else 0.0,
+            "stored_digest": _cpu_ms(digest_stored, repeats) if digest_stored else 0.0,
             "preprocess": _cpu_ms(lambda: predictor.preprocess(data), repeats),
             "forward": _cpu_ms(lambda: predictor.predict([tensor]), repeats),
         }
@@ -94,14 +111,14 @@ def _summary(rounds: list[dict]) -> dict:
 
 def _print(label: str, summary: dict) -> None:
     print(f"\n{label} ({summary['tree']}): CPU ms, medians")
-    print("| input | SHA-256 | check_image | de-id | stored SHA-256 | submit | preprocess (worker) | forward | "
+    print("| input | SHA-256 | check_image | de-id | strip | stored digest | submit | preprocess (worker) | forward | "
           "submit / worker |")
-    print("|---|---|---|---|---|---|---|---|---|")
+    print("|---|---|---|---|---|---|---|---|---|---|")
     for name, row in summary["files"].items():
         print(f"| {name} | {row['sha256']:.1f} | {row['check_image']:.1f} | {row['deidentify']:.1f} | "
-              f"{row['stored_sha256']:.1f} | {row['submit']:.1f} | {row['preprocess']:.1f} | {row['forward']:.1f} | "
+              f"{row['strip']:.1f} | {row['stored_digest']:.1f} | {row['submit']:.1f} | {row['preprocess']:.1f} | {row['forward']:.1f} | "
               f"{row['ratio']:.2f} |")
-    print(f"| **mix** (sum submit / sum worker) | | | | | | | | **{summary['mix_ratio']:.3f}** |")
+    print(f"| **mix** (sum submit / sum worker) | | | | | | | | | **{summary['mix_ratio']:.3f}** |")
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -35,8 +35,13 @@ class Runtime:
                                rate_limits=config.rate_limits_table), config.region, config.dynamodb_endpoint_url)
         client_config = Config(retries={"max_attempts": 4, "mode": "standard"}, max_pool_connections=32)
         # SigV4 presigned URLs (botocore's default for S3 presigning is SigV2): region-scoped, headers signed
+        s3_config = Config(signature_version="s3v4")
+        if (config.aws_endpoint_url or "").startswith("http://"):
+            # over HTTPS with a checksum header (AWS) botocore signs UNSIGNED-PAYLOAD; over plain HTTP (the local
+            # stack) it would hash every body for the signature, a SHA-256 pass per 10 MB put that AWS never pays
+            s3_config = s3_config.merge(Config(s3={"payload_signing_enabled": False}))
         self.s3 = boto3.client("s3", region_name=config.region, endpoint_url=config.aws_endpoint_url,
-                               config=client_config.merge(Config(signature_version="s3v4")))
+                               config=client_config.merge(s3_config))
         self.sqs = boto3.client("sqs", region_name=config.region, endpoint_url=config.aws_endpoint_url,
                                 config=client_config)
         self._client_config = client_config

@@ -14,14 +14,14 @@ def _chunk(kind: bytes, payload: bytes) -> bytes:
     return struct.pack(">I", len(payload)) + kind + payload + struct.pack(">I", zlib.crc32(kind + payload))
 
 
-def encode_png(pixels: bytes, width: int, height: int, channels: int = 1) -> bytes:
-    """8-bit grey (channels=1) or RGB (3), every row with filter 0 (none)."""
+def encode_png(pixels: bytes, width: int, height: int, channels: int = 1, level: int = 6) -> bytes:
+    """8-bit grey (channels=1) or RGB (3), every row with filter 0 (none); level: zlib's."""
     stride = width * channels
     if len(pixels) != stride * height:
         raise ValueError(f"{len(pixels)} bytes are not {height} rows of {stride}")
     rows = b"".join(b"\x00" + pixels[row * stride:(row + 1) * stride] for row in range(height))
     header = struct.pack(">IIBBBBB", width, height, 8, _GREY if channels == 1 else _RGB, 0, 0, 0)
-    return _SIGNATURE + _chunk(b"IHDR", header) + _chunk(b"IDAT", zlib.compress(rows, 6)) + _chunk(b"IEND", b"")
+    return _SIGNATURE + _chunk(b"IHDR", header) + _chunk(b"IDAT", zlib.compress(rows, level)) + _chunk(b"IEND", b"")
 
 
 def decode_grey_png(data: bytes) -> tuple[bytes, int, int]:

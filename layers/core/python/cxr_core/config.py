@@ -63,6 +63,16 @@ def _served(default: str, listed: str) -> tuple[str, ...]:
     return tuple(dict.fromkeys(names))
 
 
+def _default_decode_threads(engine: str, batch_size: int) -> int:
+    """Threads fetching and decoding a batch's images when DECODE_THREADS is 0. A GPU worker decodes one image per
+    thread (up to 8) to keep its GPU fed; on the CPU the decode competes with the forward pass for the same cores,
+    so one thread per vCPU the process may use overlaps the S3 reads without oversubscribing (8 threads on 2 vCPUs
+    cost the clinical mix ~6 CPU ms per job more than 1-2, bench/README.md)."""
+    if engine.endswith("-cuda"):
+        return min(8, batch_size)
+    return max(1, min(batch_size, len(os.sched_getaffinity(0))))
+
+
 @lru_cache(maxsize=1)
 def settings() -> Settings:
     """The process-wide settings; read once."""
@@ -96,8 +106,8 @@ def read_settings(environment: Mapping[str, str]) -> Settings:
         preprocess_mode=env("PREPROCESS_MODE", "exact"),
         infer_batch_size=_int("INFER_BATCH_SIZE", 8),
         infer_batch_window_seconds=float(env("INFER_BATCH_WINDOW_SECONDS", "0")),
-        # threads fetching and decoding a batch's images (0: one per image up to 8); a GPU worker wants them all
-        decode_threads=_int("DECODE_THREADS", 0) or min(8, _int("INFER_BATCH_SIZE", 8)),
+        decode_threads=_int("DECODE_THREADS", 0) or _default_decode_threads(env("MODEL_ENGINE", "onnxruntime"),
+                                                                            _int("INFER_BATCH_SIZE", 8)),
         visibility_timeout_seconds=_int("VISIBILITY_TIMEOUT_SECONDS", 360),
         worker_processes=_int("WORKER_PROCESSES", os.cpu_count() or 1),
         stuck_job_seconds=_int("STUCK_JOB_SECONDS", 900),

@@ -7,7 +7,7 @@ import time
 from dataclasses import dataclass
 
 from cxr_core.domain import CacheEntry, Job, JobMessage, JobStatus, iso, utc_now
-from cxr_core.ports import CacheKeyTaken, Claim, ClaimState, StoredKey
+from cxr_core.ports import CacheKeyTaken, Claim, ClaimState, StoredKey, StoredObject
 
 
 class InMemoryJobStore:
@@ -197,11 +197,15 @@ class InMemoryImageStore:
     def put(self, key, data, content_type):
         self.objects[key] = data
 
-    def get(self, key):
+    def get(self, key, verify_checksum=True):
         if self.fail_gets:
             self.fail_gets -= 1
             raise ConnectionError("injected S3 read error")
         return self.objects[key]
+
+    def head(self, key):
+        data = self.objects.get(key)
+        return None if data is None else StoredObject(len(data))
 
     def delete(self, key):
         self.objects.pop(key, None)

@@ -211,6 +211,10 @@ class SigV4Guard:
             # the unread rest of a refused body must not be taken for the next request
             start_response(status, headers + [("Content-Length", str(len(payload))), ("Connection", "close")])
             return [payload]
+        if environ.get("HTTP_X_AMZ_CHECKSUM_SHA256") and "HTTP_X_AMZ_SDK_CHECKSUM_ALGORITHM" not in environ:
+            # verified above; S3 keeps such a checksum with the object (HeadObject returns it), moto only when an
+            # SDK names the algorithm, which a presigned PUT from a browser or requests does not
+            environ["HTTP_X_AMZ_SDK_CHECKSUM_ALGORITHM"] = "SHA256"
         environ["wsgi.input"] = io.BytesIO(body)
         environ["CONTENT_LENGTH"] = str(len(body))
         environ["wsgi.input_terminated"] = False

@@ -2,6 +2,7 @@
 is bounded by its signed size and SHA-256 and carries no unsigned x-amz-* header, and an upload makes one job, ever."""
 from __future__ import annotations
 
+import base64
 import hashlib
 import socket
 import time
@@ -13,7 +14,7 @@ import requests
 
 from tests.images import perturbed_png
 
-from .conftest import assert_json_error
+from .conftest import assert_json_error, wait_for_terminal_status
 
 pytestmark = pytest.mark.e2e
 
@@ -70,3 +71,25 @@ def test_an_upload_id_is_claimed_once_ever(local_stack, http):
     assert requests.put(upload["url"], data=data, headers=upload["headers"], timeout=30).status_code == 200
     second = http.post(f"{local_stack.url}/v1/jobs", json={"upload_id": upload["upload_id"]}, timeout=60)
     assert_json_error(second, 409, "UPLOAD_ALREADY_USED")
+
+
+def test_an_upload_sent_with_its_sha256_is_keyed_by_the_checksum_s3_verified(local_stack, http):
+    """Issue 28: S3 keeps the SHA-256 it verified at the PUT with the object, so the claim takes the cache key from
+    it instead of hashing the upload again; the job's key is still the upload's SHA-256 and it scores as ever."""
+    data = perturbed_png(2504)
+    digest = hashlib.sha256(data).hexdigest()
+    upload = grant(local_stack, http, data, sha256=digest)
+    assert requests.put(upload["url"], data=data, headers=upload["headers"], timeout=30).status_code == 200
+    bucket = next(iter(local_stack.info["resources"]["buckets"].values()))
+    listed = local_stack.aws("s3").list_objects_v2(Bucket=bucket, Prefix="uploads/")["Contents"]
+    key = next(item["Key"] for item in listed if item["Key"].endswith(upload["upload_id"]))
+    head = local_stack.aws("s3").head_object(Bucket=bucket, Key=key, ChecksumMode="ENABLED")
+    assert base64.b64decode(head["ChecksumSHA256"]).hex() == digest  # kept with the object, as S3 keeps it
+    created = http.post(f"{local_stack.url}/v1/jobs", json={"upload_id": upload["upload_id"]}, timeout=60)
+    assert created.status_code == 201, created.text
+    job_id = created.json()["id"]
+    tables = local_stack.info["resources"]["tables"]
+    item = local_stack.aws("dynamodb").get_item(TableName=tables["JobsTable"], Key={"job_id": {"S": job_id}})["Item"]
+    assert item["image_sha256"]["S"] == digest
+    status, _ = wait_for_terminal_status(http, local_stack.url, job_id)
+    assert status["status"] == "COMPLETED", status

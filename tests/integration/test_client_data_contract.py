@@ -175,11 +175,11 @@ def test_a_job_in_flight_on_dynamodb_and_s3_is_cancelled_by_its_deletion(runtime
         running = pool.submit(process_batch, [InboundMessage("m1", body)], held)
         assert entered.wait(60)
         assert runtime.jobs.get_job(job.job_id).status is JobStatus.IN_PROGRESS
-        assert runtime.images.size(model_input_key(job.image_key))  # stored before the forward pass
+        assert runtime.images.head(model_input_key(job.image_key))  # stored before the forward pass
         assert delete_job(runtime.erasure_deps(), job.job_id, client).image_deleted
         release.set()
         report = running.result(60)
     assert report.completed_jobs == [] and report.succeeded == ["m1"]
     assert runtime.jobs.get_job(job.job_id) is None and runtime.jobs.get_cache(job.cache_key) is None
-    assert runtime.images.size(job.image_key) is None
-    assert runtime.images.size(model_input_key(job.image_key)) is None  # the heatmap background went with it
+    assert runtime.images.head(job.image_key) is None
+    assert runtime.images.head(model_input_key(job.image_key)) is None  # the heatmap background went with it

@@ -5,6 +5,7 @@ from cxr_core.auth import Authenticator, Client, hash_key, new_api_key
 from cxr_core.domain import ServiceError
 from cxr_core.http import status_of
 from cxr_core.services.presigned_uploads import UploadSettings, create_upload, taken_upload
+from cxr_core.ports import StoredObject
 from tests.fakes import InMemoryApiKeyStore, InMemoryRateCounter
 
 
@@ -64,10 +65,10 @@ class Bucket:
         self.signed.append((key, size, checksum_sha256))
         return f"http://s3.local/{key}?ttl={seconds}", {"Content-Type": content_type, "x-amz-meta-signed": "1"}
 
-    def size(self, key):
-        return len(self.objects[key]) if key in self.objects else None
+    def head(self, key):
+        return StoredObject(len(self.objects[key])) if key in self.objects else None
 
-    def get(self, key):
+    def get(self, key, verify_checksum=True):
         return self.objects[key]
 
     def delete(self, key):

@@ -199,3 +199,20 @@ def test_in_global_scope_a_hit_on_another_clients_upload_tells_nothing_of_when(p
     stamps = {inferred.created_at, inferred.updated_at, inferred.finished_at, inferred.result["created_at"]}
     shown = {hit.job.created_at, hit.job.updated_at, hit.job.finished_at, hit.job.result["created_at"]}
     assert not stamps & shown and hit.job.result["created_at"] == hit.job.created_at
+
+
+def test_an_upload_whose_sha256_the_store_verified_is_not_hashed_again(ports, monkeypatch):
+    """Issue 28: a presigned upload sent with its SHA-256 was checked by S3 at the PUT; submit keys the cache on
+    that checksum instead of hashing the bytes again, and a second upload of the same bytes finds the first."""
+    import hashlib
+
+    import cxr_core.services.submit as submit
+
+    digest = hashlib.sha256(PNG).hexdigest()
+    hashed = []
+    monkeypatch.setattr(submit, "sha256_hex", lambda data: hashed.append(data) or hashlib.sha256(data).hexdigest())
+    first = submit_image(Upload(PNG, sha256=digest), deps_for(ports))
+    assert first.created and first.job.image_sha256 == digest and first.job.image_key == f"images/{digest}"
+    assert hashed == []
+    again = submit_image(Upload(PNG), deps_for(ports))  # inline: hashed here, the same key
+    assert hashed == [PNG] and again.job.job_id == first.job.job_id and not again.created

@@ -2,9 +2,11 @@
 made by bootstrap and injected."""
 from __future__ import annotations
 
+import base64
 import json
 
 from cxr_core.domain import JobMessage
+from cxr_core.ports import StoredObject
 
 
 class S3ImageStore:
@@ -16,16 +18,21 @@ class S3ImageStore:
         self._s3.put_object(Bucket=self._bucket, Key=key, Body=data, ContentType=content_type,
                             ServerSideEncryption="AES256")
 
-    def get(self, key: str) -> bytes:
-        return self._s3.get_object(Bucket=self._bucket, Key=key)["Body"].read()
+    def get(self, key: str, verify_checksum: bool = True) -> bytes:
+        """The client validates responses only when asked (bootstrap: response_checksum_validation=when_required)."""
+        extra = {"ChecksumMode": "ENABLED"} if verify_checksum else {}
+        return self._s3.get_object(Bucket=self._bucket, Key=key, **extra)["Body"].read()
 
-    def size(self, key: str) -> int | None:
+    def head(self, key: str) -> StoredObject | None:
         try:
-            return int(self._s3.head_object(Bucket=self._bucket, Key=key)["ContentLength"])
+            response = self._s3.head_object(Bucket=self._bucket, Key=key, ChecksumMode="ENABLED")
         except self._s3.exceptions.ClientError as error:
             if error.response.get("Error", {}).get("Code") in ("404", "NoSuchKey", "NotFound"):
                 return None
             raise
+        checksum = response.get("ChecksumSHA256")
+        whole = checksum and "-" not in checksum and response.get("ChecksumType", "FULL_OBJECT") == "FULL_OBJECT"
+        return StoredObject(int(response["ContentLength"]), base64.b64decode(checksum).hex() if whole else None)
 
     def delete(self, key: str) -> None:
         self._s3.delete_object(Bucket=self._bucket, Key=key)

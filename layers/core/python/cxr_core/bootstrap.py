@@ -35,7 +35,9 @@ class Runtime:
                                rate_limits=config.rate_limits_table), config.region, config.dynamodb_endpoint_url)
         client_config = Config(retries={"max_attempts": 4, "mode": "standard"}, max_pool_connections=32)
         # SigV4 presigned URLs (botocore's default for S3 presigning is SigV2): region-scoped, headers signed
-        s3_config = Config(signature_version="s3v4")
+        # responses are validated where the caller asks (S3ImageStore.get): a presigned upload's read is not, as its
+        # SHA-256 was verified by S3 when it was written and hashing it again would cost what trusting that saves
+        s3_config = Config(signature_version="s3v4", response_checksum_validation="when_required")
         if (config.aws_endpoint_url or "").startswith("http://"):
             # over HTTPS with a checksum header (AWS) botocore signs UNSIGNED-PAYLOAD; over plain HTTP (the local
             # stack) it would hash every body for the signature, a SHA-256 pass per 10 MB put that AWS never pays

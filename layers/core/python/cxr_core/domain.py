@@ -119,6 +119,7 @@ class Upload:
     content_type: str | None = None
     filename: str | None = None
     model: str | None = None  # the multipart field `model`, when the client names one
+    sha256: str | None = None  # the bytes' SHA-256 as the image store verified it on upload (presigned), if known
 
 
 def model_name_of(model_id: str) -> str:

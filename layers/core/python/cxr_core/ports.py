@@ -63,10 +63,18 @@ class ImageHolds(Protocol):
     def deleted(self, image_key: str, mark: str) -> None: ...
 
 
+@dataclass(frozen=True)
+class StoredObject:
+    size: int
+    sha256: str | None = None  # hex: the checksum the store verified when the object was written, if one was sent
+
+
 class ImageStore(Protocol):
     def put(self, key: str, data: bytes, content_type: str) -> None: ...
-    def get(self, key: str) -> bytes: ...
-    def size(self, key: str) -> int | None: ...
+    def get(self, key: str, verify_checksum: bool = True) -> bytes:
+        """verify_checksum: check the bytes read against the checksum the store keeps with the object, if any."""
+    def head(self, key: str) -> StoredObject | None:
+        """The object's size and the SHA-256 the store verified when it was written (None: no such object)."""
     def delete(self, key: str) -> None: ...
     def delete_prefix(self, prefix: str) -> int:
         """Delete every object under prefix; how many there were."""

@@ -65,19 +65,22 @@ def taken_upload(images: ImageStore, claims: RateCounter, client_id: str, upload
         raise bad_request("upload_id must be the id returned by POST /v1/uploads")
     key = _key(client_id, upload_id)
     try:
-        size = images.size(key)
-        if size is None:
+        stored = images.head(key)
+        if stored is None:
             raise bad_request(f"upload {upload_id} not found: PUT the image to its URL first (or it expired)")
         expires = utc_now() + timedelta(seconds=settings.url_seconds) + CLAIM_KEEP
         if not claims.reserve(f"upload-claim#{client_id}#{upload_id}", 1, 1, expires):
             raise ServiceError(ErrorKind.CONFLICT, "UPLOAD_ALREADY_USED",
                                f"upload {upload_id} was claimed already: one upload makes one job; "
                                f"ask POST /v1/uploads for a new one")
-        if size == 0:
+        if stored.size == 0:
             raise no_image(f"upload {upload_id} is empty")
-        if size > settings.max_bytes:
+        if stored.size > settings.max_bytes:
             raise too_large(settings.max_bytes)
-        yield Upload(data=images.get(key), content_type=None, filename=upload_id)
+        # with the client's SHA-256 (cxr sends it) S3 refused any other bytes at the PUT: its checksum is the digest
+        # (its URL signs that checksum and the length: a second PUT to it can only write the same bytes)
+        data = images.get(key, verify_checksum=stored.sha256 is None)
+        yield Upload(data=data, content_type=None, filename=upload_id, sha256=stored.sha256)
     finally:
         try:
             images.delete(key)

@@ -109,7 +109,7 @@ def _submit(upload: Upload, deps: SubmitDeps, client_id: str | None, model_id: s
             state: dict) -> SubmitOutcome:
     check = deps.executor.submit(_image_format, upload.data, deps.check_image) if deps.executor else None
     image_format = None
-    digest = sha256_hex(upload.data)
+    digest = upload.sha256 or sha256_hex(upload.data)
     moment = iso(utc_now())
     job = Job(job_id=new_job_id(), status=JobStatus.QUEUED, image_sha256=digest,
               image_key=f"images/{digest}", model_id=model_id or deps.model_id, created_at=moment, updated_at=moment,

@@ -258,3 +258,41 @@ def test_a_job_from_before_stored_digest_is_checked_by_its_sha256(world, recorde
             images.put(job.image_key, stored + b"!", "image/png")
     report = process_batch(messages, world[4])
     assert len(report.completed_jobs) == 1 and len(report.failed_jobs) == 1
+
+
+class _CorruptingStore:
+    """Reads without S3's checksum come back damaged (a bad transfer); checked reads give the stored bytes, or fail
+    as botocore fails a checksum mismatch when `checked_fails`."""
+
+    def __init__(self, inner, checked_fails=False):
+        self.inner, self.checked_fails, self.reads = inner, checked_fails, []
+
+    def get(self, key, verify_checksum=True):
+        self.reads.append(verify_checksum)
+        if not verify_checksum and key.startswith("images/") and "/" not in key[len("images/"):]:
+            return self.inner.get(key)[:-1] + b"?"
+        if self.checked_fails:
+            raise ConnectionError("Expected checksum did not match the calculated checksum")
+        return self.inner.get(key)
+
+    def __getattr__(self, name):
+        return getattr(self.inner, name)
+
+
+@pytest.mark.parametrize("checked_fails", [False, True])
+def test_a_damaged_read_is_read_again_with_s3s_checksum_before_the_job_fails(world, checked_fails):
+    """Issue 28: the image is read without S3's CRC (the digest check finds damage too); a mismatch is read again
+    with the checksum: good bytes then score, a failing checksum makes the job a retry, never FAILED for a bad
+    transfer."""
+    import dataclasses
+
+    jobs, images, *_ = world
+    messages = submit_all(world, [b"a"])
+    store = _CorruptingStore(images, checked_fails)
+    report = process_batch(messages, dataclasses.replace(world[4], images=store))
+    job = jobs.get_job(json.loads(messages[0].body)["job_id"])
+    assert store.reads[:2] == [False, True]
+    if checked_fails:
+        assert report.failed == ["m0"] and job.status is JobStatus.QUEUED and report.failed_jobs == []
+    else:
+        assert report.completed_jobs == [job.job_id] and job.status is JobStatus.COMPLETED

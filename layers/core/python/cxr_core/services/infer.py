@@ -164,9 +164,13 @@ def _permanent_failure(error: Exception) -> str | None:
 
 def _load(work: _Work, deps: InferDeps) -> None:
     work.predictor = _predictor(work.job, deps)
-    data = deps.images.get(work.job.image_key)
+    # the digest check finds a corrupted transfer too, so the read skips S3's own checksum; a mismatch is read again
+    # with it before the job fails (a transfer error then raises and the job is retried, not failed)
+    data = deps.images.get(work.job.image_key, verify_checksum=False)
     if not stored_image_matches(work.job, data):
-        raise ImageMismatch(f"stored image {work.job.image_key} does not match the digest recorded at submit")
+        data = deps.images.get(work.job.image_key, verify_checksum=True)
+        if not stored_image_matches(work.job, data):
+            raise ImageMismatch(f"stored image {work.job.image_key} does not match the digest recorded at submit")
     work.tensor = work.predictor.preprocess(data)
     pixels = work.predictor.model_input_pixels(work.tensor)
     if pixels is not None:  # None: preprocessing ends on a GPU, whose results carry no heatmaps to draw

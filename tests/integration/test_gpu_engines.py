@@ -128,7 +128,7 @@ def test_the_precision_check_images_look_like_network_inputs():
 
 
 @pytest.mark.parametrize("env, precision, decode_threads", [
-    ({}, "fp32", 8), ({"INFER_BATCH_SIZE": "3"}, "fp32", 3),
+    ({"MODEL_ENGINE": "torch-cuda"}, "fp32", 8), ({"MODEL_ENGINE": "torch-cuda", "INFER_BATCH_SIZE": "3"}, "fp32", 3),
     ({"MODEL_PRECISION": "fp16", "INFER_BATCH_SIZE": "64", "DECODE_THREADS": "4"}, "fp16", 4),
 ])
 def test_precision_and_decode_threads_come_from_the_one_config_module(monkeypatch, env, precision, decode_threads):
@@ -136,7 +136,7 @@ def test_precision_and_decode_threads_come_from_the_one_config_module(monkeypatc
     from tests.unit.template_support import raw_template
 
     assert raw_template()["Parameters"]["ModelPrecision"]["Default"] == "fp32"
-    for name in ("MODEL_PRECISION", "INFER_BATCH_SIZE", "DECODE_THREADS"):
+    for name in ("MODEL_PRECISION", "INFER_BATCH_SIZE", "DECODE_THREADS", "MODEL_ENGINE"):
         monkeypatch.delenv(name, raising=False)
     for name, value in env.items():
         monkeypatch.setenv(name, value)

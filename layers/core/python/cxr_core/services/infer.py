@@ -174,7 +174,8 @@ def _load(work: _Work, deps: InferDeps) -> None:
     work.tensor = work.predictor.preprocess(data)
     pixels = work.predictor.model_input_pixels(work.tensor)
     if pixels is not None:  # None: preprocessing ends on a GPU, whose results carry no heatmaps to draw
-        picture = encode_png(pixels, MODEL_INPUT_SIZE, MODEL_INPUT_SIZE, level=1)  # 0.8 ms vs level 6's 1.3, +1 %
+        # stored, not deflated: 0.05 ms (level 1: 0.8, level 6: 1.3) for 50 KB instead of 34 KB per job
+        picture = encode_png(pixels, MODEL_INPUT_SIZE, MODEL_INPUT_SIZE, level=0)
         deps.images.put(model_input_key(work.job.image_key), picture, "image/png")
 
 

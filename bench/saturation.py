@@ -10,7 +10,8 @@ backlog queued, sending files as clients must (the clinical mix through cxr's cl
 its inline limit). Any refused submit fails the study: no throughput is reported for a stack that refused work.
 Reported beside the stack's jobs/s: the workers' own jobs/s (what they finished per CPU-second they got) against
 the bound, and the CPU per job of submit + worker against the bound (submit: the functions' execution environments;
-the HTTP server in front of them, API Gateway's part on AWS, and moto are reported apart). Default sweep: every batch size at window 0, every window at the largest batch
+the HTTP server in front of them, API Gateway's part on AWS, and moto are reported apart). Default sweep: every
+batch size at window 0, every window at the largest batch
 (--grid: all pairs). Writes bench/results/bench_saturation-<UTC>.{json,csv,png}.
 """
 from __future__ import annotations

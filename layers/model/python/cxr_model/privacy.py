@@ -10,13 +10,12 @@ from __future__ import annotations
 
 import hashlib
 import io
-import warnings
 
 import pydicom
 from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.uid import generate_uid
 
-from .dicom_splice import DEFER_BYTES, PIXEL_DATA, pixel_element_bytes
+from .dicom_splice import PIXEL_DATA, pixel_element, read_dataset
 
 # Image Pixel module (PS3.3 C.7.6.3) and the frame count: what pydicom needs to decode, what cxr_model checks
 KEPT_KEYWORDS = (
@@ -36,10 +35,9 @@ def deidentify_dicom(data: bytes, upload_sha256: str | None = None) -> bytes:
     Native pixel data is not read or re-written: the kept header is written and the original PixelData element (its
     header and value bytes) spliced after it, byte for byte what writing it would give. upload_sha256: the upload's
     SHA-256 where the caller has it already (submit does), else computed here."""
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        source = pydicom.dcmread(io.BytesIO(data), force=True, defer_size=DEFER_BYTES)
-    spliced = pixel_element_bytes(data, source)
+    source = read_dataset(data)
+    element = pixel_element(data, source)
+    spliced = None if element is None else element.view(data)
     kept = Dataset()
     for tag in source.keys():  # in tag order; values stay as read (the pixel data's bytes are not decoded)
         if tag in _KEPT_TAGS and not (spliced is not None and tag == PIXEL_DATA):

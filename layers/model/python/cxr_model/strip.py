@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import io
 import re
-import warnings
 
 from .errors import ImageError
 
@@ -103,15 +102,15 @@ def strip_dicom(data: bytes) -> bytes:
     from pydicom.datadict import dictionary_VR
     from pydicom.encaps import encapsulate, generate_frames
 
-    from .dicom_splice import DEFER_BYTES, PIXEL_DATA, cut_to, pixel_element_span
+    from .dicom_splice import PIXEL_DATA, pixel_element, read_dataset
 
-    ds = _read_dicom(data, DEFER_BYTES)
-    span = pixel_element_span(data, ds)
-    spliced = None if span is None else memoryview(data)[span[0]:span[1]]
+    ds = read_dataset(data)
+    pixels = pixel_element(data, ds)
+    spliced = None if pixels is None else pixels.view(data)
     if spliced is not None and max(ds.keys()) == PIXEL_DATA:
         del ds[PIXEL_DATA]  # before anything below walks the elements: walking would read the deferred value
     elif PIXEL_DATA in ds and ds.get_item(PIXEL_DATA, keep_deferred=True).value is None:
-        spliced, ds = None, _read_dicom(data, None)  # a deferred value that is not spliced: read it after all
+        spliced, ds = None, read_dataset(data, None)  # a deferred value that is not spliced: read it after all
     meta = getattr(ds, "file_meta", None)
     syntax = str(meta.get("TransferSyntaxUID", "")) if meta is not None else ""
     dropped = 0
@@ -129,11 +128,10 @@ def strip_dicom(data: bytes) -> bytes:
             dropped += 1
     if spliced is not None:
         needed = _native_pixel_bytes(ds)
-        value_bytes = len(spliced) - (8 if ds.is_implicit_VR else 12)
-        if value_bytes > needed + needed % 2:
-            spliced = cut_to(spliced, ds, needed)
+        if pixels.end - pixels.value_start > needed + needed % 2:
+            spliced = pixels.cut(data, needed, ds.is_little_endian)
             dropped += 1
-        if not dropped and span[1] == len(data):
+        if not dropped and pixels.end == len(data):
             return data  # nothing to drop (what de-identification writes): the input itself, not a copy
     elif "PixelData" in ds:
         if syntax in _JPEG_SYNTAXES:
@@ -147,14 +145,6 @@ def strip_dicom(data: bytes) -> bytes:
     out = io.BytesIO()
     ds.save_as(out, enforce_file_format=False)
     return out.getvalue() if spliced is None else b"".join((out.getbuffer(), spliced))  # one copy of the pixels
-
-
-def _read_dicom(data: bytes, defer_size: int | None):
-    import pydicom
-
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        return pydicom.dcmread(io.BytesIO(data), force=True, defer_size=defer_size)
 
 
 def _native_pixel_bytes(ds) -> int:

@@ -60,11 +60,15 @@ PC = ModelSpec(
     op_threshs=(0.031012505, 0.013347598, 0.081435576, 0.001262615, 0.002587246, 0.0035944257, 0.0023071, 0.055412333, 0.044385884, 0.042766232, 0.043258056, 0.037629247, 0.005658899, 0.0091741895, NAN, 0.026507627, NAN, NAN),
 )
 
+# the CheXpert label set in torchxrayvision's 18 output slots ('': not trained for): chex and both MIMIC models
+CHEXPERT_LABELS = ('Atelectasis', 'Consolidation', '', 'Pneumothorax', 'Edema', '', '', 'Effusion', 'Pneumonia', '',
+                   'Cardiomegaly', '', '', '', 'Lung Lesion', 'Fracture', 'Lung Opacity', 'Enlarged Cardiomediastinum')
+
 CHEX = ModelSpec(
     name="densenet121-res224-chex",
     weights_url="https://github.com/mlmed/torchxrayvision/releases/download/v1/"
                 "chex-densenet121-d121-tw-lr001-rot45-tr15-sc15-seed0-best.pt",
-    labels=('Atelectasis', 'Consolidation', '', 'Pneumothorax', 'Edema', '', '', 'Effusion', 'Pneumonia', '', 'Cardiomegaly', '', '', '', 'Lung Lesion', 'Fracture', 'Lung Opacity', 'Enlarged Cardiomediastinum'),
+    labels=CHEXPERT_LABELS,
     op_threshs=(0.1988969, 0.05710573, NAN, 0.0531293, 0.1435217, NAN, NAN, 0.27212676, 0.07749717, NAN, 0.19712369, NAN, NAN, NAN, 0.09932402, 0.09273402, 0.3270967, 0.10888247),
 )
 
@@ -80,7 +84,7 @@ MIMIC_NB = ModelSpec(
     name="densenet121-res224-mimic_nb",
     weights_url="https://github.com/mlmed/torchxrayvision/releases/download/v1/"
                 "mimic_nb-densenet121-d121-tw-lr001-rot45-tr15-sc15-seed0-best.pt",
-    labels=('Atelectasis', 'Consolidation', '', 'Pneumothorax', 'Edema', '', '', 'Effusion', 'Pneumonia', '', 'Cardiomegaly', '', '', '', 'Lung Lesion', 'Fracture', 'Lung Opacity', 'Enlarged Cardiomediastinum'),
+    labels=CHEXPERT_LABELS,
     op_threshs=(0.08558747, 0.011884617, NAN, 0.0040595434, 0.010733786, NAN, NAN, 0.118761964, 0.022924708, NAN, 0.06358637, NAN, NAN, NAN, 0.022143636, 0.017476924, 0.1258702, 0.014020768),
 )
 
@@ -88,7 +92,7 @@ MIMIC_CH = ModelSpec(
     name="densenet121-res224-mimic_ch",
     weights_url="https://github.com/mlmed/torchxrayvision/releases/download/v1/"
                 "mimic_ch-densenet121-d121-tw-lr001-rot45-tr15-sc15-seed0-best.pt",
-    labels=('Atelectasis', 'Consolidation', '', 'Pneumothorax', 'Edema', '', '', 'Effusion', 'Pneumonia', '', 'Cardiomegaly', '', '', '', 'Lung Lesion', 'Fracture', 'Lung Opacity', 'Enlarged Cardiomediastinum'),
+    labels=CHEXPERT_LABELS,
     op_threshs=(0.09121389, 0.010573786, NAN, 0.005023008, 0.003698257, NAN, NAN, 0.08001232, 0.037242252, NAN, 0.05006329, NAN, NAN, NAN, 0.019866971, 0.03823637, 0.11303808, 0.0069147074),
 )
 

@@ -4,7 +4,7 @@ from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response
 from aws_lambda_powertools.metrics import MetricUnit
 
-from cxr_core.bootstrap import runtime
+from cxr_core.bootstrap import audit_log, runtime
 from cxr_core.fhir import FHIR_CONTENT_TYPE, diagnostic_report, parse_result_format
 from cxr_core.http import audited, caller, install_error_handlers, json_response
 from cxr_core.services import ops
@@ -20,10 +20,6 @@ runtime()  # clients and settings built in the init phase, not on the first requ
 
 
 RESPONSE_MARGIN_SECONDS = 2.0  # a long poll answers this long before the function's timeout
-
-
-def audit_log():
-    return runtime().audit
 
 
 @app.get("/v1/jobs")

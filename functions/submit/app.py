@@ -5,7 +5,7 @@ from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response
 from aws_lambda_powertools.metrics import MetricUnit
 
 import cxr_model  # noqa: F401  (decoders imported in the init phase; the model itself is never loaded here)
-from cxr_core.bootstrap import runtime
+from cxr_core.bootstrap import audit_log, runtime
 from cxr_core.http import audited, caller, install_error_handlers, json_body, json_response
 from cxr_core.services.erasure import delete_job
 from cxr_core.services.jobs import submit_view
@@ -23,10 +23,6 @@ runtime()  # clients and settings built in the init phase, not on the first requ
 
 def _is_json(content_type: str | None) -> bool:
     return (content_type or "").split(";")[0].strip().lower() == "application/json"
-
-
-def audit_log():
-    return runtime().audit
 
 
 @app.post("/v1/jobs")

@@ -203,3 +203,8 @@ class Runtime:
 @lru_cache(maxsize=1)
 def runtime() -> Runtime:
     return Runtime(settings())
+
+
+def audit_log():
+    """This process's audit log (the handlers' @audited routes ask for it per request)."""
+    return runtime().audit
